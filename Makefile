@@ -1,0 +1,38 @@
+# The two set-up commands of the README: `make run` (the main job on generated data under a
+# local mpirun) and `make test` (the whole test suite). Both install what they need first.
+
+SHELL := /bin/bash
+APT_PACKAGES := libopenmpi-dev openmpi-bin libclang-dev libhwloc-dev pkg-config
+RANKS ?= 3
+# OpenMPI refuses to run as root without these; harmless otherwise.
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+MPIRUN := mpirun --oversubscribe --bind-to none
+
+.PHONY: deps build run test lint
+
+## Install the Debian packages ember builds against, if any is missing.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
+
+build: deps
+	cargo build --release --bins
+
+## The main job on built-in generated data, under a local mpirun with $(RANKS) ranks.
+run: build
+	$(MPIRUN) -n $(RANKS) target/release/ember info
+
+lint: deps
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+
+## Everything CI checks: formatting, lints, unit and doc tests, mpirun integration tests.
+test: lint
+	cargo test --release

@@ -1,0 +1,126 @@
+//! Engine settings every job accepts: executor cores and memory, node-local directory.
+
+use std::path::PathBuf;
+
+/// Engine options, as flags (flatten into a job's clap parser) or environment variables.
+///
+/// ```
+/// use clap::Parser;
+/// #[derive(Parser)]
+/// struct Job {
+///     #[command(flatten)]
+///     engine: ember::config::EngineArgs,
+/// }
+/// let job = Job::parse_from(["job", "--executor-memory", "2g"]);
+/// assert_eq!(job.engine.executor_memory.unwrap().0, 2 << 30);
+/// ```
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EngineArgs {
+    /// Worker threads per executor (default: the executor's share of its NUMA domain).
+    #[arg(long, env = "EMBER_EXECUTOR_CORES", global = true)]
+    pub executor_cores: Option<usize>,
+    /// Memory budget per executor, e.g. 512m, 2g (default: 3/4 of the node's memory
+    /// shared by the executors on it).
+    #[arg(long, env = "EMBER_EXECUTOR_MEMORY", global = true)]
+    pub executor_memory: Option<ByteSize>,
+    /// Node-local scratch directory for shuffle and cache files.
+    #[arg(
+        long,
+        env = "EMBER_LOCAL_DIR",
+        default_value = "/dev/shm",
+        global = true
+    )]
+    pub local_dir: PathBuf,
+    /// Do not pin executors and their threads to cores.
+    #[arg(long, env = "EMBER_NO_PIN", global = true)]
+    pub no_pin: bool,
+}
+
+impl EngineArgs {
+    /// Settings from environment variables alone (for `Context::init()` without a parser).
+    pub fn from_env() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Env {
+            #[command(flatten)]
+            engine: EngineArgs,
+        }
+        Env::try_parse_from(["ember"])
+            .map(|e| e.engine)
+            .unwrap_or_else(|e| {
+                tracing::warn!("ignoring malformed EMBER_* setting: {e}");
+                EngineArgs {
+                    local_dir: PathBuf::from("/dev/shm"),
+                    ..EngineArgs::default()
+                }
+            })
+    }
+}
+
+/// A byte count written the way Spark and Slurm users write it: `512m`, `2g`, `1.5GiB`, `4096`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("'{s}' is not a size (examples: 4096, 512m, 2g, 1.5GiB)"))?;
+        let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" | "kib" => 1 << 10,
+            "m" | "mb" | "mib" => 1 << 20,
+            "g" | "gb" | "gib" => 1 << 30,
+            "t" | "tb" | "tib" => 1 << 40,
+            other => return Err(format!("'{s}': unknown unit '{other}' (use k, m, g or t)")),
+        };
+        Ok(ByteSize((value * scale as f64).round() as u64))
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [(&str, u64); 4] = [
+            ("TiB", 1 << 40),
+            ("GiB", 1 << 30),
+            ("MiB", 1 << 20),
+            ("KiB", 1 << 10),
+        ];
+        for (name, size) in UNITS {
+            if self.0 >= size {
+                return write!(f, "{:.1} {name}", self.0 as f64 / size as f64);
+            }
+        }
+        write!(f, "{} B", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_spark_and_slurm() {
+        let p = |s: &str| s.parse::<ByteSize>().map(|b| b.0);
+        assert_eq!(p("4096"), Ok(4096));
+        assert_eq!(p("512m"), Ok(512 << 20));
+        assert_eq!(p("2g"), Ok(2 << 30));
+        assert_eq!(p("1.5GiB"), Ok(3 << 29));
+        assert_eq!(p("3 TB"), Ok(3 << 40));
+        assert!(p("lots").is_err());
+        assert!(p("5x").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn sizes_display_readably() {
+        assert_eq!(ByteSize(3 << 29).to_string(), "1.5 GiB");
+        assert_eq!(ByteSize(100).to_string(), "100 B");
+    }
+}

@@ -1,0 +1,62 @@
+//! Failure handling: any error or panic outside a task ends the whole job on every rank, fast.
+//!
+//! A panic on one MPI rank would otherwise unwind into `MPI_Finalize` while the other ranks
+//! wait in a collective forever. So the panic hook (and [`fatal`]) reports the cause with
+//! the rank's label and calls `MPI_Abort`, which makes the launcher kill every rank with a
+//! non-zero exit. Without MPI (local mode, tests) the process exits with status 1.
+
+use std::io::Write;
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set while MPI is initialised and not yet finalised.
+static MPI_ACTIVE: AtomicBool = AtomicBool::new(false);
+static HOOK: Once = Once::new();
+
+pub(crate) fn set_mpi_active(active: bool) {
+    MPI_ACTIVE.store(active, Ordering::SeqCst);
+}
+
+/// Reports `message` as this rank's failure and ends the job on every rank. Never returns.
+pub fn fatal(message: &str) -> ! {
+    report(message);
+    abort_job(1)
+}
+
+fn report(message: &str) {
+    let label = crate::log::current_label();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "ember: [{label}] failed: {message}");
+    let _ = err.flush();
+}
+
+/// Ends every rank: `MPI_Abort` when MPI is up, else exits this process.
+pub(crate) fn abort_job(code: i32) -> ! {
+    if MPI_ACTIVE.load(Ordering::SeqCst) {
+        // SAFETY: MPI is initialised and not finalised (MPI_ACTIVE); MPI_Abort may be called
+        // from any thread and does not return.
+        unsafe {
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, code);
+        }
+    }
+    std::process::exit(code)
+}
+
+/// Installs the panic hook that turns a panic into a job abort (once per process).
+pub(crate) fn install_panic_hook() {
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_string());
+            fatal(&format!("panicked{location}: {payload}"));
+        }));
+    });
+}

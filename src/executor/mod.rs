@@ -1,0 +1,84 @@
+//! The executor: a rank that runs tasks on a pinned rayon pool and answers the driver.
+
+pub mod registration;
+
+use std::sync::Arc;
+
+pub use registration::ExecutorInfo;
+
+use crate::config::EngineArgs;
+use crate::topology::{self, Machine, Placement};
+use crate::transport::Group;
+
+/// A started executor: its identity, its pinned thread pool and its peers for shuffles.
+pub struct Executor {
+    pub info: ExecutorInfo,
+    pub placement: Placement,
+    pub pool: rayon::ThreadPool,
+    /// The executors' own group (all ranks but the driver), for shuffle collectives.
+    pub peers: Arc<dyn Group>,
+}
+
+impl Executor {
+    /// Places and pins executor `id` (the `node_rank`-th of `node_size` on this node) and
+    /// starts its pool. Pinning that fails is logged and the executor runs unpinned.
+    pub fn start(
+        id: usize,
+        node_rank: usize,
+        node_size: usize,
+        peers: Arc<dyn Group>,
+        config: &EngineArgs,
+        in_process: bool,
+    ) -> Executor {
+        let machine = Machine::discover_or_fallback();
+        let mut placement = topology::place(&machine, node_rank, node_size, config.executor_cores);
+        placement.pinned = !config.no_pin;
+        if placement.pinned
+            && let Err(e) = topology::bind_current_thread(&placement.cores)
+        {
+            tracing::warn!("executor {id}: {e}; running unpinned");
+            placement.pinned = false;
+        }
+        let label = format!("executor {id}");
+        let pool = topology::build_pool(&placement, &format!("ember-exec{id}"), {
+            let label = label.clone();
+            move |i| crate::log::set_thread_label(format!("{label}.{i}"))
+        })
+        .unwrap_or_else(|e| {
+            crate::context::fatal(&format!("executor {id}: cannot start its thread pool: {e}"))
+        });
+        let memory_budget = config
+            .executor_memory
+            .map(|b| b.0)
+            .unwrap_or_else(|| machine.memory_bytes / 4 * 3 / node_size.max(1) as u64);
+        let info = ExecutorInfo {
+            id,
+            host: registration::host_name(),
+            pid: std::process::id(),
+            node_rank,
+            node_size,
+            numa_domain: placement.numa_domain,
+            cores: placement.cores.iter().map(|c| c.logical).collect(),
+            pinned: placement.pinned,
+            threads: placement.threads,
+            memory_budget,
+            in_process,
+        };
+        tracing::info!(
+            "executor {id} on {} (pid {}): numa domain {}, cores {:?}{}, {} threads, budget {}",
+            info.host,
+            info.pid,
+            info.numa_domain,
+            info.cores,
+            if info.pinned { "" } else { " (unpinned)" },
+            info.threads,
+            crate::config::ByteSize(info.memory_budget)
+        );
+        Executor {
+            info,
+            placement,
+            pool,
+            peers,
+        }
+    }
+}

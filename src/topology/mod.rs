@@ -1,0 +1,248 @@
+//! Topology finds the node's NUMA domains and cores (hwloc), places executors on them and pins threads.
+//!
+//! hwloc2 2.2 panics when asked for `NUMANode` objects on hwloc 2.x (NUMA nodes became
+//! memory children), so domains are derived from what works: every core's `nodeset`
+//! names the NUMA nodes local to it. That keeps the chosen `hwloc2` crate and avoids
+//! `hwlocality`'s extra link dependency (libudev).
+//!
+//! [`place`] is pure (unit-tested); [`Machine::discover`] and [`bind_current_thread`]
+//! touch the system and degrade to "unpinned" with a warning, never an error for the job.
+
+mod placement;
+
+pub use placement::{Placement, place};
+
+use hwloc2::{CpuBindFlags, CpuSet, ObjectType, Topology};
+
+/// Errors from reading or applying the topology. Callers log them and run unpinned.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("hwloc could not load the machine topology")]
+    Load,
+    #[error("hwloc reports no cores")]
+    NoCores,
+    #[error("binding to PUs {pus:?} failed: {reason}")]
+    Bind { pus: Vec<u32>, reason: String },
+}
+
+/// One physical core: its logical index and the OS indices of its hardware threads (PUs).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Core {
+    pub logical: u32,
+    pub pus: Vec<u32>,
+}
+
+/// A NUMA domain: memory plus the cores closest to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumaDomain {
+    pub os_index: u32,
+    pub cores: Vec<Core>,
+}
+
+/// What an executor needs to know about the node it runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    pub domains: Vec<NumaDomain>,
+    /// Bytes of memory on the node.
+    pub memory_bytes: u64,
+}
+
+impl Machine {
+    /// Reads the node through hwloc.
+    pub fn discover() -> Result<Machine, TopologyError> {
+        let topo = Topology::new().ok_or(TopologyError::Load)?;
+        let root = topo.object_at_root();
+        let memory_bytes = physical_memory();
+        let numa_ids: Vec<u32> = root
+            .nodeset()
+            .map(|set| set.into_iter().collect())
+            .unwrap_or_default();
+        let cores = topo
+            .objects_with_type(&ObjectType::Core)
+            .map_err(|_| TopologyError::NoCores)?;
+        if cores.is_empty() {
+            return Err(TopologyError::NoCores);
+        }
+        let numa_ids = if numa_ids.is_empty() {
+            vec![0]
+        } else {
+            numa_ids
+        };
+        let mut domains: Vec<NumaDomain> = numa_ids
+            .iter()
+            .map(|&os_index| NumaDomain {
+                os_index,
+                cores: Vec::new(),
+            })
+            .collect();
+        for core in cores {
+            let pus: Vec<u32> = core
+                .cpuset()
+                .map(|s| s.into_iter().collect())
+                .unwrap_or_default();
+            if pus.is_empty() {
+                continue; // a core outside our allowed cpuset
+            }
+            let local = core.nodeset().and_then(|s| s.into_iter().next());
+            let slot = local
+                .and_then(|id| domains.iter().position(|d| d.os_index == id))
+                .unwrap_or(0);
+            domains[slot].cores.push(Core {
+                logical: core.logical_index(),
+                pus,
+            });
+        }
+        domains.retain(|d| !d.cores.is_empty());
+        if domains.is_empty() {
+            return Err(TopologyError::NoCores);
+        }
+        Ok(Machine {
+            domains,
+            memory_bytes,
+        })
+    }
+
+    /// A machine of one domain with `cores` single-PU cores: the fallback when hwloc fails.
+    pub fn uniform(cores: usize, memory_bytes: u64) -> Machine {
+        Machine {
+            domains: vec![NumaDomain {
+                os_index: 0,
+                cores: (0..cores.max(1) as u32)
+                    .map(|i| Core {
+                        logical: i,
+                        pus: vec![i],
+                    })
+                    .collect(),
+            }],
+            memory_bytes,
+        }
+    }
+
+    /// hwloc's view, or, when hwloc fails, a uniform machine sized by the OS (logged).
+    pub fn discover_or_fallback() -> Machine {
+        Machine::discover().unwrap_or_else(|e| {
+            tracing::warn!("{e}; assuming one NUMA domain and running unpinned");
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Machine::uniform(cores, physical_memory())
+        })
+    }
+
+    pub fn core_count(&self) -> usize {
+        self.domains.iter().map(|d| d.cores.len()).sum()
+    }
+}
+
+/// Bytes of physical memory the OS reports (hwloc2's root memory figure is unreliable).
+pub fn physical_memory() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages > 0 && page > 0 {
+        pages as u64 * page as u64
+    } else {
+        0
+    }
+}
+
+/// Binds the calling thread to the PUs of `cores`.
+pub fn bind_current_thread(cores: &[Core]) -> Result<(), TopologyError> {
+    let pus: Vec<u32> = cores.iter().flat_map(|c| c.pus.iter().copied()).collect();
+    let mut topo = Topology::new().ok_or(TopologyError::Load)?;
+    let mut set = CpuSet::new();
+    for &pu in &pus {
+        set.set(pu);
+    }
+    topo.set_cpubind(set, CpuBindFlags::CPUBIND_THREAD)
+        .map_err(|e| TopologyError::Bind {
+            pus,
+            reason: format!("{e:?}"),
+        })
+}
+
+/// The OS indices of the PUs the calling thread may run on, as the kernel reports them.
+pub fn current_thread_pus() -> Option<Vec<u32>> {
+    let topo = Topology::new()?;
+    topo.get_cpubind(CpuBindFlags::CPUBIND_THREAD)
+        .map(|s| s.into_iter().collect())
+}
+
+/// A rayon pool of `placement.threads` workers named `{name}-{i}`, worker `i` pinned to
+/// core `i mod cores`; `on_start` runs first on every worker (e.g. to set its log label).
+/// Pinning failures are logged once per worker and the worker runs unpinned.
+pub fn build_pool(
+    placement: &Placement,
+    name: &str,
+    on_start: impl Fn(usize) + Send + Sync + 'static,
+) -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    let cores = placement.cores.clone();
+    let pin = placement.pinned;
+    let name = name.to_string();
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(placement.threads)
+        .thread_name(move |i| format!("{name}-{i}"))
+        .start_handler(move |i| {
+            on_start(i);
+            if pin && !cores.is_empty() {
+                let core = &cores[i % cores.len()];
+                if let Err(e) = bind_current_thread(std::slice::from_ref(core)) {
+                    tracing::warn!("worker {i}: {e}; running unpinned");
+                }
+            }
+        })
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_finds_the_cores_the_os_reports() {
+        let machine = Machine::discover().expect("hwloc works on the test machine");
+        let os = std::thread::available_parallelism().unwrap().get();
+        let pus: usize = machine
+            .domains
+            .iter()
+            .flat_map(|d| &d.cores)
+            .map(|c| c.pus.len())
+            .sum();
+        assert!(machine.core_count() >= 1);
+        assert!(pus >= os, "hwloc sees {pus} PUs, the OS {os}");
+        assert!(machine.memory_bytes > 0);
+    }
+
+    #[test]
+    fn a_bound_thread_runs_only_on_its_core() {
+        let machine = Machine::discover().unwrap();
+        let core = machine.domains[0].cores.last().unwrap().clone();
+        let got = std::thread::spawn(move || {
+            bind_current_thread(std::slice::from_ref(&core)).map(|_| (core, current_thread_pus()))
+        })
+        .join()
+        .unwrap();
+        match got {
+            Ok((core, Some(pus))) => assert_eq!(pus, core.pus),
+            Ok((_, None)) => panic!("binding succeeded but cannot be read back"),
+            // Containers may forbid binding; then the error must say which PUs failed.
+            Err(TopologyError::Bind { pus, .. }) => assert!(!pus.is_empty()),
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+
+    #[test]
+    fn pool_workers_are_pinned_round_robin() {
+        let machine = Machine::discover().unwrap();
+        let p = place(&machine, 0, 1, Some(3));
+        let pool = build_pool(&p, "test-pool", |_| {}).unwrap();
+        let seen: Vec<(usize, Option<Vec<u32>>)> =
+            pool.broadcast(|ctx| (ctx.index(), current_thread_pus()));
+        for (i, pus) in seen {
+            let expect = &p.cores[i % p.cores.len()].pus;
+            assert_eq!(pus.as_ref(), Some(expect), "worker {i}");
+        }
+    }
+}

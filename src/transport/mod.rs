@@ -1,0 +1,260 @@
+//! The transport is a narrow interface to a group of ranks: point-to-point messages, a few collectives.
+//!
+//! Everything above it (registration, scheduling, shuffle) talks to a [`Group`], never to
+//! MPI directly. Two backends implement it: [`mpi::MpiGroup`] over an MPI communicator (the
+//! real thing, tested under `mpirun`) and [`local::LocalGroup`], ranks in one process joined
+//! by mailboxes (local mode and unit tests). One-sided windows join the trait with the RMA
+//! shuffle; nothing else may reach around it.
+
+pub mod backoff;
+pub mod local;
+pub mod mpi;
+
+pub use backoff::Backoff;
+
+/// A process's index within a [`Group`], `0..size`.
+pub type Rank = usize;
+
+/// Distinguishes kinds of messages between the same two ranks, like an MPI tag.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Tag(pub i32);
+
+impl Tag {
+    /// Tags at or above this value are reserved for the default collectives below.
+    pub const RESERVED: i32 = 1 << 20;
+    const BROADCAST: Tag = Tag(Self::RESERVED);
+    const GATHER: Tag = Tag(Self::RESERVED + 1);
+    const ALL_TO_ALL: Tag = Tag(Self::RESERVED + 2);
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub source: Rank,
+    pub tag: Tag,
+    pub data: Vec<u8>,
+}
+
+/// Errors of the transport layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("rank {rank} is outside this group of {size} ranks")]
+    NoSuchRank { rank: Rank, size: usize },
+    #[error("{what} of {bytes} bytes exceeds MPI's per-call limit of {limit} bytes")]
+    TooLarge {
+        what: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error("all_to_all_v needs one count per rank: got {got} counts for {size} ranks")]
+    CountMismatch { got: usize, size: usize },
+    #[error("all_to_all_v counts sum to {sum} bytes but the send buffer holds {len}")]
+    CountsDisagree { sum: usize, len: usize },
+    #[error("the MPI library did not start: {0}")]
+    MpiInit(String),
+}
+
+pub type Result<T, E = TransportError> = std::result::Result<T, E>;
+
+/// Bytes received from a collective, stored 8-byte aligned so that fixed-width records
+/// can be viewed in place (`bytemuck::cast_slice`) without copying.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlignedBytes {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    /// `len` zero bytes. The allocation is never empty, so its pointer is a real address
+    /// (an empty `Vec`'s dangling pointer is OpenMPI's `MPI_IN_PLACE`).
+    pub fn zeroed(len: usize) -> Self {
+        AlignedBytes {
+            words: vec![0u64; len.div_ceil(8).max(1)],
+            len,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len]
+    }
+}
+
+/// The result of [`Group::all_to_all_v`]: everything received, concatenated in source-rank
+/// order, with the byte count from each source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub bytes: AlignedBytes,
+    pub counts: Vec<usize>,
+}
+
+impl Received {
+    /// The bytes that came from `source`.
+    pub fn from_rank(&self, source: Rank) -> &[u8] {
+        let start: usize = self.counts[..source].iter().sum();
+        &self.bytes.as_bytes()[start..start + self.counts[source]]
+    }
+}
+
+/// A group of ranks that exchange messages: an MPI communicator or its in-process twin.
+///
+/// Contract shared by all backends:
+/// - messages between one pair of ranks with one tag arrive in the order sent;
+/// - `send` returns once `data` may be reused, and never waits for a matching receive
+///   longer than the receiver takes to poll;
+/// - no call that waits for other ranks spins a core: waits poll with [`Backoff`];
+/// - collectives (`barrier`, `broadcast`, `gather`, `all_to_all_v`) must be called by every
+///   rank of the group in the same order.
+pub trait Group: Send + Sync {
+    /// This process's rank in the group.
+    fn rank(&self) -> Rank;
+
+    /// Number of ranks in the group.
+    fn size(&self) -> usize;
+
+    /// Sends `data` to rank `to` with `tag`.
+    fn send(&self, to: Rank, tag: Tag, data: &[u8]) -> Result<()>;
+
+    /// Takes the oldest message with `tag` (from `from`, or from any rank) if one has arrived.
+    fn try_recv(&self, from: Option<Rank>, tag: Tag) -> Result<Option<Envelope>>;
+
+    /// Waits until every rank of the group has called `barrier`.
+    fn barrier(&self) -> Result<()>;
+
+    /// Waits for a message with `tag` (from `from`, or from any rank), polling with backoff.
+    fn recv(&self, from: Option<Rank>, tag: Tag) -> Result<Envelope> {
+        let mut backoff = Backoff::new();
+        loop {
+            if let Some(envelope) = self.try_recv(from, tag)? {
+                return Ok(envelope);
+            }
+            backoff.snooze();
+        }
+    }
+
+    /// Every rank gets `data` of rank `root`; the others' `data` is ignored.
+    fn broadcast(&self, root: Rank, data: &[u8]) -> Result<Vec<u8>> {
+        self.check_rank(root)?;
+        if self.rank() == root {
+            for to in (0..self.size()).filter(|&r| r != root) {
+                self.send(to, Tag::BROADCAST, data)?;
+            }
+            Ok(data.to_vec())
+        } else {
+            Ok(self.recv(Some(root), Tag::BROADCAST)?.data)
+        }
+    }
+
+    /// Rank `root` gets every rank's `data`, in rank order; the others get `None`.
+    fn gather(&self, root: Rank, data: &[u8]) -> Result<Option<Vec<Vec<u8>>>> {
+        self.check_rank(root)?;
+        if self.rank() != root {
+            self.send(root, Tag::GATHER, data)?;
+            return Ok(None);
+        }
+        let mut all = Vec::with_capacity(self.size());
+        for from in 0..self.size() {
+            if from == root {
+                all.push(data.to_vec());
+            } else {
+                all.push(self.recv(Some(from), Tag::GATHER)?.data);
+            }
+        }
+        Ok(Some(all))
+    }
+
+    /// Personalised all-to-all exchange (`MPI_Alltoallv`): `send` holds the bytes for rank 0,
+    /// then rank 1, ..., with `send_counts[r]` bytes for rank `r`.
+    fn all_to_all_v(&self, send: &[u8], send_counts: &[usize]) -> Result<Received> {
+        let displs = check_counts(self.size(), send, send_counts)?;
+        for to in 0..self.size() {
+            let slice = &send[displs[to]..displs[to] + send_counts[to]];
+            self.send(to, Tag::ALL_TO_ALL, slice)?;
+        }
+        let parts = (0..self.size())
+            .map(|from| Ok(self.recv(Some(from), Tag::ALL_TO_ALL)?.data))
+            .collect::<Result<Vec<_>>>()?;
+        let counts: Vec<usize> = parts.iter().map(Vec::len).collect();
+        let mut bytes = AlignedBytes::zeroed(counts.iter().sum());
+        let mut at = 0;
+        for part in &parts {
+            bytes.as_bytes_mut()[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        Ok(Received { bytes, counts })
+    }
+
+    /// `Ok` if `rank` is a member of this group.
+    fn check_rank(&self, rank: Rank) -> Result<()> {
+        if rank < self.size() {
+            Ok(())
+        } else {
+            Err(TransportError::NoSuchRank {
+                rank,
+                size: self.size(),
+            })
+        }
+    }
+}
+
+/// Validates `send_counts` against `send` and returns the displacement of each rank's bytes.
+fn check_counts(size: usize, send: &[u8], send_counts: &[usize]) -> Result<Vec<usize>> {
+    if send_counts.len() != size {
+        return Err(TransportError::CountMismatch {
+            got: send_counts.len(),
+            size,
+        });
+    }
+    let mut displs = Vec::with_capacity(size);
+    let mut at = 0usize;
+    for &count in send_counts {
+        displs.push(at);
+        at += count;
+    }
+    if at != send.len() {
+        return Err(TransportError::CountsDisagree {
+            sum: at,
+            len: send.len(),
+        });
+    }
+    Ok(displs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_bytes_are_aligned_and_sized() {
+        let mut b = AlignedBytes::zeroed(13);
+        assert_eq!(b.len(), 13);
+        b.as_bytes_mut()[12] = 7;
+        assert_eq!(b.as_bytes()[12], 7);
+        assert_eq!(b.as_bytes().as_ptr() as usize % 8, 0);
+        assert!(AlignedBytes::zeroed(0).is_empty());
+    }
+
+    #[test]
+    fn received_slices_by_source() {
+        let mut bytes = AlignedBytes::zeroed(5);
+        bytes.as_bytes_mut().copy_from_slice(b"abcde");
+        let r = Received {
+            bytes,
+            counts: vec![2, 0, 3],
+        };
+        assert_eq!(r.from_rank(0), b"ab");
+        assert_eq!(r.from_rank(1), b"");
+        assert_eq!(r.from_rank(2), b"cde");
+    }
+}

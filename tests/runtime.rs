@@ -1,0 +1,254 @@
+//! The runtime under real mpirun: roles, registration, pinning, failures, an idle driver.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{bin, executor_rows, mpirun, run};
+
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[test]
+fn without_mpirun_a_job_runs_in_local_mode() {
+    let out = run(
+        {
+            let mut c = Command::new(bin("ember"));
+            c.arg("info");
+            c
+        },
+        LAUNCH_TIMEOUT,
+    );
+    out.assert_ok();
+    assert!(out.stdout.contains("mode: Local, 2 rank(s)"), "{out:#?}");
+    let rows = executor_rows(&out.stdout);
+    assert_eq!(rows.len(), 1, "{out:#?}");
+    assert!(rows[0].in_process && rows[0].id == 1);
+    assert!(rows[0].threads >= 1);
+}
+
+#[test]
+fn mpirun_with_one_rank_is_local_mode() {
+    let out = run(mpirun(1, &bin("ember"), &["info"]), LAUNCH_TIMEOUT);
+    out.assert_ok();
+    let rows = executor_rows(&out.stdout);
+    assert_eq!(rows.len(), 1, "{out:#?}");
+    assert!(rows[0].in_process);
+}
+
+fn check_cluster(ranks: usize) {
+    let out = run(mpirun(ranks, &bin("ember"), &["info"]), LAUNCH_TIMEOUT);
+    out.assert_ok();
+    assert!(
+        out.stdout
+            .contains(&format!("mode: Cluster, {ranks} rank(s)")),
+        "{out:#?}"
+    );
+    // Only the driver prints: exactly one table.
+    assert_eq!(out.stdout.matches("executor  host").count(), 1, "{out:#?}");
+    let rows = executor_rows(&out.stdout);
+    assert_eq!(
+        rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        (1..ranks).collect::<Vec<_>>()
+    );
+    let pids: HashSet<u32> = rows.iter().map(|r| r.pid).collect();
+    assert_eq!(
+        pids.len(),
+        ranks - 1,
+        "every executor is its own process: {rows:?}"
+    );
+    for r in &rows {
+        assert!(
+            !r.in_process && r.threads >= 1 && !r.host.is_empty(),
+            "{r:?}"
+        );
+        assert!(
+            r.cores.as_ref().is_some_and(|c| !c.is_empty()),
+            "not pinned: {r:?}"
+        );
+        // Each executor announces itself with its role and rank.
+        assert!(
+            out.stderr
+                .contains(&format!("[executor {}] executor {} on", r.id, r.id)),
+            "{out:#?}"
+        );
+    }
+    assert!(
+        out.stderr
+            .contains(&format!("[driver 0] {} executor(s)", ranks - 1)),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn two_ranks_register_one_executor() {
+    check_cluster(2);
+}
+
+#[test]
+fn four_ranks_register_three_executors() {
+    check_cluster(4);
+}
+
+/// CPUs a thread may run on, from /proc (the kernel's view, not ember's).
+fn allowed_cpus(pid: u32, tid: &str) -> Vec<u32> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    list.split(',')
+        .filter(|s| !s.is_empty())
+        .flat_map(|part| match part.split_once('-') {
+            Some((a, b)) => (a.parse::<u32>().unwrap()..=b.parse().unwrap()).collect::<Vec<_>>(),
+            None => vec![part.parse().unwrap()],
+        })
+        .collect()
+}
+
+#[test]
+fn executor_worker_threads_are_pinned_to_their_cores() {
+    let (child, lines, out, err) = common::spawn_streaming(mpirun(
+        3,
+        &bin("ember"),
+        &["debug", "busy", "--seconds", "4"],
+    ));
+    // The table is printed before the executors finish their work.
+    let mut table = String::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+        table.push_str(&line);
+        table.push('\n');
+        if executor_rows(&table).len() == 2 {
+            break;
+        }
+    }
+    let rows = executor_rows(&table);
+    assert_eq!(rows.len(), 2, "no table: {table}");
+    std::thread::sleep(Duration::from_millis(300));
+    for row in &rows {
+        let cores = row.cores.clone().expect("pinned");
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", row.pid)).expect("executor alive");
+        let mut workers = 0;
+        for task in tasks.flatten() {
+            let tid = task.file_name().to_string_lossy().to_string();
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim().starts_with(&format!("ember-exec{}-", row.id)) {
+                workers += 1;
+                let allowed = allowed_cpus(row.pid, &tid);
+                assert_eq!(
+                    allowed.len(),
+                    1,
+                    "worker {comm} of executor {} may run on {allowed:?}",
+                    row.id
+                );
+                assert!(
+                    cores.contains(&allowed[0]),
+                    "worker on {allowed:?}, table says {cores:?}"
+                );
+            }
+        }
+        assert_eq!(workers, row.threads, "executor {}: pool threads", row.id);
+    }
+    let done = common::wait(child, out, err, LAUNCH_TIMEOUT);
+    done.assert_ok();
+}
+
+#[test]
+fn an_idle_driver_does_not_spin_while_executors_work() {
+    let out = run(
+        mpirun(3, &bin("ember"), &["debug", "busy", "--seconds", "3"]),
+        LAUNCH_TIMEOUT,
+    );
+    out.assert_ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("driver cpu while waiting"))
+        .unwrap_or_else(|| panic!("no measurement: {out:#?}"));
+    let percent: f64 = line
+        .rsplit_once('(')
+        .and_then(|(_, p)| p.split('%').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read {line}"));
+    eprintln!("{line}");
+    // A driver in a blocking MPI receive would show ~100%; the target is under 5%.
+    assert!(percent < 20.0, "{line}");
+}
+
+fn check_failure(ranks: usize, rank: usize, how: &str, expect: &str) {
+    let out = run(
+        mpirun(
+            ranks,
+            &bin("ember"),
+            &["debug", "fail", "--rank", &rank.to_string(), "--how", how],
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(!out.timed_out, "job hung: {out:#?}");
+    assert_ne!(out.status, Some(0), "{out:#?}");
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        out.elapsed
+    );
+    let role = if rank == 0 {
+        "driver 0".to_string()
+    } else {
+        format!("executor {rank}")
+    };
+    let line = format!("ember: [{role}] failed:");
+    assert!(
+        out.stderr.contains(&line) && out.stderr.contains(expect),
+        "{out:#?}"
+    );
+}
+
+#[test]
+fn a_panicking_executor_ends_the_job() {
+    check_failure(4, 2, "panic", "injected panic on rank 2");
+}
+
+#[test]
+fn an_error_on_the_driver_ends_the_job() {
+    check_failure(4, 0, "error", "injected error on rank 0");
+}
+
+#[test]
+fn an_error_on_an_executor_ends_a_two_rank_job() {
+    check_failure(2, 1, "error", "injected error on rank 1");
+}
+
+#[test]
+fn a_killed_executor_does_not_hang_the_job() {
+    let (child, lines, out, err) = common::spawn_streaming(mpirun(
+        4,
+        &bin("ember"),
+        &["debug", "busy", "--seconds", "60"],
+    ));
+    let mut table = String::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+        table.push_str(&line);
+        table.push('\n');
+        if executor_rows(&table).len() == 3 {
+            break;
+        }
+    }
+    let rows = executor_rows(&table);
+    assert_eq!(rows.len(), 3, "no table: {table}");
+    // SAFETY: signalling a pid we just read from our own job's table.
+    unsafe {
+        libc::kill(rows[1].pid as i32, libc::SIGKILL);
+    }
+    let done = common::wait(child, out, err, Duration::from_secs(30));
+    assert!(!done.timed_out, "job hung after SIGKILL: {done:#?}");
+    assert_ne!(done.status, Some(0));
+    assert!(
+        done.elapsed < Duration::from_secs(10),
+        "took {:?}",
+        done.elapsed
+    );
+}
