@@ -25,9 +25,10 @@ deps:
 build: deps
 	cargo build --release --bins
 
-## The main job on built-in generated data, under a local mpirun with $(RANKS) ranks.
+## The main job, WordCount, on built-in generated text under a local mpirun with $(RANKS)
+## ranks (rank 0 the driver, the others executors).
 run: build
-	$(MPIRUN) -n $(RANKS) target/release/ember info
+	$(MPIRUN) -n $(RANKS) target/release/wordcount --generate-lines 1000000
 
 lint: deps
 	cargo fmt --all -- --check

@@ -2,14 +2,22 @@
 //!
 //! Rank 0 is the driver, every other rank an executor (`DESIGN.md` of the project).
 //! The modules mirror the design's parts: [`context`] (start, roles, failure),
-//! [`executor`], [`scheduler`], [`topology`], [`transport`].
+//! [`rdd`] (the user API), [`scheduler`], [`executor`], [`shuffle`], [`io`], [`topology`],
+//! [`transport`].
 
 pub mod config;
 pub mod context;
+pub mod error;
 pub mod executor;
+pub mod io;
 pub mod log;
+pub mod rdd;
 pub mod scheduler;
+pub mod shuffle;
 pub mod topology;
 pub mod transport;
 
 pub use context::{Context, Mode, Role};
+pub use error::{Error, Result};
+pub use rdd::actions::{SaveOptions, TextRecord};
+pub use rdd::{Broadcast, Data, Key, Rdd, TextOptions};

@@ -72,9 +72,9 @@ fn main() {
 }
 
 fn info(ctx: &Context) {
-    if let Some(table) = ctx.executor_table() {
+    if ctx.is_driver() {
         println!("mode: {:?}, {} rank(s)", ctx.mode(), ctx.world_size());
-        print!("{table}");
+        print!("{}", ctx.executor_table());
     }
 }
 
@@ -91,16 +91,14 @@ fn process_cpu() -> Duration {
 }
 
 fn busy(ctx: &Context, seconds: Duration) {
-    if ctx
-        .executor_table()
-        .is_some_and(|t| t.iter().any(|e| e.in_process))
-    {
+    if ctx.mode() == ember::Mode::Local {
         ctx.fail(
             &"debug busy measures a separate driver process: run it under mpirun with 2+ ranks",
         );
     }
     let world = ctx.world();
-    if let Some(table) = ctx.executor_table() {
+    if ctx.is_driver() {
+        let table = ctx.executor_table();
         print!("{table}");
         use std::io::Write;
         let _ = std::io::stdout().flush();

@@ -50,13 +50,48 @@ pub(crate) fn install_panic_hook() {
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            let payload = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_string());
-            fatal(&format!("panicked{location}: {payload}"));
+            let message = format!("panicked{location}: {}", payload_text(info.payload()));
+            if IN_TASK.with(|t| t.get()) || is_pool_thread() {
+                // The task runner catches it, reports it and retries the task.
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(message));
+                return;
+            }
+            fatal(&message);
         }));
     });
+}
+
+thread_local! {
+    /// Set while this thread runs a task body: its panics are the task's, not the job's.
+    static IN_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The last panic message seen on this thread while it was exempt.
+    static LAST_PANIC: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Threads of executor pools: a panic there unwinds into a task (rayon hands it to the
+/// joining thread), so it is the task's to report.
+fn is_pool_thread() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|n| n.starts_with("ember-exec"))
+}
+
+/// Runs a task body; a panic inside becomes `Err("panicked at file:line: message")`.
+pub(crate) fn catch_task<T>(body: impl FnOnce() -> T) -> Result<T, String> {
+    IN_TASK.with(|t| t.set(true));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    IN_TASK.with(|t| t.set(false));
+    outcome.map_err(|payload| {
+        LAST_PANIC
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| format!("panicked: {}", payload_text(payload.as_ref())))
+    })
+}
+
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }

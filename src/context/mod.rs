@@ -7,19 +7,25 @@
 //! plain `cargo run`.
 
 pub mod failure;
+pub mod runtime;
 
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mpi::Threading;
 use mpi::environment::Universe;
 use mpi::topology::{Color, Communicator};
 
 pub use failure::fatal;
+pub use runtime::Runtime;
 
 use crate::config::EngineArgs;
+use crate::error::Error;
+use crate::executor::serve::serve_job;
 use crate::executor::{Executor, ExecutorInfo};
 use crate::scheduler::ExecutorTable;
+use crate::scheduler::job::Job;
 use crate::scheduler::messages::{self, TO_EXECUTOR, ToExecutor};
 use crate::transport::local::LocalGroup;
 use crate::transport::mpi::MpiGroup;
@@ -43,20 +49,13 @@ pub enum Mode {
     Cluster,
 }
 
-/// The handle to a running job, one per rank.
+/// The handle to a running job, one per rank: makes RDDs and ends the job.
 pub struct Context {
-    role: Role,
-    mode: Mode,
-    config: EngineArgs,
-    /// Driver and executors. In local mode, the driver's end of an in-process pair.
-    world: Option<Arc<dyn Group>>,
-    /// This rank's executor (cluster mode, executors only).
-    executor: Option<Executor>,
-    /// The registered executors (driver only).
-    table: Option<ExecutorTable>,
+    pub(crate) rt: Arc<Runtime>,
     /// The in-process executor of local mode.
     local_executor: Option<JoinHandle<()>>,
-    /// Finalizes MPI when dropped; must outlive every communicator above.
+    stopped: bool,
+    /// Finalizes MPI when dropped; must go after everything that uses MPI.
     universe: Option<Universe>,
 }
 
@@ -110,17 +109,24 @@ impl Context {
             let (node_rank, node_size) = (node.rank() as usize, node.size() as usize);
             drop(node);
             let peers = Arc::new(MpiGroup::new(comm, thread_multiple)) as Arc<dyn Group>;
-            Executor::start(rank, node_rank, node_size, peers, config, false)
+            Arc::new(Executor::start(
+                rank, node_rank, node_size, peers, config, false,
+            ))
         });
-        let table = register(world.as_ref(), executor.as_ref().map(|e| &e.info));
-        Context {
+        let table = register(world.as_ref(), executor.as_ref().map(|e| &e.info), true);
+        let rt = Runtime::new(
             role,
-            mode: Mode::Cluster,
-            config: config.clone(),
-            world: Some(world),
-            executor,
+            Mode::Cluster,
+            config.clone(),
+            world,
             table,
+            executor,
+            None,
+        );
+        Context {
+            rt: Arc::new(rt),
             local_executor: None,
+            stopped: false,
             universe: Some(universe),
         }
     }
@@ -132,84 +138,118 @@ impl Context {
         crate::log::init();
         crate::log::set_process_label("driver 0".to_string());
         let mut ends = LocalGroup::create(2).into_iter();
-        let (driver_end, executor_end) = match (ends.next(), ends.next()) {
-            (Some(d), Some(e)) => (d, e),
-            _ => unreachable!("LocalGroup::create(2) returns two ends"),
+        let (Some(driver_end), Some(executor_end)) = (ends.next(), ends.next()) else {
+            unreachable!("LocalGroup::create(2) returns two ends")
         };
+        let (jobs, incoming) = mpsc::channel::<Arc<Job>>();
         let executor_config = config.clone();
         let handle = std::thread::Builder::new()
             .name("ember-executor-1".into())
             .spawn(move || {
                 crate::log::set_thread_label("executor 1".to_string());
-                let peers = LocalGroup::create(1)
-                    .pop()
-                    .map(|g| Arc::new(g) as Arc<dyn Group>);
-                let peers = peers.unwrap_or_else(|| unreachable!("a group of one has one end"));
-                let executor = Executor::start(1, 0, 1, peers, &executor_config, true);
-                register(&executor_end, Some(&executor.info));
-                serve_in_process(&executor_end, &executor);
+                let Some(peers) = LocalGroup::create(1).pop() else {
+                    unreachable!("a group of one has one end")
+                };
+                let executor = Arc::new(Executor::start(
+                    1,
+                    0,
+                    1,
+                    Arc::new(peers),
+                    &executor_config,
+                    true,
+                ));
+                register(&executor_end, Some(&executor.info), false);
+                // One job at a time until the driver drops its sender (stop).
+                while let Ok(job) = incoming.recv() {
+                    if let Err(e) = serve_job(&executor, &executor_end, &job) {
+                        tracing::debug!("job {} ended with: {e}", job.id);
+                    }
+                }
             })
             .unwrap_or_else(|e| fatal(&format!("cannot start the in-process executor: {e}")));
-        let table = register(&driver_end, None);
-        Context {
-            role: Role::Driver,
-            mode: Mode::Local,
-            config: config.clone(),
-            world: Some(Arc::new(driver_end)),
-            executor: None,
+        let table = register(&driver_end, None, false);
+        let rt = Runtime::new(
+            Role::Driver,
+            Mode::Local,
+            config.clone(),
+            Arc::new(driver_end),
             table,
+            None,
+            Some(jobs),
+        );
+        Context {
+            rt: Arc::new(rt),
             local_executor: Some(handle),
+            stopped: false,
             universe: None,
         }
     }
 
     pub fn role(&self) -> Role {
-        self.role
+        self.rt.role
     }
 
     pub fn mode(&self) -> Mode {
-        self.mode
+        self.rt.mode
     }
 
     /// True on rank 0. Guard driver-only side effects (printing, writing a report) with it.
     pub fn is_driver(&self) -> bool {
-        self.role == Role::Driver
+        self.rt.role == Role::Driver
     }
 
     /// This rank in the world (0 = driver).
     pub fn rank(&self) -> Rank {
-        self.world().rank()
+        self.rt.world.rank()
     }
 
     /// Ranks in the world, driver included (2 in local mode: driver + in-process executor).
     pub fn world_size(&self) -> usize {
-        self.world().size()
+        self.rt.world.size()
     }
 
-    /// The registered executors; `Some` on the driver only.
-    pub fn executor_table(&self) -> Option<&ExecutorTable> {
-        self.table.as_ref()
+    /// The registered executors (the same table on every rank).
+    pub fn executor_table(&self) -> &ExecutorTable {
+        &self.rt.table
     }
 
     /// This rank's executor; `Some` on executor ranks in cluster mode.
     pub fn executor(&self) -> Option<&Executor> {
-        self.executor.as_ref()
+        self.rt.executor.as_deref()
     }
 
     pub fn config(&self) -> &EngineArgs {
-        &self.config
+        &self.rt.config
+    }
+
+    /// Partitions an RDD gets when none is asked for: all executors' threads (at least 2).
+    pub fn default_parallelism(&self) -> usize {
+        self.rt.default_parallelism()
     }
 
     /// The world group (driver and executors), for engine internals and diagnostics.
     pub fn world(&self) -> &dyn Group {
-        match &self.world {
-            Some(w) => w.as_ref(),
-            None => unreachable!("the world group lives until the context stops"),
-        }
+        self.rt.world.as_ref()
     }
 
     /// Reports `error` as this rank's failure and ends the job on every rank.
     pub fn fail(&self, error: &dyn std::fmt::Display) -> ! {
+        fatal(&error.to_string())
+    }
+
+    /// Ends the job: cleanly on `Ok`; on `Err`, the driver reports the error and every
+    /// rank exits non-zero. Executors leave the report to the driver (whose message is the
+    /// one a user reads) unless it does not come within a few seconds.
+    pub fn finish(self, result: crate::error::Result<()>) {
+        let Err(error) = result else {
+            return self.stop();
+        };
+        if !self.is_driver() {
+            std::thread::sleep(Duration::from_secs(3));
+            if matches!(error, Error::JobFailed(_)) {
+                failure::abort_job(1);
+            }
+        }
         fatal(&error.to_string())
     }
 
@@ -219,22 +259,49 @@ impl Context {
     }
 
     fn shutdown(&mut self) {
-        let Some(world) = self.world.take() else {
+        if std::mem::replace(&mut self.stopped, true) {
             return;
-        };
+        }
+        let world = self.rt.world.as_ref();
         if let Some(handle) = self.local_executor.take() {
-            if let Err(e) = world.send(1, TO_EXECUTOR, &messages::encode(&ToExecutor::Shutdown)) {
-                fatal(&format!("cannot stop the in-process executor: {e}"));
-            }
+            // Dropping the sender ends the in-process executor's loop.
+            drop(
+                self.rt
+                    .local_jobs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take(),
+            );
             if handle.join().is_err() {
                 fatal("the in-process executor thread panicked");
             }
-        } else if let Err(e) = world.barrier() {
+        } else if self.is_driver() {
+            let bye = messages::encode(&ToExecutor::Shutdown);
+            for e in self.rt.table.iter() {
+                if let Err(err) = world.send(e.id, TO_EXECUTOR, &bye) {
+                    fatal(&format!("cannot stop executor {}: {err}", e.id));
+                }
+            }
+        } else {
+            // The driver's next message must be Shutdown: anything else means the ranks'
+            // programs ran different actions.
+            let envelope = world
+                .recv(Some(0), TO_EXECUTOR)
+                .unwrap_or_else(|e| fatal(&format!("lost the driver: {e}")));
+            match messages::decode::<ToExecutor>(&envelope.data, "driver message") {
+                Ok(ToExecutor::Shutdown) => {}
+                Ok(ToExecutor::BeginJob { job }) => fatal(&format!(
+                    "the driver started job {job} after this executor's program ended: every rank must run the same actions"
+                )),
+                Ok(other) => fatal(&format!("unexpected driver message at shutdown: {other:?}")),
+                Err(e) => fatal(&e),
+            }
+        }
+        if self.rt.mode == Mode::Cluster
+            && let Err(e) = world.barrier()
+        {
             fatal(&format!("shutdown barrier failed: {e}"));
         }
-        // Communicators first, then MPI itself.
-        self.executor = None;
-        drop(world);
         if let Some(universe) = self.universe.take() {
             failure::set_mpi_active(false);
             drop(universe);
@@ -250,40 +317,44 @@ impl Drop for Context {
     }
 }
 
-/// Executors send their info to rank 0; the driver returns the table of all of them.
-fn register(world: &dyn Group, mine: Option<&ExecutorInfo>) -> Option<ExecutorTable> {
+/// Executors send their info to rank 0, which logs the table; with `share`, rank 0 then
+/// sends the table to every rank (cluster mode: executors plan partition counts with it).
+fn register(world: &dyn Group, mine: Option<&ExecutorInfo>, share: bool) -> ExecutorTable {
     let bytes = mine.map(messages::encode).unwrap_or_default();
     let gathered = world
         .gather(0, &bytes)
-        .unwrap_or_else(|e| fatal(&format!("registration failed: {e}")))?;
-    let infos = gathered
-        .iter()
-        .enumerate()
-        .skip(1)
-        .map(|(rank, b)| {
-            messages::decode::<ExecutorInfo>(b, "registration")
-                .unwrap_or_else(|e| fatal(&format!("executor {rank}: {e}")))
-        })
-        .collect();
-    let table = ExecutorTable::new(infos);
-    tracing::info!(
-        "{} executor(s), {} worker threads:\n{}",
-        table.len(),
-        table.total_threads(),
-        table
-    );
-    Some(table)
-}
-
-/// The in-process executor waits for the driver to say the job is over.
-fn serve_in_process(world: &dyn Group, _executor: &Executor) {
-    let envelope = world
-        .recv(Some(0), TO_EXECUTOR)
-        .unwrap_or_else(|e| fatal(&format!("executor lost the driver: {e}")));
-    match messages::decode::<ToExecutor>(&envelope.data, "control message") {
-        Ok(ToExecutor::Shutdown) => {}
-        Err(e) => fatal(&e),
+        .unwrap_or_else(|e| fatal(&format!("registration failed: {e}")));
+    let mut table_bytes = Vec::new();
+    if let Some(all) = gathered {
+        let infos: Vec<ExecutorInfo> = all
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(rank, b)| {
+                messages::decode::<ExecutorInfo>(b, "registration")
+                    .unwrap_or_else(|e| fatal(&format!("executor {rank}: {e}")))
+            })
+            .collect();
+        let table = ExecutorTable::new(infos);
+        tracing::info!(
+            "{} executor(s), {} worker threads:\n{}",
+            table.len(),
+            table.total_threads(),
+            table
+        );
+        table_bytes = messages::encode(&table.iter().cloned().collect::<Vec<_>>());
     }
+    if share {
+        table_bytes = world
+            .broadcast(0, &table_bytes)
+            .unwrap_or_else(|e| fatal(&format!("sharing the executor table failed: {e}")));
+    }
+    if table_bytes.is_empty() {
+        return ExecutorTable::default(); // the in-process executor: only the driver plans
+    }
+    let infos: Vec<ExecutorInfo> =
+        messages::decode(&table_bytes, "executor table").unwrap_or_else(|e| fatal(&e));
+    ExecutorTable::new(infos)
 }
 
 #[cfg(test)]
@@ -298,7 +369,7 @@ mod tests {
             (ctx.mode(), ctx.rank(), ctx.world_size()),
             (Mode::Local, 0, 2)
         );
-        let table = ctx.executor_table().expect("the driver keeps the table");
+        let table = ctx.executor_table();
         assert_eq!(table.len(), 1);
         let e = table.get(1).expect("executor 1");
         assert!(e.in_process && e.threads >= 1);

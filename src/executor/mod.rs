@@ -1,12 +1,15 @@
 //! The executor: a rank that runs tasks on a pinned rayon pool and answers the driver.
 
 pub mod registration;
+pub mod serve;
+pub mod task;
 
 use std::sync::Arc;
 
 pub use registration::ExecutorInfo;
 
 use crate::config::EngineArgs;
+use crate::shuffle::store::ShuffleStore;
 use crate::topology::{self, Machine, Placement};
 use crate::transport::Group;
 
@@ -17,6 +20,8 @@ pub struct Executor {
     pub pool: rayon::ThreadPool,
     /// The executors' own group (all ranks but the driver), for shuffle collectives.
     pub peers: Arc<dyn Group>,
+    /// Map outputs and reduce blocks of shuffles.
+    pub shuffle: ShuffleStore,
 }
 
 impl Executor {
@@ -79,6 +84,7 @@ impl Executor {
             placement,
             pool,
             peers,
+            shuffle: ShuffleStore::default(),
         }
     }
 }

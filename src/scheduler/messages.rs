@@ -1,4 +1,5 @@
 //! The control messages between driver and executors, and the tags they travel under.
+//! The protocol is described in `README.md` beside this file.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,13 +13,67 @@ pub const TO_DRIVER: Tag = Tag(11);
 /// What the driver tells an executor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToExecutor {
-    /// End the serve loop of an in-process executor: the job is over.
+    /// The driver starts job `job`: answer `Ready` with the lineage fingerprint.
+    BeginJob { job: u64 },
+    /// Run one task. `partition` is the partition of the stage's RDD.
+    RunTask {
+        job: u64,
+        stage: u32,
+        partition: u32,
+        attempt: u32,
+    },
+    /// Every map task of `shuffle` is done: exchange the outputs; `owners[r]` is the
+    /// executor id that owns reduce partition `r`.
+    Exchange {
+        job: u64,
+        shuffle: u32,
+        owners: Vec<u32>,
+    },
+    /// The job is over: its per-partition results, or the reason it failed.
+    EndJob {
+        job: u64,
+        outcome: Result<Vec<Vec<u8>>, String>,
+    },
+    /// The driver's program has ended.
     Shutdown,
+}
+
+/// What an executor reports to the driver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToDriver {
+    Ready {
+        job: u64,
+        fingerprint: u64,
+    },
+    TaskDone {
+        job: u64,
+        stage: u32,
+        partition: u32,
+        attempt: u32,
+        output: Vec<u8>,
+    },
+    TaskFailed {
+        job: u64,
+        stage: u32,
+        partition: u32,
+        attempt: u32,
+        message: String,
+    },
+    ExchangeDone {
+        job: u64,
+        shuffle: u32,
+        bytes: u64,
+    },
+    ExchangeFailed {
+        job: u64,
+        shuffle: u32,
+        message: String,
+    },
 }
 
 /// Encodes a control message (postcard: compact, schema in the Rust types).
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    postcard::to_stdvec(message).expect("control messages always serialize")
+    crate::shuffle::codec::encode(message)
 }
 
 /// Decodes a control message, naming what was expected when the bytes do not fit.

@@ -5,6 +5,7 @@
 //! spins a whole core. `MPI_Alltoallv` is the real collective (its participants arrive
 //! together, so a short spin there is cheaper than a protocol of point-to-point messages).
 
+use std::mem::ManuallyDrop;
 use std::sync::{Mutex, MutexGuard};
 
 use mpi::datatype::{Partition, PartitionMut};
@@ -23,7 +24,9 @@ pub const MAX_CALL_BYTES: usize = i32::MAX as usize;
 
 /// A group over one MPI communicator.
 pub struct MpiGroup {
-    comm: SimpleCommunicator,
+    /// Freed on drop only while MPI is up: a group that outlives `MPI_Finalize` (a user's
+    /// RDD handle kept past `Context::stop`) must not call `MPI_Comm_free`.
+    comm: ManuallyDrop<SimpleCommunicator>,
     rank: Rank,
     size: usize,
     /// Held around every MPI call when the library did not grant `MPI_THREAD_MULTIPLE`.
@@ -42,7 +45,7 @@ impl MpiGroup {
         MpiGroup {
             rank: comm.rank() as Rank,
             size: comm.size() as usize,
-            comm,
+            comm: ManuallyDrop::new(comm),
             serialize: (!thread_multiple).then(|| Mutex::new(())),
         }
     }
@@ -73,6 +76,15 @@ impl MpiGroup {
                     backoff.snooze();
                 }
             }
+        }
+    }
+}
+
+impl Drop for MpiGroup {
+    fn drop(&mut self) {
+        if !mpi::environment::is_finalized() {
+            // SAFETY: dropped exactly once, here; MPI is still initialised.
+            unsafe { ManuallyDrop::drop(&mut self.comm) }
         }
     }
 }

@@ -58,6 +58,7 @@ pub fn mpi_env(cmd: &mut Command) {
 pub fn bin(name: &str) -> String {
     match name {
         "ember" => env!("CARGO_BIN_EXE_ember").to_string(),
+        "wordcount" => env!("CARGO_BIN_EXE_wordcount").to_string(),
         other => panic!("unknown binary {other}"),
     }
 }

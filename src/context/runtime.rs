@@ -1,0 +1,171 @@
+//! Runtime is the state behind a Context that every RDD handle shares: ids, roles, the job runner.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use crate::config::EngineArgs;
+use crate::context::{Mode, Role};
+use crate::error::{Error, Result};
+use crate::executor::Executor;
+use crate::executor::serve::serve_job;
+use crate::io::output::OutputCommitter;
+use crate::rdd::node::{Node, RddId};
+use crate::scheduler::ExecutorTable;
+use crate::scheduler::driver::{self, DriverState};
+use crate::scheduler::job::{Job, ResultFn};
+use crate::scheduler::messages::{self, TO_EXECUTOR, ToExecutor};
+use crate::shuffle::ShuffleId;
+use crate::transport::Group;
+
+/// An output directory a job commits on success (`save_as_*`).
+pub struct OutputSpec {
+    pub dir: PathBuf,
+    pub overwrite: bool,
+    pub partitions: usize,
+}
+
+pub struct Runtime {
+    pub role: Role,
+    pub mode: Mode,
+    pub config: EngineArgs,
+    /// Driver and executors (local mode: the driver's end of an in-process pair).
+    pub world: Arc<dyn Group>,
+    /// Every registered executor; known on every rank.
+    pub table: ExecutorTable,
+    /// This rank's executor (cluster-mode executor ranks).
+    pub executor: Option<Arc<Executor>>,
+    /// Local mode: hands each job to the in-process executor; `None` once stopped.
+    pub local_jobs: Mutex<Option<mpsc::Sender<Arc<Job>>>>,
+    pub driver: Mutex<DriverState>,
+    next_rdd: AtomicU32,
+    next_shuffle: AtomicU32,
+    next_job: AtomicU64,
+}
+
+impl Runtime {
+    pub fn new(
+        role: Role,
+        mode: Mode,
+        config: EngineArgs,
+        world: Arc<dyn Group>,
+        table: ExecutorTable,
+        executor: Option<Arc<Executor>>,
+        local_jobs: Option<mpsc::Sender<Arc<Job>>>,
+    ) -> Self {
+        Runtime {
+            role,
+            mode,
+            config,
+            world,
+            table,
+            executor,
+            local_jobs: Mutex::new(local_jobs),
+            driver: Mutex::new(DriverState::default()),
+            next_rdd: AtomicU32::new(0),
+            next_shuffle: AtomicU32::new(0),
+            next_job: AtomicU64::new(0),
+        }
+    }
+
+    pub fn new_rdd_id(&self) -> RddId {
+        self.next_rdd.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn new_shuffle_id(&self) -> ShuffleId {
+        self.next_shuffle.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Worker threads over all executors, at least 2: the default partition count.
+    pub fn default_parallelism(&self) -> usize {
+        self.table.total_threads().max(2)
+    }
+
+    /// Runs an action. Every rank calls it with the same arguments; the driver schedules,
+    /// executors serve, and every rank returns the same per-partition results or error.
+    pub fn run_job(
+        &self,
+        name: &str,
+        final_rdd: Arc<dyn Node>,
+        partitions: Vec<usize>,
+        result_fn: ResultFn,
+        output: Option<OutputSpec>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let job = Arc::new(Job {
+            id: self.next_job.fetch_add(1, Ordering::Relaxed),
+            name: name.to_string(),
+            final_rdd,
+            partitions,
+            result_fn,
+        });
+        if let Some(executor) = &self.executor {
+            return serve_job(executor, self.world.as_ref(), &job);
+        }
+        let committer = match &output {
+            Some(o) => match OutputCommitter::setup(&o.dir, o.overwrite) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    self.end_job(&job, Err(e.to_string()), false);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        if self.mode == Mode::Local {
+            let sender = self.local_jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let sent = sender
+                .as_ref()
+                .is_some_and(|s| s.send(Arc::clone(&job)).is_ok());
+            if !sent {
+                return Err(Error::Other(
+                    "the context has stopped: no executor runs jobs".into(),
+                ));
+            }
+        }
+        let result = {
+            let mut state = self.driver.lock().unwrap_or_else(|p| p.into_inner());
+            driver::run_job(self.world.as_ref(), &self.table, &mut state, &job)
+        };
+        let result = result.and_then(|r| {
+            if let (Some(c), Some(o)) = (&committer, &output) {
+                c.commit(o.partitions)?;
+            }
+            Ok(r)
+        });
+        match &result {
+            Ok(r) => self.end_job(&job, Ok(r.clone()), true),
+            Err(e) => {
+                if let Some(c) = &committer {
+                    c.abort();
+                }
+                self.end_job(&job, Err(e.to_string()), true)
+            }
+        }
+        result
+    }
+
+    /// Tells the executors that `job` is over. `started` says whether the in-process
+    /// executor was handed the job (cluster executors always enter every job).
+    fn end_job(
+        &self,
+        job: &Job,
+        outcome: std::result::Result<Vec<Vec<u8>>, String>,
+        started: bool,
+    ) {
+        if self.mode == Mode::Local && !started {
+            return;
+        }
+        let msg = messages::encode(&ToExecutor::EndJob {
+            job: job.id,
+            outcome,
+        });
+        for e in self.table.iter() {
+            if let Err(err) = self.world.send(e.id, TO_EXECUTOR, &msg) {
+                crate::context::fatal(&format!(
+                    "cannot end job {} on executor {}: {err}",
+                    job.id, e.id
+                ));
+            }
+        }
+    }
+}

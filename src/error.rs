@@ -1,0 +1,59 @@
+//! The error a job sees: bad input, refused output, failed tasks, broken transport.
+
+use std::path::PathBuf;
+
+use crate::transport::TransportError;
+
+/// Everything an action or a source can fail with. Messages name the file, partition or
+/// executor involved, so the one line a user sees is enough to act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("input {0}: no such file or directory")]
+    MissingInput(String),
+    #[error("input {0}: no files to read")]
+    EmptyInput(String),
+    #[error("{path}: not valid UTF-8 at byte offset {offset}")]
+    InvalidUtf8 { path: PathBuf, offset: u64 },
+    #[error("{path}: length {len} is not a multiple of the record length {record_len}")]
+    RecordLength {
+        path: PathBuf,
+        len: u64,
+        record_len: usize,
+    },
+    #[error("output {0} already exists (ask for overwrite to replace it)")]
+    OutputExists(PathBuf),
+    #[error("shuffle {shuffle}: corrupt data from executor {source_rank}: {detail}")]
+    CorruptShuffle {
+        shuffle: u32,
+        source_rank: usize,
+        detail: String,
+    },
+    #[error("{0}")]
+    Task(String),
+    /// The driver failed the job; executors get its message.
+    #[error("{0}")]
+    JobFailed(String),
+    #[error("lineage mismatch: {0}")]
+    LineageMismatch(String),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// An `Io` error about `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,153 @@
+//! The executor's side of a job: answer the driver, run tasks on the pool, join exchanges.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use crate::context::failure::catch_task;
+use crate::error::{Error, Result};
+use crate::executor::Executor;
+use crate::executor::task::TaskContext;
+use crate::scheduler::job::{Job, Stage, StageKind, fingerprint, plan};
+use crate::scheduler::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
+use crate::shuffle::exchange::exchange;
+use crate::transport::{Backoff, Group};
+
+/// Serves `job` until the driver ends it; returns the job's per-partition results (every
+/// rank gets them, so programs stay in step) or the driver's reason for failing it.
+///
+/// Tasks run on the executor's pool; this thread only relays: it polls the driver's
+/// messages and the tasks' reports with backoff, so it costs next to no CPU.
+pub fn serve_job(
+    executor: &Arc<Executor>,
+    world: &dyn Group,
+    job: &Arc<Job>,
+) -> Result<Vec<Vec<u8>>> {
+    let stages = Arc::new(plan(&job.final_rdd));
+    let (reports, finished) = mpsc::channel::<ToDriver>();
+    let mut backoff = Backoff::new();
+    loop {
+        let mut progressed = false;
+        while let Ok(report) = finished.try_recv() {
+            world.send(0, TO_DRIVER, &messages::encode(&report))?;
+            progressed = true;
+        }
+        if let Some(envelope) = world.try_recv(Some(0), TO_EXECUTOR)? {
+            progressed = true;
+            let msg: ToExecutor =
+                messages::decode(&envelope.data, "driver message").map_err(Error::Other)?;
+            match msg {
+                ToExecutor::BeginJob { .. } => {
+                    let ready = ToDriver::Ready {
+                        job: job.id,
+                        fingerprint: fingerprint(&job.final_rdd, &job.partitions),
+                    };
+                    world.send(0, TO_DRIVER, &messages::encode(&ready))?;
+                }
+                ToExecutor::RunTask {
+                    job: j,
+                    stage,
+                    partition,
+                    attempt,
+                } if j == job.id && (stage as usize) < stages.len() => {
+                    let (executor, job, stages, reports) = (
+                        Arc::clone(executor),
+                        Arc::clone(job),
+                        Arc::clone(&stages),
+                        reports.clone(),
+                    );
+                    executor.clone().pool.spawn(move || {
+                        let report =
+                            run_task(&executor, &job, &stages[stage as usize], partition, attempt);
+                        // The serve loop is gone only if the job already ended: drop the report.
+                        let _ = reports.send(report);
+                    });
+                }
+                ToExecutor::Exchange {
+                    job: j,
+                    shuffle,
+                    owners,
+                } if j == job.id => {
+                    let owners: Vec<usize> = owners.into_iter().map(|o| o as usize).collect();
+                    let report = match exchange(executor, shuffle, &owners) {
+                        Ok(bytes) => ToDriver::ExchangeDone {
+                            job: j,
+                            shuffle,
+                            bytes,
+                        },
+                        Err(e) => ToDriver::ExchangeFailed {
+                            job: j,
+                            shuffle,
+                            message: e.to_string(),
+                        },
+                    };
+                    world.send(0, TO_DRIVER, &messages::encode(&report))?;
+                }
+                ToExecutor::EndJob { job: j, outcome } if j == job.id => {
+                    return outcome.map_err(Error::JobFailed);
+                }
+                ToExecutor::Shutdown => {
+                    return Err(Error::LineageMismatch(format!(
+                        "the driver's program ended while executor {} started job {} ({}): every rank must run the same actions",
+                        executor.info.id, job.id, job.name
+                    )));
+                }
+                other => {
+                    return Err(Error::Other(format!(
+                        "executor {} in job {} got an unexpected message: {other:?}",
+                        executor.info.id, job.id
+                    )));
+                }
+            }
+        }
+        if progressed {
+            backoff.reset();
+        } else {
+            backoff.snooze();
+        }
+    }
+}
+
+/// Runs one task, catching errors and panics, and says how it went.
+fn run_task(
+    executor: &Arc<Executor>,
+    job: &Job,
+    stage: &Stage,
+    partition: u32,
+    attempt: u32,
+) -> ToDriver {
+    let tc = TaskContext {
+        executor: Arc::clone(executor),
+        job: job.id,
+        stage: stage.id,
+        partition: partition as usize,
+        attempt,
+    };
+    let outcome = catch_task(|| match &stage.kind {
+        StageKind::ShuffleMap(dep) => {
+            let output = dep.run_map_task(tc.partition, &tc)?;
+            executor
+                .shuffle
+                .put_map_output(dep.id(), tc.partition, output);
+            Ok(Vec::new())
+        }
+        StageKind::Result => (job.result_fn)(tc.partition, &tc),
+    });
+    let failed = |message: String| ToDriver::TaskFailed {
+        job: job.id,
+        stage: stage.id,
+        partition,
+        attempt,
+        message,
+    };
+    match outcome {
+        Ok(Ok(output)) => ToDriver::TaskDone {
+            job: job.id,
+            stage: stage.id,
+            partition,
+            attempt,
+            output,
+        },
+        Ok(Err(e)) => failed(e.to_string()),
+        Err(panic) => failed(panic),
+    }
+}

@@ -1,0 +1,165 @@
+//! Resolving an input argument (file, directory or glob) to the files to read.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// A file to read and its length in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub len: u64,
+}
+
+/// The files named by `pattern`: a file, every visible file of a directory (names starting
+/// with `_` or `.` are skipped, like Hadoop's `_SUCCESS`), or a glob. Sorted by path, so
+/// every rank sees the same order.
+pub fn list_files(pattern: &str) -> Result<Vec<InputFile>> {
+    let path = PathBuf::from(pattern);
+    let mut paths = Vec::new();
+    if path.is_file() {
+        paths.push(path);
+    } else if path.is_dir() {
+        let entries = std::fs::read_dir(&path).map_err(|e| Error::io(&path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&path, e))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('_') || name.starts_with('.') {
+                continue;
+            }
+            if entry.path().is_file() {
+                paths.push(entry.path());
+            }
+        }
+        if paths.is_empty() {
+            return Err(Error::EmptyInput(pattern.to_string()));
+        }
+    } else if pattern.contains(['*', '?', '[']) {
+        let matches =
+            glob::glob(pattern).map_err(|e| Error::Other(format!("input {pattern}: {e}")))?;
+        for m in matches {
+            let p = m.map_err(|e| Error::io(e.path().to_path_buf(), e.into()))?;
+            if p.is_file() {
+                paths.push(p);
+            }
+        }
+        if paths.is_empty() {
+            return Err(Error::MissingInput(pattern.to_string()));
+        }
+    } else {
+        return Err(Error::MissingInput(pattern.to_string()));
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let len = std::fs::metadata(&path)
+                .map_err(|e| Error::io(&path, e))?
+                .len();
+            Ok(InputFile { path, len })
+        })
+        .collect()
+}
+
+/// A byte range of one input file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSplit {
+    pub file: usize,
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Cuts `files` into about `target` splits of equal size, each a multiple of `align`
+/// bytes (1 for text, the record length for binary records). Empty files give no split;
+/// the result has at least one split (possibly empty) so an RDD always has a partition.
+pub fn plan_splits(files: &[InputFile], target: usize, align: u64) -> Vec<FileSplit> {
+    let total: u64 = files.iter().map(|f| f.len).sum();
+    let per = total.div_ceil(target.max(1) as u64).max(1);
+    let per = per.div_ceil(align) * align;
+    let mut splits = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let mut start = 0;
+        while start < f.len {
+            let end = (start + per).min(f.len);
+            splits.push(FileSplit {
+                file: i,
+                start,
+                end,
+            });
+            start = end;
+        }
+    }
+    if splits.is_empty() {
+        splits.push(FileSplit {
+            file: 0,
+            start: 0,
+            end: 0,
+        });
+    }
+    splits
+}
+
+/// Maps a whole file read-only; an empty file gives `None` (it cannot be mapped).
+pub fn map_file(path: &std::path::Path) -> Result<Option<memmap2::Mmap>> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the map is read-only; like every engine that maps its input, we require that
+    // input files are not truncated or rewritten while a job reads them.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    Ok(Some(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(lens: &[u64]) -> Vec<InputFile> {
+        lens.iter()
+            .enumerate()
+            .map(|(i, &len)| InputFile {
+                path: PathBuf::from(format!("f{i}")),
+                len,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn splits_cover_each_file_exactly() {
+        let fs = files(&[100, 0, 35]);
+        for target in [1, 2, 3, 7, 200] {
+            let splits = plan_splits(&fs, target, 1);
+            for (i, f) in fs.iter().enumerate() {
+                let mine: Vec<_> = splits.iter().filter(|s| s.file == i).collect();
+                let covered: u64 = mine.iter().map(|s| s.end - s.start).sum();
+                assert_eq!(covered, f.len);
+                assert!(mine.windows(2).all(|w| w[0].end == w[1].start));
+            }
+        }
+    }
+
+    #[test]
+    fn aligned_splits_hold_whole_records() {
+        let splits = plan_splits(&files(&[1000]), 3, 100);
+        assert!(
+            splits
+                .iter()
+                .all(|s| s.start % 100 == 0 && s.end % 100 == 0)
+        );
+        assert_eq!(splits.last().unwrap().end, 1000);
+    }
+
+    #[test]
+    fn missing_and_empty_inputs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nothing-here");
+        let err = list_files(p.to_str().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("nothing-here"), "{err}");
+        std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
+        let err = list_files(dir.path().to_str().unwrap()).unwrap_err();
+        assert!(matches!(err, Error::EmptyInput(_)), "{err}");
+    }
+}

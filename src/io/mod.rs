@@ -1,0 +1,7 @@
+//! I/O: file sources (text, fixed-size binary records) and committed output directories.
+
+pub mod binary;
+pub mod datagen;
+pub mod input;
+pub mod output;
+pub mod text;

@@ -1,0 +1,139 @@
+//! `text_file`: lines of UTF-8 files, split into newline-aligned byte ranges read through mmap.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::executor::task::TaskContext;
+use crate::io::input::{FileSplit, InputFile, map_file};
+use crate::rdd::batch::{BATCH_SIZE, BatchIter};
+use crate::rdd::node::{Compute, Dependency, Node, RddId};
+
+/// Lines of text files. A split owns the lines that start inside its byte range, so every
+/// line is read exactly once whatever the split boundaries. `\n` ends a line, a `\r`
+/// before it is dropped, and a last line without `\n` counts.
+pub struct TextFile {
+    pub id: RddId,
+    pub pattern: String,
+    pub files: Vec<InputFile>,
+    pub splits: Vec<FileSplit>,
+    /// Skip lines that are not UTF-8 (counted in the log) instead of failing.
+    pub skip_bad_lines: bool,
+}
+
+impl Node for TextFile {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        format!("text_file {}", self.pattern)
+    }
+    fn num_partitions(&self) -> usize {
+        self.splits.len()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+}
+
+impl Compute<String> for TextFile {
+    fn compute(self: Arc<Self>, split: usize, _tc: &TaskContext) -> Result<BatchIter<String>> {
+        let s = self.splits[split];
+        let Some(file) = self.files.get(s.file) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let Some(map) = map_file(&file.path)? else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        Ok(Box::new(LineBatches {
+            path: file.path.clone(),
+            pos: first_line_start(&map, s.start) as usize,
+            end: s.end.min(map.len() as u64) as usize,
+            map,
+            skip_bad_lines: self.skip_bad_lines,
+            skipped: 0,
+            failed: false,
+        }))
+    }
+}
+
+/// Offset of the first line that starts at or after `start`.
+fn first_line_start(data: &[u8], start: u64) -> u64 {
+    if start == 0 {
+        return 0;
+    }
+    let from = start as usize - 1;
+    match data[from..].iter().position(|&b| b == b'\n') {
+        Some(i) => (from + i + 1) as u64,
+        None => data.len() as u64,
+    }
+}
+
+struct LineBatches {
+    path: PathBuf,
+    map: memmap2::Mmap,
+    pos: usize,
+    end: usize,
+    skip_bad_lines: bool,
+    skipped: u64,
+    failed: bool,
+}
+
+impl Iterator for LineBatches {
+    type Item = Result<Vec<String>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.pos >= self.end {
+            if self.skipped > 0 {
+                tracing::warn!(
+                    "{}: skipped {} line(s) that are not UTF-8",
+                    self.path.display(),
+                    self.skipped
+                );
+                self.skipped = 0;
+            }
+            return None;
+        }
+        let data = &self.map[..];
+        let mut batch = Vec::with_capacity(BATCH_SIZE);
+        while self.pos < self.end && batch.len() < BATCH_SIZE {
+            let line_start = self.pos;
+            let nl = data[line_start..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |i| line_start + i);
+            self.pos = nl + 1;
+            let mut line = &data[line_start..nl];
+            if let [rest @ .., b'\r'] = line {
+                line = rest;
+            }
+            match std::str::from_utf8(line) {
+                Ok(text) => batch.push(text.to_owned()),
+                Err(_) if self.skip_bad_lines => self.skipped += 1,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(Error::InvalidUtf8 {
+                        path: self.path.clone(),
+                        offset: (line_start + e.valid_up_to()) as u64,
+                    }));
+                }
+            }
+        }
+        Some(Ok(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_line_start_skips_a_partial_line() {
+        let d = b"ab\ncd\nef";
+        assert_eq!(first_line_start(d, 0), 0);
+        assert_eq!(first_line_start(d, 1), 3);
+        assert_eq!(first_line_start(d, 3), 3); // byte 2 is '\n': line starts at 3
+        assert_eq!(first_line_start(d, 4), 6);
+        assert_eq!(first_line_start(d, 7), 8);
+    }
+}

@@ -1,0 +1,244 @@
+//! Actions: they run a job and return its result on every rank.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::context::runtime::OutputSpec;
+use crate::error::{Error, Result};
+use crate::executor::task::TaskContext;
+use crate::io::output::write_text_part;
+use crate::rdd::batch::{BatchIter, PartitionIter, take_error};
+use crate::rdd::node::erase;
+use crate::rdd::{Data, Key, Rdd};
+use crate::shuffle::codec;
+
+/// How a record is written as one line of a text output.
+pub trait TextRecord {
+    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()>;
+}
+
+macro_rules! text_record_display {
+    ($($t:ty),*) => {$(
+        impl TextRecord for $t {
+            fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+                write!(out, "{self}")
+            }
+        }
+    )*};
+}
+text_record_display!(
+    String, &str, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64, bool, char
+);
+
+/// A pair is written as `key<TAB>value`, the format of the project's jobs.
+impl<A: TextRecord, B: TextRecord> TextRecord for (A, B) {
+    fn write_text(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        self.0.write_text(out)?;
+        out.write_all(b"\t")?;
+        self.1.write_text(out)
+    }
+}
+
+/// Options of `save_as_text_file_with`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SaveOptions {
+    /// Replace an existing output directory instead of refusing it.
+    pub overwrite: bool,
+}
+
+impl<T: Data> Rdd<T> {
+    /// Runs `f` over each of `partitions` on the executors and returns its results in
+    /// partition order, on every rank.
+    fn run<R: Data>(
+        &self,
+        name: &str,
+        partitions: Vec<usize>,
+        output: Option<OutputSpec>,
+        f: impl Fn(usize, BatchIter<T>, &TaskContext) -> Result<R> + Send + Sync + 'static,
+    ) -> Result<Vec<R>> {
+        let node = Arc::clone(&self.node);
+        let result_fn = Arc::new(move |split: usize, tc: &TaskContext| {
+            let batches = Arc::clone(&node).compute(split, tc)?;
+            Ok(codec::encode(&f(split, batches, tc)?))
+        });
+        let encoded = self
+            .rt
+            .run_job(name, erase(&self.node), partitions, result_fn, output)?;
+        encoded
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                codec::decode(bytes)
+                    .map_err(|e| Error::Other(format!("{name}: result of partition {i}: {e}")))
+            })
+            .collect()
+    }
+
+    fn all_partitions(&self) -> Vec<usize> {
+        (0..self.num_partitions()).collect()
+    }
+
+    /// Every element, in partition order.
+    pub fn collect(&self) -> Result<Vec<T>> {
+        let parts = self.run("collect", self.all_partitions(), None, |_, batches, _| {
+            crate::rdd::batch::collect_partition(batches)
+        })?;
+        Ok(parts.concat())
+    }
+
+    /// The number of elements.
+    pub fn count(&self) -> Result<u64> {
+        let counts = self.run("count", self.all_partitions(), None, |_, batches, _| {
+            batches
+                .map(|b| b.map(|b| b.len() as u64))
+                .sum::<Result<u64>>()
+        })?;
+        Ok(counts.into_iter().sum())
+    }
+
+    /// Merges all elements with `f` (associative and commutative); `None` if empty.
+    pub fn reduce(&self, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> Result<Option<T>> {
+        let f = Arc::new(f);
+        let g = Arc::clone(&f);
+        let partials = self.run(
+            "reduce",
+            self.all_partitions(),
+            None,
+            move |_, batches, _| {
+                let mut acc: Option<T> = None;
+                for batch in batches {
+                    for x in batch? {
+                        acc = Some(match acc {
+                            Some(a) => f(a, x),
+                            None => x,
+                        });
+                    }
+                }
+                Ok(acc)
+            },
+        )?;
+        Ok(partials.into_iter().flatten().reduce(|a, b| g(a, b)))
+    }
+
+    /// Folds every partition from `zero` with `f`, then the partial results the same way.
+    pub fn fold(&self, zero: T, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> Result<T> {
+        let f = Arc::new(f);
+        let g = Arc::clone(&f);
+        let z = zero.clone();
+        let partials = self.run("fold", self.all_partitions(), None, move |_, batches, _| {
+            let mut acc = z.clone();
+            for batch in batches {
+                for x in batch? {
+                    acc = f(acc, x);
+                }
+            }
+            Ok(acc)
+        })?;
+        Ok(partials.into_iter().fold(zero, |a, b| g(a, b)))
+    }
+
+    /// The first `n` elements, scanning as few partitions as it can (1, then 4× more).
+    pub fn take(&self, n: usize) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let total = self.num_partitions();
+        let (mut next, mut step) = (0, 1);
+        while out.len() < n && next < total {
+            let parts: Vec<usize> = (next..(next + step).min(total)).collect();
+            next += parts.len();
+            step *= 4;
+            let want = n - out.len();
+            let got = self.run("take", parts, None, move |_, batches, _| {
+                let mut taken = Vec::new();
+                for batch in batches {
+                    taken.extend(batch?.into_iter().take(want - taken.len()));
+                    if taken.len() >= want {
+                        break;
+                    }
+                }
+                Ok(taken)
+            })?;
+            for part in got {
+                let room = n - out.len();
+                out.extend(part.into_iter().take(room));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first element, if any.
+    pub fn first(&self) -> Result<Option<T>> {
+        Ok(self.take(1)?.into_iter().next())
+    }
+
+    /// Runs `f` on the executors over each partition, for its side effects.
+    pub fn foreach_partition(
+        &self,
+        f: impl Fn(PartitionIter<T>) + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.run(
+            "foreach_partition",
+            self.all_partitions(),
+            None,
+            move |_, batches, _| {
+                let (records, error) = PartitionIter::new(batches);
+                f(records);
+                take_error(&error).map_or(Ok(()), Err)
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Writes one line per element, with `format`, into `dir/part-NNNNN` files and
+    /// `dir/_SUCCESS`. Refuses an existing `dir` unless `options.overwrite`.
+    pub fn save_as_text_file_with(
+        &self,
+        dir: impl AsRef<Path>,
+        options: SaveOptions,
+        format: impl Fn(&T, &mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Result<()> {
+        let dir = dir.as_ref().to_path_buf();
+        let spec = OutputSpec {
+            dir: dir.clone(),
+            overwrite: options.overwrite,
+            partitions: self.num_partitions(),
+        };
+        self.run(
+            "save_as_text_file",
+            self.all_partitions(),
+            Some(spec),
+            move |split, batches, tc| {
+                let records = batches.flat_map(|b| match b {
+                    Ok(batch) => batch.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                });
+                write_text_part(&dir, split, tc.attempt, records, |w, x| {
+                    format(x, w)?;
+                    w.write_all(b"\n")
+                })
+            },
+        )?;
+        Ok(())
+    }
+}
+
+impl<T: Data + TextRecord> Rdd<T> {
+    /// Writes one line per element (pairs as `key<TAB>value`) into `dir/part-NNNNN` and
+    /// `dir/_SUCCESS`; an existing `dir` is an error.
+    pub fn save_as_text_file(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.save_as_text_file_with(dir, SaveOptions::default(), |x, w| x.write_text(w))
+    }
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    /// The number of elements of each key.
+    pub fn count_by_key(&self) -> Result<HashMap<K, u64>> {
+        Ok(self
+            .map_values(|_| 1u64)
+            .reduce_by_key(|a, b| a + b)
+            .collect()?
+            .into_iter()
+            .collect())
+    }
+}

@@ -1,0 +1,61 @@
+//! `explain()`: the lineage as a tree, with partition counts and where stages begin.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::rdd::node::{Dependency, Node};
+use crate::scheduler::job::{StageKind, plan};
+use crate::shuffle::ShuffleId;
+
+/// Renders the lineage of `node` like Spark's `toDebugString`:
+///
+/// ```text
+/// stage 1 (result)
+/// (2) combine_by_key (shuffle 0, 2 partitions) [rdd 3]
+///  +- shuffle 0 <- stage 0 (shuffle map)
+///     (2) map_side_combine [rdd 2]
+///     (2) map [rdd 1]
+///     (2) parallelize 10 records [rdd 0]
+/// ```
+pub fn explain(node: &Arc<dyn Node>) -> String {
+    let stages = plan(node);
+    let by_shuffle: HashMap<ShuffleId, u32> = stages
+        .iter()
+        .filter_map(|s| match &s.kind {
+            StageKind::ShuffleMap(dep) => Some((dep.id(), s.id)),
+            StageKind::Result => None,
+        })
+        .collect();
+    let result_stage = stages.len() - 1;
+    let mut out = format!("stage {result_stage} (result)\n");
+    render(node, 0, &by_shuffle, &mut out);
+    out
+}
+
+fn render(node: &Arc<dyn Node>, depth: usize, stages: &HashMap<ShuffleId, u32>, out: &mut String) {
+    let pad = "    ".repeat(depth);
+    out.push_str(&format!(
+        "{pad}({}) {} [rdd {}]\n",
+        node.num_partitions(),
+        node.describe(),
+        node.id()
+    ));
+    let deps = node.dependencies();
+    let several = deps.len() > 1;
+    for dep in deps {
+        match dep {
+            Dependency::Narrow(parent) => {
+                let d = if several { depth + 1 } else { depth };
+                render(&parent, d, stages, out);
+            }
+            Dependency::Shuffle(s) => {
+                let stage = stages.get(&s.id()).copied().unwrap_or_default();
+                out.push_str(&format!(
+                    "{pad} +- shuffle {} <- stage {stage} (shuffle map)\n",
+                    s.id()
+                ));
+                render(&s.parent(), depth + 1, stages, out);
+            }
+        }
+    }
+}

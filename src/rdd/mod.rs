@@ -1,0 +1,326 @@
+//! The RDD: a lazy, partitioned collection described by its lineage; the user's API.
+//!
+//! Building RDDs only records lineage; actions (`collect`, `count`, `save_as_text_file`,
+//! ...) run jobs. Every rank builds the same RDDs in the same order (SPMD), so RDD ids
+//! agree everywhere and executors need no code from the driver.
+
+pub mod actions;
+pub mod batch;
+pub mod explain;
+pub mod narrow;
+pub mod node;
+pub mod pair;
+pub mod shared;
+pub mod source;
+
+use std::hash::Hash;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::context::{Context, Runtime};
+use crate::error::Result;
+use crate::io::binary::BinaryRecords;
+use crate::io::input::{list_files, plan_splits};
+use crate::io::text::TextFile;
+use crate::rdd::batch::PartitionIter;
+use crate::rdd::narrow::{Coalesce, MapBatches, MapPartitions, Union};
+use crate::rdd::node::{Compute, RddId, erase};
+use crate::shuffle::ShuffleDependency;
+use crate::shuffle::partitioner::hash_partition;
+use crate::shuffle::reader::ShuffledRdd;
+
+pub use batch::PartitionIter as Partition;
+pub use shared::Broadcast;
+
+/// What an RDD can hold: plain data that can cross ranks.
+pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}
+
+/// What can be a key: data that hashes and compares.
+pub trait Key: Data + Hash + Eq {}
+impl<T: Data + Hash + Eq> Key for T {}
+
+/// A resilient distributed dataset of `T`: a handle to one node of the lineage.
+pub struct Rdd<T> {
+    pub(crate) node: Arc<dyn Compute<T>>,
+    pub(crate) rt: Arc<Runtime>,
+}
+
+impl<T> Clone for Rdd<T> {
+    fn clone(&self) -> Self {
+        Rdd {
+            node: Arc::clone(&self.node),
+            rt: Arc::clone(&self.rt),
+        }
+    }
+}
+
+/// Options of `text_file_with`.
+#[derive(Debug, Clone, Default)]
+pub struct TextOptions {
+    /// Partitions to aim for (default: the context's default parallelism).
+    pub partitions: Option<usize>,
+    /// Skip (and count in the log) lines that are not UTF-8 instead of failing.
+    pub skip_bad_lines: bool,
+}
+
+impl Context {
+    fn rdd<T>(&self, node: Arc<dyn Compute<T>>) -> Rdd<T> {
+        Rdd {
+            node,
+            rt: Arc::clone(&self.rt),
+        }
+    }
+
+    /// The elements of `data`, cut into `partitions` (default parallelism if `None`).
+    /// Every rank must pass the same data (it is built by the same program).
+    pub fn parallelize<T: Data>(&self, data: Vec<T>, partitions: Option<usize>) -> Rdd<T> {
+        let partitions = partitions.unwrap_or(self.default_parallelism()).max(1);
+        self.rdd(Arc::new(source::Parallelize {
+            id: self.rt.new_rdd_id(),
+            data: Arc::new(data),
+            partitions,
+        }))
+    }
+
+    /// The integers `start..end` in `partitions` runs.
+    pub fn range(&self, start: u64, end: u64, partitions: Option<usize>) -> Rdd<u64> {
+        let partitions = partitions.unwrap_or(self.default_parallelism()).max(1);
+        self.rdd(Arc::new(source::Range {
+            id: self.rt.new_rdd_id(),
+            start,
+            end: end.max(start),
+            partitions,
+        }))
+    }
+
+    /// Lines of a text file, of every file of a directory, or of a glob's matches.
+    ///
+    /// Fails when nothing matches, a directory has no files, or (at the action) a line is
+    /// not UTF-8, naming the file and byte offset.
+    pub fn text_file(&self, path: &str) -> Result<Rdd<String>> {
+        self.text_file_with(path, TextOptions::default())
+    }
+
+    pub fn text_file_with(&self, path: &str, options: TextOptions) -> Result<Rdd<String>> {
+        let files = list_files(path)?;
+        let target = options.partitions.unwrap_or(self.default_parallelism());
+        let splits = plan_splits(&files, target, 1);
+        Ok(self.rdd(Arc::new(TextFile {
+            id: self.rt.new_rdd_id(),
+            pattern: path.to_string(),
+            files,
+            splits,
+            skip_bad_lines: options.skip_bad_lines,
+        })))
+    }
+
+    /// Fixed-size records of `record_len` bytes. A file whose length is not a multiple of
+    /// `record_len` is an error naming it.
+    pub fn binary_records(
+        &self,
+        path: &str,
+        record_len: usize,
+        partitions: Option<usize>,
+    ) -> Result<Rdd<Vec<u8>>> {
+        let files = list_files(path)?;
+        if record_len == 0 {
+            return Err(crate::error::Error::Other(
+                "binary_records: record length 0".into(),
+            ));
+        }
+        if let Some(bad) = files.iter().find(|f| f.len % record_len as u64 != 0) {
+            return Err(crate::error::Error::RecordLength {
+                path: bad.path.clone(),
+                len: bad.len,
+                record_len,
+            });
+        }
+        let target = partitions.unwrap_or(self.default_parallelism());
+        let splits = plan_splits(&files, target, record_len as u64);
+        Ok(self.rdd(Arc::new(BinaryRecords {
+            id: self.rt.new_rdd_id(),
+            pattern: path.to_string(),
+            record_len,
+            files,
+            splits,
+        })))
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// This RDD's id in the lineage.
+    pub fn id(&self) -> RddId {
+        self.node.id()
+    }
+
+    pub fn num_partitions(&self) -> usize {
+        self.node.num_partitions()
+    }
+
+    fn derive<U>(&self, node: Arc<dyn Compute<U>>) -> Rdd<U> {
+        Rdd {
+            node,
+            rt: Arc::clone(&self.rt),
+        }
+    }
+
+    fn map_batches<U: Data>(
+        &self,
+        name: &'static str,
+        f: impl Fn(Vec<T>) -> Vec<U> + Send + Sync + 'static,
+    ) -> Rdd<U> {
+        self.derive(Arc::new(MapBatches {
+            id: self.rt.new_rdd_id(),
+            name,
+            parent: Arc::clone(&self.node),
+            f: Arc::new(f),
+        }))
+    }
+
+    /// Applies `f` to every element.
+    pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Rdd<U> {
+        self.map_batches("map", move |batch| batch.into_iter().map(&f).collect())
+    }
+
+    /// Keeps the elements for which `f` is true.
+    pub fn filter(&self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Rdd<T> {
+        self.map_batches("filter", move |mut batch| {
+            batch.retain(|x| f(x));
+            batch
+        })
+    }
+
+    /// Applies `f` to every element and flattens the results.
+    pub fn flat_map<U: Data, I: IntoIterator<Item = U>>(
+        &self,
+        f: impl Fn(T) -> I + Send + Sync + 'static,
+    ) -> Rdd<U> {
+        self.map_batches("flat_map", move |batch| {
+            batch.into_iter().flat_map(&f).collect()
+        })
+    }
+
+    /// Runs `f` once per partition over an iterator of its elements.
+    pub fn map_partitions<U: Data, I>(
+        &self,
+        f: impl Fn(Partition<T>) -> I + Send + Sync + 'static,
+    ) -> Rdd<U>
+    where
+        I: IntoIterator<Item = U>,
+        I::IntoIter: 'static,
+    {
+        self.map_partitions_with_index(move |_, records| f(records))
+    }
+
+    /// Like `map_partitions`, also given the partition's index.
+    pub fn map_partitions_with_index<U: Data, I>(
+        &self,
+        f: impl Fn(usize, PartitionIter<T>) -> I + Send + Sync + 'static,
+    ) -> Rdd<U>
+    where
+        I: IntoIterator<Item = U>,
+        I::IntoIter: 'static,
+    {
+        self.partition_op("map_partitions", f)
+    }
+
+    fn partition_op<U: Data, I>(
+        &self,
+        name: &'static str,
+        f: impl Fn(usize, PartitionIter<T>) -> I + Send + Sync + 'static,
+    ) -> Rdd<U>
+    where
+        I: IntoIterator<Item = U>,
+        I::IntoIter: 'static,
+    {
+        self.derive(Arc::new(MapPartitions {
+            id: self.rt.new_rdd_id(),
+            name,
+            parent: Arc::clone(&self.node),
+            f: Arc::new(move |split, records| Box::new(f(split, records).into_iter())),
+        }))
+    }
+
+    /// The elements of `self` followed by those of `other` (partitions side by side).
+    pub fn union(&self, other: &Rdd<T>) -> Rdd<T> {
+        self.derive(Arc::new(Union {
+            id: self.rt.new_rdd_id(),
+            parents: vec![Arc::clone(&self.node), Arc::clone(&other.node)],
+        }))
+    }
+
+    /// Pairs every element with the key `f` gives it.
+    pub fn key_by<K: Data>(&self, f: impl Fn(&T) -> K + Send + Sync + 'static) -> Rdd<(K, T)> {
+        self.map_batches("key_by", move |batch| {
+            batch.into_iter().map(|x| (f(&x), x)).collect()
+        })
+    }
+
+    /// At most `partitions` partitions, by merging neighbours; no shuffle.
+    pub fn coalesce(&self, partitions: usize) -> Rdd<T> {
+        self.derive(Arc::new(Coalesce {
+            id: self.rt.new_rdd_id(),
+            groups: Coalesce::<T>::groups(self.num_partitions(), partitions),
+            parent: Arc::clone(&self.node),
+        }))
+    }
+
+    /// Exactly `partitions` partitions of about equal size, by a shuffle.
+    pub fn repartition(&self, partitions: usize) -> Rdd<T> {
+        let partitions = partitions.max(1);
+        // Spread each input partition's records round-robin, from a different start each.
+        let numbered: Rdd<(u64, T)> = self.partition_op("number_records", move |split, records| {
+            let start = hash_partition(&split, partitions) as u64;
+            records.enumerate().map(move |(i, x)| (start + i as u64, x))
+        });
+        let shuffled: Rdd<(u64, T)> = numbered.shuffle(
+            "repartition",
+            partitions,
+            move |(i, _)| (*i % partitions as u64) as usize,
+            None,
+        );
+        shuffled.map_batches("drop_position", |batch| {
+            batch.into_iter().map(|(_, x)| x).collect()
+        })
+    }
+
+    /// Sends every record to partition `partition_of(record)` of `partitions`, merging
+    /// each reduce partition's records with `combine` when given.
+    pub(crate) fn shuffle(
+        &self,
+        name: &'static str,
+        partitions: usize,
+        partition_of: impl Fn(&T) -> usize + Send + Sync + 'static,
+        combine: Option<crate::shuffle::reader::Combine<T>>,
+    ) -> Rdd<T> {
+        let dep = Arc::new(ShuffleDependency {
+            id: self.rt.new_shuffle_id(),
+            parent: Arc::clone(&self.node),
+            partitions,
+            partition_of: Arc::new(partition_of),
+        });
+        self.derive(Arc::new(ShuffledRdd {
+            id: self.rt.new_rdd_id(),
+            name,
+            dep,
+            combine,
+        }))
+    }
+
+    /// The lineage as an indented tree with partition counts and stage boundaries.
+    pub fn explain(&self) -> String {
+        explain::explain(&erase(&self.node))
+    }
+}
+
+impl<T: Key> Rdd<T> {
+    /// The distinct elements.
+    pub fn distinct(&self) -> Rdd<T> {
+        self.map(|x| (x, ()))
+            .reduce_by_key(|_, _| ())
+            .map_batches("keys", |batch| batch.into_iter().map(|(x, _)| x).collect())
+    }
+}

@@ -1,0 +1,201 @@
+//! Narrow operators: a partition is computed from the matching parent partitions, in one pass.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::executor::task::TaskContext;
+use crate::rdd::batch::{BatchIter, PartitionIter, batched, take_error};
+use crate::rdd::node::{Compute, Dependency, Node, RddId, erase};
+use crate::shuffle::ShuffleId;
+
+/// A function applied to each batch (map, filter, flat_map, key_by, map_values...).
+pub type BatchFn<T, U> = Arc<dyn Fn(Vec<T>) -> Vec<U> + Send + Sync>;
+
+/// Applies a batch function to every batch of the parent.
+pub struct MapBatches<T, U> {
+    pub id: RddId,
+    pub name: &'static str,
+    pub parent: Arc<dyn Compute<T>>,
+    pub f: BatchFn<T, U>,
+}
+
+impl<T: 'static, U: 'static> Node for MapBatches<T, U> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        self.name.to_string()
+    }
+    fn num_partitions(&self) -> usize {
+        self.parent.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::Narrow(erase(&self.parent))]
+    }
+}
+
+impl<T: 'static, U: 'static> Compute<U> for MapBatches<T, U> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<U>> {
+        let input = Arc::clone(&self.parent).compute(split, tc)?;
+        let f = Arc::clone(&self.f);
+        Ok(Box::new(input.map(move |batch| batch.map(|b| f(b)))))
+    }
+}
+
+/// A function over a whole partition: its index and an iterator over its records.
+pub type PartitionFn<T, U> =
+    Arc<dyn Fn(usize, PartitionIter<T>) -> Box<dyn Iterator<Item = U>> + Send + Sync>;
+
+/// Runs a function over each whole partition (`map_partitions`, map-side combine).
+pub struct MapPartitions<T, U> {
+    pub id: RddId,
+    pub name: &'static str,
+    pub parent: Arc<dyn Compute<T>>,
+    pub f: PartitionFn<T, U>,
+}
+
+impl<T: 'static, U: 'static> Node for MapPartitions<T, U> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        self.name.to_string()
+    }
+    fn num_partitions(&self) -> usize {
+        self.parent.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::Narrow(erase(&self.parent))]
+    }
+}
+
+impl<T: 'static, U: 'static> Compute<U> for MapPartitions<T, U> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<U>> {
+        let input = Arc::clone(&self.parent).compute(split, tc)?;
+        let (records, error) = PartitionIter::new(input);
+        let output = (self.f)(split, records);
+        // Batches of output, then one final check for an upstream error the function
+        // may have swallowed by stopping early.
+        let mut checked = false;
+        let tail = std::iter::from_fn(move || {
+            if checked {
+                return None;
+            }
+            checked = true;
+            take_error(&error).map(Err)
+        });
+        Ok(Box::new(batched(output).chain(tail)))
+    }
+}
+
+/// Partitions of several parents side by side (`union`).
+pub struct Union<T> {
+    pub id: RddId,
+    pub parents: Vec<Arc<dyn Compute<T>>>,
+}
+
+impl<T: 'static> Union<T> {
+    /// Which parent, and which of its partitions, partition `split` is.
+    fn locate(&self, mut split: usize) -> (usize, usize) {
+        for (i, p) in self.parents.iter().enumerate() {
+            let n = p.num_partitions();
+            if split < n {
+                return (i, split);
+            }
+            split -= n;
+        }
+        unreachable!("union partition out of range")
+    }
+}
+
+impl<T: 'static> Node for Union<T> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        "union".to_string()
+    }
+    fn num_partitions(&self) -> usize {
+        self.parents.iter().map(|p| p.num_partitions()).sum()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        self.parents
+            .iter()
+            .map(|p| Dependency::Narrow(erase(p)))
+            .collect()
+    }
+    fn shuffle_inputs(&self, split: usize, out: &mut Vec<(ShuffleId, usize)>) {
+        let (parent, inner) = self.locate(split);
+        self.parents[parent].shuffle_inputs(inner, out);
+    }
+}
+
+impl<T: 'static> Compute<T> for Union<T> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
+        let (parent, inner) = self.locate(split);
+        Arc::clone(&self.parents[parent]).compute(inner, tc)
+    }
+}
+
+/// Fewer partitions without a shuffle: partition `i` is a run of consecutive parent partitions.
+pub struct Coalesce<T> {
+    pub id: RddId,
+    pub parent: Arc<dyn Compute<T>>,
+    pub groups: Vec<std::ops::Range<usize>>,
+}
+
+impl<T> Coalesce<T> {
+    /// Splits `parent_partitions` into `n` runs of nearly equal length.
+    pub fn groups(parent_partitions: usize, n: usize) -> Vec<std::ops::Range<usize>> {
+        let n = n.clamp(1, parent_partitions.max(1));
+        (0..n)
+            .map(|i| (i * parent_partitions / n)..((i + 1) * parent_partitions / n))
+            .collect()
+    }
+}
+
+impl<T: 'static> Node for Coalesce<T> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        format!("coalesce {}", self.groups.len())
+    }
+    fn num_partitions(&self) -> usize {
+        self.groups.len()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::Narrow(erase(&self.parent))]
+    }
+    fn shuffle_inputs(&self, split: usize, out: &mut Vec<(ShuffleId, usize)>) {
+        for inner in self.groups[split].clone() {
+            self.parent.shuffle_inputs(inner, out);
+        }
+    }
+}
+
+impl<T: 'static> Compute<T> for Coalesce<T> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
+        let mut parts = Vec::new();
+        for inner in self.groups[split].clone() {
+            parts.push(Arc::clone(&self.parent).compute(inner, tc)?);
+        }
+        Ok(Box::new(parts.into_iter().flatten()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesce_groups_cover_every_parent_partition_once() {
+        for (parent, n) in [(10, 3), (3, 10), (7, 7), (1, 1), (5, 1)] {
+            let groups = Coalesce::<()>::groups(parent, n);
+            assert_eq!(groups.len(), n.min(parent));
+            let flat: Vec<usize> = groups.iter().flat_map(|g| g.clone()).collect();
+            assert_eq!(flat, (0..parent).collect::<Vec<_>>());
+            assert!(groups.iter().all(|g| !g.is_empty()));
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Lineage nodes: what every RDD knows (partitions, dependencies) and how it computes a partition.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::executor::task::TaskContext;
+use crate::rdd::batch::BatchIter;
+use crate::shuffle::{ShuffleDep, ShuffleId};
+
+/// Identifies an RDD within a job. Every rank numbers RDDs in creation order, so the same
+/// program gives the same ids everywhere (that is how executors find work without code).
+pub type RddId = u32;
+
+/// How an RDD depends on a parent.
+#[derive(Clone)]
+pub enum Dependency {
+    /// Partition `i` needs only some partitions of the parent, on the same executor.
+    Narrow(Arc<dyn Node>),
+    /// Partitions need data from every parent partition: a stage boundary.
+    Shuffle(Arc<dyn ShuffleDep>),
+}
+
+/// The type-erased view of an RDD that planning and scheduling use.
+pub trait Node: Send + Sync + 'static {
+    fn id(&self) -> RddId;
+
+    /// The operator and its arguments, e.g. `map` or `text_file data/*.txt`.
+    fn describe(&self) -> String;
+
+    fn num_partitions(&self) -> usize;
+
+    fn dependencies(&self) -> Vec<Dependency>;
+
+    /// Appends the shuffle blocks partition `split` reads, as (shuffle, reduce partition).
+    /// The default suits operators whose partition `i` reads partition `i` of each parent.
+    fn shuffle_inputs(&self, split: usize, out: &mut Vec<(ShuffleId, usize)>) {
+        for dep in self.dependencies() {
+            match dep {
+                Dependency::Narrow(parent) => parent.shuffle_inputs(split, out),
+                Dependency::Shuffle(s) => out.push((s.id(), split)),
+            }
+        }
+    }
+}
+
+/// An RDD of `T` that can compute its partitions.
+pub trait Compute<T>: Node {
+    /// Streams partition `split` as batches. Runs inside a task on an executor.
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>>;
+}
+
+/// Upcasts a typed node to its planning view.
+pub fn erase<T: 'static>(node: &Arc<dyn Compute<T>>) -> Arc<dyn Node> {
+    Arc::clone(node) as Arc<dyn Node>
+}

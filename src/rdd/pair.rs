@@ -1,0 +1,207 @@
+//! Operations on RDDs of key-value pairs: aggregation by key, grouping and joins.
+//!
+//! All of them rest on `combine_by_key` (map-side combine, hash shuffle, reduce-side
+//! merge) and `cogroup`, as in Spark.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::rdd::{Data, Key, Rdd};
+use crate::shuffle::partitioner::hash_partition;
+
+/// The result of `cogroup`: each key with its values from both sides.
+pub type CoGrouped<K, V, W> = Rdd<(K, (Vec<V>, Vec<W>))>;
+
+/// Which side of a cogroup a value came from.
+#[derive(Clone, Serialize, Deserialize)]
+enum Side<V, W> {
+    Left(V),
+    Right(W),
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    /// Applies `f` to every value, keeping keys.
+    pub fn map_values<U: Data>(&self, f: impl Fn(V) -> U + Send + Sync + 'static) -> Rdd<(K, U)> {
+        self.map_batches("map_values", move |batch| {
+            batch.into_iter().map(|(k, v)| (k, f(v))).collect()
+        })
+    }
+
+    /// Applies `f` to every value and flattens, keeping keys.
+    pub fn flat_map_values<U: Data, I: IntoIterator<Item = U>>(
+        &self,
+        f: impl Fn(V) -> I + Send + Sync + 'static,
+    ) -> Rdd<(K, U)> {
+        self.map_batches("flat_map_values", move |batch| {
+            batch
+                .into_iter()
+                .flat_map(|(k, v)| f(v).into_iter().map(move |u| (k.clone(), u)))
+                .collect()
+        })
+    }
+
+    pub fn keys(&self) -> Rdd<K> {
+        self.map_batches("keys", |batch| batch.into_iter().map(|(k, _)| k).collect())
+    }
+
+    pub fn values(&self) -> Rdd<V> {
+        self.map_batches("values", |batch| {
+            batch.into_iter().map(|(_, v)| v).collect()
+        })
+    }
+
+    /// The general aggregation by key: `create` makes a combiner from a key's first value,
+    /// `merge_value` adds a value, `merge_combiners` merges partial results. With
+    /// `map_side_combine`, each map partition is combined before the shuffle.
+    pub fn combine_by_key<C: Data>(
+        &self,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+        partitions: usize,
+        map_side_combine: bool,
+    ) -> Rdd<(K, C)> {
+        let partitions = partitions.max(1);
+        let combiners: Rdd<(K, C)> = if map_side_combine {
+            self.partition_op("map_side_combine", move |_, records| {
+                let mut acc: FxHashMap<K, C> = FxHashMap::default();
+                for (k, v) in records {
+                    match acc.remove(&k) {
+                        Some(c) => acc.insert(k, merge_value(c, v)),
+                        None => acc.insert(k, create(v)),
+                    };
+                }
+                acc
+            })
+        } else {
+            self.map_values(create)
+        };
+        let merge = Arc::new(merge_combiners);
+        combiners.shuffle(
+            "combine_by_key",
+            partitions,
+            move |(k, _)| hash_partition(k, partitions),
+            Some(Arc::new(move |records: Vec<(K, C)>| {
+                let mut acc: FxHashMap<K, C> = FxHashMap::default();
+                for (k, c) in records {
+                    match acc.remove(&k) {
+                        Some(prev) => acc.insert(k, merge(prev, c)),
+                        None => acc.insert(k, c),
+                    };
+                }
+                acc.into_iter().collect()
+            })),
+        )
+    }
+
+    /// Merges the values of each key with `f` (associative and commutative).
+    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)> {
+        self.reduce_by_key_into(f, self.num_partitions())
+    }
+
+    /// `reduce_by_key` into `partitions` partitions.
+    pub fn reduce_by_key_into(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        partitions: usize,
+    ) -> Rdd<(K, V)> {
+        let f = Arc::new(f);
+        let g = Arc::clone(&f);
+        self.combine_by_key(
+            |v| v,
+            move |a, b| f(a, b),
+            move |a, b| g(a, b),
+            partitions,
+            true,
+        )
+    }
+
+    /// Folds each key's values into `zero` with `seq`, merging partial results with `comb`.
+    pub fn aggregate_by_key<U: Data>(
+        &self,
+        zero: U,
+        seq: impl Fn(U, V) -> U + Send + Sync + 'static,
+        comb: impl Fn(U, U) -> U + Send + Sync + 'static,
+    ) -> Rdd<(K, U)> {
+        let seq = Arc::new(seq);
+        let first = Arc::clone(&seq);
+        self.combine_by_key(
+            move |v| first(zero.clone(), v),
+            move |u, v| seq(u, v),
+            comb,
+            self.num_partitions(),
+            true,
+        )
+    }
+
+    /// All values of each key (no map-side combine: it would not shrink the data).
+    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+        self.group_by_key_into(self.num_partitions())
+    }
+
+    pub fn group_by_key_into(&self, partitions: usize) -> Rdd<(K, Vec<V>)> {
+        self.combine_by_key(
+            |v| vec![v],
+            |mut c, v| {
+                c.push(v);
+                c
+            },
+            |mut a, mut b| {
+                a.append(&mut b);
+                a
+            },
+            partitions,
+            false,
+        )
+    }
+
+    /// For each key of either side, its values in `self` and in `other`.
+    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> CoGrouped<K, V, W> {
+        let partitions = self.num_partitions().max(other.num_partitions());
+        let left: Rdd<(K, Side<V, W>)> = self.map_values(Side::Left);
+        let right: Rdd<(K, Side<V, W>)> = other.map_values(Side::Right);
+        left.union(&right)
+            .group_by_key_into(partitions)
+            .map_values(|sides| {
+                let (mut vs, mut ws) = (Vec::new(), Vec::new());
+                for side in sides {
+                    match side {
+                        Side::Left(v) => vs.push(v),
+                        Side::Right(w) => ws.push(w),
+                    }
+                }
+                (vs, ws)
+            })
+    }
+
+    /// Pairs of values for every key in both sides (inner join).
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
+        self.cogroup(other).flat_map(|(k, (vs, ws))| {
+            let mut out = Vec::with_capacity(vs.len() * ws.len());
+            for v in &vs {
+                for w in &ws {
+                    out.push((k.clone(), (v.clone(), w.clone())));
+                }
+            }
+            out
+        })
+    }
+
+    /// Every value of `self` with each matching value of `other`, or `None`.
+    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
+        self.cogroup(other).flat_map(|(k, (vs, ws))| {
+            let mut out = Vec::new();
+            for v in &vs {
+                if ws.is_empty() {
+                    out.push((k.clone(), (v.clone(), None)));
+                }
+                for w in &ws {
+                    out.push((k.clone(), (v.clone(), Some(w.clone()))));
+                }
+            }
+            out
+        })
+    }
+}

@@ -1,0 +1,419 @@
+//! The driver's side of a job: check lineages, run stages in order, place and retry tasks.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::scheduler::ExecutorTable;
+use crate::scheduler::job::{Job, Stage, StageKind, fingerprint, plan};
+use crate::scheduler::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
+use crate::shuffle::ShuffleId;
+use crate::transport::{Backoff, Group};
+
+/// Attempts per task before the job fails (Spark's `spark.task.maxFailures`).
+pub const MAX_TASK_ATTEMPTS: u32 = 4;
+
+/// What the driver remembers between jobs.
+#[derive(Debug, Default)]
+pub struct DriverState {
+    /// Exchanged shuffles and the executor owning each reduce partition.
+    pub shuffles: HashMap<ShuffleId, Vec<usize>>,
+}
+
+/// Runs `job` on the executors of `table` and returns the encoded result of each of its
+/// partitions. The caller announces the end of the job (`EndJob`) either way.
+pub fn run_job(
+    world: &dyn Group,
+    table: &ExecutorTable,
+    state: &mut DriverState,
+    job: &Job,
+) -> Result<Vec<Vec<u8>>> {
+    let started = Instant::now();
+    let executors: Vec<usize> = table.iter().map(|e| e.id).collect();
+    for &e in &executors {
+        send(world, e, &ToExecutor::BeginJob { job: job.id })?;
+    }
+    let expected = fingerprint(&job.final_rdd, &job.partitions);
+    for _ in &executors {
+        let (from, msg) = recv(world, job.id)?;
+        match msg {
+            ToDriver::Ready {
+                job: j,
+                fingerprint,
+            } if j == job.id && fingerprint == expected => {}
+            ToDriver::Ready { job: j, .. } if j != job.id => {
+                return Err(Error::LineageMismatch(format!(
+                    "executor {from} is at job {j} while the driver starts job {} ({}): every rank must run the same actions",
+                    job.id, job.name
+                )));
+            }
+            ToDriver::Ready { fingerprint, .. } => {
+                return Err(Error::LineageMismatch(format!(
+                    "executor {from} built a different lineage for job {} ({}): fingerprint {fingerprint:016x}, driver {expected:016x}; the driver program must build the same RDDs on every rank",
+                    job.id, job.name
+                )));
+            }
+            other => return Err(protocol(from, &other)),
+        }
+    }
+
+    let stages = plan(&job.final_rdd);
+    let mut results = vec![Vec::new(); job.partitions.len()];
+    for stage in &stages {
+        match &stage.kind {
+            StageKind::ShuffleMap(dep) => {
+                let owners = choose_owners(stage, &stages, job, &executors, state);
+                if state.shuffles.get(&dep.id()) == Some(&owners) {
+                    tracing::info!(
+                        "job {}: {} skipped: its output exists",
+                        job.id,
+                        stage.describe()
+                    );
+                    continue;
+                }
+                let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
+                run_stage(world, table, state, job, stage, &tasks, |_, _| {})?;
+                exchange(world, &executors, job, dep.id(), &owners)?;
+                state.shuffles.insert(dep.id(), owners);
+            }
+            StageKind::Result => {
+                run_stage(
+                    world,
+                    table,
+                    state,
+                    job,
+                    stage,
+                    &job.partitions,
+                    |i, out| results[i] = out,
+                )?;
+            }
+        }
+    }
+    tracing::info!(
+        "job {} ({}) finished: {} stage(s) in {:.3} s",
+        job.id,
+        job.name,
+        stages.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(results)
+}
+
+/// Reduce partition owners for the shuffle of `stage`: the executor that will run each
+/// consuming task owns what that task reads (so co-partitioned shuffles, as in a join,
+/// land together); partitions no task of this job reads go round-robin.
+fn choose_owners(
+    stage: &Stage,
+    stages: &[Stage],
+    job: &Job,
+    executors: &[usize],
+    state: &DriverState,
+) -> Vec<usize> {
+    let dep = stage.shuffle().expect("a shuffle map stage");
+    let n = dep.num_reduce_partitions();
+    let mut owners: Vec<Option<usize>> = vec![None; n];
+    for consumer in stages.iter().filter(|s| s.parents.contains(&stage.id)) {
+        let tasks: Vec<usize> = match consumer.kind {
+            StageKind::Result => job.partitions.clone(),
+            StageKind::ShuffleMap(_) => (0..consumer.rdd.num_partitions()).collect(),
+        };
+        for p in tasks {
+            let mut inputs = Vec::new();
+            consumer.rdd.shuffle_inputs(p, &mut inputs);
+            // Follow an input already exchanged in an earlier job, else spread by task.
+            let executor = inputs
+                .iter()
+                .find_map(|(s, r)| {
+                    (*s != dep.id())
+                        .then(|| state.shuffles.get(s).map(|o| o[*r]))
+                        .flatten()
+                })
+                .unwrap_or(executors[p % executors.len()]);
+            for (s, r) in inputs {
+                if s == dep.id() {
+                    owners[r].get_or_insert(executor);
+                }
+            }
+        }
+    }
+    owners
+        .into_iter()
+        .enumerate()
+        .map(|(r, o)| o.unwrap_or(executors[r % executors.len()]))
+        .collect()
+}
+
+/// The executor a task must run on: the owner of the shuffle blocks it reads, if any.
+fn required_executor(
+    stage: &Stage,
+    partition: usize,
+    state: &DriverState,
+) -> Result<Option<usize>> {
+    let mut inputs = Vec::new();
+    stage.rdd.shuffle_inputs(partition, &mut inputs);
+    let mut owner = None;
+    for (s, r) in inputs {
+        let o = state
+            .shuffles
+            .get(&s)
+            .map(|owners| owners[r])
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "shuffle {s} read by {} was never exchanged",
+                    stage.describe()
+                ))
+            })?;
+        match owner {
+            Some(prev) if prev != o => {
+                return Err(Error::Other(format!(
+                    "partition {partition} of {} reads shuffle blocks on executors {prev} and {o}; use repartition instead of coalesce here",
+                    stage.describe()
+                )));
+            }
+            _ => owner = Some(o),
+        }
+    }
+    Ok(owner)
+}
+
+struct Pending {
+    index: usize,
+    partition: usize,
+    attempt: u32,
+    required: Option<usize>,
+    avoid: Option<usize>,
+}
+
+/// Runs one task per entry of `partitions`, keeping each executor at most `threads + 1`
+/// tasks deep, and calls `on_output(index, bytes)` for each success. A failed task is
+/// retried (elsewhere when it can run elsewhere) up to [`MAX_TASK_ATTEMPTS`] times.
+fn run_stage(
+    world: &dyn Group,
+    table: &ExecutorTable,
+    state: &DriverState,
+    job: &Job,
+    stage: &Stage,
+    partitions: &[usize],
+    mut on_output: impl FnMut(usize, Vec<u8>),
+) -> Result<()> {
+    let started = Instant::now();
+    let mut queue = VecDeque::new();
+    for (index, &partition) in partitions.iter().enumerate() {
+        queue.push_back(Pending {
+            index,
+            partition,
+            attempt: 0,
+            required: required_executor(stage, partition, state)?,
+            avoid: None,
+        });
+    }
+    let threads: HashMap<usize, usize> = table.iter().map(|e| (e.id, e.threads)).collect();
+    let mut in_flight: HashMap<usize, usize> = table.iter().map(|e| (e.id, 0)).collect();
+    let mut running: HashMap<usize, Pending> = HashMap::new(); // by partition
+    let several = table.len() > 1;
+    let mut backoff = Backoff::new();
+    loop {
+        // Round-robin, one task per executor per pass: first up to one task per thread
+        // everywhere, then one more each so no thread idles while a report is in flight.
+        for extra in [0, 1] {
+            loop {
+                let mut assigned = false;
+                for e in table.iter().map(|e| e.id) {
+                    if in_flight[&e] >= threads[&e] + extra {
+                        continue;
+                    }
+                    let pick = queue
+                        .iter()
+                        .position(|t| t.required == Some(e))
+                        .or_else(|| {
+                            queue.iter().position(|t| {
+                                t.required.is_none() && !(several && t.avoid == Some(e))
+                            })
+                        });
+                    let Some(task) = pick.and_then(|at| queue.remove(at)) else {
+                        continue;
+                    };
+                    send(
+                        world,
+                        e,
+                        &ToExecutor::RunTask {
+                            job: job.id,
+                            stage: stage.id,
+                            partition: task.partition as u32,
+                            attempt: task.attempt,
+                        },
+                    )?;
+                    *in_flight.entry(e).or_default() += 1;
+                    running.insert(task.partition, task);
+                    assigned = true;
+                }
+                if !assigned {
+                    break;
+                }
+            }
+        }
+        if queue.is_empty() && running.is_empty() {
+            break;
+        }
+        // Tasks that may only avoid busy executors must not wait forever: drop the wish.
+        if running.is_empty() {
+            queue.iter_mut().for_each(|t| t.avoid = None);
+            continue;
+        }
+        let Some(envelope) = world.try_recv(None, TO_DRIVER)? else {
+            backoff.snooze();
+            continue;
+        };
+        backoff.reset();
+        let from = envelope.source;
+        let msg: ToDriver =
+            messages::decode(&envelope.data, "executor report").map_err(Error::Other)?;
+        match msg {
+            ToDriver::TaskDone {
+                job: j,
+                stage: s,
+                partition,
+                attempt,
+                output,
+            } if j == job.id
+                && s == stage.id
+                && running
+                    .get(&(partition as usize))
+                    .is_some_and(|t| t.attempt == attempt) =>
+            {
+                let task = running
+                    .remove(&(partition as usize))
+                    .expect("checked above");
+                *in_flight.entry(from).or_default() -= 1;
+                on_output(task.index, output);
+            }
+            ToDriver::TaskFailed {
+                job: j,
+                stage: s,
+                partition,
+                attempt,
+                message,
+            } if j == job.id
+                && s == stage.id
+                && running
+                    .get(&(partition as usize))
+                    .is_some_and(|t| t.attempt == attempt) =>
+            {
+                let mut task = running
+                    .remove(&(partition as usize))
+                    .expect("checked above");
+                *in_flight.entry(from).or_default() -= 1;
+                tracing::warn!(
+                    "task {partition} of stage {s} (attempt {}) failed on executor {from}: {message}",
+                    attempt + 1
+                );
+                if attempt + 1 >= MAX_TASK_ATTEMPTS {
+                    return Err(Error::Task(format!(
+                        "job {} ({}) aborted: task {partition} of stage {s} failed {MAX_TASK_ATTEMPTS} times; last failure on executor {from}: {message}",
+                        job.id, job.name
+                    )));
+                }
+                task.attempt += 1;
+                task.avoid = Some(from);
+                queue.push_back(task);
+            }
+            stale if is_stale(&stale, job.id) => {}
+            other => return Err(protocol(from, &other)),
+        }
+    }
+    tracing::info!(
+        "job {}: {} ({}) finished {} task(s) on {} executor(s) in {:.3} s",
+        job.id,
+        stage.describe(),
+        stage.rdd.describe(),
+        partitions.len(),
+        table.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Reports about an earlier job (possible after a failed job) are dropped.
+fn is_stale(msg: &ToDriver, current: u64) -> bool {
+    let job = match msg {
+        ToDriver::Ready { job, .. }
+        | ToDriver::TaskDone { job, .. }
+        | ToDriver::TaskFailed { job, .. }
+        | ToDriver::ExchangeDone { job, .. }
+        | ToDriver::ExchangeFailed { job, .. } => *job,
+    };
+    job < current
+}
+
+fn exchange(
+    world: &dyn Group,
+    executors: &[usize],
+    job: &Job,
+    shuffle: ShuffleId,
+    owners: &[usize],
+) -> Result<()> {
+    let started = Instant::now();
+    let owners32: Vec<u32> = owners.iter().map(|&o| o as u32).collect();
+    for &e in executors {
+        send(
+            world,
+            e,
+            &ToExecutor::Exchange {
+                job: job.id,
+                shuffle,
+                owners: owners32.clone(),
+            },
+        )?;
+    }
+    let mut bytes = 0;
+    let mut failure = None;
+    for _ in executors {
+        let (from, msg) = recv(world, job.id)?;
+        match msg {
+            ToDriver::ExchangeDone {
+                job: j,
+                shuffle: s,
+                bytes: b,
+            } if j == job.id && s == shuffle => bytes += b,
+            ToDriver::ExchangeFailed {
+                job: j,
+                shuffle: s,
+                message,
+            } if j == job.id && s == shuffle => {
+                failure.get_or_insert(format!("executor {from}: {message}"));
+            }
+            other => return Err(protocol(from, &other)),
+        }
+    }
+    if let Some(message) = failure {
+        return Err(Error::Other(format!(
+            "exchange of shuffle {shuffle} failed on {message}"
+        )));
+    }
+    tracing::info!(
+        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {:.3} s",
+        job.id,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn send(world: &dyn Group, to: usize, msg: &ToExecutor) -> Result<()> {
+    world.send(to, TO_EXECUTOR, &messages::encode(msg))?;
+    Ok(())
+}
+
+/// Next report from any executor about job `current` or later; stale ones are dropped.
+fn recv(world: &dyn Group, current: u64) -> Result<(usize, ToDriver)> {
+    loop {
+        let envelope = world.recv(None, TO_DRIVER)?;
+        let msg = messages::decode(&envelope.data, "executor report").map_err(Error::Other)?;
+        if !is_stale(&msg, current) {
+            return Ok((envelope.source, msg));
+        }
+    }
+}
+
+fn protocol(from: usize, msg: &ToDriver) -> Error {
+    Error::Other(format!("unexpected report from executor {from}: {msg:?}"))
+}

@@ -1,0 +1,153 @@
+//! A job (one action) and its stages: the lineage cut at shuffle dependencies.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::executor::task::TaskContext;
+use crate::rdd::node::{Dependency, Node, RddId};
+use crate::shuffle::{ShuffleDep, ShuffleId};
+
+/// Computes one partition of the final RDD and encodes the action's per-partition result.
+pub type ResultFn = Arc<dyn Fn(usize, &TaskContext) -> Result<Vec<u8>> + Send + Sync>;
+
+/// One action, built identically on every rank.
+pub struct Job {
+    pub id: u64,
+    /// The action, e.g. `collect`.
+    pub name: String,
+    pub final_rdd: Arc<dyn Node>,
+    /// Partitions of the final RDD the action needs (all, or a prefix for `take`).
+    pub partitions: Vec<usize>,
+    pub result_fn: ResultFn,
+}
+
+/// What a stage's tasks produce.
+#[derive(Clone)]
+pub enum StageKind {
+    /// Map outputs of a shuffle, kept on the executors.
+    ShuffleMap(Arc<dyn ShuffleDep>),
+    /// The action's results, sent to the driver.
+    Result,
+}
+
+/// Tasks that run one pipelined pass over `rdd`'s partitions.
+#[derive(Clone)]
+pub struct Stage {
+    /// Index in [`plan`]'s order (parents before children, result stage last).
+    pub id: u32,
+    pub kind: StageKind,
+    pub rdd: Arc<dyn Node>,
+    /// Stages whose shuffle outputs this one reads.
+    pub parents: Vec<u32>,
+}
+
+impl Stage {
+    pub fn shuffle(&self) -> Option<&Arc<dyn ShuffleDep>> {
+        match &self.kind {
+            StageKind::ShuffleMap(dep) => Some(dep),
+            StageKind::Result => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            StageKind::ShuffleMap(dep) => {
+                format!("shuffle map stage {} (shuffle {})", self.id, dep.id())
+            }
+            StageKind::Result => format!("result stage {}", self.id),
+        }
+    }
+}
+
+/// The shuffle dependencies reachable from `node` through narrow dependencies only.
+pub fn shuffle_dependencies(node: &Arc<dyn Node>) -> Vec<Arc<dyn ShuffleDep>> {
+    let mut seen = HashSet::new();
+    let mut found = Vec::new();
+    let mut stack = vec![Arc::clone(node)];
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n.id()) {
+            continue;
+        }
+        for dep in n.dependencies().into_iter().rev() {
+            match dep {
+                Dependency::Narrow(parent) => stack.push(parent),
+                Dependency::Shuffle(s) => {
+                    if !found.iter().any(|f: &Arc<dyn ShuffleDep>| f.id() == s.id()) {
+                        found.push(s)
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Splits the lineage of `final_rdd` into stages, parents first, the result stage last.
+pub fn plan(final_rdd: &Arc<dyn Node>) -> Vec<Stage> {
+    fn visit(
+        dep: &Arc<dyn ShuffleDep>,
+        stages: &mut Vec<Stage>,
+        by_shuffle: &mut HashMap<ShuffleId, u32>,
+    ) -> u32 {
+        if let Some(&id) = by_shuffle.get(&dep.id()) {
+            return id;
+        }
+        let rdd = dep.parent();
+        let parents = shuffle_dependencies(&rdd)
+            .iter()
+            .map(|d| visit(d, stages, by_shuffle))
+            .collect();
+        let id = stages.len() as u32;
+        stages.push(Stage {
+            id,
+            kind: StageKind::ShuffleMap(Arc::clone(dep)),
+            rdd,
+            parents,
+        });
+        by_shuffle.insert(dep.id(), id);
+        id
+    }
+    let mut stages = Vec::new();
+    let mut by_shuffle = HashMap::new();
+    let parents = shuffle_dependencies(final_rdd)
+        .iter()
+        .map(|d| visit(d, &mut stages, &mut by_shuffle))
+        .collect();
+    stages.push(Stage {
+        id: stages.len() as u32,
+        kind: StageKind::Result,
+        rdd: Arc::clone(final_rdd),
+        parents,
+    });
+    stages
+}
+
+/// A hash of the whole lineage (ids, operators, partition counts, dependencies) and the
+/// requested partitions. Equal on every rank that built the same program.
+pub fn fingerprint(final_rdd: &Arc<dyn Node>, partitions: &[usize]) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    partitions.hash(&mut h);
+    let mut seen: HashSet<RddId> = HashSet::new();
+    let mut stack = vec![Arc::clone(final_rdd)];
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n.id()) {
+            continue;
+        }
+        (n.id(), n.describe(), n.num_partitions()).hash(&mut h);
+        for dep in n.dependencies() {
+            match dep {
+                Dependency::Narrow(p) => {
+                    (0u8, p.id()).hash(&mut h);
+                    stack.push(p);
+                }
+                Dependency::Shuffle(s) => {
+                    (1u8, s.id(), s.num_reduce_partitions(), s.parent().id()).hash(&mut h);
+                    stack.push(s.parent());
+                }
+            }
+        }
+    }
+    h.finish()
+}
