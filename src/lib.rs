@@ -20,4 +20,4 @@ pub mod transport;
 pub use context::{Context, Mode, Role};
 pub use error::{Error, Result};
 pub use rdd::actions::{SaveOptions, TextRecord};
-pub use rdd::{Broadcast, Data, Key, Rdd, TextOptions};
+pub use rdd::{Accumulator, Broadcast, Data, Key, Rdd, TextOptions};

@@ -41,6 +41,7 @@ fn operators_match_the_reference_in_process() {
     for (seed, n, partitions) in [(1, 500, 4), (2, 37, 1), (3, 0, 3), (4, 2000, 7)] {
         let dir = scratch.path().join(format!("s{seed}"));
         let input = suite::Input::generate(seed, n);
+        suite::prepare_files(&dir, &input);
         let got = suite::run_ember(&ctx, &input, partitions, &dir).unwrap();
         let got = got.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         assert_same(&got, &suite::run_reference(&input, partitions));
@@ -51,6 +52,7 @@ fn operators_match_the_reference_in_process() {
 fn check_under_mpirun(ranks: usize) {
     let scratch = tempfile::tempdir().unwrap();
     let (seed, n, partitions) = (ranks as u64 + 10, 700, 5);
+    suite::prepare_files(scratch.path(), &suite::Input::generate(seed, n));
     let out = run(
         mpirun(
             ranks,
@@ -155,4 +157,32 @@ fn a_task_that_always_panics_aborts_the_job_on_every_rank() {
         );
         assert!(!out.stdout.contains("count ="), "{out:#?}");
     }
+}
+
+#[test]
+fn a_lineage_that_differs_between_ranks_stops_the_job() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = run(
+        mpirun(
+            3,
+            &operators_bin(),
+            &[
+                "--fail",
+                "lineage",
+                "--scratch",
+                scratch.path().to_str().unwrap(),
+            ],
+        ),
+        Duration::from_secs(60),
+    );
+    assert!(!out.timed_out, "hung: {out:#?}");
+    assert_ne!(out.status, Some(0), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("ember: [driver 0] failed: lineage mismatch: executor")
+            && out
+                .stderr
+                .contains("built a different lineage for job 0 (count)"),
+        "{out:#?}"
+    );
 }

@@ -161,6 +161,7 @@ impl Context {
                 register(&executor_end, Some(&executor.info), false);
                 // One job at a time until the driver drops its sender (stop).
                 while let Ok(job) = incoming.recv() {
+                    // Accumulators are shared with the driver here: it merged them already.
                     if let Err(e) = serve_job(&executor, &executor_end, &job) {
                         tracing::debug!("job {} ended with: {e}", job.id);
                     }

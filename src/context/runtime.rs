@@ -11,12 +11,17 @@ use crate::executor::Executor;
 use crate::executor::serve::serve_job;
 use crate::io::output::OutputCommitter;
 use crate::rdd::node::{Node, RddId};
+use crate::rdd::shared::AccumulatorSlot;
 use crate::scheduler::ExecutorTable;
 use crate::scheduler::driver::{self, DriverState};
 use crate::scheduler::job::{Job, ResultFn};
 use crate::scheduler::messages::{self, TO_EXECUTOR, ToExecutor};
 use crate::shuffle::ShuffleId;
 use crate::transport::Group;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// An output directory a job commits on success (`save_as_*`).
 pub struct OutputSpec {
@@ -38,6 +43,11 @@ pub struct Runtime {
     /// Local mode: hands each job to the in-process executor; `None` once stopped.
     pub local_jobs: Mutex<Option<mpsc::Sender<Arc<Job>>>>,
     pub driver: Mutex<DriverState>,
+    /// Held for a whole job: actions on one context run one at a time, in the order
+    /// their threads get here (every rank must see the same order).
+    job_lock: Mutex<()>,
+    accumulators: Mutex<Vec<Arc<dyn AccumulatorSlot>>>,
+    next_accumulator: AtomicU32,
     next_rdd: AtomicU32,
     next_shuffle: AtomicU32,
     next_job: AtomicU64,
@@ -62,6 +72,9 @@ impl Runtime {
             executor,
             local_jobs: Mutex::new(local_jobs),
             driver: Mutex::new(DriverState::default()),
+            job_lock: Mutex::new(()),
+            accumulators: Mutex::new(Vec::new()),
+            next_accumulator: AtomicU32::new(0),
             next_rdd: AtomicU32::new(0),
             next_shuffle: AtomicU32::new(0),
             next_job: AtomicU64::new(0),
@@ -70,6 +83,29 @@ impl Runtime {
 
     pub fn new_rdd_id(&self) -> RddId {
         self.next_rdd.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn new_accumulator_id(&self) -> u32 {
+        self.next_accumulator.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn register_accumulator(&self, slot: Arc<dyn AccumulatorSlot>) {
+        lock(&self.accumulators).push(slot);
+    }
+
+    fn accumulator(&self, id: u32) -> Result<Arc<dyn AccumulatorSlot>> {
+        lock(&self.accumulators)
+            .iter()
+            .find(|a| a.id() == id)
+            .cloned()
+            .ok_or_else(|| Error::Other(format!("unknown accumulator {id}")))
+    }
+
+    fn accumulator_values(&self) -> Vec<(u32, Vec<u8>)> {
+        lock(&self.accumulators)
+            .iter()
+            .map(|a| (a.id(), a.encode()))
+            .collect()
     }
 
     pub fn new_shuffle_id(&self) -> ShuffleId {
@@ -91,6 +127,7 @@ impl Runtime {
         result_fn: ResultFn,
         output: Option<OutputSpec>,
     ) -> Result<Vec<Vec<u8>>> {
+        let _one_job_at_a_time = lock(&self.job_lock);
         let job = Arc::new(Job {
             id: self.next_job.fetch_add(1, Ordering::Relaxed),
             name: name.to_string(),
@@ -99,7 +136,11 @@ impl Runtime {
             result_fn,
         });
         if let Some(executor) = &self.executor {
-            return serve_job(executor, self.world.as_ref(), &job);
+            let end = serve_job(executor, self.world.as_ref(), &job)?;
+            for (id, bytes) in &end.accumulators {
+                self.accumulator(*id)?.set(bytes)?;
+            }
+            return Ok(end.results);
         }
         let committer = match &output {
             Some(o) => match OutputCommitter::setup(&o.dir, o.overwrite) {
@@ -112,7 +153,7 @@ impl Runtime {
             None => None,
         };
         if self.mode == Mode::Local {
-            let sender = self.local_jobs.lock().unwrap_or_else(|p| p.into_inner());
+            let sender = lock(&self.local_jobs);
             let sent = sender
                 .as_ref()
                 .is_some_and(|s| s.send(Arc::clone(&job)).is_ok());
@@ -122,15 +163,20 @@ impl Runtime {
                 ));
             }
         }
-        let result = {
-            let mut state = self.driver.lock().unwrap_or_else(|p| p.into_inner());
-            driver::run_job(self.world.as_ref(), &self.table, &mut state, &job)
-        };
-        let result = result.and_then(|r| {
+        let result = driver::run_job(
+            self.world.as_ref(),
+            &self.table,
+            &mut lock(&self.driver),
+            &job,
+        );
+        let result = result.and_then(|out| {
             if let (Some(c), Some(o)) = (&committer, &output) {
                 c.commit(o.partitions)?;
             }
-            Ok(r)
+            for (id, bytes) in &out.accumulator_updates {
+                self.accumulator(*id)?.merge(bytes)?;
+            }
+            Ok(out.results)
         });
         match &result {
             Ok(r) => self.end_job(&job, Ok(r.clone()), true),
@@ -158,6 +204,7 @@ impl Runtime {
         let msg = messages::encode(&ToExecutor::EndJob {
             job: job.id,
             outcome,
+            accumulators: self.accumulator_values(),
         });
         for e in self.table.iter() {
             if let Err(err) = self.world.send(e.id, TO_EXECUTOR, &msg) {

@@ -12,16 +12,19 @@ use crate::scheduler::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecu
 use crate::shuffle::exchange::exchange;
 use crate::transport::{Backoff, Group};
 
-/// Serves `job` until the driver ends it; returns the job's per-partition results (every
-/// rank gets them, so programs stay in step) or the driver's reason for failing it.
+/// What the driver sent at the end of a job: per-partition results (every rank gets them,
+/// so programs stay in step) and the accumulators' values.
+pub struct JobEnd {
+    pub results: Vec<Vec<u8>>,
+    pub accumulators: Vec<(u32, Vec<u8>)>,
+}
+
+/// Serves `job` until the driver ends it; returns its results, or the driver's reason for
+/// failing it.
 ///
 /// Tasks run on the executor's pool; this thread only relays: it polls the driver's
 /// messages and the tasks' reports with backoff, so it costs next to no CPU.
-pub fn serve_job(
-    executor: &Arc<Executor>,
-    world: &dyn Group,
-    job: &Arc<Job>,
-) -> Result<Vec<Vec<u8>>> {
+pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) -> Result<JobEnd> {
     let stages = Arc::new(plan(&job.final_rdd));
     let (reports, finished) = mpsc::channel::<ToDriver>();
     let mut backoff = Backoff::new();
@@ -82,8 +85,16 @@ pub fn serve_job(
                     };
                     world.send(0, TO_DRIVER, &messages::encode(&report))?;
                 }
-                ToExecutor::EndJob { job: j, outcome } if j == job.id => {
-                    return outcome.map_err(Error::JobFailed);
+                ToExecutor::EndJob {
+                    job: j,
+                    outcome,
+                    accumulators,
+                } if j == job.id => {
+                    let results = outcome.map_err(Error::JobFailed)?;
+                    return Ok(JobEnd {
+                        results,
+                        accumulators,
+                    });
                 }
                 ToExecutor::Shutdown => {
                     return Err(Error::LineageMismatch(format!(
@@ -122,6 +133,7 @@ fn run_task(
         partition: partition as usize,
         attempt,
     };
+    crate::rdd::shared::begin_task_updates();
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;
@@ -132,6 +144,7 @@ fn run_task(
         }
         StageKind::Result => (job.result_fn)(tc.partition, &tc),
     });
+    let accumulators = crate::rdd::shared::end_task_updates();
     let failed = |message: String| ToDriver::TaskFailed {
         job: job.id,
         stage: stage.id,
@@ -146,6 +159,7 @@ fn run_task(
             partition,
             attempt,
             output,
+            accumulators,
         },
         Ok(Err(e)) => failed(e.to_string()),
         Err(panic) => failed(panic),

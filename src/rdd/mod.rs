@@ -32,7 +32,7 @@ use crate::shuffle::partitioner::hash_partition;
 use crate::shuffle::reader::ShuffledRdd;
 
 pub use batch::PartitionIter as Partition;
-pub use shared::Broadcast;
+pub use shared::{Accumulator, Broadcast};
 
 /// What an RDD can hold: plain data that can cross ranks.
 pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}

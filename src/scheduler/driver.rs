@@ -20,14 +20,22 @@ pub struct DriverState {
     pub shuffles: HashMap<ShuffleId, Vec<usize>>,
 }
 
-/// Runs `job` on the executors of `table` and returns the encoded result of each of its
-/// partitions. The caller announces the end of the job (`EndJob`) either way.
+/// What a finished job produced on the driver.
+pub struct JobOutput {
+    /// The encoded result of each requested partition.
+    pub results: Vec<Vec<u8>>,
+    /// Accumulator updates of every successful task, once per task.
+    pub accumulator_updates: Vec<(u32, Vec<u8>)>,
+}
+
+/// Runs `job` on the executors of `table`. The caller announces the end of the job
+/// (`EndJob`) either way.
 pub fn run_job(
     world: &dyn Group,
     table: &ExecutorTable,
     state: &mut DriverState,
     job: &Job,
-) -> Result<Vec<Vec<u8>>> {
+) -> Result<JobOutput> {
     let started = Instant::now();
     let executors: Vec<usize> = table.iter().map(|e| e.id).collect();
     for &e in &executors {
@@ -59,6 +67,7 @@ pub fn run_job(
 
     let stages = plan(&job.final_rdd);
     let mut results = vec![Vec::new(); job.partitions.len()];
+    let mut updates = Vec::new();
     for stage in &stages {
         match &stage.kind {
             StageKind::ShuffleMap(dep) => {
@@ -72,7 +81,9 @@ pub fn run_job(
                     continue;
                 }
                 let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
-                run_stage(world, table, state, job, stage, &tasks, |_, _| {})?;
+                run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
+                    updates.extend(acc)
+                })?;
                 exchange(world, &executors, job, dep.id(), &owners)?;
                 state.shuffles.insert(dep.id(), owners);
             }
@@ -84,7 +95,10 @@ pub fn run_job(
                     job,
                     stage,
                     &job.partitions,
-                    |i, out| results[i] = out,
+                    |i, out, acc| {
+                        results[i] = out;
+                        updates.extend(acc);
+                    },
                 )?;
             }
         }
@@ -96,7 +110,10 @@ pub fn run_job(
         stages.len(),
         started.elapsed().as_secs_f64()
     );
-    Ok(results)
+    Ok(JobOutput {
+        results,
+        accumulator_updates: updates,
+    })
 }
 
 /// Reduce partition owners for the shuffle of `stage`: the executor that will run each
@@ -185,7 +202,7 @@ struct Pending {
 }
 
 /// Runs one task per entry of `partitions`, keeping each executor at most `threads + 1`
-/// tasks deep, and calls `on_output(index, bytes)` for each success. A failed task is
+/// tasks deep, and calls `on_output(index, bytes, accumulator updates)` for each success. A failed task is
 /// retried (elsewhere when it can run elsewhere) up to [`MAX_TASK_ATTEMPTS`] times.
 fn run_stage(
     world: &dyn Group,
@@ -194,7 +211,7 @@ fn run_stage(
     job: &Job,
     stage: &Stage,
     partitions: &[usize],
-    mut on_output: impl FnMut(usize, Vec<u8>),
+    mut on_output: impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>),
 ) -> Result<()> {
     let started = Instant::now();
     let mut queue = VecDeque::new();
@@ -275,6 +292,7 @@ fn run_stage(
                 partition,
                 attempt,
                 output,
+                accumulators,
             } if j == job.id
                 && s == stage.id
                 && running
@@ -285,7 +303,7 @@ fn run_stage(
                     .remove(&(partition as usize))
                     .expect("checked above");
                 *in_flight.entry(from).or_default() -= 1;
-                on_output(task.index, output);
+                on_output(task.index, output, accumulators);
             }
             ToDriver::TaskFailed {
                 job: j,

@@ -29,10 +29,12 @@ pub enum ToExecutor {
         shuffle: u32,
         owners: Vec<u32>,
     },
-    /// The job is over: its per-partition results, or the reason it failed.
+    /// The job is over: its per-partition results, or the reason it failed, and the
+    /// value of every accumulator after it.
     EndJob {
         job: u64,
         outcome: Result<Vec<Vec<u8>>, String>,
+        accumulators: Vec<(u32, Vec<u8>)>,
     },
     /// The driver's program has ended.
     Shutdown,
@@ -51,6 +53,8 @@ pub enum ToDriver {
         partition: u32,
         attempt: u32,
         output: Vec<u8>,
+        /// The task's accumulator updates: (accumulator id, encoded partial value).
+        accumulators: Vec<(u32, Vec<u8>)>,
     },
     TaskFailed {
         job: u64,

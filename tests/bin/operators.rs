@@ -22,7 +22,8 @@ struct Args {
     /// Directory every rank can write and read.
     #[arg(long)]
     scratch: PathBuf,
-    /// Inject a panic into task 1 of a count job: once (then the retry succeeds) or always.
+    /// Inject a panic into task 1 of a count job: once (then the retry succeeds) or always;
+    /// or `lineage`: the driver builds a different lineage than the executors.
     #[arg(long)]
     fail: Option<String>,
     #[command(flatten)]
@@ -52,6 +53,13 @@ fn main() {
 }
 
 fn inject(ctx: &Context, args: &Args, mode: &str) -> ember::Result<()> {
+    if mode == "lineage" {
+        // Non-deterministic driver code: the driver builds another lineage than executors.
+        let parts = if ctx.is_driver() { 2 } else { 3 };
+        let n = ctx.range(0, 10, Some(parts)).count()?;
+        println!("count = {n}");
+        return Ok(());
+    }
     let marker = args.scratch.join("failed-once");
     let always = mode == "panic-always";
     let n = ctx

@@ -63,7 +63,22 @@ fn put<T: std::fmt::Debug>(r: &mut Results, name: &'static str, value: T) {
     r.insert(name, format!("{value:?}"));
 }
 
-/// Runs every operator through ember. `scratch` is a directory every rank can reach.
+/// Writes the suite's input files into `scratch` (before the job starts): `records.bin`,
+/// the numbers as 8-byte little-endian records, and `lines.txt`, ten numbers a line.
+pub fn prepare_files(scratch: &Path, input: &Input) {
+    std::fs::create_dir_all(scratch).unwrap();
+    let records: Vec<u8> = input.nums.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(scratch.join("records.bin"), records).unwrap();
+    let lines: Vec<String> = input
+        .nums
+        .chunks(10)
+        .map(|c| c.iter().map(i64::to_string).collect::<Vec<_>>().join(" "))
+        .collect();
+    std::fs::write(scratch.join("lines.txt"), lines.join("\n")).unwrap();
+}
+
+/// Runs every operator through ember. `scratch` is a directory every rank can reach,
+/// prepared by [`prepare_files`].
 pub fn run_ember(
     ctx: &Context,
     input: &Input,
@@ -148,6 +163,42 @@ pub fn run_ember(
         "count_by_key",
         sorted(pairs.count_by_key()?.into_iter().collect()),
     );
+    let records = ctx.binary_records(scratch.join("records.bin").to_str().unwrap(), 8, p)?;
+    let decoded = records.map(|r| i64::from_le_bytes(r.try_into().expect("8 bytes")));
+    put(&mut r, "binary_records", decoded.collect()?);
+    let text = ctx.text_file_with(
+        scratch.join("lines.txt").to_str().unwrap(),
+        ember::TextOptions {
+            partitions: p,
+            ..Default::default()
+        },
+    )?;
+    let parsed = text.flat_map(|l| {
+        l.split(' ')
+            .map(|w| w.parse::<i64>().expect("number"))
+            .collect::<Vec<_>>()
+    });
+    put(&mut r, "text_file", parsed.collect()?);
+
+    // A shuffled RDD used by two actions: the second job skips the map stage.
+    let reused = pairs.reduce_by_key(|a, b| a + b);
+    put(
+        &mut r,
+        "reuse",
+        (reused.count()?, sorted(reused.collect()?)),
+    );
+
+    // Tasks add; afterwards every rank holds the driver's value, and uses it.
+    let evens = ctx.accumulator::<u64>("evens");
+    let acc = evens.clone();
+    nums.foreach_partition(move |it| it.filter(|x| x % 2 == 0).for_each(|_| acc.add(1)))?;
+    let seen = evens.value() as i64;
+    put(
+        &mut r,
+        "accumulator",
+        (seen, nums.map(move |x| x + seen).fold(0, |a, b| a + b)?),
+    );
+
     let b = ctx.broadcast(vec![10i64, 20])?;
     put(
         &mut r,
@@ -337,6 +388,19 @@ pub fn run_reference(input: &Input, partitions: usize) -> Results {
         nums.iter().map(|x| x + 200).sum::<i64>(),
     );
     put(&mut r, "foreach_partition", nums.len());
+    put(&mut r, "binary_records", nums.clone());
+    put(&mut r, "text_file", nums.clone());
+    let sums: Vec<(u32, i64)> = by_key
+        .iter()
+        .map(|(&k, vs)| (k, vs.iter().sum::<i64>()))
+        .collect();
+    put(&mut r, "reuse", (by_key.len() as u64, sums));
+    let evens = nums.iter().filter(|x| *x % 2 == 0).count() as i64;
+    put(
+        &mut r,
+        "accumulator",
+        (evens, nums.iter().map(|x| x + evens).sum::<i64>()),
+    );
     let saved: Vec<String> = by_key
         .iter()
         .map(|(k, vs)| format!("{k}\t{}", vs.iter().sum::<i64>()))
