@@ -31,6 +31,15 @@ pub struct EngineArgs {
         global = true
     )]
     pub local_dir: PathBuf,
+    /// Bytes an executor sends per shuffle round (all destinations together): bounds the
+    /// memory MPI needs during an exchange.
+    #[arg(
+        long,
+        env = "EMBER_SHUFFLE_ROUND_BYTES",
+        default_value = "64m",
+        global = true
+    )]
+    pub shuffle_round_bytes: ByteSize,
     /// Do not pin executors and their threads to cores.
     #[arg(long, env = "EMBER_NO_PIN", global = true)]
     pub no_pin: bool,
@@ -51,6 +60,7 @@ impl EngineArgs {
                 tracing::warn!("ignoring malformed EMBER_* setting: {e}");
                 EngineArgs {
                     local_dir: PathBuf::from("/dev/shm"),
+                    shuffle_round_bytes: ByteSize(64 << 20),
                     ..EngineArgs::default()
                 }
             })
@@ -58,7 +68,7 @@ impl EngineArgs {
 }
 
 /// A byte count written the way Spark and Slurm users write it: `512m`, `2g`, `1.5GiB`, `4096`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
 impl std::str::FromStr for ByteSize {

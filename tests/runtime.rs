@@ -224,11 +224,11 @@ fn an_error_on_an_executor_ends_a_two_rank_job() {
 
 #[test]
 fn a_killed_executor_does_not_hang_the_job() {
-    let (child, lines, out, err) = common::spawn_streaming(mpirun(
-        4,
-        &bin("ember"),
-        &["debug", "busy", "--seconds", "60"],
-    ));
+    // A SIGKILLed rank cannot clean up: keep its scratch directory out of /dev/shm.
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cmd = mpirun(4, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
+    cmd.env("EMBER_LOCAL_DIR", scratch.path());
+    let (child, lines, out, err) = common::spawn_streaming(cmd);
     let mut table = String::new();
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
         table.push_str(&line);

@@ -30,8 +30,68 @@ fn report(message: &str) {
     let _ = err.flush();
 }
 
+/// Directories to remove however the process ends (shuffle and cache scratch).
+static ON_EXIT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers `path` for removal when the job fails or is signalled.
+pub(crate) fn remove_on_exit(path: &std::path::Path) {
+    let mut list = ON_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+    list.push(path.to_path_buf());
+}
+
+/// Unregisters `path` (it was removed normally).
+pub(crate) fn forget_on_exit(path: &std::path::Path) {
+    let mut list = ON_EXIT.lock().unwrap_or_else(|p| p.into_inner());
+    list.retain(|p| p != path);
+}
+
+/// Removes every registered directory (best effort: we are going down).
+pub(crate) fn remove_scratch() {
+    let list = std::mem::take(&mut *ON_EXIT.lock().unwrap_or_else(|p| p.into_inner()));
+    for path in list {
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+/// On SIGTERM, SIGINT or SIGUSR1 (mpirun ending the job, Slurm's time limit, Ctrl-C):
+/// remove scratch files, say why, and exit non-zero. Installed once per process.
+pub(crate) fn install_signal_handlers() {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
+        Ok(mut signals) => {
+            let spawned = std::thread::Builder::new()
+                .name("ember-signals".into())
+                .spawn(move || {
+                    if let Some(signal) = signals.forever().next() {
+                        remove_scratch();
+                        let name = match signal {
+                            SIGTERM => "SIGTERM",
+                            SIGINT => "SIGINT",
+                            _ => "SIGUSR1",
+                        };
+                        let message = format!("stopped by {name} (a launcher ending the job, or a time limit); output was not committed");
+                        // Executors get SIGTERM whenever mpirun ends a failed job: only
+                        // the driver's line is news.
+                        if crate::log::current_label().starts_with("driver") {
+                            report(&message);
+                        } else {
+                            tracing::debug!("{message}");
+                        }
+                        std::process::exit(128 + signal);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("no signal handler thread: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("cannot handle signals: {e}"),
+    });
+}
+
 /// Ends every rank: `MPI_Abort` when MPI is up, else exits this process.
 pub(crate) fn abort_job(code: i32) -> ! {
+    remove_scratch();
     if MPI_ACTIVE.load(Ordering::SeqCst) {
         // SAFETY: MPI is initialised and not finalised (MPI_ACTIVE); MPI_Abort may be called
         // from any thread and does not return.

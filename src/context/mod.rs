@@ -71,6 +71,7 @@ impl Context {
     pub fn init_with(config: &EngineArgs) -> Context {
         crate::log::init();
         failure::install_panic_hook();
+        failure::install_signal_handlers();
         let Some((universe, threading)) = mpi::initialize_with_threading(Threading::Multiple)
         else {
             fatal("MPI was already initialised in this process; call Context::init once");
@@ -103,6 +104,10 @@ impl Context {
         };
         let executor_comm = world.split_by_color(color);
         let world = Arc::new(MpiGroup::new(world, thread_multiple)) as Arc<dyn Group>;
+        let token = world
+            .broadcast(0, job_token().as_bytes())
+            .unwrap_or_else(|e| fatal(&format!("sharing the job token failed: {e}")));
+        let token = String::from_utf8_lossy(&token).into_owned();
 
         let executor = executor_comm.map(|comm| {
             let node = comm.split_shared(comm.rank());
@@ -110,7 +115,7 @@ impl Context {
             drop(node);
             let peers = Arc::new(MpiGroup::new(comm, thread_multiple)) as Arc<dyn Group>;
             Arc::new(Executor::start(
-                rank, node_rank, node_size, peers, config, false,
+                rank, node_rank, node_size, peers, config, &token, false,
             ))
         });
         let table = register(world.as_ref(), executor.as_ref().map(|e| &e.info), true);
@@ -150,12 +155,14 @@ impl Context {
                 let Some(peers) = LocalGroup::create(1).pop() else {
                     unreachable!("a group of one has one end")
                 };
+                let token = job_token();
                 let executor = Arc::new(Executor::start(
                     1,
                     0,
                     1,
                     Arc::new(peers),
                     &executor_config,
+                    &token,
                     true,
                 ));
                 register(&executor_end, Some(&executor.info), false);
@@ -316,6 +323,18 @@ impl Drop for Context {
             self.shutdown();
         }
     }
+}
+
+/// Names this job's scratch directories: the Slurm job id, else the driver's pid and a
+/// time stamp (so that two jobs on one node never share a directory).
+fn job_token() -> String {
+    if let Ok(id) = std::env::var("SLURM_JOB_ID") {
+        return format!("slurm{id}");
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{nanos:09}", std::process::id())
 }
 
 /// Executors send their info to rank 0, which logs the table; with `share`, rank 0 then

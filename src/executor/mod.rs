@@ -9,6 +9,7 @@ use std::sync::Arc;
 pub use registration::ExecutorInfo;
 
 use crate::config::EngineArgs;
+use crate::shuffle::files::ScratchDir;
 use crate::shuffle::store::ShuffleStore;
 use crate::topology::{self, Machine, Placement};
 use crate::transport::Group;
@@ -20,8 +21,9 @@ pub struct Executor {
     pub pool: rayon::ThreadPool,
     /// The executors' own group (all ranks but the driver), for shuffle collectives.
     pub peers: Arc<dyn Group>,
-    /// Map outputs and reduce blocks of shuffles.
+    /// Map outputs and reduce blocks of shuffles, in the executor's scratch directory.
     pub shuffle: ShuffleStore,
+    pub shuffle_round_bytes: usize,
 }
 
 impl Executor {
@@ -33,6 +35,7 @@ impl Executor {
         node_size: usize,
         peers: Arc<dyn Group>,
         config: &EngineArgs,
+        job_token: &str,
         in_process: bool,
     ) -> Executor {
         let machine = Machine::discover_or_fallback();
@@ -56,6 +59,16 @@ impl Executor {
             .executor_memory
             .map(|b| b.0)
             .unwrap_or_else(|| machine.memory_bytes / 4 * 3 / node_size.max(1) as u64);
+        let local_dir = if config.local_dir.as_os_str().is_empty() {
+            std::env::temp_dir()
+        } else {
+            config.local_dir.clone()
+        };
+        let scratch = ScratchDir::create(&local_dir, job_token, id).unwrap_or_else(|e| {
+            crate::context::fatal(&format!(
+                "executor {id}: cannot create its scratch directory: {e}"
+            ))
+        });
         let info = ExecutorInfo {
             id,
             host: registration::host_name(),
@@ -84,7 +97,8 @@ impl Executor {
             placement,
             pool,
             peers,
-            shuffle: ShuffleStore::default(),
+            shuffle: ShuffleStore::new(scratch),
+            shuffle_round_bytes: (config.shuffle_round_bytes.0 as usize).clamp(1 << 10, 1 << 30),
         }
     }
 }

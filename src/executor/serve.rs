@@ -65,17 +65,22 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                         let _ = reports.send(report);
                     });
                 }
-                ToExecutor::Exchange {
+                ToExecutor::PrepareShuffle {
                     job: j,
                     shuffle,
                     owners,
                 } if j == job.id => {
-                    let owners: Vec<usize> = owners.into_iter().map(|o| o as usize).collect();
-                    let report = match exchange(executor, shuffle, &owners) {
-                        Ok(bytes) => ToDriver::ExchangeDone {
+                    let owners = owners.into_iter().map(|o| o as usize).collect();
+                    executor.shuffle.set_owners(shuffle, owners);
+                }
+                ToExecutor::Exchange { job: j, shuffle } if j == job.id => {
+                    let round_bytes = executor.shuffle_round_bytes;
+                    let report = match exchange(executor, shuffle, round_bytes) {
+                        Ok((bytes, rounds)) => ToDriver::ExchangeDone {
                             job: j,
                             shuffle,
                             bytes,
+                            rounds,
                         },
                         Err(e) => ToDriver::ExchangeFailed {
                             job: j,
@@ -137,9 +142,11 @@ fn run_task(
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;
+            let first_id = executor.info.id - executor.peers.rank();
+            let peers = executor.peers.size();
             executor
                 .shuffle
-                .put_map_output(dep.id(), tc.partition, output);
+                .put_map_output(dep.id(), tc.partition, output, first_id, peers)?;
             Ok(Vec::new())
         }
         StageKind::Result => (job.result_fn)(tc.partition, &tc),

@@ -80,11 +80,20 @@ pub fn run_job(
                     );
                     continue;
                 }
+                let owners32: Vec<u32> = owners.iter().map(|&o| o as u32).collect();
+                for &e in &executors {
+                    let msg = ToExecutor::PrepareShuffle {
+                        job: job.id,
+                        shuffle: dep.id(),
+                        owners: owners32.clone(),
+                    };
+                    send(world, e, &msg)?;
+                }
                 let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
                 run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
                     updates.extend(acc)
                 })?;
-                exchange(world, &executors, job, dep.id(), &owners)?;
+                exchange(world, &executors, job, dep.id())?;
                 state.shuffles.insert(dep.id(), owners);
             }
             StageKind::Result => {
@@ -363,15 +372,8 @@ fn is_stale(msg: &ToDriver, current: u64) -> bool {
     job < current
 }
 
-fn exchange(
-    world: &dyn Group,
-    executors: &[usize],
-    job: &Job,
-    shuffle: ShuffleId,
-    owners: &[usize],
-) -> Result<()> {
+fn exchange(world: &dyn Group, executors: &[usize], job: &Job, shuffle: ShuffleId) -> Result<()> {
     let started = Instant::now();
-    let owners32: Vec<u32> = owners.iter().map(|&o| o as u32).collect();
     for &e in executors {
         send(
             world,
@@ -379,11 +381,10 @@ fn exchange(
             &ToExecutor::Exchange {
                 job: job.id,
                 shuffle,
-                owners: owners32.clone(),
             },
         )?;
     }
-    let mut bytes = 0;
+    let (mut bytes, mut rounds) = (0, 0);
     let mut failure = None;
     for _ in executors {
         let (from, msg) = recv(world, job.id)?;
@@ -392,7 +393,11 @@ fn exchange(
                 job: j,
                 shuffle: s,
                 bytes: b,
-            } if j == job.id && s == shuffle => bytes += b,
+                rounds: r,
+            } if j == job.id && s == shuffle => {
+                bytes += b;
+                rounds = r;
+            }
             ToDriver::ExchangeFailed {
                 job: j,
                 shuffle: s,
@@ -409,7 +414,7 @@ fn exchange(
         )));
     }
     tracing::info!(
-        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {:.3} s",
+        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {rounds} round(s), {:.3} s",
         job.id,
         started.elapsed().as_secs_f64()
     );

@@ -22,13 +22,15 @@ pub enum ToExecutor {
         partition: u32,
         attempt: u32,
     },
-    /// Every map task of `shuffle` is done: exchange the outputs; `owners[r]` is the
-    /// executor id that owns reduce partition `r`.
-    Exchange {
+    /// Before the map stage of `shuffle`: `owners[r]` is the executor id that will own
+    /// reduce partition `r` (map tasks group their output by owner).
+    PrepareShuffle {
         job: u64,
         shuffle: u32,
         owners: Vec<u32>,
     },
+    /// Every map task of `shuffle` is done: exchange the outputs.
+    Exchange { job: u64, shuffle: u32 },
     /// The job is over: its per-partition results, or the reason it failed, and the
     /// value of every accumulator after it.
     EndJob {
@@ -67,6 +69,7 @@ pub enum ToDriver {
         job: u64,
         shuffle: u32,
         bytes: u64,
+        rounds: u32,
     },
     ExchangeFailed {
         job: u64,

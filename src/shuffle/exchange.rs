@@ -1,9 +1,15 @@
-//! The exchange: every executor sends each reduce partition's bytes to its owner in one
-//! `MPI_Alltoallv` over the executor group.
+//! The exchange: executors move every reduce partition's bytes to its owner with
+//! `MPI_Alltoall` (counts) and `MPI_Alltoallv` (data) over the executor group, in rounds.
 //!
-//! Frame format per destination: `[reduce partition: u32 LE][length: u64 LE][bytes]`,
-//! repeated. Received frames are validated (partition in range and owned by the receiver,
-//! length within the buffer); anything else is `Error::CorruptShuffle` naming the sender.
+//! 1. Metadata: each executor tells each destination which (partition, length) runs it
+//!    will send, in order (one small all-to-all). The receiver checks them (partition in
+//!    range and owned by it) and sizes one reduce file for everything it will receive.
+//! 2. Rounds: each round sends at most `round_bytes / executors` to each destination,
+//!    straight from a mapped map file, received straight into the mapped reduce file, so
+//!    an executor's memory stays at its own data plus one round. Every executor runs the
+//!    same number of rounds (the maximum, agreed first).
+//! 3. The receiver checks that every source sent exactly what it announced; anything else
+//!    is `CorruptShuffle` naming the shuffle and the source executor.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,152 +17,268 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::shuffle::ShuffleId;
-use crate::shuffle::store::Block;
-use crate::transport::AlignedBytes;
+use crate::shuffle::files::{create_private, map_read};
+use crate::shuffle::store::{Block, ReduceSide};
+use crate::transport::prefix_sums;
 
-const HEADER: usize = 12;
+const META_ENTRY: usize = 12;
 
-/// Runs this executor's part of exchanging `shuffle`; `owners[r]` is the executor id that
-/// owns reduce partition `r`. Returns the bytes received.
-pub fn exchange(executor: &Executor, shuffle: ShuffleId, owners: &[usize]) -> Result<u64> {
-    let peers = executor.peers.as_ref();
-    let first_id = executor.info.id - peers.rank();
-    let outputs = executor.shuffle.take_map_outputs(shuffle);
-
-    let mut per_dest: Vec<Vec<u8>> = vec![Vec::new(); peers.size()];
-    for (_, output) in &outputs {
-        for (r, bytes) in output.buckets.iter().enumerate() {
-            if bytes.is_empty() {
-                continue;
-            }
-            let dest = owners[r] - first_id;
-            let frame = &mut per_dest[dest];
-            frame.extend_from_slice(&(r as u32).to_le_bytes());
-            frame.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-            frame.extend_from_slice(bytes);
-        }
-    }
-    drop(outputs);
-    let counts: Vec<usize> = per_dest.iter().map(Vec::len).collect();
-    let send = per_dest.concat();
-    drop(per_dest);
-
-    let received = peers.all_to_all_v(&send, &counts)?;
-    drop(send);
-    let total = received.bytes.len() as u64;
-    let counts = received.counts.clone();
-    let data = Arc::new(received.bytes);
-    let blocks = parse_frames(&data, &counts, shuffle, owners, executor.info.id, first_id)?;
-    executor
-        .shuffle
-        .put_reduce_side(shuffle, owners.to_vec(), blocks);
-    Ok(total)
+/// A fault to inject, for tests: `EMBER_TEST_SHUFFLE_FAULT=corrupt:<executor>` overwrites
+/// that executor's map data with garbage, `truncate:<executor>` makes it send one byte
+/// less than it announces.
+fn injected_fault(me: usize) -> Option<&'static str> {
+    let spec = std::env::var("EMBER_TEST_SHUFFLE_FAULT").ok()?;
+    let (kind, who) = spec.split_once(':')?;
+    let kind = if kind == "corrupt" {
+        "corrupt"
+    } else {
+        "truncate"
+    };
+    (who.parse::<usize>().ok()? == me).then_some(kind)
 }
 
-/// Splits the received bytes (`counts[i]` from peer `i`) into blocks per reduce partition.
-pub fn parse_frames(
-    data: &Arc<AlignedBytes>,
-    counts: &[usize],
-    shuffle: ShuffleId,
-    owners: &[usize],
-    me: usize,
-    first_id: usize,
-) -> Result<HashMap<usize, Vec<Block>>> {
-    let bytes = data.as_bytes();
+/// Runs this executor's part of exchanging `shuffle`. Returns the bytes received and the
+/// number of rounds.
+pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> Result<(u64, u32)> {
+    let peers = executor.peers.as_ref();
+    let (n, me) = (peers.size(), executor.info.id);
+    let first_id = me - peers.rank();
+    let owners = executor.shuffle.owners(shuffle)?;
+    let files = executor.shuffle.take_map_files(shuffle);
+    let fault = injected_fault(me);
+
+    // 1. Metadata.
+    let mut meta_send: Vec<Vec<u8>> = vec![Vec::new(); n];
+    for f in &files {
+        for (peer, parts) in f.parts.iter().enumerate() {
+            for &(r, len) in parts {
+                meta_send[peer].extend_from_slice(&r.to_le_bytes());
+                meta_send[peer].extend_from_slice(&len.to_le_bytes());
+            }
+        }
+    }
+    let meta_counts: Vec<usize> = meta_send.iter().map(Vec::len).collect();
+    let meta = peers.all_to_all_v(&meta_send.concat(), &meta_counts)?;
+    let announced: Vec<Vec<(usize, usize)>> = (0..n)
+        .map(|peer| parse_meta(meta.from_rank(peer), shuffle, &owners, me, first_id + peer))
+        .collect::<Result<_>>()?;
+    let totals: Vec<usize> = announced
+        .iter()
+        .map(|a| a.iter().map(|x| x.1).sum())
+        .collect();
+    let base = prefix_sums(&totals);
+    let total: usize = totals.iter().sum();
+
     let mut blocks: HashMap<usize, Vec<Block>> = HashMap::new();
-    let mut at = 0usize;
-    for (peer, &count) in counts.iter().enumerate() {
-        let source = first_id + peer;
-        let corrupt = |detail: String| Error::CorruptShuffle {
-            shuffle,
-            source_rank: source,
-            detail,
-        };
-        let end = at + count;
-        while at < end {
-            if end - at < HEADER {
-                return Err(corrupt(format!("truncated frame header at byte {at}")));
-            }
-            let r = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap_or_default()) as usize;
-            let len = u64::from_le_bytes(bytes[at + 4..at + 12].try_into().unwrap_or_default());
-            at += HEADER;
-            if r >= owners.len() {
-                return Err(corrupt(format!("reduce partition {r} of {}", owners.len())));
-            }
-            if owners[r] != me {
-                return Err(corrupt(format!(
-                    "partition {r} belongs to executor {}",
-                    owners[r]
-                )));
-            }
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|&l| l <= end - at)
-                .ok_or_else(|| {
-                    corrupt(format!(
-                        "frame of {len} bytes overruns the {} left",
-                        end - at
-                    ))
-                })?;
+    for (peer, list) in announced.iter().enumerate() {
+        let mut at = base[peer];
+        for &(r, len) in list {
             blocks.entry(r).or_default().push(Block {
-                source,
-                data: Arc::clone(data),
+                source: first_id + peer,
                 range: at..at + len,
             });
             at += len;
         }
     }
-    Ok(blocks)
+
+    // The reduce file receives everything, in place.
+    let reduce_path = executor
+        .shuffle
+        .dir()
+        .join(format!("shuffle-{shuffle}-reduce.data"));
+    let reduce_file = create_private(&reduce_path)?;
+    reduce_file
+        .set_len(total as u64)
+        .map_err(|e| Error::io(&reduce_path, e))?;
+    let mut reduce_map = if total > 0 {
+        // SAFETY: a fresh private file of ours; no one else maps or truncates it.
+        Some(
+            unsafe { memmap2::MmapMut::map_mut(&reduce_file) }
+                .map_err(|e| Error::io(&reduce_path, e))?,
+        )
+    } else {
+        None
+    };
+
+    // 2. Rounds.
+    let quota = (round_bytes / n).max(1);
+    let maps = files
+        .iter()
+        .map(|f| {
+            if fault == Some("corrupt") && f.bytes() > 0 {
+                std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
+                    .map_err(|e| Error::io(&f.data, e))?;
+            }
+            map_read(&f.data)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut plan: Vec<(usize, u64)> = Vec::new(); // (file, round within file)
+    for (i, f) in files.iter().enumerate() {
+        let rounds = f
+            .runs
+            .iter()
+            .map(|r| r.1.div_ceil(quota as u64))
+            .max()
+            .unwrap_or(0);
+        plan.extend((0..rounds).map(|k| (i, k)));
+    }
+    let rounds = peers.all_max(plan.len() as u64)? as usize;
+    let mut cursor = base.clone();
+    let mut sent_short = fault == Some("truncate");
+    for round in 0..rounds {
+        let (send, mut counts, displs): (&[u8], Vec<usize>, Vec<usize>) = match plan.get(round) {
+            Some(&(i, k)) => {
+                let map = maps[i].as_deref().unwrap_or(&[]);
+                let q = quota as u64;
+                let counts = files[i]
+                    .runs
+                    .iter()
+                    .map(|&(_, len)| len.saturating_sub(k * q).min(q) as usize)
+                    .collect();
+                let displs = files[i]
+                    .runs
+                    .iter()
+                    .map(|&(off, len)| (off + (k * q).min(len)) as usize)
+                    .collect();
+                (map, counts, displs)
+            }
+            None => (&[], vec![0; n], vec![0; n]),
+        };
+        if sent_short && let Some(c) = counts.iter_mut().find(|c| **c > 0) {
+            *c -= 1;
+            sent_short = false;
+        }
+        let recv_counts = peers.all_to_all_counts(&counts)?;
+        for peer in 0..n {
+            if cursor[peer] + recv_counts[peer] > base[peer] + totals[peer] {
+                return Err(corrupt(
+                    shuffle,
+                    first_id + peer,
+                    format!("sent more than the {} bytes it announced", totals[peer]),
+                ));
+            }
+        }
+        let recv: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
+        peers.all_to_all_v_into(send, &counts, &displs, recv, &recv_counts, &cursor)?;
+        for peer in 0..n {
+            cursor[peer] += recv_counts[peer];
+        }
+    }
+    for peer in 0..n {
+        let got = cursor[peer] - base[peer];
+        if got != totals[peer] {
+            return Err(corrupt(
+                shuffle,
+                first_id + peer,
+                format!(
+                    "truncated: {got} of the {} bytes it announced arrived",
+                    totals[peer]
+                ),
+            ));
+        }
+    }
+    drop(maps);
+    files.iter().for_each(|f| f.remove());
+
+    let data = match reduce_map {
+        Some(m) => Some(Arc::new(
+            m.make_read_only().map_err(|e| Error::io(&reduce_path, e))?,
+        )),
+        None => None,
+    };
+    executor.shuffle.put_reduce_side(
+        shuffle,
+        ReduceSide {
+            owners,
+            data,
+            blocks,
+        },
+    );
+    Ok((total as u64, rounds as u32))
+}
+
+fn corrupt(shuffle: ShuffleId, source: usize, detail: String) -> Error {
+    Error::CorruptShuffle {
+        shuffle,
+        source_rank: source,
+        detail,
+    }
+}
+
+/// Parses one source's announcement: (reduce partition, length) runs, each of which must
+/// be a partition this executor `me` owns.
+pub fn parse_meta(
+    bytes: &[u8],
+    shuffle: ShuffleId,
+    owners: &[usize],
+    me: usize,
+    source: usize,
+) -> Result<Vec<(usize, usize)>> {
+    if !bytes.len().is_multiple_of(META_ENTRY) {
+        return Err(corrupt(
+            shuffle,
+            source,
+            format!("metadata of {} bytes is not whole entries", bytes.len()),
+        ));
+    }
+    bytes
+        .chunks_exact(META_ENTRY)
+        .map(|entry| {
+            let r = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]) as usize;
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&entry[4..]);
+            let len = u64::from_le_bytes(len);
+            match owners.get(r) {
+                None => Err(corrupt(
+                    shuffle,
+                    source,
+                    format!("reduce partition {r} of {}", owners.len()),
+                )),
+                Some(&o) if o != me => Err(corrupt(
+                    shuffle,
+                    source,
+                    format!("partition {r} belongs to executor {o}"),
+                )),
+                Some(_) => usize::try_from(len)
+                    .map(|l| (r, l))
+                    .map_err(|_| corrupt(shuffle, source, format!("a run of {len} bytes"))),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frame(r: u32, payload: &[u8]) -> Vec<u8> {
-        let mut f = r.to_le_bytes().to_vec();
-        f.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        f.extend_from_slice(payload);
-        f
-    }
-
-    fn received(parts: &[Vec<u8>]) -> (Arc<AlignedBytes>, Vec<usize>) {
-        let all = parts.concat();
-        let mut b = AlignedBytes::zeroed(all.len());
-        b.as_bytes_mut().copy_from_slice(&all);
-        (Arc::new(b), parts.iter().map(Vec::len).collect())
+    fn entry(r: u32, len: u64) -> Vec<u8> {
+        [r.to_le_bytes().to_vec(), len.to_le_bytes().to_vec()].concat()
     }
 
     #[test]
-    fn frames_become_blocks_per_partition() {
-        let owners = [1, 2, 1];
-        let (data, counts) =
-            received(&[[frame(0, b"abc"), frame(2, b"z")].concat(), frame(0, b"de")]);
-        let blocks = parse_frames(&data, &counts, 7, &owners, 1, 1).unwrap();
-        let p0: Vec<(usize, &[u8])> = blocks[&0].iter().map(|b| (b.source, b.bytes())).collect();
-        assert_eq!(p0, [(1, &b"abc"[..]), (2, &b"de"[..])]);
-        assert_eq!(blocks[&2][0].bytes(), b"z");
+    fn metadata_lists_owned_runs() {
+        let bytes = [entry(0, 5), entry(2, 7)].concat();
+        assert_eq!(
+            parse_meta(&bytes, 1, &[3, 4, 3], 3, 4).unwrap(),
+            vec![(0, 5), (2, 7)]
+        );
     }
 
     #[test]
-    fn corrupt_and_truncated_frames_name_the_sender() {
-        let owners = [1, 1];
-        let cases: Vec<Vec<u8>> = vec![
-            frame(0, b"abc")[..10].to_vec(), // header cut short
-            frame(0, b"abc")[..13].to_vec(), // payload cut short
-            frame(5, b"x"),                  // partition out of range
+    fn bad_metadata_names_shuffle_and_source() {
+        let cases = [
+            entry(0, 5)[..7].to_vec(), // cut short
+            entry(9, 1),               // no such partition
+            entry(1, 1),               // someone else's partition
         ];
         for bytes in cases {
-            let (data, counts) = received(&[Vec::new(), bytes]);
-            let err = parse_frames(&data, &counts, 3, &owners, 1, 1).unwrap_err();
-            let msg = err.to_string();
+            let err = parse_meta(&bytes, 6, &[3, 4, 3], 3, 4)
+                .unwrap_err()
+                .to_string();
             assert!(
-                msg.starts_with("shuffle 3: corrupt data from executor 2"),
-                "{msg}"
+                err.starts_with("shuffle 6: corrupt data from executor 4"),
+                "{err}"
             );
         }
-        let (data, counts) = received(&[frame(1, b"x")]);
-        let err = parse_frames(&data, &counts, 3, &[1, 2], 1, 1).unwrap_err();
-        assert!(err.to_string().contains("belongs to executor 2"), "{err}");
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod exchange;
+pub mod files;
 pub mod partitioner;
 pub mod reader;
 pub mod store;

@@ -52,8 +52,8 @@ where
 {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<S>> {
         let me = tc.executor.info.id;
-        let blocks = match tc.executor.shuffle.reduce_input(self.dep.id, split, me) {
-            ReduceInput::Here(blocks) => blocks,
+        let (data, blocks) = match tc.executor.shuffle.reduce_input(self.dep.id, split, me) {
+            ReduceInput::Here(data, blocks) => (data, blocks),
             ReduceInput::Elsewhere(owner) => {
                 return Err(Error::Other(format!(
                     "reduce partition {split} of shuffle {} is on executor {owner}, not on executor {me}",
@@ -68,8 +68,10 @@ where
             }
         };
         let mut records = Vec::new();
+        let bytes = data.as_deref().map_or(&[][..], |m| &m[..]);
         for block in &blocks {
-            codec::decode_all_into(block.bytes(), &mut records).map_err(|detail| {
+            let slice = bytes.get(block.range.clone()).unwrap_or_default();
+            codec::decode_all_into(slice, &mut records).map_err(|detail| {
                 Error::CorruptShuffle {
                     shuffle: self.dep.id,
                     source_rank: block.source,

@@ -1,47 +1,46 @@
-//! ShuffleStore keeps an executor's map outputs until the exchange, then the reduce blocks it owns.
+//! ShuffleStore keeps an executor's shuffle state: owners, map output files until the
+//! exchange, then the reduce file holding the partitions this executor owns.
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::error::{Error, Result};
+use crate::shuffle::files::{MapFile, ScratchDir, write_map_file};
 use crate::shuffle::{MapOutput, ShuffleId};
-use crate::transport::AlignedBytes;
 
 /// Encoded records of one reduce partition that arrived from one executor.
 #[derive(Debug, Clone)]
 pub struct Block {
     /// Executor id of the sender.
     pub source: usize,
-    pub data: Arc<AlignedBytes>,
     pub range: Range<usize>,
 }
 
-impl Block {
-    pub fn bytes(&self) -> &[u8] {
-        &self.data.as_bytes()[self.range.clone()]
-    }
-}
-
-/// Where the reduce partitions of an exchanged shuffle live, and this executor's blocks.
-#[derive(Debug, Default)]
-struct ReduceSide {
+/// The received side of an exchanged shuffle on this executor.
+#[derive(Debug)]
+pub struct ReduceSide {
     /// Executor id owning each reduce partition.
-    owners: Vec<usize>,
-    blocks: HashMap<usize, Vec<Block>>,
+    pub owners: Arc<Vec<usize>>,
+    /// The reduce file's mapping (`None` when nothing arrived).
+    pub data: Option<Arc<memmap2::Mmap>>,
+    pub blocks: HashMap<usize, Vec<Block>>,
 }
 
 /// What a reduce task gets for its partition.
 pub enum ReduceInput {
-    Here(Vec<Block>),
+    Here(Option<Arc<memmap2::Mmap>>, Vec<Block>),
     /// The partition lives on another executor.
     Elsewhere(usize),
     /// The shuffle was never exchanged on this executor.
     Unknown,
 }
 
-#[derive(Default)]
 pub struct ShuffleStore {
-    map_outputs: Mutex<HashMap<ShuffleId, Vec<(usize, MapOutput)>>>,
+    scratch: ScratchDir,
+    /// Executor id owning each reduce partition, per shuffle (set before its map stage).
+    owners: Mutex<HashMap<ShuffleId, Arc<Vec<usize>>>>,
+    map_files: Mutex<HashMap<ShuffleId, Vec<MapFile>>>,
     reduce: Mutex<HashMap<ShuffleId, ReduceSide>>,
 }
 
@@ -50,30 +49,68 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ShuffleStore {
-    /// Keeps the output of map partition `split` (a retried task replaces its earlier output).
-    pub fn put_map_output(&self, shuffle: ShuffleId, split: usize, output: MapOutput) {
-        let mut outputs = lock(&self.map_outputs);
-        let list = outputs.entry(shuffle).or_default();
-        list.retain(|(s, _)| *s != split);
-        list.push((split, output));
+    pub fn new(scratch: ScratchDir) -> Self {
+        ShuffleStore {
+            scratch,
+            owners: Mutex::default(),
+            map_files: Mutex::default(),
+            reduce: Mutex::default(),
+        }
     }
 
-    /// Takes every map output of `shuffle` made here, in map-partition order.
-    pub fn take_map_outputs(&self, shuffle: ShuffleId) -> Vec<(usize, MapOutput)> {
-        let mut list = lock(&self.map_outputs).remove(&shuffle).unwrap_or_default();
-        list.sort_by_key(|(s, _)| *s);
+    pub fn dir(&self) -> &std::path::Path {
+        self.scratch.path()
+    }
+
+    /// Records who owns each reduce partition of `shuffle` (executor ids).
+    pub fn set_owners(&self, shuffle: ShuffleId, owners: Vec<usize>) {
+        lock(&self.owners).insert(shuffle, Arc::new(owners));
+    }
+
+    pub fn owners(&self, shuffle: ShuffleId) -> Result<Arc<Vec<usize>>> {
+        lock(&self.owners)
+            .get(&shuffle)
+            .cloned()
+            .ok_or_else(|| Error::Other(format!("shuffle {shuffle}: owners were never announced")))
+    }
+
+    /// Writes map partition `split`'s buckets to its file, grouped by owner; `first_id`
+    /// is the executor id of peer 0 and `peers` the number of executors.
+    pub fn put_map_output(
+        &self,
+        shuffle: ShuffleId,
+        split: usize,
+        output: MapOutput,
+        first_id: usize,
+        peers: usize,
+    ) -> Result<()> {
+        let owners = self.owners(shuffle)?;
+        let owner_peers: Vec<usize> = owners.iter().map(|&o| o - first_id).collect();
+        let file = write_map_file(
+            self.dir(),
+            shuffle,
+            split,
+            &output.buckets,
+            &owner_peers,
+            peers,
+        )?;
+        let mut files = lock(&self.map_files);
+        let list = files.entry(shuffle).or_default();
+        // A retried task replaces its earlier output (same file names).
+        list.retain(|f| f.map != split);
+        list.push(file);
+        Ok(())
+    }
+
+    /// Takes every map output file of `shuffle` made here, in map-partition order.
+    pub fn take_map_files(&self, shuffle: ShuffleId) -> Vec<MapFile> {
+        let mut list = lock(&self.map_files).remove(&shuffle).unwrap_or_default();
+        list.sort_by_key(|f| f.map);
         list
     }
 
-    /// Records the exchange's result: the owners of all reduce partitions and the blocks
-    /// that arrived here.
-    pub fn put_reduce_side(
-        &self,
-        shuffle: ShuffleId,
-        owners: Vec<usize>,
-        blocks: HashMap<usize, Vec<Block>>,
-    ) {
-        lock(&self.reduce).insert(shuffle, ReduceSide { owners, blocks });
+    pub fn put_reduce_side(&self, shuffle: ShuffleId, side: ReduceSide) {
+        lock(&self.reduce).insert(shuffle, side);
     }
 
     /// The blocks of reduce partition `r` of `shuffle`, if this executor `me` owns it.
@@ -83,9 +120,10 @@ impl ShuffleStore {
             return ReduceInput::Unknown;
         };
         match side.owners.get(r) {
-            Some(&owner) if owner == me => {
-                ReduceInput::Here(side.blocks.get(&r).cloned().unwrap_or_default())
-            }
+            Some(&owner) if owner == me => ReduceInput::Here(
+                side.data.clone(),
+                side.blocks.get(&r).cloned().unwrap_or_default(),
+            ),
             Some(&owner) => ReduceInput::Elsewhere(owner),
             None => ReduceInput::Unknown,
         }
@@ -95,8 +133,7 @@ impl ShuffleStore {
     pub fn reduce_bytes(&self) -> usize {
         lock(&self.reduce)
             .values()
-            .flat_map(|s| s.blocks.values().flatten())
-            .map(|b| b.range.len())
+            .filter_map(|s| s.data.as_ref().map(|d| d.len()))
             .sum()
     }
 }

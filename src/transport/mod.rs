@@ -25,6 +25,7 @@ impl Tag {
     const BROADCAST: Tag = Tag(Self::RESERVED);
     const GATHER: Tag = Tag(Self::RESERVED + 1);
     const ALL_TO_ALL: Tag = Tag(Self::RESERVED + 2);
+    const COUNTS: Tag = Tag(Self::RESERVED + 3);
 }
 
 /// A received message.
@@ -48,8 +49,14 @@ pub enum TransportError {
     },
     #[error("all_to_all_v needs one count per rank: got {got} counts for {size} ranks")]
     CountMismatch { got: usize, size: usize },
-    #[error("all_to_all_v counts sum to {sum} bytes but the send buffer holds {len}")]
+    #[error("all_to_all_v: a run ending at byte {sum} does not fit a buffer of {len} bytes")]
     CountsDisagree { sum: usize, len: usize },
+    #[error("rank {from} sent {got} bytes where {expected} were announced")]
+    Truncated {
+        from: Rank,
+        expected: usize,
+        got: usize,
+    },
     #[error("the MPI library did not start: {0}")]
     MpiInit(String),
 }
@@ -174,25 +181,85 @@ pub trait Group: Send + Sync {
         Ok(Some(all))
     }
 
-    /// Personalised all-to-all exchange (`MPI_Alltoallv`): `send` holds the bytes for rank 0,
-    /// then rank 1, ..., with `send_counts[r]` bytes for rank `r`.
-    fn all_to_all_v(&self, send: &[u8], send_counts: &[usize]) -> Result<Received> {
-        let displs = check_counts(self.size(), send, send_counts)?;
+    /// Every rank sends one count to every rank (`MPI_Alltoall`): returns the count each
+    /// rank sent to this one.
+    fn all_to_all_counts(&self, send_counts: &[usize]) -> Result<Vec<usize>> {
+        check_len(self.size(), send_counts.len())?;
+        for (to, count) in send_counts.iter().enumerate() {
+            self.send(to, Tag::COUNTS, &(*count as u64).to_le_bytes())?;
+        }
+        (0..self.size())
+            .map(|from| {
+                let data = self.recv(Some(from), Tag::COUNTS)?.data;
+                let bytes: [u8; 8] =
+                    data.try_into()
+                        .map_err(|d: Vec<u8>| TransportError::Truncated {
+                            from,
+                            expected: 8,
+                            got: d.len(),
+                        })?;
+                Ok(u64::from_le_bytes(bytes) as usize)
+            })
+            .collect()
+    }
+
+    /// Personalised all-to-all exchange (`MPI_Alltoallv`) between caller-owned buffers:
+    /// `send[send_displs[r]..][..send_counts[r]]` goes to rank `r`, and what rank `r` sends
+    /// lands at `recv[recv_displs[r]..][..recv_counts[r]]` (counts from
+    /// [`all_to_all_counts`](Self::all_to_all_counts)). Lets a shuffle send straight from
+    /// mapped files and receive straight into one.
+    #[allow(clippy::too_many_arguments)]
+    fn all_to_all_v_into(
+        &self,
+        send: &[u8],
+        send_counts: &[usize],
+        send_displs: &[usize],
+        recv: &mut [u8],
+        recv_counts: &[usize],
+        recv_displs: &[usize],
+    ) -> Result<()> {
+        check_layout(self.size(), send.len(), send_counts, send_displs)?;
+        check_layout(self.size(), recv.len(), recv_counts, recv_displs)?;
         for to in 0..self.size() {
-            let slice = &send[displs[to]..displs[to] + send_counts[to]];
+            let slice = &send[send_displs[to]..send_displs[to] + send_counts[to]];
             self.send(to, Tag::ALL_TO_ALL, slice)?;
         }
-        let parts = (0..self.size())
-            .map(|from| Ok(self.recv(Some(from), Tag::ALL_TO_ALL)?.data))
-            .collect::<Result<Vec<_>>>()?;
-        let counts: Vec<usize> = parts.iter().map(Vec::len).collect();
-        let mut bytes = AlignedBytes::zeroed(counts.iter().sum());
-        let mut at = 0;
-        for part in &parts {
-            bytes.as_bytes_mut()[at..at + part.len()].copy_from_slice(part);
-            at += part.len();
+        for from in 0..self.size() {
+            let data = self.recv(Some(from), Tag::ALL_TO_ALL)?.data;
+            if data.len() != recv_counts[from] {
+                return Err(TransportError::Truncated {
+                    from,
+                    expected: recv_counts[from],
+                    got: data.len(),
+                });
+            }
+            recv[recv_displs[from]..recv_displs[from] + data.len()].copy_from_slice(&data);
         }
+        Ok(())
+    }
+
+    /// Packed all-to-all: `send` holds the bytes for rank 0, then rank 1, ..., with
+    /// `send_counts[r]` bytes for rank `r`; returns everything received, by source.
+    fn all_to_all_v(&self, send: &[u8], send_counts: &[usize]) -> Result<Received> {
+        let send_displs = check_counts(self.size(), send, send_counts)?;
+        let counts = self.all_to_all_counts(send_counts)?;
+        let recv_displs = prefix_sums(&counts);
+        let mut bytes = AlignedBytes::zeroed(counts.iter().sum());
+        self.all_to_all_v_into(
+            send,
+            send_counts,
+            &send_displs,
+            bytes.as_bytes_mut(),
+            &counts,
+            &recv_displs,
+        )?;
         Ok(Received { bytes, counts })
+    }
+
+    /// The largest of every rank's `value`.
+    fn all_max(&self, value: u64) -> Result<u64> {
+        let all = self.all_to_all_counts(&vec![value as usize; self.size()])?;
+        Ok(all.into_iter().max().unwrap_or(0) as u64)
     }
 
     /// `Ok` if `rank` is a member of this group.
@@ -206,6 +273,39 @@ pub trait Group: Send + Sync {
             })
         }
     }
+}
+
+/// Offsets at which consecutive runs of `counts` start.
+pub fn prefix_sums(counts: &[usize]) -> Vec<usize> {
+    let mut at = 0;
+    counts
+        .iter()
+        .map(|c| {
+            let start = at;
+            at += c;
+            start
+        })
+        .collect()
+}
+
+fn check_len(size: usize, got: usize) -> Result<()> {
+    if got == size {
+        Ok(())
+    } else {
+        Err(TransportError::CountMismatch { got, size })
+    }
+}
+
+/// Checks that every (displacement, count) run lies inside a buffer of `len` bytes.
+fn check_layout(size: usize, len: usize, counts: &[usize], displs: &[usize]) -> Result<()> {
+    check_len(size, counts.len())?;
+    check_len(size, displs.len())?;
+    for (&c, &d) in counts.iter().zip(displs) {
+        if d.checked_add(c).is_none_or(|end| end > len) {
+            return Err(TransportError::CountsDisagree { sum: d + c, len });
+        }
+    }
+    Ok(())
 }
 
 /// Validates `send_counts` against `send` and returns the displacement of each rank's bytes.

@@ -15,8 +15,7 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::*;
 
 use super::{
-    AlignedBytes, Backoff, Envelope, Group, Rank, Received, Result, Tag, TransportError,
-    check_counts,
+    AlignedBytes, Backoff, Envelope, Group, Rank, Result, Tag, TransportError, check_layout,
 };
 
 /// Largest byte count one MPI call takes: counts are C `int`.
@@ -159,35 +158,55 @@ impl Group for MpiGroup {
         Ok(())
     }
 
-    fn all_to_all_v(&self, send: &[u8], send_counts: &[usize]) -> Result<Received> {
-        let displs = check_counts(self.size, send, send_counts)?;
-        mpi_count("an all_to_all_v send buffer", send.len())?;
-        let counts_i32: Vec<i32> = send_counts.iter().map(|&c| c as i32).collect();
-        let displs_i32: Vec<i32> = displs.iter().map(|&d| d as i32).collect();
-
+    fn all_to_all_counts(&self, send_counts: &[usize]) -> Result<Vec<usize>> {
+        if send_counts.len() != self.size {
+            return Err(TransportError::CountMismatch {
+                got: send_counts.len(),
+                size: self.size,
+            });
+        }
+        let send: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
+        let mut recv = vec![0u64; self.size];
         let _g = self.guard();
-        let mut recv_counts_i32 = vec![0i32; self.size];
-        self.comm
-            .all_to_all_into(&counts_i32[..], &mut recv_counts_i32[..]);
-        let counts: Vec<usize> = recv_counts_i32.iter().map(|&c| c as usize).collect();
-        let total: usize = counts.iter().sum();
-        mpi_count("an all_to_all_v receive buffer", total)?;
-        let mut recv_displs = Vec::with_capacity(self.size);
-        let mut at = 0i32;
-        for &c in &recv_counts_i32 {
-            recv_displs.push(at);
-            at += c;
-        }
+        self.comm.all_to_all_into(&send[..], &mut recv[..]);
+        Ok(recv.into_iter().map(|c| c as usize).collect())
+    }
 
-        let mut bytes = AlignedBytes::zeroed(total);
-        {
-            let send_part = Partition::new(non_dangling(send), &counts_i32[..], &displs_i32[..]);
-            // AlignedBytes never hands out a dangling pointer, even at length 0.
-            let recv_buf = bytes.as_bytes_mut();
-            let mut recv_part = PartitionMut::new(recv_buf, &recv_counts_i32[..], &recv_displs[..]);
-            self.comm
-                .all_to_all_varcount_into(&send_part, &mut recv_part);
-        }
-        Ok(Received { bytes, counts })
+    fn all_to_all_v_into(
+        &self,
+        send: &[u8],
+        send_counts: &[usize],
+        send_displs: &[usize],
+        recv: &mut [u8],
+        recv_counts: &[usize],
+        recv_displs: &[usize],
+    ) -> Result<()> {
+        check_layout(self.size, send.len(), send_counts, send_displs)?;
+        check_layout(self.size, recv.len(), recv_counts, recv_displs)?;
+        let ints = |what: &'static str, v: &[usize]| -> Result<Vec<i32>> {
+            v.iter().map(|&x| mpi_count(what, x)).collect()
+        };
+        let (sc, sd) = (
+            ints("a send count", send_counts)?,
+            ints("a send offset", send_displs)?,
+        );
+        let (rc, rd) = (
+            ints("a receive count", recv_counts)?,
+            ints("a receive offset", recv_displs)?,
+        );
+        let send = non_dangling(send);
+        // A zero-length receive buffer must still have a real address.
+        let mut spare = AlignedBytes::zeroed(0);
+        let recv = if recv.is_empty() {
+            spare.as_bytes_mut()
+        } else {
+            recv
+        };
+        let send_part = Partition::new(send, &sc[..], &sd[..]);
+        let mut recv_part = PartitionMut::new(recv, &rc[..], &rd[..]);
+        let _g = self.guard();
+        self.comm
+            .all_to_all_varcount_into(&send_part, &mut recv_part);
+        Ok(())
     }
 }

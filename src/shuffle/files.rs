@@ -1,0 +1,173 @@
+//! Shuffle files: the executor's private scratch directory and the map output files in it.
+//!
+//! A map output is `shuffle-S-map-M.data`, its buckets grouped by the peer that owns them
+//! (so each destination's bytes are one contiguous run, sendable straight from the
+//! mapping), and `shuffle-S-map-M.index`: for every reduce partition, its offset and
+//! length as two little-endian u64s. Files are 0600 in a 0700 directory, removed when the
+//! executor stops or the job fails.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::shuffle::ShuffleId;
+
+/// The executor's node-local scratch directory `{local_dir}/ember-{job}-{rank}`.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Creates the directory (mode 0700) and registers it for removal on failure.
+    pub fn create(local_dir: &Path, job: &str, rank: usize) -> Result<Self> {
+        let path = local_dir.join(format!("ember-{job}-{rank}"));
+        DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        crate::context::failure::remove_on_exit(&path);
+        Ok(ScratchDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("could not remove {}: {e}", self.path.display());
+        }
+        crate::context::failure::forget_on_exit(&self.path);
+    }
+}
+
+/// Creates a new file readable and writable by the user only.
+pub fn create_private(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// One map task's output on disk.
+#[derive(Debug, Clone)]
+pub struct MapFile {
+    pub map: usize,
+    pub data: PathBuf,
+    pub index: PathBuf,
+    /// Per destination peer: (offset, length) of its contiguous run in the data file.
+    pub runs: Vec<(u64, u64)>,
+    /// Per destination peer: its reduce partitions with their lengths, in file order.
+    pub parts: Vec<Vec<(u32, u64)>>,
+}
+
+impl MapFile {
+    pub fn bytes(&self) -> u64 {
+        self.runs.iter().map(|r| r.1).sum()
+    }
+
+    /// Removes the files.
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.data);
+        let _ = std::fs::remove_file(&self.index);
+    }
+}
+
+/// Writes `buckets` (one per reduce partition) of map task `map`, grouped by owner:
+/// `owners[r]` is the peer index that owns reduce partition `r`, of `peers`.
+pub fn write_map_file(
+    dir: &Path,
+    shuffle: ShuffleId,
+    map: usize,
+    buckets: &[Vec<u8>],
+    owners: &[usize],
+    peers: usize,
+) -> Result<MapFile> {
+    let data = dir.join(format!("shuffle-{shuffle}-map-{map}.data"));
+    let index = dir.join(format!("shuffle-{shuffle}-map-{map}.index"));
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, create_private(&data)?);
+    let mut offsets = vec![(0u64, 0u64); buckets.len()];
+    let mut runs = Vec::with_capacity(peers);
+    let mut parts = vec![Vec::new(); peers];
+    let mut at = 0u64;
+    for (peer, peer_parts) in parts.iter_mut().enumerate() {
+        let start = at;
+        for (r, bucket) in buckets.iter().enumerate() {
+            if owners[r] != peer || bucket.is_empty() {
+                continue;
+            }
+            out.write_all(bucket).map_err(|e| Error::io(&data, e))?;
+            offsets[r] = (at, bucket.len() as u64);
+            peer_parts.push((r as u32, bucket.len() as u64));
+            at += bucket.len() as u64;
+        }
+        runs.push((start, at - start));
+    }
+    out.flush().map_err(|e| Error::io(&data, e))?;
+    let index_bytes: Vec<u8> = offsets
+        .iter()
+        .flat_map(|(o, l)| o.to_le_bytes().into_iter().chain(l.to_le_bytes()))
+        .collect();
+    create_private(&index)?
+        .write_all(&index_bytes)
+        .map_err(|e| Error::io(&index, e))?;
+    Ok(MapFile {
+        map,
+        data,
+        index,
+        runs,
+        parts,
+    })
+}
+
+/// Maps `path` read-only; `None` when it is empty.
+pub fn map_read(path: &Path) -> Result<Option<memmap2::Mmap>> {
+    crate::io::input::map_file(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn map_files_group_buckets_by_owner_and_are_private() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = ScratchDir::create(root.path(), "t", 1).unwrap();
+        let buckets = vec![
+            b"r0".to_vec(),
+            b"r1-".to_vec(),
+            Vec::new(),
+            b"r3!!".to_vec(),
+        ];
+        let owners = [1, 0, 1, 1];
+        let f = write_map_file(dir.path(), 3, 7, &buckets, &owners, 2).unwrap();
+        assert_eq!(std::fs::read(&f.data).unwrap(), b"r1-r0r3!!");
+        assert_eq!(f.runs, vec![(0, 3), (3, 6)]);
+        assert_eq!(f.parts, vec![vec![(1, 3)], vec![(0, 2), (3, 4)]]);
+        let index = std::fs::read(&f.index).unwrap();
+        assert_eq!(index.len(), 4 * 16);
+        assert_eq!(u64::from_le_bytes(index[48..56].try_into().unwrap()), 5); // r3 at 5
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&f.data), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(
+            !path.exists(),
+            "the scratch directory is removed with its executor"
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! The shuffle under mpirun: rounds, scratch cleanup, corrupt and truncated data.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{bin, mpirun, run};
+
+fn words_file(dir: &Path, lines: usize) -> std::path::PathBuf {
+    let path = dir.join("words.txt");
+    let text: String = (0..lines)
+        .map(|i| format!("w{} w{} w{} common\n", i % 5000, (i * 7) % 3001, i))
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn with_local_dir(mut cmd: Command, dir: &Path) -> Command {
+    cmd.env("EMBER_LOCAL_DIR", dir);
+    cmd
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn data_many_times_the_round_size_moves_in_many_rounds_and_is_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let input = words_file(dir.path(), 60_000); // ~1.5 MB of text, ~0.9 MB shuffled
+    let output = dir.path().join("out");
+    let cmd = mpirun(
+        4,
+        &bin("wordcount"),
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--partitions",
+            "6",
+            "--shuffle-round-bytes",
+            "16k",
+        ],
+    );
+    let out = run(
+        with_local_dir(cmd, scratch.path()),
+        Duration::from_secs(120),
+    );
+    out.assert_ok();
+    let rounds: u64 = out
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.split(" round(s)")
+                .next()?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no exchange line: {}", out.stderr));
+    assert!(rounds >= 10, "expected many rounds, got {rounds}");
+    let lines = std::fs::read_dir(&output)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
+        .sum::<usize>();
+    // Every word is one of w0..w59999 or "common".
+    assert_eq!(lines, 60_001, "distinct words");
+    assert!(
+        leftovers(scratch.path()).is_empty(),
+        "left behind: {:?}",
+        leftovers(scratch.path())
+    );
+}
+
+#[test]
+fn a_failed_job_leaves_no_scratch_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let ops = std::path::PathBuf::from(bin("ember"))
+        .parent()
+        .unwrap()
+        .join("examples/operators");
+    let cmd = mpirun(
+        4,
+        ops.to_str().unwrap(),
+        &[
+            "--fail",
+            "panic-always",
+            "--scratch",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let out = run(with_local_dir(cmd, scratch.path()), Duration::from_secs(60));
+    assert_ne!(out.status, Some(0));
+    assert!(!out.timed_out);
+    // The ranks mpirun terminated remove their directories on SIGTERM.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        leftovers(scratch.path()).is_empty(),
+        "left behind: {:?}",
+        leftovers(scratch.path())
+    );
+}
+
+fn expect_corruption(fault: &str, message: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let input = words_file(dir.path(), 2000);
+    let output = dir.path().join("out");
+    let mut cmd = mpirun(
+        4,
+        &bin("wordcount"),
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--partitions",
+            "6",
+        ],
+    );
+    cmd.env("EMBER_TEST_SHUFFLE_FAULT", fault);
+    let out = run(with_local_dir(cmd, scratch.path()), Duration::from_secs(60));
+    assert!(!out.timed_out, "hung: {out:#?}");
+    assert_ne!(out.status, Some(0), "{out:#?}");
+    assert!(
+        out.stderr.contains("ember: [driver 0] failed:") && out.stderr.contains(message),
+        "{out:#?}"
+    );
+    assert!(!output.exists(), "no output from a failed job");
+}
+
+#[test]
+fn corrupt_shuffle_data_is_an_error_naming_shuffle_and_source() {
+    expect_corruption(
+        "corrupt:2",
+        "shuffle 0: corrupt data from executor 2: record at byte 0",
+    );
+}
+
+#[test]
+fn truncated_shuffle_data_is_an_error_naming_shuffle_and_source() {
+    expect_corruption(
+        "truncate:3",
+        "shuffle 0: corrupt data from executor 3: truncated:",
+    );
+}
