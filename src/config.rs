@@ -36,7 +36,7 @@ pub struct EngineArgs {
     #[arg(
         long,
         env = "EMBER_SHUFFLE_ROUND_BYTES",
-        default_value = "64m",
+        default_value = "256m",
         global = true
     )]
     pub shuffle_round_bytes: ByteSize,
@@ -60,7 +60,7 @@ impl EngineArgs {
                 tracing::warn!("ignoring malformed EMBER_* setting: {e}");
                 EngineArgs {
                     local_dir: PathBuf::from("/dev/shm"),
-                    shuffle_round_bytes: ByteSize(64 << 20),
+                    shuffle_round_bytes: ByteSize(256 << 20),
                     ..EngineArgs::default()
                 }
             })

@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Start as an MPI program and print the executor table on the driver.
     Info,
+    /// Write a data set of FORMATS.md to a file (one process).
+    #[command(subcommand)]
+    Datagen(Datagen),
     /// Diagnostics for the test suite: load, failures.
     #[command(hide = true, subcommand)]
     Debug(Debug),
@@ -48,6 +51,28 @@ enum Debug {
     },
 }
 
+#[derive(Subcommand)]
+enum Datagen {
+    /// Zipf-distributed words, 13 a line.
+    Text {
+        #[arg(long)]
+        lines: u64,
+        #[arg(long)]
+        output: std::path::PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// 100-byte TeraSort records with random 10-byte keys.
+    Sort {
+        #[arg(long)]
+        records: u64,
+        #[arg(long)]
+        output: std::path::PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum FailHow {
     Panic,
@@ -58,9 +83,17 @@ const DONE: Tag = Tag(100);
 
 fn main() {
     let cli = Cli::parse();
+    if let Command::Datagen(what) = &cli.command {
+        if let Err(e) = datagen(what) {
+            eprintln!("ember datagen: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let ctx = Context::init_with(&cli.engine);
     match cli.command {
         Command::Info => info(&ctx),
+        Command::Datagen(_) => unreachable!("handled before the context starts"),
         Command::Debug(Debug::Busy { seconds }) => busy(&ctx, Duration::from_secs_f64(seconds)),
         Command::Debug(Debug::Fail {
             rank,
@@ -69,6 +102,40 @@ fn main() {
         }) => fail(&ctx, rank, how, Duration::from_millis(delay_ms)),
     }
     ctx.stop();
+}
+
+fn datagen(what: &Datagen) -> std::io::Result<()> {
+    use std::io::Write;
+    let create = |path: &std::path::Path| -> std::io::Result<std::io::BufWriter<std::fs::File>> {
+        Ok(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(path)?,
+        ))
+    };
+    match *what {
+        Datagen::Text {
+            lines,
+            ref output,
+            seed,
+        } => {
+            let mut out = create(output)?;
+            for i in 0..lines {
+                writeln!(out, "{}", ember::io::datagen::text_line(seed, i))?;
+            }
+            out.flush()
+        }
+        Datagen::Sort {
+            records,
+            ref output,
+            seed,
+        } => {
+            let mut out = create(output)?;
+            for i in 0..records {
+                out.write_all(&ember::io::records::Record::generate(seed, i).0)?;
+            }
+            out.flush()
+        }
+    }
 }
 
 fn info(ctx: &Context) {

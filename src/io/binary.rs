@@ -8,17 +8,18 @@ use crate::io::input::{FileSplit, InputFile, map_file};
 use crate::rdd::batch::{BATCH_SIZE, BatchIter};
 use crate::rdd::node::{Compute, Dependency, Node, RddId};
 
-/// Records of `record_len` bytes. Every file's length is checked to be a multiple of
-/// `record_len` when the RDD is made.
-pub struct BinaryRecords {
+/// Records of `record_len` bytes, each turned into a `T` by `decode`. Every file's length
+/// is checked to be a multiple of `record_len` when the RDD is made.
+pub struct BinaryRecords<T> {
     pub id: RddId,
     pub pattern: String,
     pub record_len: usize,
     pub files: Vec<InputFile>,
     pub splits: Vec<FileSplit>,
+    pub decode: fn(&[u8]) -> T,
 }
 
-impl Node for BinaryRecords {
+impl<T: 'static> Node for BinaryRecords<T> {
     fn id(&self) -> RddId {
         self.id
     }
@@ -36,8 +37,8 @@ impl Node for BinaryRecords {
     }
 }
 
-impl Compute<Vec<u8>> for BinaryRecords {
-    fn compute(self: Arc<Self>, split: usize, _tc: &TaskContext) -> Result<BatchIter<Vec<u8>>> {
+impl<T: 'static> Compute<T> for BinaryRecords<T> {
+    fn compute(self: Arc<Self>, split: usize, _tc: &TaskContext) -> Result<BatchIter<T>> {
         let s = self.splits[split];
         let Some(file) = self.files.get(s.file) else {
             return Ok(Box::new(std::iter::empty()));
@@ -45,17 +46,14 @@ impl Compute<Vec<u8>> for BinaryRecords {
         let Some(map) = map_file(&file.path)? else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let len = self.record_len;
+        let (len, decode) = (self.record_len, self.decode);
         let (mut pos, end) = (s.start as usize, s.end as usize);
         Ok(Box::new(std::iter::from_fn(move || {
             if pos >= end {
                 return None;
             }
             let stop = (pos + BATCH_SIZE * len).min(end);
-            let batch = map[pos..stop]
-                .chunks_exact(len)
-                .map(<[u8]>::to_vec)
-                .collect();
+            let batch = map[pos..stop].chunks_exact(len).map(decode).collect();
             pos = stop;
             Some(Ok(batch))
         })))

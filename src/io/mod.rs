@@ -4,4 +4,5 @@ pub mod binary;
 pub mod datagen;
 pub mod input;
 pub mod output;
+pub mod records;
 pub mod text;

@@ -72,9 +72,9 @@ fn temporary(dir: &Path) -> PathBuf {
     dir.join("_temporary")
 }
 
-/// Writes partition `p` (attempt `attempt`) of a text output: each item of `lines` is
-/// written by `write_line`. The part becomes visible in `_temporary` only when complete.
-pub fn write_text_part<T>(
+/// Writes partition `p` (attempt `attempt`) of an output: each record is written by
+/// `write_record`. The part becomes visible in `_temporary` only when complete.
+pub fn write_part<T>(
     dir: &Path,
     p: usize,
     attempt: u32,
@@ -113,7 +113,7 @@ mod tests {
         let c = OutputCommitter::setup(&out, false).unwrap();
         for p in 0..2 {
             let lines = vec![Ok(format!("line{p}"))].into_iter();
-            write_text_part(&out, p, 0, lines, |w, l: &String| writeln!(w, "{l}")).unwrap();
+            write_part(&out, p, 0, lines, |w, l: &String| writeln!(w, "{l}")).unwrap();
         }
         c.commit(2).unwrap();
         assert_eq!(

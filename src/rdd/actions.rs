@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::context::runtime::OutputSpec;
 use crate::error::{Error, Result};
 use crate::executor::task::TaskContext;
-use crate::io::output::write_text_part;
+use crate::io::output::write_part;
 use crate::rdd::batch::{BatchIter, PartitionIter, take_error};
 use crate::rdd::node::erase;
 use crate::rdd::{Data, Key, Rdd};
@@ -190,10 +190,25 @@ impl<T: Data> Rdd<T> {
         Ok(())
     }
 
-    /// Writes one line per element, with `format`, into `dir/part-NNNNN` files and
-    /// `dir/_SUCCESS`. Refuses an existing `dir` unless `options.overwrite`.
+    /// Writes one line per element, with `format` (followed by a newline), into
+    /// `dir/part-NNNNN` files and `dir/_SUCCESS`. Refuses an existing `dir` unless
+    /// `options.overwrite`.
     pub fn save_as_text_file_with(
         &self,
+        dir: impl AsRef<Path>,
+        options: SaveOptions,
+        format: impl Fn(&T, &mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Result<()> {
+        self.save_with("save_as_text_file", dir, options, move |x, w| {
+            format(x, w)?;
+            w.write_all(b"\n")
+        })
+    }
+
+    /// Writes every element with `write` into committed `dir/part-NNNNN` files.
+    fn save_with(
+        &self,
+        name: &str,
         dir: impl AsRef<Path>,
         options: SaveOptions,
         format: impl Fn(&T, &mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static,
@@ -205,7 +220,7 @@ impl<T: Data> Rdd<T> {
             partitions: self.num_partitions(),
         };
         self.run(
-            "save_as_text_file",
+            name,
             self.all_partitions(),
             Some(spec),
             move |split, batches, tc| {
@@ -213,13 +228,19 @@ impl<T: Data> Rdd<T> {
                     Ok(batch) => batch.into_iter().map(Ok).collect::<Vec<_>>(),
                     Err(e) => vec![Err(e)],
                 });
-                write_text_part(&dir, split, tc.attempt, records, |w, x| {
-                    format(x, w)?;
-                    w.write_all(b"\n")
-                })
+                write_part(&dir, split, tc.attempt, records, |w, x| format(x, w))
             },
         )?;
         Ok(())
+    }
+}
+
+impl<T: Data + bytemuck::Pod> Rdd<T> {
+    /// Writes the records' raw bytes into `dir/part-NNNNN` and `dir/_SUCCESS`.
+    pub fn save_as_binary(&self, dir: impl AsRef<Path>, options: SaveOptions) -> Result<()> {
+        self.save_with("save_as_binary", dir, options, |x, w| {
+            w.write_all(bytemuck::bytes_of(x))
+        })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod narrow;
 pub mod node;
 pub mod pair;
 pub mod shared;
+pub mod sort;
 pub mod source;
 
 use std::hash::Hash;
@@ -29,7 +30,7 @@ use crate::rdd::narrow::{Coalesce, MapBatches, MapPartitions, Union};
 use crate::rdd::node::{Compute, RddId, erase};
 use crate::shuffle::ShuffleDependency;
 use crate::shuffle::partitioner::hash_partition;
-use crate::shuffle::reader::ShuffledRdd;
+use crate::shuffle::reader::{ReduceMode, ShuffledRdd};
 
 pub use batch::PartitionIter as Partition;
 pub use shared::{Accumulator, Broadcast};
@@ -66,7 +67,18 @@ pub struct TextOptions {
     pub skip_bad_lines: bool,
 }
 
+/// Largest input split a file source makes by default: keeps a map task's memory small.
+pub const MAX_SPLIT_BYTES: u64 = 64 << 20;
+
 impl Context {
+    /// Default partitions of a file input: one per executor thread, more for large inputs
+    /// so that no split exceeds [`MAX_SPLIT_BYTES`].
+    fn file_partitions(&self, files: &[crate::io::input::InputFile]) -> usize {
+        let total: u64 = files.iter().map(|f| f.len).sum();
+        self.default_parallelism()
+            .max(total.div_ceil(MAX_SPLIT_BYTES) as usize)
+    }
+
     fn rdd<T>(&self, node: Arc<dyn Compute<T>>) -> Rdd<T> {
         Rdd {
             node,
@@ -106,7 +118,9 @@ impl Context {
 
     pub fn text_file_with(&self, path: &str, options: TextOptions) -> Result<Rdd<String>> {
         let files = list_files(path)?;
-        let target = options.partitions.unwrap_or(self.default_parallelism());
+        let target = options
+            .partitions
+            .unwrap_or_else(|| self.file_partitions(&files));
         let splits = plan_splits(&files, target, 1);
         Ok(self.rdd(Arc::new(TextFile {
             id: self.rt.new_rdd_id(),
@@ -125,12 +139,37 @@ impl Context {
         record_len: usize,
         partitions: Option<usize>,
     ) -> Result<Rdd<Vec<u8>>> {
-        let files = list_files(path)?;
+        self.records_of(path, record_len, partitions, <[u8]>::to_vec)
+    }
+
+    /// Fixed-size records read as `T` (plain old data, `size_of::<T>()` bytes each, any
+    /// alignment), with no per-record decoding.
+    pub fn pod_records<T: Data + bytemuck::Pod>(
+        &self,
+        path: &str,
+        partitions: Option<usize>,
+    ) -> Result<Rdd<T>> {
+        self.records_of(
+            path,
+            std::mem::size_of::<T>(),
+            partitions,
+            bytemuck::pod_read_unaligned::<T>,
+        )
+    }
+
+    fn records_of<T: Data>(
+        &self,
+        path: &str,
+        record_len: usize,
+        partitions: Option<usize>,
+        decode: fn(&[u8]) -> T,
+    ) -> Result<Rdd<T>> {
         if record_len == 0 {
             return Err(crate::error::Error::Other(
-                "binary_records: record length 0".into(),
+                "binary records of length 0".into(),
             ));
         }
+        let files = list_files(path)?;
         if let Some(bad) = files.iter().find(|f| f.len % record_len as u64 != 0) {
             return Err(crate::error::Error::RecordLength {
                 path: bad.path.clone(),
@@ -138,7 +177,7 @@ impl Context {
                 record_len,
             });
         }
-        let target = partitions.unwrap_or(self.default_parallelism());
+        let target = partitions.unwrap_or_else(|| self.file_partitions(&files));
         let splits = plan_splits(&files, target, record_len as u64);
         Ok(self.rdd(Arc::new(BinaryRecords {
             id: self.rt.new_rdd_id(),
@@ -146,6 +185,7 @@ impl Context {
             record_len,
             files,
             splits,
+            decode,
         })))
     }
 }
@@ -280,11 +320,27 @@ impl<T: Data> Rdd<T> {
             "repartition",
             partitions,
             move |(i, _)| (*i % partitions as u64) as usize,
-            None,
+            ReduceMode::Plain,
         );
         shuffled.map_batches("drop_position", |batch| {
             batch.into_iter().map(|(_, x)| x).collect()
         })
+    }
+
+    /// Redistributes the records by a shuffle: record `r` goes to partition
+    /// `partition_of(&r)` of `partitions` (which must be below `partitions`).
+    pub fn partition_by(
+        &self,
+        partitions: usize,
+        partition_of: impl Fn(&T) -> usize + Send + Sync + 'static,
+    ) -> Rdd<T> {
+        let partitions = partitions.max(1);
+        self.shuffle(
+            "partition_by",
+            partitions,
+            move |r| partition_of(r).min(partitions - 1),
+            ReduceMode::Plain,
+        )
     }
 
     /// Sends every record to partition `partition_of(record)` of `partitions`, merging
@@ -294,7 +350,7 @@ impl<T: Data> Rdd<T> {
         name: &'static str,
         partitions: usize,
         partition_of: impl Fn(&T) -> usize + Send + Sync + 'static,
-        combine: Option<crate::shuffle::reader::Combine<T>>,
+        mode: ReduceMode<T>,
     ) -> Rdd<T> {
         let dep = Arc::new(ShuffleDependency {
             id: self.rt.new_shuffle_id(),
@@ -306,7 +362,7 @@ impl<T: Data> Rdd<T> {
             id: self.rt.new_rdd_id(),
             name,
             dep,
-            combine,
+            mode,
         }))
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::hash_partition;
+use crate::shuffle::reader::ReduceMode;
 
 /// The result of `cogroup`: each key with its values from both sides.
 pub type CoGrouped<K, V, W> = Rdd<(K, (Vec<V>, Vec<W>))>;
@@ -83,7 +84,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "combine_by_key",
             partitions,
             move |(k, _)| hash_partition(k, partitions),
-            Some(Arc::new(move |records: Vec<(K, C)>| {
+            ReduceMode::Combine(Arc::new(move |records: Vec<(K, C)>| {
                 let mut acc: FxHashMap<K, C> = FxHashMap::default();
                 for (k, c) in records {
                     match acc.remove(&k) {

@@ -10,6 +10,7 @@ pub mod codec;
 pub mod exchange;
 pub mod files;
 pub mod partitioner;
+pub mod range;
 pub mod reader;
 pub mod store;
 

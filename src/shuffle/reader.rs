@@ -6,21 +6,77 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::executor::task::TaskContext;
-use crate::rdd::batch::{BatchIter, batched};
+use crate::rdd::batch::{BATCH_SIZE, BatchIter, batched};
 use crate::rdd::node::{Compute, Dependency, Node, RddId};
-use crate::shuffle::store::ReduceInput;
+use crate::shuffle::store::{Block, ReduceInput};
 use crate::shuffle::{ShuffleDep, ShuffleDependency, ShuffleId, codec};
 
 /// Merges the decoded records of one reduce partition (e.g. sums values by key).
 pub type Combine<S> = Arc<dyn Fn(Vec<S>) -> Vec<S> + Send + Sync>;
 
+/// Orders a reduce partition without materialising it: returns the byte offsets of its
+/// records (in the reduce file) in output order.
+pub trait SortPlan<S>: Send + Sync {
+    fn order(&self, data: &[u8], blocks: &[Block], shuffle: ShuffleId) -> Result<Vec<usize>>;
+}
+
+/// What the reduce side does with the records of a partition.
+pub enum ReduceMode<S> {
+    /// Hand them on as they arrived.
+    Plain,
+    /// Decode them all and merge them.
+    Combine(Combine<S>),
+    /// Sort compact (key, offset) entries, then decode each record once, in order.
+    Sort(Arc<dyn SortPlan<S>>),
+}
+
+/// Sorting by a key of each record.
+pub struct KeySort<S, K> {
+    pub key: Arc<dyn Fn(&S) -> K + Send + Sync>,
+    pub ascending: bool,
+}
+
+impl<S: DeserializeOwned, K: Ord> SortPlan<S> for KeySort<S, K> {
+    fn order(&self, data: &[u8], blocks: &[Block], shuffle: ShuffleId) -> Result<Vec<usize>> {
+        let mut entries: Vec<(K, usize)> = Vec::new();
+        for block in blocks {
+            let mut at = block.range.start;
+            while at < block.range.end {
+                let (record, rest) = postcard::take_from_bytes::<S>(&data[at..block.range.end])
+                    .map_err(|e| {
+                        corrupt(
+                            shuffle,
+                            block,
+                            format!("record at byte {}: {e}", at - block.range.start),
+                        )
+                    })?;
+                entries.push(((self.key)(&record), at));
+                at = block.range.end - rest.len();
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        if !self.ascending {
+            entries.reverse();
+        }
+        Ok(entries.into_iter().map(|(_, at)| at).collect())
+    }
+}
+
+fn corrupt(shuffle: ShuffleId, block: &Block, detail: String) -> Error {
+    Error::CorruptShuffle {
+        shuffle,
+        source_rank: block.source,
+        detail,
+    }
+}
+
 /// The RDD after a shuffle: partition `r` is every record the map side sent to `r`,
-/// optionally merged by `combine`.
+/// handled by `mode`.
 pub struct ShuffledRdd<S> {
     pub id: RddId,
     pub name: &'static str,
     pub dep: Arc<ShuffleDependency<S>>,
-    pub combine: Option<Combine<S>>,
+    pub mode: ReduceMode<S>,
 }
 
 impl<S: serde::Serialize + Send + Sync + 'static> Node for ShuffledRdd<S> {
@@ -52,36 +108,65 @@ where
 {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<S>> {
         let me = tc.executor.info.id;
-        let (data, blocks) = match tc.executor.shuffle.reduce_input(self.dep.id, split, me) {
+        let shuffle = self.dep.id;
+        let (data, blocks) = match tc.executor.shuffle.reduce_input(shuffle, split, me) {
             ReduceInput::Here(data, blocks) => (data, blocks),
             ReduceInput::Elsewhere(owner) => {
                 return Err(Error::Other(format!(
-                    "reduce partition {split} of shuffle {} is on executor {owner}, not on executor {me}",
-                    self.dep.id
+                    "reduce partition {split} of shuffle {shuffle} is on executor {owner}, not on executor {me}"
                 )));
             }
             ReduceInput::Unknown => {
                 return Err(Error::Other(format!(
-                    "shuffle {} has not been exchanged on executor {me}",
-                    self.dep.id
+                    "shuffle {shuffle} has not been exchanged on executor {me}"
                 )));
             }
         };
-        let mut records = Vec::new();
-        let bytes = data.as_deref().map_or(&[][..], |m| &m[..]);
-        for block in &blocks {
-            let slice = bytes.get(block.range.clone()).unwrap_or_default();
-            codec::decode_all_into(slice, &mut records).map_err(|detail| {
-                Error::CorruptShuffle {
-                    shuffle: self.dep.id,
-                    source_rank: block.source,
-                    detail,
+        let Some(data) = data else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let valid = blocks.iter().all(|b| b.range.end <= data.len());
+        if !valid {
+            return Err(Error::Other(format!(
+                "shuffle {shuffle}: a block lies outside the reduce file"
+            )));
+        }
+        match &self.mode {
+            ReduceMode::Sort(plan) => {
+                let order = plan.order(&data, &blocks, shuffle)?;
+                let mut next = 0;
+                Ok(Box::new(std::iter::from_fn(move || {
+                    if next >= order.len() {
+                        return None;
+                    }
+                    let end = (next + BATCH_SIZE).min(order.len());
+                    let batch = order[next..end]
+                        .iter()
+                        .map(|&at| {
+                            postcard::take_from_bytes::<S>(&data[at..])
+                                .map(|(r, _)| r)
+                                .map_err(|e| {
+                                    Error::Other(format!(
+                                        "shuffle {shuffle}: record at byte {at}: {e}"
+                                    ))
+                                })
+                        })
+                        .collect::<Result<Vec<S>>>();
+                    next = end;
+                    Some(batch)
+                })))
+            }
+            mode => {
+                let mut records = Vec::new();
+                for block in &blocks {
+                    codec::decode_all_into(&data[block.range.clone()], &mut records)
+                        .map_err(|detail| corrupt(shuffle, block, detail))?;
                 }
-            })?;
+                if let ReduceMode::Combine(combine) = mode {
+                    records = combine(records);
+                }
+                Ok(batched(records.into_iter()))
+            }
         }
-        if let Some(combine) = &self.combine {
-            records = combine(records);
-        }
-        Ok(batched(records.into_iter()))
     }
 }

@@ -59,6 +59,7 @@ pub fn bin(name: &str) -> String {
     match name {
         "ember" => env!("CARGO_BIN_EXE_ember").to_string(),
         "wordcount" => env!("CARGO_BIN_EXE_wordcount").to_string(),
+        "terasort" => env!("CARGO_BIN_EXE_terasort").to_string(),
         other => panic!("unknown binary {other}"),
     }
 }

@@ -1,0 +1,54 @@
+//! Sorting: range-partition by sampled boundaries, then sort each partition.
+//!
+//! The reduce side sorts compact entries (the key and the record's offset in the reduce
+//! file) and decodes each record once, in order, instead of moving whole records through
+//! the sort: memory holds the entries, not a second copy of the data.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::rdd::{Data, Key, Rdd};
+use crate::shuffle::range::{SAMPLES_PER_PARTITION, boundaries, range_partition, reservoir};
+use crate::shuffle::reader::{KeySort, ReduceMode};
+
+impl<T: Data> Rdd<T> {
+    /// The records ordered by `key` (ascending or not) across `partitions` partitions
+    /// (default: as many as now): every record of partition `i` sorts before (or with)
+    /// every record of partition `i + 1`. Runs a sampling job to find the boundaries.
+    pub fn sort_by<K: Data + Ord>(
+        &self,
+        key: impl Fn(&T) -> K + Send + Sync + 'static,
+        ascending: bool,
+        partitions: Option<usize>,
+    ) -> Result<Rdd<T>> {
+        let partitions = partitions.unwrap_or(self.num_partitions()).max(1);
+        let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
+        let per_input = (SAMPLES_PER_PARTITION * partitions).div_ceil(self.num_partitions().max(1));
+        let sample_key = Arc::clone(&key);
+        let samples: Vec<(Vec<K>, u64)> = self
+            .map_partitions_with_index(move |i, records| {
+                let keys = records.map(|r| sample_key(&r));
+                vec![reservoir(keys, per_input, i as u64)]
+            })
+            .collect()?;
+        let bounds = Arc::new(boundaries(samples, partitions));
+        let partition_key = Arc::clone(&key);
+        let sort_key = Arc::clone(&key);
+        Ok(self.shuffle(
+            "sort_by",
+            partitions,
+            move |r| range_partition(&bounds, &partition_key(r), ascending),
+            ReduceMode::Sort(Arc::new(KeySort {
+                key: sort_key,
+                ascending,
+            })),
+        ))
+    }
+}
+
+impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
+    /// The pairs ordered by key; see [`Rdd::sort_by`].
+    pub fn sort_by_key(&self, ascending: bool, partitions: Option<usize>) -> Result<Rdd<(K, V)>> {
+        self.sort_by(|(k, _)| k.clone(), ascending, partitions)
+    }
+}

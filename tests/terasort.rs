@@ -1,0 +1,153 @@
+//! TeraSort under mpirun: the output is a sorted permutation of the input.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{bin, mpirun, run};
+use ember::io::records::{RECORD_LEN, Record};
+
+fn write_input(path: &Path, n: u64, seed: u64) {
+    let bytes: Vec<u8> = (0..n).flat_map(|i| Record::generate(seed, i).0).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Checks `dir` holds the `n` input records, ordered by key within and across parts.
+fn check_sorted(dir: &Path, n: u64, seed: u64) {
+    assert!(dir.join("_SUCCESS").exists());
+    let mut parts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .collect();
+    parts.sort();
+    let mut all = Vec::new();
+    for part in &parts {
+        let bytes = std::fs::read(part).unwrap();
+        assert_eq!(bytes.len() % RECORD_LEN, 0, "{}", part.display());
+        all.extend(
+            bytes
+                .chunks_exact(RECORD_LEN)
+                .map(|c| Record(c.try_into().unwrap())),
+        );
+    }
+    assert_eq!(all.len() as u64, n, "record count");
+    assert!(
+        all.windows(2).all(|w| w[0].key() <= w[1].key()),
+        "keys out of order"
+    );
+    let indices: HashSet<u64> = all
+        .iter()
+        .map(|r| r.index().expect("index digits"))
+        .collect();
+    assert_eq!(indices.len() as u64, n, "every record exactly once");
+    assert!(
+        all.iter()
+            .all(|r| *r == Record::generate(seed, r.index().unwrap())),
+        "records intact"
+    );
+}
+
+fn check(ranks: usize, partitions: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, seed) = (20_000, ranks as u64);
+    let input = dir.path().join("records.bin");
+    write_input(&input, n, seed);
+    let output = dir.path().join("sorted");
+    let out = run(
+        mpirun(
+            ranks,
+            &bin("terasort"),
+            &[
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--partitions",
+                &partitions.to_string(),
+                "--shuffle-round-bytes",
+                "256k",
+            ],
+        ),
+        Duration::from_secs(120),
+    );
+    out.assert_ok();
+    check_sorted(&output, n, seed);
+}
+
+#[test]
+fn terasort_sorts_with_1_rank() {
+    check(1, 3);
+}
+
+#[test]
+fn terasort_sorts_with_2_ranks() {
+    check(2, 4);
+}
+
+#[test]
+fn terasort_sorts_with_4_ranks() {
+    check(4, 9);
+}
+
+#[test]
+fn generated_records_sort_without_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("sorted");
+    let out = run(
+        mpirun(
+            3,
+            &bin("terasort"),
+            &[
+                "--generate-records",
+                "30000",
+                "--seed",
+                "9",
+                "--output",
+                output.to_str().unwrap(),
+            ],
+        ),
+        Duration::from_secs(120),
+    );
+    out.assert_ok();
+    check_sorted(&output, 30_000, 9);
+}
+
+#[test]
+fn an_input_that_is_not_whole_records_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ragged.bin");
+    write_input(&input, 10, 1);
+    let mut bytes = std::fs::read(&input).unwrap();
+    bytes.extend_from_slice(b"extra");
+    std::fs::write(&input, bytes).unwrap();
+    let output = dir.path().join("out");
+    let out = run(
+        mpirun(
+            2,
+            &bin("terasort"),
+            &[
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+            ],
+        ),
+        Duration::from_secs(60),
+    );
+    assert!(!out.timed_out && out.status != Some(0), "{out:#?}");
+    let msg = format!(
+        "{}: length 1005 is not a multiple of the record length 100",
+        input.display()
+    );
+    assert!(out.stderr.contains(&msg), "{out:#?}");
+    assert!(!output.exists());
+}
