@@ -40,6 +40,11 @@ pub struct EngineArgs {
         global = true
     )]
     pub shuffle_round_bytes: ByteSize,
+    /// How shuffles move data: `auto` lets executors on one node read each other's shuffle
+    /// files directly and sends only cross-node data with MPI_Alltoallv; `alltoallv`
+    /// sends everything through MPI.
+    #[arg(long, env = "EMBER_SHUFFLE_MODE", value_enum, default_value_t = ShuffleMode::Auto, global = true)]
+    pub shuffle_mode: ShuffleMode,
     /// Do not pin executors and their threads to cores.
     #[arg(long, env = "EMBER_NO_PIN", global = true)]
     pub no_pin: bool,
@@ -65,6 +70,16 @@ impl EngineArgs {
                 }
             })
     }
+}
+
+/// How a shuffle's exchange moves data between executors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShuffleMode {
+    /// Node-local shortcut for co-located executors, MPI_Alltoallv across nodes.
+    #[default]
+    Auto,
+    /// Everything through MPI_Alltoallv.
+    Alltoallv,
 }
 
 /// A byte count written the way Spark and Slurm users write it: `512m`, `2g`, `1.5GiB`, `4096`.

@@ -48,6 +48,8 @@ fn data_many_times_the_round_size_moves_in_many_rounds_and_is_cleaned_up() {
             "6",
             "--shuffle-round-bytes",
             "16k",
+            "--shuffle-mode",
+            "alltoallv",
         ],
     );
     let out = run(
@@ -113,23 +115,22 @@ fn a_failed_job_leaves_no_scratch_files() {
     );
 }
 
-fn expect_corruption(fault: &str, message: &str) {
+fn expect_corruption(fault: &str, mode: &str, message: &str) {
     let dir = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let input = words_file(dir.path(), 2000);
     let output = dir.path().join("out");
-    let mut cmd = mpirun(
-        4,
-        &bin("wordcount"),
-        &[
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-            "--partitions",
-            "6",
-        ],
-    );
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--partitions",
+        "6",
+        "--shuffle-mode",
+        mode,
+    ];
+    let mut cmd = mpirun(4, &bin("wordcount"), &args);
     cmd.env("EMBER_TEST_SHUFFLE_FAULT", fault);
     let out = run(with_local_dir(cmd, scratch.path()), Duration::from_secs(60));
     assert!(!out.timed_out, "hung: {out:#?}");
@@ -143,16 +144,21 @@ fn expect_corruption(fault: &str, message: &str) {
 
 #[test]
 fn corrupt_shuffle_data_is_an_error_naming_shuffle_and_source() {
-    expect_corruption(
-        "corrupt:2",
-        "shuffle 0: corrupt data from executor 2: record at byte 0",
-    );
+    for mode in ["alltoallv", "auto"] {
+        expect_corruption(
+            "corrupt:2",
+            mode,
+            "shuffle 0: corrupt data from executor 2: record at byte 0",
+        );
+    }
 }
 
 #[test]
 fn truncated_shuffle_data_is_an_error_naming_shuffle_and_source() {
+    // Only bytes that cross MPI can arrive short.
     expect_corruption(
         "truncate:3",
+        "alltoallv",
         "shuffle 0: corrupt data from executor 3: truncated:",
     );
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use mpi::Threading;
 use mpi::environment::Universe;
 use mpi::topology::{Color, Communicator};
+use mpi::traits::Root;
 
 pub use failure::fatal;
 pub use runtime::Runtime;
@@ -23,7 +24,7 @@ pub use runtime::Runtime;
 use crate::config::EngineArgs;
 use crate::error::Error;
 use crate::executor::serve::serve_job;
-use crate::executor::{Executor, ExecutorInfo};
+use crate::executor::{Executor, ExecutorInfo, Locality};
 use crate::scheduler::ExecutorTable;
 use crate::scheduler::job::Job;
 use crate::scheduler::messages::{self, TO_EXECUTOR, ToExecutor};
@@ -111,11 +112,19 @@ impl Context {
 
         let executor = executor_comm.map(|comm| {
             let node = comm.split_shared(comm.rank());
-            let (node_rank, node_size) = (node.rank() as usize, node.size() as usize);
+            // A node is named by the world rank of its first executor (host names can
+            // repeat across network namespaces; shared memory cannot).
+            let mut leader = rank as i32;
+            node.process_at_rank(0).broadcast_into(&mut leader);
+            let locality = Locality {
+                node: leader as usize,
+                rank: node.rank() as usize,
+                size: node.size() as usize,
+            };
             drop(node);
             let peers = Arc::new(MpiGroup::new(comm, thread_multiple)) as Arc<dyn Group>;
             Arc::new(Executor::start(
-                rank, node_rank, node_size, peers, config, &token, false,
+                rank, locality, peers, config, &token, false,
             ))
         });
         let table = register(world.as_ref(), executor.as_ref().map(|e| &e.info), true);
@@ -156,10 +165,14 @@ impl Context {
                     unreachable!("a group of one has one end")
                 };
                 let token = job_token();
+                let locality = Locality {
+                    node: 1,
+                    rank: 0,
+                    size: 1,
+                };
                 let executor = Arc::new(Executor::start(
                     1,
-                    0,
-                    1,
+                    locality,
                     Arc::new(peers),
                     &executor_config,
                     &token,
@@ -240,6 +253,46 @@ impl Context {
         self.rt.world.as_ref()
     }
 
+    /// The shuffle exchanges run so far (driver only; empty on executors).
+    pub fn shuffle_stats(&self) -> Vec<crate::scheduler::driver::ExchangeStats> {
+        self.rt
+            .driver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .exchanges
+            .clone()
+    }
+
+    /// Gathers every rank's peak RSS on the driver and logs it (one line, at stop).
+    fn report_peak_memory(&self) {
+        let mine = peak_rss_bytes();
+        let line = if self.rt.mode == Mode::Cluster {
+            let Ok(all) = self.rt.world.gather(0, &mine.to_le_bytes()) else {
+                return;
+            };
+            let Some(all) = all else { return };
+            all.iter()
+                .enumerate()
+                .map(|(rank, b)| {
+                    let bytes = b.as_slice().try_into().map(u64::from_le_bytes).unwrap_or(0);
+                    let who = if rank == 0 {
+                        "driver".to_string()
+                    } else {
+                        format!("executor {rank}")
+                    };
+                    format!("{who} {:.1} MiB", bytes as f64 / (1 << 20) as f64)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            format!(
+                "driver and in-process executor {:.1} MiB",
+                mine as f64 / (1 << 20) as f64
+            )
+        };
+        tracing::info!("peak RSS per rank: {line}");
+    }
+
     /// Reports `error` as this rank's failure and ends the job on every rank.
     pub fn fail(&self, error: &dyn std::fmt::Display) -> ! {
         fatal(&error.to_string())
@@ -305,6 +358,7 @@ impl Context {
                 Err(e) => fatal(&e),
             }
         }
+        self.report_peak_memory();
         if self.rt.mode == Mode::Cluster
             && let Err(e) = world.barrier()
         {
@@ -323,6 +377,17 @@ impl Drop for Context {
             self.shutdown();
         }
     }
+}
+
+/// This process's peak resident set size (`getrusage`), in bytes.
+pub fn peak_rss_bytes() -> u64 {
+    // SAFETY: getrusage fills the zeroed struct we own.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    usage.ru_maxrss.max(0) as u64 * 1024
 }
 
 /// Names this job's scratch directories: the Slurm job id, else the driver's pid and a

@@ -14,6 +14,16 @@ use crate::shuffle::store::ShuffleStore;
 use crate::topology::{self, Machine, Placement};
 use crate::transport::Group;
 
+/// Where an executor sits among the executors of its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locality {
+    /// The node's id: the world rank of its first executor.
+    pub node: usize,
+    /// Index among the executors on the node, and how many there are.
+    pub rank: usize,
+    pub size: usize,
+}
+
 /// A started executor: its identity, its pinned thread pool and its peers for shuffles.
 pub struct Executor {
     pub info: ExecutorInfo,
@@ -24,21 +34,25 @@ pub struct Executor {
     /// Map outputs and reduce blocks of shuffles, in the executor's scratch directory.
     pub shuffle: ShuffleStore,
     pub shuffle_round_bytes: usize,
+    pub shuffle_mode: crate::config::ShuffleMode,
+    /// The node id of every peer (index = rank in `peers`).
+    pub peer_nodes: Vec<usize>,
 }
 
 impl Executor {
-    /// Places and pins executor `id` (the `node_rank`-th of `node_size` on this node) and
-    /// starts its pool. Pinning that fails is logged and the executor runs unpinned.
+    /// Places and pins executor `id` by its `locality` and starts its pool; learns every
+    /// peer's node (a collective over `peers`). Pinning that fails is logged and the
+    /// executor runs unpinned.
     pub fn start(
         id: usize,
-        node_rank: usize,
-        node_size: usize,
+        locality: Locality,
         peers: Arc<dyn Group>,
         config: &EngineArgs,
         job_token: &str,
         in_process: bool,
     ) -> Executor {
         let machine = Machine::discover_or_fallback();
+        let (node_rank, node_size) = (locality.rank, locality.size);
         let mut placement = topology::place(&machine, node_rank, node_size, config.executor_cores);
         placement.pinned = !config.no_pin;
         if placement.pinned
@@ -69,10 +83,16 @@ impl Executor {
                 "executor {id}: cannot create its scratch directory: {e}"
             ))
         });
+        let peer_nodes = peers
+            .all_to_all_counts(&vec![locality.node; peers.size()])
+            .unwrap_or_else(|e| {
+                crate::context::fatal(&format!("executor {id}: learning the peers' nodes: {e}"))
+            });
         let info = ExecutorInfo {
             id,
             host: registration::host_name(),
             pid: std::process::id(),
+            node: locality.node,
             node_rank,
             node_size,
             numa_domain: placement.numa_domain,
@@ -99,6 +119,8 @@ impl Executor {
             peers,
             shuffle: ShuffleStore::new(scratch),
             shuffle_round_bytes: (config.shuffle_round_bytes.0 as usize).clamp(1 << 10, 1 << 30),
+            shuffle_mode: config.shuffle_mode,
+            peer_nodes,
         }
     }
 }

@@ -9,6 +9,8 @@ pub struct ExecutorInfo {
     pub id: usize,
     pub host: String,
     pub pid: u32,
+    /// The node it runs on: the world rank of the node's first executor.
+    pub node: usize,
     /// Index among the executors on the same node.
     pub node_rank: usize,
     /// Executors on the same node.

@@ -18,6 +18,20 @@ pub const MAX_TASK_ATTEMPTS: u32 = 4;
 pub struct DriverState {
     /// Exchanged shuffles and the executor owning each reduce partition.
     pub shuffles: HashMap<ShuffleId, Vec<usize>>,
+    /// Every exchange so far, in order.
+    pub exchanges: Vec<ExchangeStats>,
+}
+
+/// How one shuffle exchange went, as the driver saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeStats {
+    pub job: u64,
+    pub shuffle: ShuffleId,
+    /// Bytes received by all executors together.
+    pub bytes: u64,
+    pub rounds: u32,
+    /// From sending `Exchange` to the last `ExchangeDone`.
+    pub seconds: f64,
 }
 
 /// What a finished job produced on the driver.
@@ -93,7 +107,8 @@ pub fn run_job(
                 run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
                     updates.extend(acc)
                 })?;
-                exchange(world, &executors, job, dep.id())?;
+                let stats = exchange(world, &executors, job, dep.id())?;
+                state.exchanges.push(stats);
                 state.shuffles.insert(dep.id(), owners);
             }
             StageKind::Result => {
@@ -372,7 +387,12 @@ fn is_stale(msg: &ToDriver, current: u64) -> bool {
     job < current
 }
 
-fn exchange(world: &dyn Group, executors: &[usize], job: &Job, shuffle: ShuffleId) -> Result<()> {
+fn exchange(
+    world: &dyn Group,
+    executors: &[usize],
+    job: &Job,
+    shuffle: ShuffleId,
+) -> Result<ExchangeStats> {
     let started = Instant::now();
     for &e in executors {
         send(
@@ -418,7 +438,13 @@ fn exchange(world: &dyn Group, executors: &[usize], job: &Job, shuffle: ShuffleI
         job.id,
         started.elapsed().as_secs_f64()
     );
-    Ok(())
+    Ok(ExchangeStats {
+        job: job.id,
+        shuffle,
+        bytes,
+        rounds,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 fn send(world: &dyn Group, to: usize, msg: &ToExecutor) -> Result<()> {

@@ -91,6 +91,7 @@ mod tests {
         ExecutorInfo {
             id,
             host: "node1".into(),
+            node: 1,
             pid: 100 + id as u32,
             node_rank: id - 1,
             node_size: 2,

@@ -1,27 +1,40 @@
-//! The exchange: executors move every reduce partition's bytes to its owner with
-//! `MPI_Alltoall` (counts) and `MPI_Alltoallv` (data) over the executor group, in rounds.
+//! The exchange: every reduce partition's bytes reach its owner, over MPI or, between
+//! executors on one node, by reading the sender's map file in place.
 //!
-//! 1. Metadata: each executor tells each destination which (partition, length) runs it
-//!    will send, in order (one small all-to-all). The receiver checks them (partition in
-//!    range and owned by it) and sizes one reduce file for everything it will receive.
-//! 2. Rounds: each round sends at most `round_bytes / executors` to each destination,
-//!    straight from a mapped map file, received straight into the mapped reduce file, so
-//!    an executor's memory stays at its own data plus one round. Every executor runs the
-//!    same number of rounds (the maximum, agreed first).
-//! 3. The receiver checks that every source sent exactly what it announced; anything else
-//!    is `CorruptShuffle` naming the shuffle and the source executor.
+//! 1. Metadata (one small all-to-all): each executor tells each destination which runs it
+//!    holds for it: map file path, then (partition, offset, length) per run. Receivers
+//!    check every run (partition in range and owned by them).
+//! 2. Co-located sources (`--shuffle-mode auto`): the receiver maps the sender's map file
+//!    and its blocks point into it. Nothing is copied; map files stay until the executor
+//!    stops.
+//! 3. Remote sources: rounds of `MPI_Alltoall` (counts) and `MPI_Alltoallv` (data), sent
+//!    straight from the mapped map file and received straight into one mapped reduce
+//!    file, at most `round_bytes / executors` per destination per round, so memory stays
+//!    at the executor's own data plus one round. Every executor runs the agreed maximum
+//!    number of rounds. A source that sends more or less than it announced is
+//!    `CorruptShuffle` naming the shuffle and the source executor.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
+use crate::config::ShuffleMode;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
-use crate::shuffle::ShuffleId;
-use crate::shuffle::files::{create_private, map_read};
+use crate::shuffle::files::{MapFile, create_private, map_read};
 use crate::shuffle::store::{Block, ReduceSide};
+use crate::shuffle::{ShuffleId, codec};
 use crate::transport::prefix_sums;
 
-const META_ENTRY: usize = 12;
+/// One map file's runs for one destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRuns {
+    pub path: PathBuf,
+    /// (reduce partition, offset in the file, length).
+    pub runs: Vec<(u32, u64, u64)>,
+}
 
 /// A fault to inject, for tests: `EMBER_TEST_SHUFFLE_FAULT=corrupt:<executor>` overwrites
 /// that executor's map data with garbage, `truncate:<executor>` makes it send one byte
@@ -37,125 +50,193 @@ fn injected_fault(me: usize) -> Option<&'static str> {
     (who.parse::<usize>().ok()? == me).then_some(kind)
 }
 
-/// Runs this executor's part of exchanging `shuffle`. Returns the bytes received and the
-/// number of rounds.
+/// Runs this executor's part of exchanging `shuffle`. Returns the bytes that reached it
+/// (by MPI or in place) and the number of MPI rounds.
 pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> Result<(u64, u32)> {
     let peers = executor.peers.as_ref();
-    let (n, me) = (peers.size(), executor.info.id);
-    let first_id = me - peers.rank();
+    let (n, me, my_peer) = (peers.size(), executor.info.id, peers.rank());
+    let first_id = me - my_peer;
     let owners = executor.shuffle.owners(shuffle)?;
     let files = executor.shuffle.take_map_files(shuffle);
     let fault = injected_fault(me);
+    if fault == Some("corrupt") {
+        for f in files.iter().filter(|f| f.bytes() > 0) {
+            std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
+                .map_err(|e| Error::io(&f.data, e))?;
+        }
+    }
+    let in_place = |peer: usize| {
+        peer == my_peer
+            || (executor.shuffle_mode == ShuffleMode::Auto
+                && executor.peer_nodes[peer] == executor.peer_nodes[my_peer])
+    };
 
     // 1. Metadata.
-    let mut meta_send: Vec<Vec<u8>> = vec![Vec::new(); n];
-    for f in &files {
-        for (peer, parts) in f.parts.iter().enumerate() {
-            for &(r, len) in parts {
-                meta_send[peer].extend_from_slice(&r.to_le_bytes());
-                meta_send[peer].extend_from_slice(&len.to_le_bytes());
-            }
-        }
+    let mut meta_send: Vec<Vec<u8>> = Vec::with_capacity(n);
+    for peer in 0..n {
+        let listing: Vec<FileRuns> = files
+            .iter()
+            .filter(|f| !f.parts[peer].is_empty())
+            .map(|f| {
+                let mut at = f.runs[peer].0;
+                let runs = f.parts[peer]
+                    .iter()
+                    .map(|&(r, len)| {
+                        at += len;
+                        (r, at - len, len)
+                    })
+                    .collect();
+                FileRuns {
+                    path: f.data.clone(),
+                    runs,
+                }
+            })
+            .collect();
+        meta_send.push(codec::encode(&listing));
     }
     let meta_counts: Vec<usize> = meta_send.iter().map(Vec::len).collect();
     let meta = peers.all_to_all_v(&meta_send.concat(), &meta_counts)?;
-    let announced: Vec<Vec<(usize, usize)>> = (0..n)
-        .map(|peer| parse_meta(meta.from_rank(peer), shuffle, &owners, me, first_id + peer))
-        .collect::<Result<_>>()?;
-    let totals: Vec<usize> = announced
+    let mut blocks: HashMap<usize, Vec<Block>> = HashMap::new();
+    let mut remote: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n]; // (partition, length)
+    let mut in_place_bytes = 0u64;
+    for (peer, remote_runs) in remote.iter_mut().enumerate() {
+        let source = first_id + peer;
+        let listing: Vec<FileRuns> = codec::decode(meta.from_rank(peer))
+            .map_err(|e| corrupt(shuffle, source, format!("metadata: {e}")))?;
+        for file in listing {
+            check_runs(&file.runs, shuffle, &owners, me, source)?;
+            if in_place(peer) {
+                // Mapped lazily: only this executor's runs of the file get touched.
+                let Some(map) = crate::io::input::map_file(&file.path)? else {
+                    continue;
+                };
+                let map = Arc::new(map);
+                for &(r, offset, len) in &file.runs {
+                    let range = offset as usize..(offset + len) as usize;
+                    if range.end > map.len() {
+                        return Err(corrupt(
+                            shuffle,
+                            source,
+                            format!("a run beyond the end of {}", file.path.display()),
+                        ));
+                    }
+                    in_place_bytes += len;
+                    blocks.entry(r as usize).or_default().push(Block {
+                        source,
+                        data: Arc::clone(&map),
+                        range,
+                    });
+                }
+            } else {
+                remote_runs.extend(
+                    file.runs
+                        .iter()
+                        .map(|&(r, _, len)| (r as usize, len as usize)),
+                );
+            }
+        }
+    }
+
+    // 2. Remote data by MPI, into one reduce file.
+    let (received, rounds) = receive_remote(
+        executor,
+        shuffle,
+        &files,
+        &remote,
+        round_bytes,
+        fault,
+        &in_place,
+        &mut blocks,
+    )?;
+    if executor.shuffle_mode == ShuffleMode::Alltoallv {
+        // Nobody reads these files in place: free their memory now.
+        files.iter().for_each(MapFile::remove);
+    } else {
+        executor.shuffle.retain_map_files(shuffle, files);
+    }
+    executor
+        .shuffle
+        .put_reduce_side(shuffle, ReduceSide { owners, blocks });
+    Ok((received + in_place_bytes, rounds))
+}
+
+/// Moves the runs for remote destinations by MPI rounds; `remote[peer]` lists what each
+/// remote source announced. Adds the received blocks; returns (bytes received, rounds).
+#[allow(clippy::too_many_arguments)]
+fn receive_remote(
+    executor: &Executor,
+    shuffle: ShuffleId,
+    files: &[MapFile],
+    remote: &[Vec<(usize, usize)>],
+    round_bytes: usize,
+    fault: Option<&str>,
+    in_place: &dyn Fn(usize) -> bool,
+    blocks: &mut HashMap<usize, Vec<Block>>,
+) -> Result<(u64, u32)> {
+    let peers = executor.peers.as_ref();
+    let (n, first_id) = (peers.size(), executor.info.id - peers.rank());
+    let totals: Vec<usize> = remote
         .iter()
-        .map(|a| a.iter().map(|x| x.1).sum())
+        .map(|runs| runs.iter().map(|r| r.1).sum())
         .collect();
     let base = prefix_sums(&totals);
     let total: usize = totals.iter().sum();
 
-    let mut blocks: HashMap<usize, Vec<Block>> = HashMap::new();
-    for (peer, list) in announced.iter().enumerate() {
-        let mut at = base[peer];
-        for &(r, len) in list {
-            blocks.entry(r).or_default().push(Block {
-                source: first_id + peer,
-                range: at..at + len,
-            });
-            at += len;
-        }
-    }
-
-    // The reduce file receives everything, in place.
     let reduce_path = executor
         .shuffle
         .dir()
         .join(format!("shuffle-{shuffle}-reduce.data"));
-    let reduce_file = create_private(&reduce_path)?;
-    reduce_file
-        .set_len(total as u64)
-        .map_err(|e| Error::io(&reduce_path, e))?;
     let mut reduce_map = if total > 0 {
+        let file = create_private(&reduce_path)?;
+        file.set_len(total as u64)
+            .map_err(|e| Error::io(&reduce_path, e))?;
         // SAFETY: a fresh private file of ours; no one else maps or truncates it.
-        Some(
-            unsafe { memmap2::MmapMut::map_mut(&reduce_file) }
-                .map_err(|e| Error::io(&reduce_path, e))?,
-        )
+        let map = unsafe { memmap2::MmapOptions::new().populate().map_mut(&file) };
+        Some(map.map_err(|e| Error::io(&reduce_path, e))?)
     } else {
         None
     };
 
-    // 2. Rounds.
-    let quota = (round_bytes / n).max(1);
-    let maps = files
-        .iter()
-        .map(|f| {
-            if fault == Some("corrupt") && f.bytes() > 0 {
-                std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
-                    .map_err(|e| Error::io(&f.data, e))?;
-            }
-            map_read(&f.data)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut plan: Vec<(usize, u64)> = Vec::new(); // (file, round within file)
+    // My sends: per map file with data for remote peers, rounds of at most `quota` bytes
+    // per destination.
+    let quota = (round_bytes / n).max(1) as u64;
+    let remote_len = |f: &MapFile, peer: usize| if in_place(peer) { 0 } else { f.runs[peer].1 };
+    let mut maps = Vec::with_capacity(files.len());
+    let mut plan: Vec<(usize, u64)> = Vec::new(); // (file, round within the file)
     for (i, f) in files.iter().enumerate() {
-        let rounds = f
-            .runs
-            .iter()
-            .map(|r| r.1.div_ceil(quota as u64))
+        let rounds = (0..n)
+            .map(|p| remote_len(f, p).div_ceil(quota))
             .max()
             .unwrap_or(0);
+        maps.push(if rounds > 0 { map_read(&f.data)? } else { None });
         plan.extend((0..rounds).map(|k| (i, k)));
     }
-    let rounds = peers.all_max(plan.len() as u64)? as usize;
+    let rounds = executor.peers.all_max(plan.len() as u64)? as usize;
     let mut cursor = base.clone();
-    let mut sent_short = fault == Some("truncate");
+    let mut send_short = fault == Some("truncate");
     for round in 0..rounds {
         let (send, mut counts, displs): (&[u8], Vec<usize>, Vec<usize>) = match plan.get(round) {
             Some(&(i, k)) => {
-                let map = maps[i].as_deref().unwrap_or(&[]);
-                let q = quota as u64;
-                let counts = files[i]
-                    .runs
-                    .iter()
-                    .map(|&(_, len)| len.saturating_sub(k * q).min(q) as usize)
+                let f = &files[i];
+                let counts = (0..n)
+                    .map(|p| remote_len(f, p).saturating_sub(k * quota).min(quota) as usize)
                     .collect();
-                let displs = files[i]
-                    .runs
-                    .iter()
-                    .map(|&(off, len)| (off + (k * q).min(len)) as usize)
+                let displs = (0..n)
+                    .map(|p| (f.runs[p].0 + (k * quota).min(f.runs[p].1)) as usize)
                     .collect();
-                (map, counts, displs)
+                (maps[i].as_deref().unwrap_or(&[]), counts, displs)
             }
             None => (&[], vec![0; n], vec![0; n]),
         };
-        if sent_short && let Some(c) = counts.iter_mut().find(|c| **c > 0) {
+        if send_short && let Some(c) = counts.iter_mut().find(|c| **c > 0) {
             *c -= 1;
-            sent_short = false;
+            send_short = false;
         }
         let recv_counts = peers.all_to_all_counts(&counts)?;
         for peer in 0..n {
             if cursor[peer] + recv_counts[peer] > base[peer] + totals[peer] {
-                return Err(corrupt(
-                    shuffle,
-                    first_id + peer,
-                    format!("sent more than the {} bytes it announced", totals[peer]),
-                ));
+                let detail = format!("sent more than the {} bytes it announced", totals[peer]);
+                return Err(corrupt(shuffle, first_id + peer, detail));
             }
         }
         let recv: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
@@ -167,33 +248,30 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
     for peer in 0..n {
         let got = cursor[peer] - base[peer];
         if got != totals[peer] {
-            return Err(corrupt(
-                shuffle,
-                first_id + peer,
-                format!(
-                    "truncated: {got} of the {} bytes it announced arrived",
-                    totals[peer]
-                ),
-            ));
+            let detail = format!(
+                "truncated: {got} of the {} bytes it announced arrived",
+                totals[peer]
+            );
+            return Err(corrupt(shuffle, first_id + peer, detail));
         }
     }
-    drop(maps);
-    files.iter().for_each(|f| f.remove());
-
-    let data = match reduce_map {
-        Some(m) => Some(Arc::new(
-            m.make_read_only().map_err(|e| Error::io(&reduce_path, e))?,
-        )),
-        None => None,
-    };
-    executor.shuffle.put_reduce_side(
-        shuffle,
-        ReduceSide {
-            owners,
-            data,
-            blocks,
-        },
-    );
+    if let Some(map) = reduce_map {
+        let data = Arc::new(
+            map.make_read_only()
+                .map_err(|e| Error::io(&reduce_path, e))?,
+        );
+        for (peer, runs) in remote.iter().enumerate() {
+            let mut at = base[peer];
+            for &(r, len) in runs {
+                blocks.entry(r).or_default().push(Block {
+                    source: first_id + peer,
+                    data: Arc::clone(&data),
+                    range: at..at + len,
+                });
+                at += len;
+            }
+        }
+    }
     Ok((total as u64, rounds as u32))
 }
 
@@ -205,74 +283,48 @@ fn corrupt(shuffle: ShuffleId, source: usize, detail: String) -> Error {
     }
 }
 
-/// Parses one source's announcement: (reduce partition, length) runs, each of which must
-/// be a partition this executor `me` owns.
-pub fn parse_meta(
-    bytes: &[u8],
+/// Checks one source's announced runs: each a partition that this executor `me` owns.
+pub fn check_runs(
+    runs: &[(u32, u64, u64)],
     shuffle: ShuffleId,
     owners: &[usize],
     me: usize,
     source: usize,
-) -> Result<Vec<(usize, usize)>> {
-    if !bytes.len().is_multiple_of(META_ENTRY) {
-        return Err(corrupt(
-            shuffle,
-            source,
-            format!("metadata of {} bytes is not whole entries", bytes.len()),
-        ));
-    }
-    bytes
-        .chunks_exact(META_ENTRY)
-        .map(|entry| {
-            let r = u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]) as usize;
-            let mut len = [0u8; 8];
-            len.copy_from_slice(&entry[4..]);
-            let len = u64::from_le_bytes(len);
-            match owners.get(r) {
-                None => Err(corrupt(
+) -> Result<()> {
+    for &(r, _, len) in runs {
+        match owners.get(r as usize) {
+            None => {
+                return Err(corrupt(
                     shuffle,
                     source,
                     format!("reduce partition {r} of {}", owners.len()),
-                )),
-                Some(&o) if o != me => Err(corrupt(
+                ));
+            }
+            Some(&o) if o != me => {
+                return Err(corrupt(
                     shuffle,
                     source,
                     format!("partition {r} belongs to executor {o}"),
-                )),
-                Some(_) => usize::try_from(len)
-                    .map(|l| (r, l))
-                    .map_err(|_| corrupt(shuffle, source, format!("a run of {len} bytes"))),
+                ));
             }
-        })
-        .collect()
+            Some(_) if usize::try_from(len).is_err() => {
+                return Err(corrupt(shuffle, source, format!("a run of {len} bytes")));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(r: u32, len: u64) -> Vec<u8> {
-        [r.to_le_bytes().to_vec(), len.to_le_bytes().to_vec()].concat()
-    }
-
     #[test]
-    fn metadata_lists_owned_runs() {
-        let bytes = [entry(0, 5), entry(2, 7)].concat();
-        assert_eq!(
-            parse_meta(&bytes, 1, &[3, 4, 3], 3, 4).unwrap(),
-            vec![(0, 5), (2, 7)]
-        );
-    }
-
-    #[test]
-    fn bad_metadata_names_shuffle_and_source() {
-        let cases = [
-            entry(0, 5)[..7].to_vec(), // cut short
-            entry(9, 1),               // no such partition
-            entry(1, 1),               // someone else's partition
-        ];
-        for bytes in cases {
-            let err = parse_meta(&bytes, 6, &[3, 4, 3], 3, 4)
+    fn announced_runs_must_be_owned_partitions() {
+        assert!(check_runs(&[(0, 0, 5), (2, 5, 7)], 1, &[3, 4, 3], 3, 4).is_ok());
+        for runs in [vec![(9, 0, 1)], vec![(1, 0, 1)]] {
+            let err = check_runs(&runs, 6, &[3, 4, 3], 3, 4)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -280,5 +332,16 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn metadata_round_trips_and_garbage_is_rejected() {
+        let listing = vec![FileRuns {
+            path: "/dev/shm/x/shuffle-1-map-2.data".into(),
+            runs: vec![(0, 0, 5), (3, 5, 9)],
+        }];
+        let bytes = codec::encode(&listing);
+        assert_eq!(codec::decode::<Vec<FileRuns>>(&bytes), Ok(listing));
+        assert!(codec::decode::<Vec<FileRuns>>(&bytes[..bytes.len() - 2]).is_err());
     }
 }

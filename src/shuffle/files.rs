@@ -1,8 +1,8 @@
 //! Shuffle files: the executor's private scratch directory and the map output files in it.
 //!
-//! A map output is `shuffle-S-map-M.data`, its buckets grouped by the peer that owns them
+//! A map output is `shuffle-S-map-M-G.data` (G: a generation), its buckets grouped by the peer that owns them
 //! (so each destination's bytes are one contiguous run, sendable straight from the
-//! mapping), and `shuffle-S-map-M.index`: for every reduce partition, its offset and
+//! mapping), and `shuffle-S-map-M-G.index`: for every reduce partition, its offset and
 //! length as two little-endian u64s. Files are 0600 in a 0700 directory, removed when the
 //! executor stops or the job fails.
 
@@ -86,17 +86,20 @@ impl MapFile {
 }
 
 /// Writes `buckets` (one per reduce partition) of map task `map`, grouped by owner:
-/// `owners[r]` is the peer index that owns reduce partition `r`, of `peers`.
+/// `owners[r]` is the peer index that owns reduce partition `r`, of `peers`. Each write
+/// gets a new file (`generation`), so a map stage that runs again never rewrites a file
+/// another executor may still have mapped.
 pub fn write_map_file(
     dir: &Path,
     shuffle: ShuffleId,
     map: usize,
+    generation: u64,
     buckets: &[Vec<u8>],
     owners: &[usize],
     peers: usize,
 ) -> Result<MapFile> {
-    let data = dir.join(format!("shuffle-{shuffle}-map-{map}.data"));
-    let index = dir.join(format!("shuffle-{shuffle}-map-{map}.index"));
+    let data = dir.join(format!("shuffle-{shuffle}-map-{map}-{generation}.data"));
+    let index = dir.join(format!("shuffle-{shuffle}-map-{map}-{generation}.index"));
     let mut out = std::io::BufWriter::with_capacity(1 << 20, create_private(&data)?);
     let mut offsets = vec![(0u64, 0u64); buckets.len()];
     let mut runs = Vec::with_capacity(peers);
@@ -132,9 +135,17 @@ pub fn write_map_file(
     })
 }
 
-/// Maps `path` read-only; `None` when it is empty.
+/// Maps a shuffle file read-only with its pages populated (it is about to be sent
+/// whole); `None` when it is empty.
 pub fn map_read(path: &Path) -> Result<Option<memmap2::Mmap>> {
-    crate::io::input::map_file(path)
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    if file.metadata().map_err(|e| Error::io(path, e))?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: our own private file, not modified while mapped.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .map_err(|e| Error::io(path, e))?;
+    Ok(Some(map))
 }
 
 #[cfg(test)]
@@ -153,7 +164,7 @@ mod tests {
             b"r3!!".to_vec(),
         ];
         let owners = [1, 0, 1, 1];
-        let f = write_map_file(dir.path(), 3, 7, &buckets, &owners, 2).unwrap();
+        let f = write_map_file(dir.path(), 3, 7, 0, &buckets, &owners, 2).unwrap();
         assert_eq!(std::fs::read(&f.data).unwrap(), b"r1-r0r3!!");
         assert_eq!(f.runs, vec![(0, 3), (3, 6)]);
         assert_eq!(f.parts, vec![vec![(1, 3)], vec![(0, 2), (3, 4)]]);

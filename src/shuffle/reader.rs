@@ -17,7 +17,8 @@ pub type Combine<S> = Arc<dyn Fn(Vec<S>) -> Vec<S> + Send + Sync>;
 /// Orders a reduce partition without materialising it: returns the byte offsets of its
 /// records (in the reduce file) in output order.
 pub trait SortPlan<S>: Send + Sync {
-    fn order(&self, data: &[u8], blocks: &[Block], shuffle: ShuffleId) -> Result<Vec<usize>>;
+    /// (block index, byte offset within the block's file) of every record, in order.
+    fn order(&self, blocks: &[Block], shuffle: ShuffleId) -> Result<Vec<(u32, usize)>>;
 }
 
 /// What the reduce side does with the records of a partition.
@@ -37,20 +38,17 @@ pub struct KeySort<S, K> {
 }
 
 impl<S: DeserializeOwned, K: Ord> SortPlan<S> for KeySort<S, K> {
-    fn order(&self, data: &[u8], blocks: &[Block], shuffle: ShuffleId) -> Result<Vec<usize>> {
-        let mut entries: Vec<(K, usize)> = Vec::new();
-        for block in blocks {
+    fn order(&self, blocks: &[Block], shuffle: ShuffleId) -> Result<Vec<(u32, usize)>> {
+        let mut entries: Vec<(K, (u32, usize))> = Vec::new();
+        for (b, block) in blocks.iter().enumerate() {
+            let data = &block.data[..block.range.end];
             let mut at = block.range.start;
             while at < block.range.end {
-                let (record, rest) = postcard::take_from_bytes::<S>(&data[at..block.range.end])
-                    .map_err(|e| {
-                        corrupt(
-                            shuffle,
-                            block,
-                            format!("record at byte {}: {e}", at - block.range.start),
-                        )
-                    })?;
-                entries.push(((self.key)(&record), at));
+                let (record, rest) = postcard::take_from_bytes::<S>(&data[at..]).map_err(|e| {
+                    let offset = at - block.range.start;
+                    corrupt(shuffle, block, format!("record at byte {offset}: {e}"))
+                })?;
+                entries.push(((self.key)(&record), (b as u32, at)));
                 at = block.range.end - rest.len();
             }
         }
@@ -109,8 +107,8 @@ where
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<S>> {
         let me = tc.executor.info.id;
         let shuffle = self.dep.id;
-        let (data, blocks) = match tc.executor.shuffle.reduce_input(shuffle, split, me) {
-            ReduceInput::Here(data, blocks) => (data, blocks),
+        let blocks = match tc.executor.shuffle.reduce_input(shuffle, split, me) {
+            ReduceInput::Here(blocks) => blocks,
             ReduceInput::Elsewhere(owner) => {
                 return Err(Error::Other(format!(
                     "reduce partition {split} of shuffle {shuffle} is on executor {owner}, not on executor {me}"
@@ -122,18 +120,14 @@ where
                 )));
             }
         };
-        let Some(data) = data else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let valid = blocks.iter().all(|b| b.range.end <= data.len());
-        if !valid {
+        if blocks.iter().any(|b| b.range.end > b.data.len()) {
             return Err(Error::Other(format!(
-                "shuffle {shuffle}: a block lies outside the reduce file"
+                "shuffle {shuffle}: a block lies outside its file"
             )));
         }
         match &self.mode {
             ReduceMode::Sort(plan) => {
-                let order = plan.order(&data, &blocks, shuffle)?;
+                let order = plan.order(&blocks, shuffle)?;
                 let mut next = 0;
                 Ok(Box::new(std::iter::from_fn(move || {
                     if next >= order.len() {
@@ -142,13 +136,12 @@ where
                     let end = (next + BATCH_SIZE).min(order.len());
                     let batch = order[next..end]
                         .iter()
-                        .map(|&at| {
-                            postcard::take_from_bytes::<S>(&data[at..])
+                        .map(|&(b, at)| {
+                            let block = &blocks[b as usize];
+                            postcard::take_from_bytes::<S>(&block.data[at..block.range.end])
                                 .map(|(r, _)| r)
                                 .map_err(|e| {
-                                    Error::Other(format!(
-                                        "shuffle {shuffle}: record at byte {at}: {e}"
-                                    ))
+                                    corrupt(shuffle, block, format!("record at byte {at}: {e}"))
                                 })
                         })
                         .collect::<Result<Vec<S>>>();
@@ -159,7 +152,7 @@ where
             mode => {
                 let mut records = Vec::new();
                 for block in &blocks {
-                    codec::decode_all_into(&data[block.range.clone()], &mut records)
+                    codec::decode_all_into(block.bytes(), &mut records)
                         .map_err(|detail| corrupt(shuffle, block, detail))?;
                 }
                 if let ReduceMode::Combine(combine) = mode {

@@ -9,12 +9,20 @@ use crate::error::{Error, Result};
 use crate::shuffle::files::{MapFile, ScratchDir, write_map_file};
 use crate::shuffle::{MapOutput, ShuffleId};
 
-/// Encoded records of one reduce partition that arrived from one executor.
+/// Encoded records of one reduce partition from one executor: a range of a mapped file
+/// (the reduce file it was received into, or, on the same node, the sender's map file).
 #[derive(Debug, Clone)]
 pub struct Block {
     /// Executor id of the sender.
     pub source: usize,
+    pub data: Arc<memmap2::Mmap>,
     pub range: Range<usize>,
+}
+
+impl Block {
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[self.range.clone()]
+    }
 }
 
 /// The received side of an exchanged shuffle on this executor.
@@ -22,14 +30,12 @@ pub struct Block {
 pub struct ReduceSide {
     /// Executor id owning each reduce partition.
     pub owners: Arc<Vec<usize>>,
-    /// The reduce file's mapping (`None` when nothing arrived).
-    pub data: Option<Arc<memmap2::Mmap>>,
     pub blocks: HashMap<usize, Vec<Block>>,
 }
 
 /// What a reduce task gets for its partition.
 pub enum ReduceInput {
-    Here(Option<Arc<memmap2::Mmap>>, Vec<Block>),
+    Here(Vec<Block>),
     /// The partition lives on another executor.
     Elsewhere(usize),
     /// The shuffle was never exchanged on this executor.
@@ -41,7 +47,11 @@ pub struct ShuffleStore {
     /// Executor id owning each reduce partition, per shuffle (set before its map stage).
     owners: Mutex<HashMap<ShuffleId, Arc<Vec<usize>>>>,
     map_files: Mutex<HashMap<ShuffleId, Vec<MapFile>>>,
+    /// Exchanged map files that executors on this node may read in place; replaced (and
+    /// removed) when the shuffle is exchanged again, else kept until the executor stops.
+    retained: Mutex<HashMap<ShuffleId, Vec<MapFile>>>,
     reduce: Mutex<HashMap<ShuffleId, ReduceSide>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -54,7 +64,9 @@ impl ShuffleStore {
             scratch,
             owners: Mutex::default(),
             map_files: Mutex::default(),
+            retained: Mutex::default(),
             reduce: Mutex::default(),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -86,18 +98,28 @@ impl ShuffleStore {
     ) -> Result<()> {
         let owners = self.owners(shuffle)?;
         let owner_peers: Vec<usize> = owners.iter().map(|&o| o - first_id).collect();
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let file = write_map_file(
             self.dir(),
             shuffle,
             split,
+            generation,
             &output.buckets,
             &owner_peers,
             peers,
         )?;
         let mut files = lock(&self.map_files);
         let list = files.entry(shuffle).or_default();
-        // A retried task replaces its earlier output (same file names).
-        list.retain(|f| f.map != split);
+        // A retried task replaces its earlier output.
+        list.retain(|f| {
+            let stale = f.map == split;
+            if stale {
+                f.remove();
+            }
+            !stale
+        });
         list.push(file);
         Ok(())
     }
@@ -107,6 +129,14 @@ impl ShuffleStore {
         let mut list = lock(&self.map_files).remove(&shuffle).unwrap_or_default();
         list.sort_by_key(|f| f.map);
         list
+    }
+
+    /// Keeps `files` for in-place readers, removing the ones an earlier exchange of the
+    /// same shuffle kept (readers' existing mappings stay valid after the unlink).
+    pub fn retain_map_files(&self, shuffle: ShuffleId, files: Vec<MapFile>) {
+        if let Some(old) = lock(&self.retained).insert(shuffle, files) {
+            old.iter().for_each(MapFile::remove);
+        }
     }
 
     pub fn put_reduce_side(&self, shuffle: ShuffleId, side: ReduceSide) {
@@ -120,20 +150,20 @@ impl ShuffleStore {
             return ReduceInput::Unknown;
         };
         match side.owners.get(r) {
-            Some(&owner) if owner == me => ReduceInput::Here(
-                side.data.clone(),
-                side.blocks.get(&r).cloned().unwrap_or_default(),
-            ),
+            Some(&owner) if owner == me => {
+                ReduceInput::Here(side.blocks.get(&r).cloned().unwrap_or_default())
+            }
             Some(&owner) => ReduceInput::Elsewhere(owner),
             None => ReduceInput::Unknown,
         }
     }
 
-    /// Bytes held for reduce partitions (for logs and memory accounting).
+    /// Bytes of reduce partitions this executor holds (for logs and memory accounting).
     pub fn reduce_bytes(&self) -> usize {
         lock(&self.reduce)
             .values()
-            .filter_map(|s| s.data.as_ref().map(|d| d.len()))
+            .flat_map(|s| s.blocks.values().flatten())
+            .map(|b| b.range.len())
             .sum()
     }
 }
