@@ -6,7 +6,9 @@
 //! Throughput is all bytes received by all executors over the wall time of the exchange
 //! (raw: the slowest executor's `MPI_Alltoallv`; ember: `Exchange` to the last
 //! `ExchangeDone`, as the driver measures it). Each shuffle mode runs separately:
-//! `alltoallv` moves every byte through MPI (comparable with raw); `auto` on one node
+//! `alltoallv` moves every byte through MPI (comparable with raw); `rma` copies map output
+//! into MPI windows and receivers `MPI_Get` it (the copy into the window is inside the
+//! exchange time); `auto` on one node
 //! moves only metadata and lets reduce tasks read the senders' files in place, so its
 //! exchange figure is not a data rate: compare the whole shuffle job's seconds instead
 //! (map, exchange and reading every record on the reduce side).
@@ -33,7 +35,7 @@ fn main() {
         "executors", "mode", "bytes", "raw GB/s", "exchange GB/s", "ratio", "job s"
     );
     for executors in [2, 4] {
-        for mode in ["alltoallv", "auto"] {
+        for mode in ["alltoallv", "rma", "auto"] {
             let args = vec![
                 "--mib".to_string(),
                 mib.to_string(),

@@ -42,7 +42,7 @@ pub struct EngineArgs {
     pub shuffle_round_bytes: ByteSize,
     /// How shuffles move data: `auto` lets executors on one node read each other's shuffle
     /// files directly and sends only cross-node data with MPI_Alltoallv; `alltoallv`
-    /// sends everything through MPI.
+    /// sends everything through MPI; `rma` gets it with one-sided MPI_Get.
     #[arg(long, env = "EMBER_SHUFFLE_MODE", value_enum, default_value_t = ShuffleMode::Auto, global = true)]
     pub shuffle_mode: ShuffleMode,
     /// Do not pin executors and their threads to cores.
@@ -80,6 +80,10 @@ pub enum ShuffleMode {
     Auto,
     /// Everything through MPI_Alltoallv.
     Alltoallv,
+    /// One-sided: each executor exposes its map output in an MPI window and owners
+    /// `MPI_Get` their runs (the RDMA path); falls back to alltoallv, with a logged
+    /// reason, where the MPI library cannot make windows.
+    Rma,
 }
 
 /// A byte count written the way Spark and Slurm users write it: `512m`, `2g`, `1.5GiB`, `4096`.

@@ -151,3 +151,32 @@ fn an_input_that_is_not_whole_records_is_an_error_naming_the_file() {
     assert!(out.stderr.contains(&msg), "{out:#?}");
     assert!(!output.exists());
 }
+
+#[test]
+fn rma_without_windows_falls_back_to_alltoallv_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("records.bin");
+    write_input(&input, 5000, 4);
+    let output = dir.path().join("sorted");
+    let mut cmd = mpirun(
+        3,
+        &bin("terasort"),
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--shuffle-mode",
+            "rma",
+        ],
+    );
+    cmd.env("EMBER_TEST_RMA_FAIL", "1");
+    let out = run(cmd, Duration::from_secs(60));
+    out.assert_ok();
+    assert!(
+        out.stderr
+            .contains("no RMA window (windows disabled by EMBER_TEST_RMA_FAIL): using alltoallv"),
+        "{out:#?}"
+    );
+    check_sorted(&output, 5000, 4);
+}

@@ -7,7 +7,11 @@
 //! 2. Co-located sources (`--shuffle-mode auto`): the receiver maps the sender's map file
 //!    and its blocks point into it. Nothing is copied; map files stay until the executor
 //!    stops.
-//! 3. Remote sources: rounds of `MPI_Alltoall` (counts) and `MPI_Alltoallv` (data), sent
+//! 3. `--shuffle-mode rma`: each executor copies its map files into an MPI window and
+//!    receivers `MPI_Get` their runs into one mapped reduce file (one-sided, the RDMA
+//!    path). Where windows cannot be made, every executor falls back to step 4 together
+//!    and the reason is logged.
+//! 4. Remote sources: rounds of `MPI_Alltoall` (counts) and `MPI_Alltoallv` (data), sent
 //!    straight from the mapped map file and received straight into one mapped reduce
 //!    file, at most `round_bytes / executors` per destination per round, so memory stays
 //!    at the executor's own data plus one round. Every executor runs the agreed maximum
@@ -32,6 +36,8 @@ use crate::transport::prefix_sums;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileRuns {
     pub path: PathBuf,
+    /// Where the file starts in the sender's RMA window.
+    pub window_offset: u64,
     /// (reduce partition, offset in the file, length).
     pub runs: Vec<(u32, u64, u64)>,
 }
@@ -72,12 +78,15 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
     };
 
     // 1. Metadata.
+    let sizes: Vec<usize> = files.iter().map(|f| f.bytes() as usize).collect();
+    let window_offsets = prefix_sums(&sizes);
     let mut meta_send: Vec<Vec<u8>> = Vec::with_capacity(n);
     for peer in 0..n {
         let listing: Vec<FileRuns> = files
             .iter()
-            .filter(|f| !f.parts[peer].is_empty())
-            .map(|f| {
+            .enumerate()
+            .filter(|(_, f)| !f.parts[peer].is_empty())
+            .map(|(i, f)| {
                 let mut at = f.runs[peer].0;
                 let runs = f.parts[peer]
                     .iter()
@@ -88,6 +97,7 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
                     .collect();
                 FileRuns {
                     path: f.data.clone(),
+                    window_offset: window_offsets[i] as u64,
                     runs,
                 }
             })
@@ -97,7 +107,8 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
     let meta_counts: Vec<usize> = meta_send.iter().map(Vec::len).collect();
     let meta = peers.all_to_all_v(&meta_send.concat(), &meta_counts)?;
     let mut blocks: HashMap<usize, Vec<Block>> = HashMap::new();
-    let mut remote: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n]; // (partition, length)
+    // Per source: (partition, offset in the source's window, length).
+    let mut remote: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); n];
     let mut in_place_bytes = 0u64;
     for (peer, remote_runs) in remote.iter_mut().enumerate() {
         let source = first_id + peer;
@@ -128,16 +139,26 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
                     });
                 }
             } else {
+                let base = file.window_offset;
                 remote_runs.extend(
                     file.runs
                         .iter()
-                        .map(|&(r, _, len)| (r as usize, len as usize)),
+                        .map(|&(r, off, len)| (r as usize, (base + off) as usize, len as usize)),
                 );
             }
         }
     }
 
-    // 2. Remote data by MPI, into one reduce file.
+    // 2. Remote data by MPI, into one reduce file: one-sided if asked and possible.
+    if executor.shuffle_mode == ShuffleMode::Rma
+        && let Some(received) = receive_rma(executor, shuffle, &files, &remote, &mut blocks)?
+    {
+        executor.shuffle.retain_map_files(shuffle, files);
+        executor
+            .shuffle
+            .put_reduce_side(shuffle, ReduceSide { owners, blocks });
+        return Ok((received + in_place_bytes, 0));
+    }
     let (received, rounds) = receive_remote(
         executor,
         shuffle,
@@ -160,6 +181,119 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
     Ok((received + in_place_bytes, rounds))
 }
 
+/// A mapped file of `total` bytes in the scratch directory for what this executor
+/// receives; `None` when nothing comes.
+fn reduce_file(
+    executor: &Executor,
+    shuffle: ShuffleId,
+    total: usize,
+) -> Result<Option<memmap2::MmapMut>> {
+    if total == 0 {
+        return Ok(None);
+    }
+    let path = executor
+        .shuffle
+        .dir()
+        .join(format!("shuffle-{shuffle}-reduce.data"));
+    let file = create_private(&path)?;
+    file.set_len(total as u64)
+        .map_err(|e| Error::io(&path, e))?;
+    // SAFETY: a fresh private file of ours; no one else maps or truncates it. Populated up
+    // front: one bulk fault instead of one per page while MPI writes.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map_mut(&file) };
+    Ok(Some(map.map_err(|e| Error::io(&path, e))?))
+}
+
+/// Turns the filled reduce file into blocks: `remote[peer]` runs, in order, from `base[peer]`.
+fn add_received_blocks(
+    map: Option<memmap2::MmapMut>,
+    remote: &[Vec<(usize, usize, usize)>],
+    base: &[usize],
+    first_id: usize,
+    blocks: &mut HashMap<usize, Vec<Block>>,
+) -> Result<()> {
+    let Some(map) = map else { return Ok(()) };
+    let data = Arc::new(
+        map.make_read_only()
+            .map_err(|e| Error::Other(format!("reduce file: {e}")))?,
+    );
+    for (peer, runs) in remote.iter().enumerate() {
+        let mut at = base[peer];
+        for &(r, _, len) in runs {
+            blocks.entry(r).or_default().push(Block {
+                source: first_id + peer,
+                data: Arc::clone(&data),
+                range: at..at + len,
+            });
+            at += len;
+        }
+    }
+    Ok(())
+}
+
+/// The one-sided exchange: map files copied into a window, runs fetched with `MPI_Get`.
+/// Returns `None`, on every executor alike, when some executor could not make its window.
+fn receive_rma(
+    executor: &Executor,
+    shuffle: ShuffleId,
+    files: &[MapFile],
+    remote: &[Vec<(usize, usize, usize)>],
+    blocks: &mut HashMap<usize, Vec<Block>>,
+) -> Result<Option<u64>> {
+    let peers = executor.peers.as_ref();
+    let first_id = executor.info.id - peers.rank();
+    let local_bytes: usize = files.iter().map(|f| f.bytes() as usize).sum();
+    let window = peers.window(local_bytes);
+    let failed = peers.all_max(window.is_err() as u64)? > 0;
+    let mut window = match window {
+        Ok(w) if !failed => w,
+        Ok(_) => {
+            tracing::warn!(
+                "shuffle {shuffle}: another executor could not make an RMA window: using alltoallv"
+            );
+            return Ok(None);
+        }
+        Err(reason) => {
+            tracing::warn!("shuffle {shuffle}: no RMA window ({reason}): using alltoallv");
+            return Ok(None);
+        }
+    };
+    let local = window.local_mut();
+    let mut at = 0;
+    for f in files {
+        if let Some(map) = map_read(&f.data)? {
+            local[at..at + map.len()].copy_from_slice(&map);
+            at += map.len();
+        }
+    }
+    // Every part is filled before anyone reads.
+    peers.barrier()?;
+    let totals: Vec<usize> = remote
+        .iter()
+        .map(|runs| runs.iter().map(|r| r.2).sum())
+        .collect();
+    let base = prefix_sums(&totals);
+    let mut reduce_map = reduce_file(executor, shuffle, totals.iter().sum())?;
+    let fetched = {
+        let mut rest: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
+        let mut requests = Vec::new();
+        for (peer, runs) in remote.iter().enumerate() {
+            for &(_, offset, len) in runs {
+                let (dest, tail) = std::mem::take(&mut rest).split_at_mut(len);
+                rest = tail;
+                requests.push((peer, offset, dest));
+            }
+        }
+        window.get_many(&mut requests)
+    };
+    // Nobody frees its window (a collective) while others may still read it.
+    peers.barrier()?;
+    drop(window);
+    fetched.map_err(|e| Error::Other(format!("shuffle {shuffle}: one-sided read failed: {e}")))?;
+    add_received_blocks(reduce_map, remote, &base, first_id, blocks)?;
+    Ok(Some(totals.iter().sum::<usize>() as u64))
+}
+
 /// Moves the runs for remote destinations by MPI rounds; `remote[peer]` lists what each
 /// remote source announced. Adds the received blocks; returns (bytes received, rounds).
 #[allow(clippy::too_many_arguments)]
@@ -167,7 +301,7 @@ fn receive_remote(
     executor: &Executor,
     shuffle: ShuffleId,
     files: &[MapFile],
-    remote: &[Vec<(usize, usize)>],
+    remote: &[Vec<(usize, usize, usize)>],
     round_bytes: usize,
     fault: Option<&str>,
     in_place: &dyn Fn(usize) -> bool,
@@ -177,25 +311,12 @@ fn receive_remote(
     let (n, first_id) = (peers.size(), executor.info.id - peers.rank());
     let totals: Vec<usize> = remote
         .iter()
-        .map(|runs| runs.iter().map(|r| r.1).sum())
+        .map(|runs| runs.iter().map(|r| r.2).sum())
         .collect();
     let base = prefix_sums(&totals);
     let total: usize = totals.iter().sum();
 
-    let reduce_path = executor
-        .shuffle
-        .dir()
-        .join(format!("shuffle-{shuffle}-reduce.data"));
-    let mut reduce_map = if total > 0 {
-        let file = create_private(&reduce_path)?;
-        file.set_len(total as u64)
-            .map_err(|e| Error::io(&reduce_path, e))?;
-        // SAFETY: a fresh private file of ours; no one else maps or truncates it.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map_mut(&file) };
-        Some(map.map_err(|e| Error::io(&reduce_path, e))?)
-    } else {
-        None
-    };
+    let mut reduce_map = reduce_file(executor, shuffle, total)?;
 
     // My sends: per map file with data for remote peers, rounds of at most `quota` bytes
     // per destination.
@@ -255,23 +376,7 @@ fn receive_remote(
             return Err(corrupt(shuffle, first_id + peer, detail));
         }
     }
-    if let Some(map) = reduce_map {
-        let data = Arc::new(
-            map.make_read_only()
-                .map_err(|e| Error::io(&reduce_path, e))?,
-        );
-        for (peer, runs) in remote.iter().enumerate() {
-            let mut at = base[peer];
-            for &(r, len) in runs {
-                blocks.entry(r).or_default().push(Block {
-                    source: first_id + peer,
-                    data: Arc::clone(&data),
-                    range: at..at + len,
-                });
-                at += len;
-            }
-        }
-    }
+    add_received_blocks(reduce_map, remote, &base, first_id, blocks)?;
     Ok((total as u64, rounds as u32))
 }
 
@@ -338,6 +443,7 @@ mod tests {
     fn metadata_round_trips_and_garbage_is_rejected() {
         let listing = vec![FileRuns {
             path: "/dev/shm/x/shuffle-1-map-2.data".into(),
+            window_offset: 4096,
             runs: vec![(0, 0, 5), (3, 5, 9)],
         }];
         let bytes = codec::encode(&listing);

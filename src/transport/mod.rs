@@ -3,14 +3,16 @@
 //! Everything above it (registration, scheduling, shuffle) talks to a [`Group`], never to
 //! MPI directly. Two backends implement it: [`mpi::MpiGroup`] over an MPI communicator (the
 //! real thing, tested under `mpirun`) and [`local::LocalGroup`], ranks in one process joined
-//! by mailboxes (local mode and unit tests). One-sided windows join the trait with the RMA
-//! shuffle; nothing else may reach around it.
+//! by mailboxes (local mode and unit tests). One-sided windows ([`window::Window`]) exist
+//! on the MPI backend; nothing else may reach around the trait.
 
 pub mod backoff;
 pub mod local;
 pub mod mpi;
+pub mod window;
 
 pub use backoff::Backoff;
+pub use window::Window;
 
 /// A process's index within a [`Group`], `0..size`.
 pub type Rank = usize;
@@ -260,6 +262,13 @@ pub trait Group: Send + Sync {
     fn all_max(&self, value: u64) -> Result<u64> {
         let all = self.all_to_all_counts(&vec![value as usize; self.size()])?;
         Ok(all.into_iter().max().unwrap_or(0) as u64)
+    }
+
+    /// Collective: a one-sided window of `len` bytes on every rank, or why there can be
+    /// none here (the caller falls back to two-sided exchange).
+    fn window(&self, len: usize) -> Result<Box<dyn Window>, String> {
+        let _ = len;
+        Err("one-sided windows need MPI".to_string())
     }
 
     /// `Ok` if `rank` is a member of this group.

@@ -158,6 +158,19 @@ impl Group for MpiGroup {
         Ok(())
     }
 
+    fn window(&self, len: usize) -> std::result::Result<Box<dyn super::Window>, String> {
+        if self.serialize.is_some() {
+            return Err("one-sided windows need MPI_THREAD_MULTIPLE".into());
+        }
+        if std::env::var("EMBER_TEST_RMA_FAIL").is_ok() {
+            return Err("windows disabled by EMBER_TEST_RMA_FAIL".into());
+        }
+        use mpi::raw::AsRaw;
+        // SAFETY: our communicator; every rank of the group calls `window` together.
+        let window = unsafe { super::window::MpiWindow::allocate(self.comm.as_raw(), len) }?;
+        Ok(Box::new(window))
+    }
+
     fn all_to_all_counts(&self, send_counts: &[usize]) -> Result<Vec<usize>> {
         if send_counts.len() != self.size {
             return Err(TransportError::CountMismatch {
