@@ -5,6 +5,7 @@
 //! [`rdd`] (the user API), [`scheduler`], [`executor`], [`shuffle`], [`io`], [`topology`],
 //! [`transport`].
 
+pub mod cache;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod shuffle;
 pub mod topology;
 pub mod transport;
 
+pub use cache::StorageLevel;
 pub use context::{Context, Mode, Role};
 pub use error::{Error, Result};
 pub use rdd::actions::{SaveOptions, TextRecord};

@@ -156,6 +156,7 @@ impl Context {
             unreachable!("LocalGroup::create(2) returns two ends")
         };
         let (jobs, incoming) = mpsc::channel::<Arc<Job>>();
+        let (handle_tx, handle_rx) = mpsc::channel::<Arc<Executor>>();
         let executor_config = config.clone();
         let handle = std::thread::Builder::new()
             .name("ember-executor-1".into())
@@ -178,6 +179,7 @@ impl Context {
                     &token,
                     true,
                 ));
+                let _ = handle_tx.send(Arc::clone(&executor));
                 register(&executor_end, Some(&executor.info), false);
                 // One job at a time until the driver drops its sender (stop).
                 while let Ok(job) = incoming.recv() {
@@ -198,6 +200,7 @@ impl Context {
             None,
             Some(jobs),
         );
+        *rt.local_executor.lock().unwrap_or_else(|p| p.into_inner()) = handle_rx.recv().ok();
         Context {
             rt: Arc::new(rt),
             local_executor: Some(handle),
@@ -251,6 +254,32 @@ impl Context {
     /// The world group (driver and executors), for engine internals and diagnostics.
     pub fn world(&self) -> &dyn Group {
         self.rt.world.as_ref()
+    }
+
+    /// The node-local scratch directory of this rank's executor (cluster executors) or of
+    /// the in-process executor (local mode): where its shuffle and cache files live.
+    pub fn executor_dir(&self) -> Option<std::path::PathBuf> {
+        let local = self
+            .rt
+            .local_executor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        self.rt
+            .executor
+            .clone()
+            .or(local)
+            .map(|e| e.shuffle.dir().to_path_buf())
+    }
+
+    /// Task metrics summed over every job so far (driver only; zero on executors):
+    /// source partitions computed, cache hits and misses, peak cache memory.
+    pub fn metrics(&self) -> crate::executor::task::TaskMetrics {
+        self.rt
+            .driver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .metrics
     }
 
     /// The shuffle exchanges run so far (driver only; empty on executors).

@@ -42,6 +42,8 @@ pub struct Runtime {
     pub executor: Option<Arc<Executor>>,
     /// Local mode: hands each job to the in-process executor; `None` once stopped.
     pub local_jobs: Mutex<Option<mpsc::Sender<Arc<Job>>>>,
+    /// Local mode: the in-process executor (for cache maintenance from the driver).
+    pub local_executor: Mutex<Option<Arc<Executor>>>,
     pub driver: Mutex<DriverState>,
     /// Held for a whole job: actions on one context run one at a time, in the order
     /// their threads get here (every rank must see the same order).
@@ -71,6 +73,7 @@ impl Runtime {
             table,
             executor,
             local_jobs: Mutex::new(local_jobs),
+            local_executor: Mutex::new(None),
             driver: Mutex::new(DriverState::default()),
             job_lock: Mutex::new(()),
             accumulators: Mutex::new(Vec::new()),
@@ -106,6 +109,18 @@ impl Runtime {
             .iter()
             .map(|a| (a.id(), a.encode()))
             .collect()
+    }
+
+    /// Drops the cached partitions of `rdd` on this rank's executor (and, on the driver,
+    /// forgets where they were).
+    pub fn drop_cached(&self, rdd: RddId) {
+        if let Some(e) = &self.executor {
+            e.blocks.remove_rdd(rdd);
+        }
+        if let Some(e) = lock(&self.local_executor).as_ref() {
+            e.blocks.remove_rdd(rdd);
+        }
+        lock(&self.driver).blocks.retain(|(r, _), _| *r != rdd);
     }
 
     pub fn new_shuffle_id(&self) -> ShuffleId {

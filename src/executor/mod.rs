@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 pub use registration::ExecutorInfo;
 
+use crate::cache::BlockStore;
 use crate::config::EngineArgs;
 use crate::shuffle::files::ScratchDir;
 use crate::shuffle::store::ShuffleStore;
@@ -33,6 +34,8 @@ pub struct Executor {
     pub peers: Arc<dyn Group>,
     /// Map outputs and reduce blocks of shuffles, in the executor's scratch directory.
     pub shuffle: ShuffleStore,
+    /// Cached partitions of persisted RDDs, within the memory budget.
+    pub blocks: BlockStore,
     pub shuffle_round_bytes: usize,
     pub shuffle_mode: crate::config::ShuffleMode,
     /// The node id of every peer (index = rank in `peers`).
@@ -117,6 +120,7 @@ impl Executor {
             placement,
             pool,
             peers,
+            blocks: BlockStore::new(memory_budget, scratch.path()),
             shuffle: ShuffleStore::new(scratch),
             shuffle_round_bytes: (config.shuffle_round_bytes.0 as usize).clamp(1 << 10, 1 << 30),
             shuffle_mode: config.shuffle_mode,

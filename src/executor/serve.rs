@@ -137,6 +137,7 @@ fn run_task(
         stage: stage.id,
         partition: partition as usize,
         attempt,
+        counters: Arc::default(),
     };
     crate::rdd::shared::begin_task_updates();
     let outcome = catch_task(|| match &stage.kind {
@@ -167,6 +168,13 @@ fn run_task(
             attempt,
             output,
             accumulators,
+            metrics: crate::executor::task::TaskMetrics {
+                cache_memory_peak: executor.blocks.memory().1,
+                ..tc.counters.snapshot()
+            },
+            cached: std::mem::take(
+                &mut *tc.counters.cached.lock().unwrap_or_else(|p| p.into_inner()),
+            ),
         },
         Ok(Err(e)) => failed(e.to_string()),
         Err(panic) => failed(panic),

@@ -38,7 +38,8 @@ impl<T: 'static> Node for BinaryRecords<T> {
 }
 
 impl<T: 'static> Compute<T> for BinaryRecords<T> {
-    fn compute(self: Arc<Self>, split: usize, _tc: &TaskContext) -> Result<BatchIter<T>> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
+        tc.count_source_partition();
         let s = self.splits[split];
         let Some(file) = self.files.get(s.file) else {
             return Ok(Box::new(std::iter::empty()));

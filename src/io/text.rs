@@ -37,7 +37,8 @@ impl Node for TextFile {
 }
 
 impl Compute<String> for TextFile {
-    fn compute(self: Arc<Self>, split: usize, _tc: &TaskContext) -> Result<BatchIter<String>> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<String>> {
+        tc.count_source_partition();
         let s = self.splits[split];
         let Some(file) = self.files.get(s.file) else {
             return Ok(Box::new(std::iter::empty()));

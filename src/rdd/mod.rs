@@ -366,6 +366,27 @@ impl<T: Data> Rdd<T> {
         }))
     }
 
+    /// Keeps the partitions in the executors' block stores once computed (`level`: memory,
+    /// memory-mapped files, or memory spilling to files). Use the returned RDD; a lost
+    /// or evicted partition is computed again from lineage.
+    pub fn persist(&self, level: crate::cache::StorageLevel) -> Rdd<T> {
+        self.derive(Arc::new(crate::cache::persisted::PersistedRdd {
+            id: self.rt.new_rdd_id(),
+            parent: Arc::clone(&self.node),
+            level,
+        }))
+    }
+
+    /// `persist(StorageLevel::Memory)`.
+    pub fn cache(&self) -> Rdd<T> {
+        self.persist(crate::cache::StorageLevel::Memory)
+    }
+
+    /// Drops this RDD's cached partitions (call it on every rank, like everything else).
+    pub fn unpersist(&self) {
+        self.rt.drop_cached(self.id());
+    }
+
     /// The lineage as an indented tree with partition counts and stage boundaries.
     pub fn explain(&self) -> String {
         explain::explain(&erase(&self.node))

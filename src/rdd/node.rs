@@ -33,12 +33,34 @@ pub trait Node: Send + Sync + 'static {
 
     /// Appends the shuffle blocks partition `split` reads, as (shuffle, reduce partition).
     /// The default suits operators whose partition `i` reads partition `i` of each parent.
+    /// The block this RDD itself caches for partition `split` (persisted RDDs only).
+    fn cached_block(&self, split: usize) -> Option<(RddId, usize)> {
+        let _ = split;
+        None
+    }
+
     fn shuffle_inputs(&self, split: usize, out: &mut Vec<(ShuffleId, usize)>) {
         for dep in self.dependencies() {
             match dep {
                 Dependency::Narrow(parent) => parent.shuffle_inputs(split, out),
                 Dependency::Shuffle(s) => out.push((s.id(), split)),
             }
+        }
+    }
+}
+
+/// Cached blocks partition `split` would read, as (rdd, partition): where its task should
+/// run. The default follows narrow dependencies partition by partition.
+pub fn cached_blocks(node: &dyn Node, split: usize, out: &mut Vec<(RddId, usize)>) {
+    if let Some(block) = node.cached_block(split) {
+        out.push(block);
+        return;
+    }
+    for dep in node.dependencies() {
+        if let Dependency::Narrow(parent) = dep
+            && split < parent.num_partitions()
+        {
+            cached_blocks(parent.as_ref(), split, out);
         }
     }
 }

@@ -37,7 +37,8 @@ impl<T: Send + Sync + 'static> Node for Parallelize<T> {
 }
 
 impl<T: Clone + Send + Sync + 'static> Compute<T> for Parallelize<T> {
-    fn compute(self: Arc<Self>, split: usize, _tc: &TaskContext) -> Result<BatchIter<T>> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
+        tc.count_source_partition();
         let range = self.bounds(split);
         let data = Arc::clone(&self.data);
         Ok(batched(range.map(move |i| data[i].clone())))
@@ -68,7 +69,8 @@ impl Node for Range {
 }
 
 impl Compute<u64> for Range {
-    fn compute(self: Arc<Self>, split: usize, _tc: &TaskContext) -> Result<BatchIter<u64>> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<u64>> {
+        tc.count_source_partition();
         let len = (self.end - self.start) as u128;
         let p = self.partitions as u128;
         let lo = self.start + (split as u128 * len / p) as u64;

@@ -4,6 +4,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::executor::task::TaskMetrics;
+use crate::rdd::node::cached_blocks;
 use crate::scheduler::ExecutorTable;
 use crate::scheduler::job::{Job, Stage, StageKind, fingerprint, plan};
 use crate::scheduler::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
@@ -13,6 +15,11 @@ use crate::transport::{Backoff, Group};
 /// Attempts per task before the job fails (Spark's `spark.task.maxFailures`).
 pub const MAX_TASK_ATTEMPTS: u32 = 4;
 
+/// How long a task whose cached input lives on a busy executor waits for it before it
+/// runs elsewhere and recomputes the input (delay scheduling, Spark's
+/// `spark.locality.wait`).
+pub const LOCALITY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the driver remembers between jobs.
 #[derive(Debug, Default)]
 pub struct DriverState {
@@ -20,6 +27,11 @@ pub struct DriverState {
     pub shuffles: HashMap<ShuffleId, Vec<usize>>,
     /// Every exchange so far, in order.
     pub exchanges: Vec<ExchangeStats>,
+    /// Where cached partitions live: (rdd, partition) -> executor. A hint: a block that is
+    /// gone by the time its task runs is computed again.
+    pub blocks: HashMap<(u32, u32), usize>,
+    /// Task metrics summed over every job so far.
+    pub metrics: TaskMetrics,
 }
 
 /// How one shuffle exchange went, as the driver saw it.
@@ -222,7 +234,19 @@ struct Pending {
     partition: usize,
     attempt: u32,
     required: Option<usize>,
+    /// The executor holding the cached blocks this task reads, if any (locality).
+    preferred: Option<usize>,
+    queued: Instant,
     avoid: Option<usize>,
+}
+
+/// The executor holding a cached block that partition `partition` of `stage` reads.
+fn preferred_executor(stage: &Stage, partition: usize, state: &DriverState) -> Option<usize> {
+    let mut blocks = Vec::new();
+    cached_blocks(stage.rdd.as_ref(), partition, &mut blocks);
+    blocks
+        .iter()
+        .find_map(|&(rdd, p)| state.blocks.get(&(rdd, p as u32)).copied())
 }
 
 /// Runs one task per entry of `partitions`, keeping each executor at most `threads + 1`
@@ -231,7 +255,7 @@ struct Pending {
 fn run_stage(
     world: &dyn Group,
     table: &ExecutorTable,
-    state: &DriverState,
+    state: &mut DriverState,
     job: &Job,
     stage: &Stage,
     partitions: &[usize],
@@ -245,6 +269,8 @@ fn run_stage(
             partition,
             attempt: 0,
             required: required_executor(stage, partition, state)?,
+            preferred: preferred_executor(stage, partition, state),
+            queued: Instant::now(),
             avoid: None,
         });
     }
@@ -253,6 +279,8 @@ fn run_stage(
     let mut running: HashMap<usize, Pending> = HashMap::new(); // by partition
     let several = table.len() > 1;
     let mut backoff = Backoff::new();
+    let mut metrics = TaskMetrics::default();
+    let alive: Vec<usize> = table.iter().map(|e| e.id).collect();
     loop {
         // Round-robin, one task per executor per pass: first up to one task per thread
         // everywhere, then one more each so no thread idles while a report is in flight.
@@ -267,8 +295,26 @@ fn run_stage(
                         .iter()
                         .position(|t| t.required == Some(e))
                         .or_else(|| {
+                            // Locality: a task whose cached input lives here.
+                            queue
+                                .iter()
+                                .position(|t| t.required.is_none() && t.preferred == Some(e))
+                        })
+                        .or_else(|| {
+                            // Any other free task, but leave a task to the executor that
+                            // holds its cached input while that one has room, or for
+                            // LOCALITY_WAIT while it is busy.
+                            let elsewhere_free = |p: usize| {
+                                in_flight.get(&p).is_some_and(|&n| n < threads[&p] + extra)
+                            };
                             queue.iter().position(|t| {
-                                t.required.is_none() && !(several && t.avoid == Some(e))
+                                t.required.is_none()
+                                    && !(several && t.avoid == Some(e))
+                                    && t.preferred.is_none_or(|p| {
+                                        p == e
+                                            || (!elsewhere_free(p)
+                                                && t.queued.elapsed() > LOCALITY_WAIT)
+                                    })
                             })
                         });
                     let Some(task) = pick.and_then(|at| queue.remove(at)) else {
@@ -296,9 +342,13 @@ fn run_stage(
         if queue.is_empty() && running.is_empty() {
             break;
         }
-        // Tasks that may only avoid busy executors must not wait forever: drop the wish.
+        // Nothing runs, yet tasks wait (to avoid an executor, or for one holding their
+        // input): drop those wishes rather than wait for nothing.
         if running.is_empty() {
-            queue.iter_mut().for_each(|t| t.avoid = None);
+            queue.iter_mut().for_each(|t| {
+                t.avoid = None;
+                t.preferred = None;
+            });
             continue;
         }
         let Some(envelope) = world.try_recv(None, TO_DRIVER)? else {
@@ -317,6 +367,8 @@ fn run_stage(
                 attempt,
                 output,
                 accumulators,
+                metrics: task_metrics,
+                cached,
             } if j == job.id
                 && s == stage.id
                 && running
@@ -327,6 +379,10 @@ fn run_stage(
                     .remove(&(partition as usize))
                     .expect("checked above");
                 *in_flight.entry(from).or_default() -= 1;
+                metrics.add(&task_metrics);
+                for (rdd, p) in cached {
+                    state.blocks.insert((rdd, p), from);
+                }
                 on_output(task.index, output, accumulators);
             }
             ToDriver::TaskFailed {
@@ -363,15 +419,24 @@ fn run_stage(
             other => return Err(protocol(from, &other)),
         }
     }
+    let cache = if metrics.cache_hits + metrics.cache_misses > 0 {
+        format!(
+            ", cache hits {} misses {}",
+            metrics.cache_hits, metrics.cache_misses
+        )
+    } else {
+        String::new()
+    };
     tracing::info!(
-        "job {}: {} ({}) finished {} task(s) on {} executor(s) in {:.3} s",
+        "job {}: {} ({}) finished {} task(s) on {} executor(s) in {:.3} s{cache}",
         job.id,
         stage.describe(),
         stage.rdd.describe(),
         partitions.len(),
-        table.len(),
+        alive.len(),
         started.elapsed().as_secs_f64()
     );
+    state.metrics.add(&metrics);
     Ok(())
 }
 

@@ -57,6 +57,9 @@ pub enum ToDriver {
         output: Vec<u8>,
         /// The task's accumulator updates: (accumulator id, encoded partial value).
         accumulators: Vec<(u32, Vec<u8>)>,
+        metrics: crate::executor::task::TaskMetrics,
+        /// Partitions the task left cached on its executor: (rdd, partition).
+        cached: Vec<(u32, u32)>,
     },
     TaskFailed {
         job: u64,

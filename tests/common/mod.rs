@@ -60,6 +60,8 @@ pub fn bin(name: &str) -> String {
         "ember" => env!("CARGO_BIN_EXE_ember").to_string(),
         "wordcount" => env!("CARGO_BIN_EXE_wordcount").to_string(),
         "terasort" => env!("CARGO_BIN_EXE_terasort").to_string(),
+        "pagerank" => env!("CARGO_BIN_EXE_pagerank").to_string(),
+        "kmeans" => env!("CARGO_BIN_EXE_kmeans").to_string(),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -71,6 +73,27 @@ pub fn spawn(mut cmd: Command) -> Child {
         .stdin(Stdio::null())
         .process_group(0);
     cmd.spawn().expect("launch command")
+}
+
+/// Path of an example built by `cargo test` (next to the binaries).
+pub fn example(name: &str) -> String {
+    let ember = std::path::PathBuf::from(bin("ember"));
+    ember
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Lines `name = value` a test program printed.
+pub fn named_values(stdout: &str) -> std::collections::BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Kills the whole process group of `child` (mpirun and its ranks).

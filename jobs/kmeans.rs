@@ -1,0 +1,120 @@
+//! KMeans (Lloyd's algorithm): initial centres are the first K points in file order, the
+//! points are cached, the centres are broadcast each iteration; fixed iteration count.
+//!
+//!     kmeans --input POINTS --output DIR --k K --iterations N
+
+use clap::Parser;
+use ember::config::EngineArgs;
+use ember::{Context, Error, Rdd, Result, SaveOptions, StorageLevel};
+
+#[derive(Parser)]
+#[command(about = "KMeans over points (D floats a line); writes the K centres")]
+struct Args {
+    #[arg(long)]
+    input: String,
+    /// Output directory (one centre a line). Without it, the driver prints the centres.
+    #[arg(long)]
+    output: Option<String>,
+    #[arg(long)]
+    k: usize,
+    #[arg(long, default_value_t = 10)]
+    iterations: usize,
+    #[arg(long)]
+    partitions: Option<usize>,
+    #[arg(long)]
+    overwrite: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+fn closest(centres: &[Vec<f64>], p: &[f64]) -> usize {
+    let dist = |c: &Vec<f64>| c.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum::<f64>();
+    let mut best = (0, f64::INFINITY);
+    for (i, c) in centres.iter().enumerate() {
+        let d = dist(c);
+        if d < best.1 {
+            best = (i, d);
+        }
+    }
+    best.0
+}
+
+fn run(ctx: &Context, args: &Args) -> Result<()> {
+    if args.k == 0 {
+        return Err(Error::Other("--k must be at least 1".into()));
+    }
+    let input = args.input.clone();
+    let options = ember::TextOptions {
+        partitions: args.partitions,
+        ..Default::default()
+    };
+    let points: Rdd<Vec<f64>> = ctx
+        .text_file_with(&args.input, options)?
+        .filter(|l| !l.trim().is_empty())
+        .map(move |l| {
+            l.split_whitespace()
+                .map(|x| {
+                    x.parse::<f64>()
+                        .unwrap_or_else(|_| panic!("{input}: not a number: {x:?} in {l:?}"))
+                })
+                .collect()
+        })
+        .persist(StorageLevel::Memory);
+    let mut centres = points.take(args.k)?;
+    if centres.len() < args.k {
+        return Err(Error::Other(format!(
+            "{}: {} points, fewer than k = {}",
+            args.input,
+            centres.len(),
+            args.k
+        )));
+    }
+    for _ in 0..args.iterations {
+        let shared = ctx.broadcast(centres.clone())?;
+        let sums = points
+            .map(move |p| (closest(&shared, &p) as u64, (p, 1u64)))
+            .reduce_by_key(|(mut s, n), (p, m)| {
+                s.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+                (s, n + m)
+            })
+            .collect()?;
+        for (k, (sum, n)) in sums {
+            centres[k as usize] = sum.iter().map(|s| s / n as f64).collect();
+        }
+    }
+    let line = |c: &Vec<f64>| c.iter().map(f64::to_string).collect::<Vec<_>>().join(" ");
+    match &args.output {
+        Some(dir) => {
+            let text: Vec<String> = centres.iter().map(line).collect();
+            ctx.parallelize(text, Some(1)).save_as_text_file_with(
+                dir,
+                SaveOptions {
+                    overwrite: args.overwrite,
+                },
+                |l, w| w.write_all(l.as_bytes()),
+            )?;
+        }
+        None => {
+            if ctx.is_driver() {
+                centres.iter().for_each(|c| println!("{}", line(c)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    let ctx = Context::init_with(&args.engine);
+    let result = run(&ctx, &args);
+    if ctx.is_driver() {
+        let m = ctx.metrics();
+        tracing::info!(
+            "cache hits {}, misses {}, source partitions computed {}",
+            m.cache_hits,
+            m.cache_misses,
+            m.source_partitions
+        );
+    }
+    ctx.finish(result);
+}

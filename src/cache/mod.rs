@@ -1,0 +1,335 @@
+//! The cache: each executor's block store (cached partitions) and the persisted-RDD node.
+//!
+//! Blocks live in memory (decoded), in memory-mapped files in the executor's scratch
+//! directory (encoded), or first in memory and spilled to a file over the budget. Over the
+//! budget, memory blocks are evicted least-recently-used (or spilled, for
+//! `MemoryAndMmap`). A block that is gone (evicted, its file deleted) is simply computed
+//! again from lineage: a cache miss, never an error.
+
+pub mod persisted;
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::rdd::node::RddId;
+use crate::shuffle::codec;
+use crate::shuffle::files::create_private;
+
+/// Where a persisted RDD keeps its partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StorageLevel {
+    /// Decoded, in the executor's memory; evicted (LRU) over the budget.
+    Memory,
+    /// Encoded, in a memory-mapped file in the node-local directory.
+    Mmap,
+    /// In memory first; spilled to a mapped file over the budget.
+    MemoryAndMmap,
+}
+
+type Encoder = fn(&(dyn Any + Send + Sync)) -> Vec<u8>;
+
+enum Stored {
+    Memory {
+        value: Arc<dyn Any + Send + Sync>,
+        encode: Encoder,
+    },
+    File(PathBuf),
+}
+
+struct Entry {
+    stored: Stored,
+    level: StorageLevel,
+    bytes: u64,
+    last_use: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    blocks: HashMap<(RddId, usize), Entry>,
+    clock: u64,
+    memory_used: u64,
+    memory_peak: u64,
+}
+
+/// An executor's cached partitions, within a memory budget.
+pub struct BlockStore {
+    budget: u64,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+/// What `get` found.
+pub enum Cached<T> {
+    /// Shared, decoded records (memory): the caller clones what it hands on.
+    Shared(Arc<Vec<T>>),
+    /// Records decoded from a file, owned by the caller.
+    Owned(Vec<T>),
+}
+
+fn encode_vec<T: Serialize + Send + Sync + 'static>(value: &(dyn Any + Send + Sync)) -> Vec<u8> {
+    match value.downcast_ref::<Vec<T>>() {
+        Some(v) => codec::encode(v),
+        None => unreachable!("encoder stored with its type"),
+    }
+}
+
+impl BlockStore {
+    pub fn new(budget: u64, dir: &Path) -> Self {
+        BlockStore {
+            budget,
+            dir: dir.to_path_buf(),
+            inner: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn path(&self, rdd: RddId, split: usize) -> PathBuf {
+        self.dir.join(format!("block-{rdd}-{split}.data"))
+    }
+
+    /// Caches partition `split` of `rdd`. Returns whether it is now cached (a block larger
+    /// than the whole budget is not kept in memory).
+    pub fn put<T>(
+        &self,
+        rdd: RddId,
+        split: usize,
+        records: Arc<Vec<T>>,
+        level: StorageLevel,
+    ) -> bool
+    where
+        T: Serialize + Send + Sync + 'static,
+    {
+        let encoded = codec::encode(&*records);
+        let bytes = encoded.len() as u64;
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        if let Some(old) = inner.blocks.remove(&(rdd, split)) {
+            self.forget(&mut inner, old);
+        }
+        let in_memory = level != StorageLevel::Mmap && bytes <= self.budget;
+        if in_memory {
+            self.make_room(&mut inner, bytes);
+            inner.memory_used += bytes;
+            inner.memory_peak = inner.memory_peak.max(inner.memory_used);
+            let stored = Stored::Memory {
+                value: records,
+                encode: encode_vec::<T>,
+            };
+            inner.blocks.insert(
+                (rdd, split),
+                Entry {
+                    stored,
+                    level,
+                    bytes,
+                    last_use: now,
+                },
+            );
+            return true;
+        }
+        if level == StorageLevel::Memory {
+            tracing::debug!(
+                "partition {split} of rdd {rdd} ({bytes} bytes) exceeds the cache budget: not cached"
+            );
+            return false;
+        }
+        let path = self.path(rdd, split);
+        match write_file(&path, &encoded) {
+            Ok(()) => {
+                let stored = Stored::File(path);
+                inner.blocks.insert(
+                    (rdd, split),
+                    Entry {
+                        stored,
+                        level,
+                        bytes,
+                        last_use: now,
+                    },
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!("cannot cache partition {split} of rdd {rdd}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Evicts (or spills) least-recently-used memory blocks until `bytes` more fit.
+    fn make_room(&self, inner: &mut Inner, bytes: u64) {
+        while inner.memory_used + bytes > self.budget {
+            let victim = inner
+                .blocks
+                .iter()
+                .filter(|(_, e)| matches!(e.stored, Stored::Memory { .. }))
+                .min_by_key(|(_, e)| e.last_use)
+                .map(|(k, _)| *k);
+            let Some(key) = victim else { return };
+            let Some(entry) = inner.blocks.remove(&key) else {
+                return;
+            };
+            inner.memory_used -= entry.bytes;
+            if entry.level == StorageLevel::MemoryAndMmap
+                && let Stored::Memory { value, encode } = &entry.stored
+            {
+                let path = self.path(key.0, key.1);
+                if write_file(&path, &encode(value.as_ref())).is_ok() {
+                    let spilled = Entry {
+                        stored: Stored::File(path),
+                        level: entry.level,
+                        bytes: entry.bytes,
+                        last_use: entry.last_use,
+                    };
+                    inner.blocks.insert(key, spilled);
+                    continue;
+                }
+            }
+            tracing::debug!(
+                "evicted partition {} of rdd {} from the cache",
+                key.1,
+                key.0
+            );
+        }
+    }
+
+    fn forget(&self, inner: &mut Inner, entry: Entry) {
+        match entry.stored {
+            Stored::Memory { .. } => inner.memory_used -= entry.bytes,
+            Stored::File(path) => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    /// The cached partition, or `None` if it was never cached, evicted, or its file is gone.
+    pub fn get<T>(&self, rdd: RddId, split: usize) -> Option<Cached<T>>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        let mut inner = self.lock();
+        inner.clock += 1;
+        let now = inner.clock;
+        let entry = inner.blocks.get_mut(&(rdd, split))?;
+        entry.last_use = now;
+        match &entry.stored {
+            Stored::Memory { value, .. } => Arc::clone(value)
+                .downcast::<Vec<T>>()
+                .ok()
+                .map(Cached::Shared),
+            Stored::File(path) => {
+                let path = path.clone();
+                let decoded = crate::io::input::map_file(&path)
+                    .ok()
+                    .map(|m| m.as_deref().map_or(Ok(Vec::new()), codec::decode::<Vec<T>>));
+                match decoded {
+                    Some(Ok(records)) => Some(Cached::Owned(records)),
+                    _ => {
+                        tracing::warn!(
+                            "cached block {} is unreadable: computing it again",
+                            path.display()
+                        );
+                        if let Some(e) = inner.blocks.remove(&(rdd, split)) {
+                            self.forget(&mut inner, e);
+                        }
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops every cached partition of `rdd`.
+    pub fn remove_rdd(&self, rdd: RddId) {
+        let mut inner = self.lock();
+        let keys: Vec<_> = inner
+            .blocks
+            .keys()
+            .filter(|k| k.0 == rdd)
+            .copied()
+            .collect();
+        for key in keys {
+            if let Some(e) = inner.blocks.remove(&key) {
+                self.forget(&mut inner, e);
+            }
+        }
+    }
+
+    /// Drops every block (used when an executor is taken out of service).
+    pub fn clear(&self) {
+        let mut inner = self.lock();
+        let entries: Vec<Entry> = inner.blocks.drain().map(|(_, e)| e).collect();
+        for e in entries {
+            self.forget(&mut inner, e);
+        }
+    }
+
+    /// Memory the store holds now and at most so far (its own accounting, in bytes).
+    pub fn memory(&self) -> (u64, u64) {
+        let inner = self.lock();
+        (inner.memory_used, inner.memory_peak)
+    }
+
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = create_private(path).map_err(|e| std::io::Error::other(e.to_string()))?;
+    f.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(c: Option<Cached<u64>>) -> Option<Vec<u64>> {
+        c.map(|c| match c {
+            Cached::Shared(v) => v.to_vec(),
+            Cached::Owned(v) => v,
+        })
+    }
+
+    #[test]
+    fn memory_blocks_are_evicted_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::new(30, dir.path());
+        for p in 0..3 {
+            assert!(store.put(1, p, Arc::new(vec![p as u64; 10]), StorageLevel::Memory));
+            assert!(store.memory().0 <= 30);
+        }
+        // 11 bytes each: the third pushed out the first.
+        assert_eq!(values(store.get::<u64>(1, 0)), None);
+        assert_eq!(values(store.get::<u64>(1, 2)), Some(vec![2; 10]));
+        assert!(store.memory().1 <= 30);
+        store.remove_rdd(1);
+        assert_eq!(values(store.get::<u64>(1, 2)), None);
+        assert_eq!(store.memory().0, 0);
+    }
+
+    #[test]
+    fn memory_and_mmap_spills_and_a_deleted_file_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::new(15, dir.path());
+        store.put(2, 0, Arc::new(vec![7u64; 10]), StorageLevel::MemoryAndMmap);
+        store.put(2, 1, Arc::new(vec![8u64; 10]), StorageLevel::MemoryAndMmap);
+        // Partition 0 was spilled to a file and reads back whole.
+        assert_eq!(values(store.get::<u64>(2, 0)), Some(vec![7; 10]));
+        assert_eq!(values(store.get::<u64>(2, 1)), Some(vec![8; 10]));
+        std::fs::remove_file(dir.path().join("block-2-0.data")).unwrap();
+        assert_eq!(values(store.get::<u64>(2, 0)), None);
+        // Mmap blocks never use memory.
+        store.put(3, 0, Arc::new(vec![1u64; 100]), StorageLevel::Mmap);
+        assert_eq!(values(store.get::<u64>(3, 0)), Some(vec![1; 100]));
+        assert!(store.memory().1 <= 15);
+    }
+}

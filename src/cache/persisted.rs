@@ -1,0 +1,76 @@
+//! PersistedRdd: an RDD whose partitions are kept in executors' block stores once computed.
+
+use std::sync::Arc;
+
+use crate::cache::{Cached, StorageLevel};
+use crate::error::Result;
+use crate::executor::task::{TaskContext, TaskCounters};
+use crate::rdd::Data;
+use crate::rdd::batch::{BATCH_SIZE, BatchIter, batched, collect_partition};
+use crate::rdd::node::{Compute, Dependency, Node, RddId, erase};
+use crate::shuffle::ShuffleId;
+
+/// `rdd.persist(level)`: computes a partition through its parent the first time (a cache
+/// miss) and stores it; later uses on that executor read the stored block (a hit).
+pub struct PersistedRdd<T> {
+    pub id: RddId,
+    pub parent: Arc<dyn Compute<T>>,
+    pub level: StorageLevel,
+}
+
+impl<T: Data> Node for PersistedRdd<T> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        format!("persist {:?}", self.level)
+    }
+    fn num_partitions(&self) -> usize {
+        self.parent.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::Narrow(erase(&self.parent))]
+    }
+    fn shuffle_inputs(&self, split: usize, out: &mut Vec<(ShuffleId, usize)>) {
+        self.parent.shuffle_inputs(split, out)
+    }
+    fn cached_block(&self, split: usize) -> Option<(RddId, usize)> {
+        Some((self.id, split))
+    }
+}
+
+impl<T: Data> Compute<T> for PersistedRdd<T> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
+        let store = &tc.executor.blocks;
+        match store.get::<T>(self.id, split) {
+            Some(Cached::Shared(records)) => {
+                TaskCounters::bump(&tc.counters.cache_hits);
+                let mut at = 0;
+                Ok(Box::new(std::iter::from_fn(move || {
+                    if at >= records.len() {
+                        return None;
+                    }
+                    let end = (at + BATCH_SIZE).min(records.len());
+                    let batch = records[at..end].to_vec();
+                    at = end;
+                    Some(Ok(batch))
+                })))
+            }
+            Some(Cached::Owned(records)) => {
+                TaskCounters::bump(&tc.counters.cache_hits);
+                Ok(batched(records.into_iter()))
+            }
+            None => {
+                TaskCounters::bump(&tc.counters.cache_misses);
+                let records = Arc::new(collect_partition(
+                    Arc::clone(&self.parent).compute(split, tc)?,
+                )?);
+                if store.put(self.id, split, Arc::clone(&records), self.level) {
+                    tc.counters.note_cached(self.id, split);
+                }
+                let records = Arc::try_unwrap(records).unwrap_or_else(|shared| shared.to_vec());
+                Ok(batched(records.into_iter()))
+            }
+        }
+    }
+}
