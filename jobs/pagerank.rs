@@ -23,6 +23,12 @@ struct Args {
     partitions: Option<usize>,
     #[arg(long)]
     overwrite: bool,
+    /// Checkpoint the ranks into DIR/iter-N every --checkpoint-every iterations; a job
+    /// started again with the same DIR resumes from the last complete checkpoint.
+    #[arg(long)]
+    checkpoint: Option<String>,
+    #[arg(long, default_value_t = 2)]
+    checkpoint_every: usize,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -64,7 +70,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         .group_by_key()
         .persist(StorageLevel::Memory);
     let mut ranks: Rdd<(u64, f64)> = links.map_values(|_| 1.0);
-    for _ in 0..args.iterations {
+    for i in 1..=args.iterations {
         let contributions = links.join(&ranks).flat_map(|(_, (dsts, rank))| {
             let share = rank / dsts.len() as f64;
             dsts.into_iter()
@@ -74,6 +80,11 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         ranks = contributions
             .reduce_by_key(|a, b| a + b)
             .map_values(|sum| 0.15 + 0.85 * sum);
+        if let Some(dir) = &args.checkpoint
+            && i % args.checkpoint_every.max(1) == 0
+        {
+            ranks = ranks.checkpoint(std::path::Path::new(dir).join(format!("iter-{i}")))?;
+        }
     }
     match &args.output {
         Some(dir) => {

@@ -185,46 +185,67 @@ fn read_lines(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Runs PageRank at `ranks` (with `env` set) and checks it against the reference.
+fn check_pagerank(ranks: usize, env: Option<(&str, &str)>) -> common::Run {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("edges.txt");
+    let edges = random_graph(&input, 300, 2000, ranks as u64);
+    let output = dir.path().join("ranks");
+    let mut cmd = mpirun(
+        ranks,
+        &bin("pagerank"),
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--iterations",
+            "6",
+            "--partitions",
+            "5",
+        ],
+    );
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let out = run(cmd, TIMEOUT);
+    out.assert_ok();
+    let got: HashMap<u64, f64> = read_lines(&output)
+        .iter()
+        .map(|l| {
+            let (v, r) = l.split_once('\t').unwrap();
+            (v.parse().unwrap(), r.parse().unwrap())
+        })
+        .collect();
+    let want = pagerank_reference(&edges, 6);
+    assert_eq!(got.len(), want.len(), "{ranks} ranks: vertices");
+    for (v, r) in &want {
+        let g = got[v];
+        assert!(((g - r) / r).abs() < 1e-9, "vertex {v}: {g} vs {r}");
+    }
+    out
+}
+
 #[test]
 fn pagerank_matches_the_sequential_reference() {
     for ranks in [1, 2, 4] {
-        let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("edges.txt");
-        let edges = random_graph(&input, 300, 2000, ranks as u64);
-        let output = dir.path().join("ranks");
-        let out = run(
-            mpirun(
-                ranks,
-                &bin("pagerank"),
-                &[
-                    "--input",
-                    input.to_str().unwrap(),
-                    "--output",
-                    output.to_str().unwrap(),
-                    "--iterations",
-                    "6",
-                    "--partitions",
-                    "5",
-                ],
-            ),
-            TIMEOUT,
-        );
-        out.assert_ok();
-        let got: HashMap<u64, f64> = read_lines(&output)
-            .iter()
-            .map(|l| {
-                let (v, r) = l.split_once('\t').unwrap();
-                (v.parse().unwrap(), r.parse().unwrap())
-            })
-            .collect();
-        let want = pagerank_reference(&edges, 6);
-        assert_eq!(got.len(), want.len(), "{ranks} ranks: vertices");
-        for (v, r) in &want {
-            let g = got[v];
-            assert!(((g - r) / r).abs() < 1e-9, "vertex {v}: {g} vs {r}");
-        }
+        let out = check_pagerank(ranks, None);
         assert!(out.stderr.contains("cache hits"), "{out:#?}");
     }
+}
+
+#[test]
+fn an_executor_taken_out_of_service_mid_job_changes_no_result() {
+    let out = check_pagerank(4, Some(("EMBER_TEST_DECOMMISSION", "2:0:3")));
+    assert!(
+        out.stderr.contains("executor 2 taken out of service"),
+        "{out:#?}"
+    );
+    let out = check_kmeans(4, Some(("EMBER_TEST_DECOMMISSION", "3:2:1")));
+    assert!(
+        out.stderr.contains("executor 3 taken out of service"),
+        "{out:#?}"
+    );
 }
 
 fn kmeans_reference(points: &[Vec<f64>], k: usize, iterations: usize) -> Vec<Vec<f64>> {
@@ -251,63 +272,162 @@ fn kmeans_reference(points: &[Vec<f64>], k: usize, iterations: usize) -> Vec<Vec
     centres
 }
 
+/// Runs KMeans at `ranks` (with `env` set) and checks it against the reference.
+fn check_kmeans(ranks: usize, env: Option<(&str, &str)>) -> common::Run {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("points.txt");
+    let mut s = ranks as u64 + 5;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let points: Vec<Vec<f64>> = (0..3000)
+        .map(|i| {
+            let centre = (i % 4) as f64 * 10.0;
+            vec![centre + next(), -centre + next(), next() * 3.0]
+        })
+        .collect();
+    let text: String = points
+        .iter()
+        .map(|p| format!("{} {} {}\n", p[0], p[1], p[2]))
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("centres");
+    let mut cmd = mpirun(
+        ranks,
+        &bin("kmeans"),
+        &[
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--k",
+            "4",
+            "--iterations",
+            "5",
+            "--partitions",
+            "4",
+        ],
+    );
+    if let Some((k, v)) = env {
+        cmd.env(k, v);
+    }
+    let out = run(cmd, TIMEOUT);
+    out.assert_ok();
+    let got: Vec<Vec<f64>> = read_lines(&output)
+        .iter()
+        .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    let want = kmeans_reference(&points, 4, 5);
+    assert_eq!(got.len(), 4);
+    for (g, w) in got.iter().zip(&want) {
+        for (a, b) in g.iter().zip(w) {
+            assert!(
+                ((a - b) / b).abs() < 1e-9,
+                "{ranks} ranks: centre {g:?} vs {w:?}"
+            );
+        }
+    }
+    out
+}
+
 #[test]
 fn kmeans_matches_the_sequential_reference() {
     for ranks in [1, 2, 4] {
-        let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("points.txt");
-        let mut s = ranks as u64 + 5;
-        let mut next = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let points: Vec<Vec<f64>> = (0..3000)
-            .map(|i| {
-                let centre = (i % 4) as f64 * 10.0;
-                vec![centre + next(), -centre + next(), next() * 3.0]
-            })
-            .collect();
-        let text: String = points
-            .iter()
-            .map(|p| format!("{} {} {}\n", p[0], p[1], p[2]))
-            .collect();
-        std::fs::write(&input, text).unwrap();
-        let output = dir.path().join("centres");
-        let out = run(
-            mpirun(
-                ranks,
-                &bin("kmeans"),
-                &[
-                    "--input",
-                    input.to_str().unwrap(),
-                    "--output",
-                    output.to_str().unwrap(),
-                    "--k",
-                    "4",
-                    "--iterations",
-                    "5",
-                    "--partitions",
-                    "4",
-                ],
-            ),
-            TIMEOUT,
-        );
-        out.assert_ok();
-        let got: Vec<Vec<f64>> = read_lines(&output)
-            .iter()
-            .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
-            .collect();
-        let want = kmeans_reference(&points, 4, 5);
-        assert_eq!(got.len(), 4);
-        for (g, w) in got.iter().zip(&want) {
-            for (a, b) in g.iter().zip(w) {
-                assert!(
-                    ((a - b) / b).abs() < 1e-9,
-                    "{ranks} ranks: centre {g:?} vs {w:?}"
-                );
-            }
-        }
+        check_kmeans(ranks, None);
     }
+}
+
+fn sources_computed(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| {
+            l.split("source partitions computed ")
+                .nth(1)?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no metrics line: {stderr}"))
+}
+
+#[test]
+fn a_checkpointed_job_started_again_resumes_and_gives_the_same_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("edges.txt");
+    let edges = random_graph(&input, 200, 1500, 9);
+    let checkpoints = dir.path().join("checkpoints");
+    let pagerank = |output: &Path, checkpoints: &Path, stop_after: Option<&str>| {
+        let mut cmd = mpirun(
+            3,
+            &bin("pagerank"),
+            &[
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--iterations",
+                "6",
+                "--partitions",
+                "4",
+                "--checkpoint",
+                checkpoints.to_str().unwrap(),
+                "--checkpoint-every",
+                "2",
+            ],
+        );
+        if let Some(n) = stop_after {
+            cmd.env("EMBER_TEST_STOP_AFTER_CHECKPOINTS", n);
+        }
+        run(cmd, TIMEOUT)
+    };
+
+    // The first run dies right after its second checkpoint (iteration 4).
+    let output = dir.path().join("ranks");
+    let killed = pagerank(&output, &checkpoints, Some("2"));
+    assert!(!killed.timed_out && killed.status != Some(0), "{killed:#?}");
+    assert!(checkpoints.join("iter-4/_SUCCESS").exists());
+    assert!(
+        !output.join("_SUCCESS").exists(),
+        "a failed job leaves no committed output"
+    );
+
+    // Started again, it resumes from both checkpoints and finishes.
+    let resumed = pagerank(&output, &checkpoints, None);
+    resumed.assert_ok();
+    for i in [2, 4] {
+        let line = format!(
+            "resumed from checkpoint {}",
+            checkpoints.join(format!("iter-{i}")).display()
+        );
+        assert!(resumed.stderr.contains(&line), "{resumed:#?}");
+    }
+    let got: HashMap<u64, f64> = read_lines(&output)
+        .iter()
+        .map(|l| {
+            let (v, r) = l.split_once('\t').unwrap();
+            (v.parse().unwrap(), r.parse().unwrap())
+        })
+        .collect();
+    let want = pagerank_reference(&edges, 6);
+    assert_eq!(got.len(), want.len());
+    for (v, r) in &want {
+        assert!(((got[v] - r) / r).abs() < 1e-9, "vertex {v}");
+    }
+
+    // A run from scratch computes more source partitions than the resumed one.
+    let fresh = pagerank(
+        &dir.path().join("fresh"),
+        &dir.path().join("fresh-checkpoints"),
+        None,
+    );
+    fresh.assert_ok();
+    assert!(
+        sources_computed(&resumed.stderr) < sources_computed(&fresh.stderr),
+        "resumed {} vs fresh {}",
+        sources_computed(&resumed.stderr),
+        sources_computed(&fresh.stderr)
+    );
 }

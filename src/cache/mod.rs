@@ -6,6 +6,7 @@
 //! `MemoryAndMmap`). A block that is gone (evicted, its file deleted) is simply computed
 //! again from lineage: a cache miss, never an error.
 
+pub mod checkpoint;
 pub mod persisted;
 
 use std::any::Any;

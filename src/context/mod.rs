@@ -272,6 +272,32 @@ impl Context {
             .map(|e| e.shuffle.dir().to_path_buf())
     }
 
+    /// Takes executor `id` out of service (call on every rank): it runs no more tasks and
+    /// owns no shuffle data; its cached blocks and the shuffle outputs count as lost and
+    /// are computed again, from lineage, on the others.
+    pub fn decommission(&self, id: usize) -> crate::error::Result<()> {
+        let mut state = self.rt.driver.lock().unwrap_or_else(|p| p.into_inner());
+        if self.rt.table.get(id).is_none() {
+            return Err(Error::Other(format!("no executor {id}")));
+        }
+        let remaining = self
+            .rt
+            .table
+            .iter()
+            .filter(|e| e.id != id && !state.out_of_service.contains(&e.id))
+            .count();
+        if remaining == 0 {
+            return Err(Error::Other(format!(
+                "executor {id} is the last one in service"
+            )));
+        }
+        state.decommission(id);
+        if let Some(e) = self.rt.executor.as_ref().filter(|e| e.info.id == id) {
+            e.blocks.clear();
+        }
+        Ok(())
+    }
+
     /// Task metrics summed over every job so far (driver only; zero on executors):
     /// source partitions computed, cache hits and misses, peak cache memory.
     pub fn metrics(&self) -> crate::executor::task::TaskMetrics {

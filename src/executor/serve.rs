@@ -101,6 +101,10 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                         accumulators,
                     });
                 }
+                ToExecutor::Decommission { job: j } if j == job.id => {
+                    executor.blocks.clear();
+                    tracing::warn!("executor {} taken out of service", executor.info.id);
+                }
                 ToExecutor::Shutdown => {
                     return Err(Error::LineageMismatch(format!(
                         "the driver's program ended while executor {} started job {} ({}): every rank must run the same actions",

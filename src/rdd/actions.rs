@@ -206,7 +206,7 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Writes every element with `write` into committed `dir/part-NNNNN` files.
-    fn save_with(
+    pub(crate) fn save_with(
         &self,
         name: &str,
         dir: impl AsRef<Path>,

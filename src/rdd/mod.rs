@@ -32,6 +32,7 @@ use crate::shuffle::ShuffleDependency;
 use crate::shuffle::partitioner::hash_partition;
 use crate::shuffle::reader::{ReduceMode, ShuffledRdd};
 
+pub use actions::SaveOptions;
 pub use batch::PartitionIter as Partition;
 pub use shared::{Accumulator, Broadcast};
 

@@ -32,6 +32,35 @@ pub struct DriverState {
     pub blocks: HashMap<(u32, u32), usize>,
     /// Task metrics summed over every job so far.
     pub metrics: TaskMetrics,
+    /// Executors taken out of service: no tasks, no reduce partitions.
+    pub out_of_service: std::collections::BTreeSet<usize>,
+}
+
+impl DriverState {
+    /// Takes `executor` out of service: its cached blocks and every shuffle output count
+    /// as lost (shuffle data may have been read in place from its files), so later stages
+    /// compute what they need again on the others.
+    pub fn decommission(&mut self, executor: usize) {
+        self.out_of_service.insert(executor);
+        self.blocks.retain(|_, e| *e != executor);
+        self.shuffles.clear();
+        tracing::warn!(
+            "executor {executor} taken out of service: its blocks and shuffle outputs count as lost"
+        );
+    }
+}
+
+/// Fault injection for tests: `EMBER_TEST_DECOMMISSION=E:J:S` takes executor `E` out of
+/// service when job `J` reaches stage `S`.
+fn injected_decommission(job: u64, stage: u32) -> Option<usize> {
+    let spec = std::env::var("EMBER_TEST_DECOMMISSION").ok()?;
+    let mut parts = spec.split(':').map(str::parse::<u64>);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(e)), Some(Ok(j)), Some(Ok(s))) if j == job && s == stage as u64 => {
+            Some(e as usize)
+        }
+        _ => None,
+    }
 }
 
 /// How one shuffle exchange went, as the driver saw it.
@@ -94,50 +123,70 @@ pub fn run_job(
     let stages = plan(&job.final_rdd);
     let mut results = vec![Vec::new(); job.partitions.len()];
     let mut updates = Vec::new();
-    for stage in &stages {
-        match &stage.kind {
-            StageKind::ShuffleMap(dep) => {
-                let owners = choose_owners(stage, &stages, job, &executors, state);
-                if state.shuffles.get(&dep.id()) == Some(&owners) {
-                    tracing::info!(
-                        "job {}: {} skipped: its output exists",
-                        job.id,
-                        stage.describe()
-                    );
-                    continue;
-                }
-                let owners32: Vec<u32> = owners.iter().map(|&o| o as u32).collect();
-                for &e in &executors {
-                    let msg = ToExecutor::PrepareShuffle {
-                        job: job.id,
-                        shuffle: dep.id(),
-                        owners: owners32.clone(),
-                    };
-                    send(world, e, &msg)?;
-                }
-                let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
-                run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
-                    updates.extend(acc)
-                })?;
-                let stats = exchange(world, &executors, job, dep.id())?;
-                state.exchanges.push(stats);
-                state.shuffles.insert(dep.id(), owners);
+    let mut injected = false;
+    // Runs the stages in order; after an executor leaves, starts over (stages whose
+    // output still exists are skipped, lost ones computed again).
+    'stages: loop {
+        for stage in &stages {
+            if !injected && let Some(e) = injected_decommission(job.id, stage.id) {
+                injected = true;
+                state.decommission(e);
+                send(world, e, &ToExecutor::Decommission { job: job.id })?;
+                continue 'stages;
             }
-            StageKind::Result => {
-                run_stage(
-                    world,
-                    table,
-                    state,
-                    job,
-                    stage,
-                    &job.partitions,
-                    |i, out, acc| {
-                        results[i] = out;
-                        updates.extend(acc);
-                    },
-                )?;
+            let in_service: Vec<usize> = executors
+                .iter()
+                .copied()
+                .filter(|e| !state.out_of_service.contains(e))
+                .collect();
+            if in_service.is_empty() {
+                return Err(Error::Other("no executor is in service".into()));
+            }
+            match &stage.kind {
+                StageKind::ShuffleMap(dep) => {
+                    let owners = choose_owners(stage, &stages, job, &in_service, state);
+                    if state.shuffles.get(&dep.id()) == Some(&owners) {
+                        tracing::info!(
+                            "job {}: {} skipped: its output exists",
+                            job.id,
+                            stage.describe()
+                        );
+                        continue;
+                    }
+                    let owners32: Vec<u32> = owners.iter().map(|&o| o as u32).collect();
+                    for &e in &executors {
+                        let msg = ToExecutor::PrepareShuffle {
+                            job: job.id,
+                            shuffle: dep.id(),
+                            owners: owners32.clone(),
+                        };
+                        send(world, e, &msg)?;
+                    }
+                    let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
+                    run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
+                        updates.extend(acc)
+                    })?;
+                    let stats = exchange(world, &executors, job, dep.id())?;
+                    state.exchanges.push(stats);
+                    state.shuffles.insert(dep.id(), owners);
+                }
+                StageKind::Result => {
+                    run_stage(
+                        world,
+                        table,
+                        state,
+                        job,
+                        stage,
+                        &job.partitions,
+                        |i, out, acc| {
+                            results[i] = out;
+                            updates.extend(acc);
+                        },
+                    )?;
+                }
             }
         }
+        break;
     }
     tracing::info!(
         "job {} ({}) finished: {} stage(s) in {:.3} s",
@@ -274,20 +323,24 @@ fn run_stage(
             avoid: None,
         });
     }
-    let threads: HashMap<usize, usize> = table.iter().map(|e| (e.id, e.threads)).collect();
-    let mut in_flight: HashMap<usize, usize> = table.iter().map(|e| (e.id, 0)).collect();
+    let in_service: Vec<&crate::executor::ExecutorInfo> = table
+        .iter()
+        .filter(|e| !state.out_of_service.contains(&e.id))
+        .collect();
+    let threads: HashMap<usize, usize> = in_service.iter().map(|e| (e.id, e.threads)).collect();
+    let mut in_flight: HashMap<usize, usize> = in_service.iter().map(|e| (e.id, 0)).collect();
     let mut running: HashMap<usize, Pending> = HashMap::new(); // by partition
-    let several = table.len() > 1;
+    let several = in_service.len() > 1;
     let mut backoff = Backoff::new();
     let mut metrics = TaskMetrics::default();
-    let alive: Vec<usize> = table.iter().map(|e| e.id).collect();
+    let alive: Vec<usize> = in_service.iter().map(|e| e.id).collect();
     loop {
         // Round-robin, one task per executor per pass: first up to one task per thread
         // everywhere, then one more each so no thread idles while a report is in flight.
         for extra in [0, 1] {
             loop {
                 let mut assigned = false;
-                for e in table.iter().map(|e| e.id) {
+                for &e in &alive {
                     if in_flight[&e] >= threads[&e] + extra {
                         continue;
                     }

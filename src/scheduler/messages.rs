@@ -38,6 +38,8 @@ pub enum ToExecutor {
         outcome: Result<Vec<Vec<u8>>, String>,
         accumulators: Vec<(u32, Vec<u8>)>,
     },
+    /// This executor is taken out of service: drop its cached blocks.
+    Decommission { job: u64 },
     /// The driver's program has ended.
     Shutdown,
 }

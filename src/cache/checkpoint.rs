@@ -1,0 +1,120 @@
+//! Checkpoints: partitions written to a shared directory; the RDD that reads them back has
+//! no lineage, and a job started again with the same directory resumes from it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::executor::task::TaskContext;
+use crate::io::output::part_name;
+use crate::rdd::batch::{BatchIter, batched};
+use crate::rdd::node::{Compute, Dependency, Node, RddId};
+use crate::rdd::{Data, Rdd, SaveOptions};
+use crate::shuffle::codec;
+
+/// The marker a complete checkpoint carries, beside `_SUCCESS`.
+const MARKER: &str = "_CHECKPOINT";
+
+/// Partitions of a checkpoint directory: `part-NNNNN` files of encoded records.
+pub struct CheckpointRdd<T> {
+    pub id: RddId,
+    pub dir: PathBuf,
+    pub partitions: usize,
+    pub _records: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Data> Node for CheckpointRdd<T> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        format!("checkpoint {}", self.dir.display())
+    }
+    fn num_partitions(&self) -> usize {
+        self.partitions
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        Vec::new()
+    }
+}
+
+impl<T: Data> Compute<T> for CheckpointRdd<T> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
+        tc.count_source_partition();
+        let path = self.dir.join(part_name(split));
+        let mut records = Vec::new();
+        if let Some(map) = crate::io::input::map_file(&path)? {
+            codec::decode_all_into(&map, &mut records).map_err(|e| {
+                Error::Other(format!("{}: corrupt checkpoint: {e}", path.display()))
+            })?;
+        }
+        Ok(batched(records.into_iter()))
+    }
+}
+
+/// Fault injection for tests: `EMBER_TEST_STOP_AFTER_CHECKPOINTS=N` fails the job (on
+/// every rank alike) right after it writes its N-th checkpoint, as if it were killed.
+fn stop_for_test() -> Result<()> {
+    static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let written = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    match std::env::var("EMBER_TEST_STOP_AFTER_CHECKPOINTS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(n) if written >= n => Err(Error::Other(format!(
+            "stopped after {written} checkpoint(s) (test)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What `_CHECKPOINT` says: which lineage and how many partitions.
+fn marker_text(fingerprint: u64, partitions: usize) -> String {
+    format!("fingerprint {fingerprint:016x}\npartitions {partitions}\n")
+}
+
+impl<T: Data> Rdd<T> {
+    /// Writes every partition to `dir` (a directory all ranks share) and returns an RDD
+    /// that reads them back, with no lineage behind it. If `dir` already holds a complete
+    /// checkpoint of this same lineage (a job started again after a failure, a requeue
+    /// or a time limit), nothing is computed: the job resumes from it.
+    pub fn checkpoint(&self, dir: impl Into<PathBuf>) -> Result<Rdd<T>> {
+        let dir = dir.into();
+        let partitions = self.num_partitions();
+        let fingerprint =
+            crate::scheduler::job::fingerprint(&crate::rdd::node::erase(&self.node), &[]);
+        let marker = marker_text(fingerprint, partitions);
+        let complete = dir.join("_SUCCESS").exists()
+            && std::fs::read_to_string(dir.join(MARKER)).is_ok_and(|m| m == marker);
+        if complete {
+            if self.rt.role == crate::context::Role::Driver {
+                tracing::info!("resumed from checkpoint {}", dir.display());
+            }
+        } else {
+            self.save_with(
+                "checkpoint",
+                &dir,
+                SaveOptions { overwrite: true },
+                |x, w| w.write_all(&codec::encode(x)),
+            )?;
+            if self.rt.role == crate::context::Role::Driver {
+                let path = dir.join(MARKER);
+                std::fs::write(&path, &marker).map_err(|e| Error::io(&path, e))?;
+                tracing::info!(
+                    "checkpointed {partitions} partition(s) to {}",
+                    dir.display()
+                );
+            }
+            stop_for_test()?;
+        }
+        Ok(Rdd {
+            node: Arc::new(CheckpointRdd {
+                id: self.rt.new_rdd_id(),
+                dir,
+                partitions,
+                _records: std::marker::PhantomData,
+            }),
+            rt: Arc::clone(&self.rt),
+        })
+    }
+}
