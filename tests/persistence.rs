@@ -431,3 +431,42 @@ fn a_checkpointed_job_started_again_resumes_and_gives_the_same_output() {
         sources_computed(&fresh.stderr)
     );
 }
+
+#[test]
+fn pod_records_cached_in_files_are_their_bytes_and_read_back_in_place() {
+    use ember::io::records::Record;
+    let scratch = tempfile::tempdir().unwrap();
+    let config = ember::config::EngineArgs {
+        local_dir: scratch.path().to_path_buf(),
+        ..Default::default()
+    };
+    let ctx = ember::Context::local_with(&config);
+    let n = 50_000;
+    let records = ctx
+        .range(0, n, Some(4))
+        .map(|i| Record::generate(2, i))
+        .persist_pod(ember::StorageLevel::Mmap);
+    let first = records.collect().unwrap();
+    let before = ctx.metrics();
+    let second = records.collect().unwrap();
+    let after = ctx.metrics();
+    let expect: Vec<Record> = (0..n).map(|i| Record::generate(2, i)).collect();
+    assert!(first == expect && second == expect);
+    assert_eq!(after.cache_hits - before.cache_hits, 4);
+    assert_eq!(
+        after.source_partitions, before.source_partitions,
+        "nothing recomputed"
+    );
+    // The block files hold exactly the records' bytes: no encoding.
+    let dir = ctx
+        .executor_dir()
+        .expect("the in-process executor's directory");
+    let block_bytes: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("block-"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert_eq!(block_bytes, n * 100);
+    ctx.stop();
+}

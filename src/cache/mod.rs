@@ -34,6 +34,40 @@ pub enum StorageLevel {
 
 type Encoder = fn(&(dyn Any + Send + Sync)) -> Vec<u8>;
 
+/// How a block's records become the bytes of its file.
+#[derive(Clone, Copy)]
+pub struct BlockCodec {
+    encode: Encoder,
+    /// The bytes are the records themselves (`bytemuck::Pod`): read back by viewing the
+    /// mapped file as records, with no decoding.
+    raw: bool,
+}
+
+impl BlockCodec {
+    /// Any record type, through the shuffle codec (postcard).
+    pub fn serde<T: Serialize + Send + Sync + 'static>() -> Self {
+        BlockCodec {
+            encode: encode_vec::<T>,
+            raw: false,
+        }
+    }
+
+    /// Plain-old-data records, stored as their bytes.
+    pub fn pod<T: bytemuck::Pod + Send + Sync>() -> Self {
+        BlockCodec {
+            encode: encode_pod::<T>,
+            raw: true,
+        }
+    }
+}
+
+fn encode_pod<T: bytemuck::Pod + Send + Sync>(value: &(dyn Any + Send + Sync)) -> Vec<u8> {
+    match value.downcast_ref::<Vec<T>>() {
+        Some(v) => bytemuck::cast_slice(v).to_vec(),
+        None => unreachable!("encoder stored with its type"),
+    }
+}
+
 enum Stored {
     Memory {
         value: Arc<dyn Any + Send + Sync>,
@@ -44,6 +78,7 @@ enum Stored {
 
 struct Entry {
     stored: Stored,
+    raw: bool,
     level: StorageLevel,
     bytes: u64,
     last_use: u64,
@@ -70,6 +105,8 @@ pub enum Cached<T> {
     Shared(Arc<Vec<T>>),
     /// Records decoded from a file, owned by the caller.
     Owned(Vec<T>),
+    /// The mapped file of a raw (Pod) block: the records, viewed in place.
+    Mapped(Arc<memmap2::Mmap>),
 }
 
 fn encode_vec<T: Serialize + Send + Sync + 'static>(value: &(dyn Any + Send + Sync)) -> Vec<u8> {
@@ -104,11 +141,12 @@ impl BlockStore {
         split: usize,
         records: Arc<Vec<T>>,
         level: StorageLevel,
+        block_codec: BlockCodec,
     ) -> bool
     where
-        T: Serialize + Send + Sync + 'static,
+        T: Send + Sync + 'static,
     {
-        let encoded = codec::encode(&*records);
+        let encoded = (block_codec.encode)(records.as_ref());
         let bytes = encoded.len() as u64;
         let mut inner = self.lock();
         inner.clock += 1;
@@ -123,12 +161,13 @@ impl BlockStore {
             inner.memory_peak = inner.memory_peak.max(inner.memory_used);
             let stored = Stored::Memory {
                 value: records,
-                encode: encode_vec::<T>,
+                encode: block_codec.encode,
             };
             inner.blocks.insert(
                 (rdd, split),
                 Entry {
                     stored,
+                    raw: block_codec.raw,
                     level,
                     bytes,
                     last_use: now,
@@ -150,6 +189,7 @@ impl BlockStore {
                     (rdd, split),
                     Entry {
                         stored,
+                        raw: block_codec.raw,
                         level,
                         bytes,
                         last_use: now,
@@ -185,6 +225,7 @@ impl BlockStore {
                 if write_file(&path, &encode(value.as_ref())).is_ok() {
                     let spilled = Entry {
                         stored: Stored::File(path),
+                        raw: entry.raw,
                         level: entry.level,
                         bytes: entry.bytes,
                         last_use: entry.last_use,
@@ -225,6 +266,23 @@ impl BlockStore {
                 .downcast::<Vec<T>>()
                 .ok()
                 .map(Cached::Shared),
+            Stored::File(path) if entry.raw => {
+                let path = path.clone();
+                match crate::io::input::map_file(&path) {
+                    Ok(Some(map)) => Some(Cached::Mapped(Arc::new(map))),
+                    Ok(None) => Some(Cached::Owned(Vec::new())),
+                    Err(_) => {
+                        tracing::warn!(
+                            "cached block {} is unreadable: computing it again",
+                            path.display()
+                        );
+                        if let Some(e) = inner.blocks.remove(&(rdd, split)) {
+                            self.forget(&mut inner, e);
+                        }
+                        None
+                    }
+                }
+            }
             Stored::File(path) => {
                 let path = path.clone();
                 let decoded = crate::io::input::map_file(&path)
@@ -297,6 +355,7 @@ mod tests {
         c.map(|c| match c {
             Cached::Shared(v) => v.to_vec(),
             Cached::Owned(v) => v,
+            Cached::Mapped(m) => bytemuck::cast_slice(&m).to_vec(),
         })
     }
 
@@ -305,7 +364,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::new(30, dir.path());
         for p in 0..3 {
-            assert!(store.put(1, p, Arc::new(vec![p as u64; 10]), StorageLevel::Memory));
+            assert!(store.put(
+                1,
+                p,
+                Arc::new(vec![p as u64; 10]),
+                StorageLevel::Memory,
+                BlockCodec::serde::<u64>()
+            ));
             assert!(store.memory().0 <= 30);
         }
         // 11 bytes each: the third pushed out the first.
@@ -321,15 +386,33 @@ mod tests {
     fn memory_and_mmap_spills_and_a_deleted_file_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::new(15, dir.path());
-        store.put(2, 0, Arc::new(vec![7u64; 10]), StorageLevel::MemoryAndMmap);
-        store.put(2, 1, Arc::new(vec![8u64; 10]), StorageLevel::MemoryAndMmap);
+        store.put(
+            2,
+            0,
+            Arc::new(vec![7u64; 10]),
+            StorageLevel::MemoryAndMmap,
+            BlockCodec::serde::<u64>(),
+        );
+        store.put(
+            2,
+            1,
+            Arc::new(vec![8u64; 10]),
+            StorageLevel::MemoryAndMmap,
+            BlockCodec::serde::<u64>(),
+        );
         // Partition 0 was spilled to a file and reads back whole.
         assert_eq!(values(store.get::<u64>(2, 0)), Some(vec![7; 10]));
         assert_eq!(values(store.get::<u64>(2, 1)), Some(vec![8; 10]));
         std::fs::remove_file(dir.path().join("block-2-0.data")).unwrap();
         assert_eq!(values(store.get::<u64>(2, 0)), None);
         // Mmap blocks never use memory.
-        store.put(3, 0, Arc::new(vec![1u64; 100]), StorageLevel::Mmap);
+        store.put(
+            3,
+            0,
+            Arc::new(vec![1u64; 100]),
+            StorageLevel::Mmap,
+            BlockCodec::serde::<u64>(),
+        );
         assert_eq!(values(store.get::<u64>(3, 0)), Some(vec![1; 100]));
         assert!(store.memory().1 <= 15);
     }

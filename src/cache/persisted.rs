@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
-use crate::cache::{Cached, StorageLevel};
-use crate::error::Result;
+use crate::cache::{BlockCodec, Cached, StorageLevel};
+use crate::error::{Error, Result};
 use crate::executor::task::{TaskContext, TaskCounters};
 use crate::rdd::Data;
 use crate::rdd::batch::{BATCH_SIZE, BatchIter, batched, collect_partition};
 use crate::rdd::node::{Compute, Dependency, Node, RddId, erase};
 use crate::shuffle::ShuffleId;
+
+/// Views raw bytes as records in place (`None` when they are not whole, aligned records).
+pub type RecordView<T> = fn(&[u8]) -> Option<&[T]>;
 
 /// `rdd.persist(level)`: computes a partition through its parent the first time (a cache
 /// miss) and stores it; later uses on that executor read the stored block (a hit).
@@ -16,6 +19,9 @@ pub struct PersistedRdd<T> {
     pub id: RddId,
     pub parent: Arc<dyn Compute<T>>,
     pub level: StorageLevel,
+    pub codec: BlockCodec,
+    /// For raw (Pod) blocks: the mapped bytes viewed as records, in place.
+    pub view: Option<RecordView<T>>,
 }
 
 impl<T: Data> Node for PersistedRdd<T> {
@@ -60,12 +66,39 @@ impl<T: Data> Compute<T> for PersistedRdd<T> {
                 TaskCounters::bump(&tc.counters.cache_hits);
                 Ok(batched(records.into_iter()))
             }
+            Some(Cached::Mapped(map)) => {
+                TaskCounters::bump(&tc.counters.cache_hits);
+                let view = self.view.ok_or_else(|| {
+                    Error::Other(format!("rdd {}: raw block without a view", self.id))
+                })?;
+                let len = view(&map)
+                    .ok_or_else(|| {
+                        Error::Other(format!(
+                            "rdd {}: cached block {split} is not whole records",
+                            self.id
+                        ))
+                    })?
+                    .len();
+                let mut at = 0;
+                Ok(Box::new(std::iter::from_fn(move || {
+                    if at >= len {
+                        return None;
+                    }
+                    let end = (at + BATCH_SIZE).min(len);
+                    // The mapping stays whole and aligned (page-aligned start): viewed in place.
+                    let batch = view(&map).map(|records| records[at..end].to_vec());
+                    at = end;
+                    Some(batch.ok_or_else(|| {
+                        Error::Other("cached block changed under its mapping".into())
+                    }))
+                })))
+            }
             None => {
                 TaskCounters::bump(&tc.counters.cache_misses);
                 let records = Arc::new(collect_partition(
                     Arc::clone(&self.parent).compute(split, tc)?,
                 )?);
-                if store.put(self.id, split, Arc::clone(&records), self.level) {
+                if store.put(self.id, split, Arc::clone(&records), self.level, self.codec) {
                     tc.counters.note_cached(self.id, split);
                 }
                 let records = Arc::try_unwrap(records).unwrap_or_else(|shared| shared.to_vec());

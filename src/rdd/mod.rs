@@ -375,6 +375,24 @@ impl<T: Data> Rdd<T> {
             id: self.rt.new_rdd_id(),
             parent: Arc::clone(&self.node),
             level,
+            codec: crate::cache::BlockCodec::serde::<T>(),
+            view: None,
+        }))
+    }
+
+    /// Like [`persist`](Self::persist), for plain-old-data records: blocks in files hold
+    /// the records' bytes and are read back by viewing the mapped file as records, with
+    /// no decoding.
+    pub fn persist_pod(&self, level: crate::cache::StorageLevel) -> Rdd<T>
+    where
+        T: bytemuck::Pod,
+    {
+        self.derive(Arc::new(crate::cache::persisted::PersistedRdd {
+            id: self.rt.new_rdd_id(),
+            parent: Arc::clone(&self.node),
+            level,
+            codec: crate::cache::BlockCodec::pod::<T>(),
+            view: Some(|bytes| bytemuck::try_cast_slice(bytes).ok()),
         }))
     }
 
