@@ -15,6 +15,7 @@ pub mod log;
 pub mod rdd;
 pub mod scheduler;
 pub mod shuffle;
+pub mod submit;
 pub mod topology;
 pub mod transport;
 

@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Start as an MPI program and print the executor table on the driver.
     Info,
+    /// Launch a job locally, under mpirun, or through Slurm (like spark-submit).
+    Submit(ember::submit::SubmitArgs),
     /// Write a data set of FORMATS.md to a file (one process).
     #[command(subcommand)]
     Datagen(Datagen),
@@ -83,6 +85,9 @@ const DONE: Tag = Tag(100);
 
 fn main() {
     let cli = Cli::parse();
+    if let Command::Submit(args) = &cli.command {
+        std::process::exit(submit(args));
+    }
     if let Command::Datagen(what) = &cli.command {
         if let Err(e) = datagen(what) {
             eprintln!("ember datagen: {e}");
@@ -93,7 +98,9 @@ fn main() {
     let ctx = Context::init_with(&cli.engine);
     match cli.command {
         Command::Info => info(&ctx),
-        Command::Datagen(_) => unreachable!("handled before the context starts"),
+        Command::Datagen(_) | Command::Submit(_) => {
+            unreachable!("handled before the context starts")
+        }
         Command::Debug(Debug::Busy { seconds }) => busy(&ctx, Duration::from_secs_f64(seconds)),
         Command::Debug(Debug::Fail {
             rank,
@@ -102,6 +109,25 @@ fn main() {
         }) => fail(&ctx, rank, how, Duration::from_millis(delay_ms)),
     }
     ctx.stop();
+}
+
+/// `ember submit`: plans (refusing impossible requests before anything runs), then prints
+/// or launches. Returns the exit code.
+fn submit(args: &ember::submit::SubmitArgs) -> i32 {
+    let bin_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default();
+    let cores = ember::submit::node_cores(args.master);
+    let outcome = ember::submit::plan(args, &bin_dir, cores)
+        .and_then(|launch| ember::submit::execute(&launch, args.dry_run));
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ember submit: {e}");
+            2
+        }
+    }
 }
 
 fn datagen(what: &Datagen) -> std::io::Result<()> {

@@ -70,7 +70,14 @@ pub(crate) fn install_signal_handlers() {
                             SIGINT => "SIGINT",
                             _ => "SIGUSR1",
                         };
-                        let message = format!("stopped by {name} (a launcher ending the job, or a time limit); output was not committed");
+                        let why = if signal == SIGUSR1 {
+                            "the job's time limit is near (Slurm --signal)"
+                        } else {
+                            "a launcher or Slurm ended the job (time limit, scancel or a failed rank)"
+                        };
+                        let message = format!(
+                            "stopped by {name}: {why}; output was not committed and scratch files were removed; a job that writes checkpoints resumes from them when submitted again"
+                        );
                         // Executors get SIGTERM whenever mpirun ends a failed job: only
                         // the driver's line is news.
                         if crate::log::current_label().starts_with("driver") {

@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests: launch binaries under real `mpirun` with a timeout.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# A real one-node Slurm (slurmctld, slurmd, munge) on this machine, for tests and trials.
+#
+#   slurm/local-cluster.sh up       install (Debian packages) if needed, configure, start
+#   slurm/local-cluster.sh status   print the node state; exit 0 when the node is usable
+#   slurm/local-cluster.sh down     stop the daemons (configuration and state are kept)
+#
+# Idempotent and non-interactive. Needs root (it starts daemons and writes
+# /etc/slurm/slurm.conf). State lives under $EMBER_SLURM_DIR (default /tmp/ember-slurm).
+# No systemd is assumed: the daemons are started by hand, as on a container or CI host.
+set -euo pipefail
+
+DIR=${EMBER_SLURM_DIR:-/tmp/ember-slurm}
+CONF=/etc/slurm/slurm.conf
+HOST=$(hostname -s)
+
+log() { printf 'local-cluster: %s\n' "$*" >&2; }
+
+install_packages() {
+  local missing=()
+  for p in slurm-wlm munge; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+write_config() {
+  mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log" /etc/slurm
+  local cpus mem
+  cpus=$(nproc)
+  # slurmd -C reports RealMemory; keep some headroom so the node is never drained for it.
+  mem=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
+  mem=$(( ${mem:-4000} * 9 / 10 ))
+  cat > "$CONF.new" <<CONF
+# Written by ember's slurm/local-cluster.sh: a one-node test cluster.
+ClusterName=ember-local
+SlurmctldHost=$HOST
+AuthType=auth/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+KillWait=10
+NodeName=$HOST CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
+CONF
+  if ! cmp -s "$CONF.new" "$CONF" 2>/dev/null; then
+    mv "$CONF.new" "$CONF"
+    log "wrote $CONF"
+  else
+    rm -f "$CONF.new"
+  fi
+}
+
+running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_munge() {
+  [ -f /etc/munge/munge.key ] || mungekey -c >/dev/null 2>&1 || mungekey --create >/dev/null
+  mkdir -p /run/munge && chown munge:munge /run/munge 2>/dev/null || true
+  if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+    munged --force
+    sleep 0.5
+  fi
+}
+
+node_state() { sinfo -h -n "$HOST" -o '%T' 2>/dev/null | head -n 1; }
+
+up() {
+  [ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
+  install_packages
+  write_config
+  start_munge
+  if ! running "$DIR/slurmctld.pid"; then
+    slurmctld -i >/dev/null 2>&1   # daemonises; -i ignores state from an older config
+  fi
+  if ! running "$DIR/slurmd.pid"; then
+    slurmd >/dev/null 2>&1
+  fi
+  for _ in $(seq 1 60); do
+    case "$(node_state)" in
+      idle*|mix*|alloc*) log "up: node $HOST is $(node_state)"; return 0 ;;
+      down*|drain*) scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true ;;
+    esac
+    sleep 0.5
+  done
+  log "the node did not become idle; see $DIR/log"
+  exit 1
+}
+
+down() {
+  for d in slurmd slurmctld; do
+    if running "$DIR/$d.pid"; then
+      kill "$(cat "$DIR/$d.pid")" 2>/dev/null || true
+    fi
+  done
+  for _ in $(seq 1 40); do
+    running "$DIR/slurmd.pid" || running "$DIR/slurmctld.pid" || { log "down"; return 0; }
+    sleep 0.25
+  done
+  log "daemons still running after 10 s"
+  exit 1
+}
+
+status() {
+  local s
+  s=$(node_state)
+  echo "${s:-not running}"
+  case "$s" in idle*|mix*|alloc*) return 0 ;; *) return 1 ;; esac
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,288 @@
+//! ember under a real Slurm: the sbatch scripts of slurm/, `ember submit --master slurm`,
+//! and a job stopped by its time limit. Brings a one-node Slurm up with
+//! slurm/local-cluster.sh and takes it down at the end; skipped, saying why, only when
+//! Slurm cannot be installed here.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::reference::{
+    assert_centres, assert_ranks, kmeans_reference, pagerank_reference, parse_ranks, random_graph,
+    read_lines, write_points,
+};
+use common::{bin, run};
+
+fn project() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cluster(action: &str) -> common::Run {
+    let mut cmd = Command::new("bash");
+    cmd.arg(project().join("slurm/local-cluster.sh"))
+        .arg(action);
+    run(cmd, Duration::from_secs(300))
+}
+
+/// `sbatch --wait` from the project root, with the job binaries of this build.
+fn sbatch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> common::Run {
+    let mut cmd = Command::new("sbatch");
+    cmd.current_dir(project())
+        .args(["--wait", "--overcommit", "--ntasks=4"])
+        .arg(format!("--output={}/slurm-%j.out", dir.display()))
+        .args(args)
+        .env("EMBER_BIN", Path::new(&bin("ember")).parent().unwrap())
+        .env("EMBER_LOCAL_DIR", dir.join("scratch"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    std::fs::create_dir_all(dir.join("scratch")).unwrap();
+    run(cmd, Duration::from_secs(240))
+}
+
+/// The job's output file (sbatch --output) for a finished run.
+fn job_log(dir: &Path) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("slurm-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}
+
+fn word_counts(text: &str) -> HashMap<String, u64> {
+    let mut m = HashMap::new();
+    for w in text.split_whitespace() {
+        *m.entry(w.to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+fn parse_counts(lines: &[String]) -> HashMap<String, u64> {
+    lines
+        .iter()
+        .map(|l| {
+            let (w, n) = l.rsplit_once('\t').unwrap();
+            (w.to_string(), n.parse().unwrap())
+        })
+        .collect()
+}
+
+fn empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+#[test]
+fn jobs_run_under_a_real_slurm() {
+    let up = cluster("up");
+    if !up.success() {
+        let install_failed = up.stderr.contains("installing") || up.stderr.contains("apt");
+        assert!(
+            install_failed,
+            "Slurm is installed but did not start: {up:#?}"
+        );
+        println!(
+            "SKIPPED: Slurm cannot be installed on this machine:\n{}",
+            up.stderr
+        );
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let result = std::panic::catch_unwind(|| scenarios(root.path()));
+    let down = cluster("down");
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+    assert!(down.success(), "{down:#?}");
+}
+
+fn scenarios(root: &Path) {
+    // WordCount by its sbatch script.
+    let dir = root.join("wordcount");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text: String = (0..3000)
+        .map(|i| format!("w{} x{} common\tend\n", i % 101, i % 7))
+        .collect();
+    std::fs::write(dir.join("in.txt"), &text).unwrap();
+    let out = sbatch(
+        &dir,
+        &[
+            "slurm/wordcount.sbatch",
+            dir.join("in.txt").to_str().unwrap(),
+            dir.join("out").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.success(), "{out:#?}\n{}", job_log(&dir));
+    assert_eq!(
+        parse_counts(&read_lines(&dir.join("out"))),
+        word_counts(&text)
+    );
+    assert!(job_log(&dir).contains("via srun"), "{}", job_log(&dir));
+    assert!(empty(&dir.join("scratch")), "scratch files left behind");
+
+    // TeraSort.
+    let dir = root.join("terasort");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = 20_000u64;
+    let bytes: Vec<u8> = (0..n)
+        .flat_map(|i| ember::io::records::Record::generate(5, i).0)
+        .collect();
+    std::fs::write(dir.join("in.bin"), bytes).unwrap();
+    let out = sbatch(
+        &dir,
+        &[
+            "slurm/terasort.sbatch",
+            dir.join("in.bin").to_str().unwrap(),
+            dir.join("out").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.success(), "{out:#?}\n{}", job_log(&dir));
+    let mut parts: Vec<_> = std::fs::read_dir(dir.join("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    parts.sort();
+    let sorted: Vec<u8> = parts
+        .iter()
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert_eq!(sorted.len() as u64, n * 100);
+    let keys: Vec<&[u8]> = sorted.chunks(100).map(|r| &r[..10]).collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] <= w[1]),
+        "TeraSort output out of order"
+    );
+
+    // PageRank.
+    let dir = root.join("pagerank");
+    std::fs::create_dir_all(&dir).unwrap();
+    let edges = random_graph(&dir.join("edges.txt"), 200, 1500, 3);
+    let out = sbatch(
+        &dir,
+        &[
+            "slurm/pagerank.sbatch",
+            dir.join("edges.txt").to_str().unwrap(),
+            dir.join("out").to_str().unwrap(),
+            "5",
+        ],
+        &[],
+    );
+    assert!(out.success(), "{out:#?}\n{}", job_log(&dir));
+    assert_ranks(
+        &parse_ranks(&read_lines(&dir.join("out"))),
+        &pagerank_reference(&edges, 5),
+    );
+
+    // KMeans.
+    let dir = root.join("kmeans");
+    std::fs::create_dir_all(&dir).unwrap();
+    let points = write_points(&dir.join("points.txt"), 2000, 8);
+    let out = sbatch(
+        &dir,
+        &[
+            "slurm/kmeans.sbatch",
+            dir.join("points.txt").to_str().unwrap(),
+            dir.join("out").to_str().unwrap(),
+            "4",
+            "5",
+        ],
+        &[],
+    );
+    assert!(out.success(), "{out:#?}\n{}", job_log(&dir));
+    assert_centres(
+        &read_lines(&dir.join("out")),
+        &kmeans_reference(&points, 4, 5),
+    );
+
+    // The same WordCount through `ember submit --master slurm`.
+    let dir = root.join("submit");
+    std::fs::create_dir_all(dir.join("scratch")).unwrap();
+    std::fs::write(dir.join("in.txt"), &text).unwrap();
+    let mut cmd = Command::new(bin("ember"));
+    cmd.current_dir(&dir)
+        .args([
+            "submit",
+            "--master",
+            "slurm",
+            "--num-executors",
+            "3",
+            "--overcommit",
+            "--wait",
+            "--time",
+            "00:10:00",
+        ])
+        .args([
+            "wordcount",
+            "--input",
+            dir.join("in.txt").to_str().unwrap(),
+            "--output",
+            dir.join("out").to_str().unwrap(),
+        ])
+        .env("EMBER_LOCAL_DIR", dir.join("scratch"));
+    let out = run(cmd, Duration::from_secs(240));
+    assert!(out.success(), "{out:#?}");
+    assert!(dir.join("ember-wordcount.sbatch").exists());
+    assert_eq!(
+        parse_counts(&read_lines(&dir.join("out"))),
+        word_counts(&text)
+    );
+
+    // A job that reaches its time limit: Slurm signals it, ember stops cleanly.
+    let dir = root.join("timelimit");
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = dir.join("out");
+    let script = dir.join("long.sbatch");
+    let body = format!(
+        "#!/bin/bash\nsource \"$EMBER_HOME/slurm/common.sh\"\nember_launch wordcount --generate-lines 400000000 --output {}\n",
+        output.display()
+    );
+    std::fs::write(&script, body).unwrap();
+    let mut cmd = Command::new("sbatch");
+    cmd.current_dir(project())
+        .args([
+            "--wait",
+            "--overcommit",
+            "--ntasks=3",
+            "--time=1",
+            "--signal=USR1@50",
+        ])
+        .arg(format!("--output={}/slurm-%j.out", dir.display()))
+        .arg(&script)
+        .env("EMBER_HOME", project())
+        .env("EMBER_BIN", Path::new(&bin("ember")).parent().unwrap())
+        .env("EMBER_LOCAL_DIR", dir.join("scratch"));
+    std::fs::create_dir_all(dir.join("scratch")).unwrap();
+    let out = run(cmd, Duration::from_secs(180));
+    assert!(!out.timed_out, "{out:#?}");
+    assert_ne!(
+        out.status,
+        Some(0),
+        "a job stopped by its time limit fails: {out:#?}"
+    );
+    let log = job_log(&dir);
+    assert!(
+        log.contains("ember: [driver 0] failed: stopped by SIGUSR1: the job's time limit is near")
+            || log.contains("ember: [driver 0] failed: stopped by SIGTERM"),
+        "{log}"
+    );
+    assert!(!output.join("_SUCCESS").exists(), "no committed output");
+    assert!(
+        !output.join("_temporary").exists(),
+        "no uncommitted parts left"
+    );
+    assert!(empty(&dir.join("scratch")), "scratch files left behind");
+}
