@@ -10,8 +10,15 @@ use ember::{Context, Error, Rdd, Result, SaveOptions, StorageLevel};
 #[derive(Parser)]
 #[command(about = "KMeans over points (D floats a line); writes the K centres")]
 struct Args {
-    #[arg(long)]
-    input: String,
+    /// Points file, directory or glob.
+    #[arg(long, required_unless_present = "generate")]
+    input: Option<String>,
+    /// Instead of --input: about this many bytes of generated points (e.g. 256m), made on
+    /// the executors.
+    #[arg(long, conflicts_with = "input")]
+    generate: Option<ember::config::ByteSize>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Output directory (one centre a line). Without it, the driver prints the centres.
     #[arg(long)]
     output: Option<String>,
@@ -43,28 +50,44 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
     if args.k == 0 {
         return Err(Error::Other("--k must be at least 1".into()));
     }
-    let input = args.input.clone();
-    let options = ember::TextOptions {
-        partitions: args.partitions,
-        ..Default::default()
-    };
-    let points: Rdd<Vec<f64>> = ctx
-        .text_file_with(&args.input, options)?
-        .filter(|l| !l.trim().is_empty())
-        .map(move |l| {
-            l.split_whitespace()
-                .map(|x| {
-                    x.parse::<f64>()
-                        .unwrap_or_else(|_| panic!("{input}: not a number: {x:?} in {l:?}"))
+    let points: Rdd<Vec<f64>> = match (&args.input, args.generate) {
+        (Some(input), _) => {
+            let options = ember::TextOptions {
+                partitions: args.partitions,
+                ..Default::default()
+            };
+            let input = input.clone();
+            ctx.text_file_with(&input, options)?
+                .filter(|l| !l.trim().is_empty())
+                .map(move |l| {
+                    l.split_whitespace()
+                        .map(|x| {
+                            x.parse::<f64>()
+                                .unwrap_or_else(|_| panic!("{input}: not a number: {x:?} in {l:?}"))
+                        })
+                        .collect()
                 })
-                .collect()
-        })
-        .persist(StorageLevel::Memory);
+        }
+        (None, Some(size)) => {
+            use ember::io::datagen;
+            let (seed, n) = (
+                args.seed,
+                datagen::Kind::Points.records_for(size.0, args.seed),
+            );
+            let parts = args
+                .partitions
+                .unwrap_or_else(|| datagen::generated_partitions(ctx, size.0));
+            ctx.range(0, n, Some(parts))
+                .map(move |i| datagen::point(seed, i).to_vec())
+        }
+        (None, None) => return Err(Error::Other("give --input or --generate".into())),
+    }
+    .persist(StorageLevel::Memory);
     let mut centres = points.take(args.k)?;
     if centres.len() < args.k {
         return Err(Error::Other(format!(
             "{}: {} points, fewer than k = {}",
-            args.input,
+            args.input.as_deref().unwrap_or("generated points"),
             centres.len(),
             args.k
         )));

@@ -12,8 +12,14 @@ use ember::{Context, Error, Rdd, Result, SaveOptions, StorageLevel};
 #[command(about = "PageRank over a SNAP edge list; writes vertex<TAB>rank lines")]
 struct Args {
     /// Edge list: `src dst` per line (any white space), `#` comments.
-    #[arg(long)]
-    input: String,
+    #[arg(long, required_unless_present = "generate")]
+    input: Option<String>,
+    /// Instead of --input: a generated graph of about this many bytes of edge list
+    /// (e.g. 256m), made on the executors.
+    #[arg(long, conflicts_with = "input")]
+    generate: Option<ember::config::ByteSize>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// Output directory. Without it, the driver prints the top ranks.
     #[arg(long)]
     output: Option<String>,
@@ -52,19 +58,34 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
     if args.iterations == 0 {
         return Err(Error::Other("--iterations must be at least 1".into()));
     }
-    let lines = ctx.text_file_with(
-        &args.input,
-        ember::TextOptions {
-            partitions: args.partitions,
-            ..Default::default()
-        },
-    )?;
-    let input = args.input.clone();
-    let edges: Rdd<(u64, u64)> = lines.flat_map(move |l| match edge(&l) {
-        None => None,
-        Some(Ok(e)) => Some(e),
-        Some(Err(e)) => panic!("{input}: {e}"),
-    });
+    let edges: Rdd<(u64, u64)> = match (&args.input, args.generate) {
+        (Some(input), _) => {
+            let options = ember::TextOptions {
+                partitions: args.partitions,
+                ..Default::default()
+            };
+            let input = input.clone();
+            ctx.text_file_with(&input, options)?
+                .flat_map(move |l| match edge(&l) {
+                    None => None,
+                    Some(Ok(e)) => Some(e),
+                    Some(Err(e)) => panic!("{input}: {e}"),
+                })
+        }
+        (None, Some(size)) => {
+            use ember::io::datagen;
+            let (seed, n) = (
+                args.seed,
+                datagen::Kind::Graph.records_for(size.0, args.seed),
+            );
+            let parts = args
+                .partitions
+                .unwrap_or_else(|| datagen::generated_partitions(ctx, size.0));
+            ctx.range(0, n, Some(parts))
+                .map(move |i| datagen::graph_edge(seed, i, n))
+        }
+        (None, None) => return Err(Error::Other("give --input or --generate".into())),
+    };
     let links: Rdd<(u64, Vec<u64>)> = edges
         .distinct()
         .group_by_key()

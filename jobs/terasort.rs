@@ -25,6 +25,9 @@ struct Args {
     /// Records to generate when there is no --input.
     #[arg(long, default_value_t = 1_000_000)]
     generate_records: u64,
+    /// Instead: about this many bytes of records (e.g. 1g), made on the executors.
+    #[arg(long, conflicts_with = "input")]
+    generate: Option<ember::config::ByteSize>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Replace an existing output directory.
@@ -39,9 +42,11 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         Some(path) => ctx.pod_records(path, None)?,
         None => {
             let seed = args.seed;
-            let splits =
-                (args.generate_records.div_ceil(640_000) as usize).max(ctx.default_parallelism());
-            ctx.range(0, args.generate_records, Some(splits))
+            let records = args
+                .generate
+                .map_or(args.generate_records, |s| (s.0 / 100).max(1));
+            let splits = ember::io::datagen::generated_partitions(ctx, records * 100);
+            ctx.range(0, records, Some(splits))
                 .map(move |i| Record::generate(seed, i))
         }
     };

@@ -24,6 +24,9 @@ struct Args {
     /// Lines of generated text when there is no --input.
     #[arg(long, default_value_t = 200_000)]
     generate_lines: u64,
+    /// Instead: about this many bytes of generated text (e.g. 1g), made on the executors.
+    #[arg(long, conflicts_with = "input")]
+    generate: Option<ember::config::ByteSize>,
     /// Seed of the generated text.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -60,7 +63,16 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
                 skip_bad_lines: args.skip_bad_lines,
             },
         )?,
-        None => datagen::text_lines(ctx, args.generate_lines, args.seed, args.partitions),
+        None => match args.generate {
+            Some(size) => {
+                let lines = datagen::Kind::Text.records_for(size.0, args.seed);
+                let parts = args
+                    .partitions
+                    .unwrap_or_else(|| datagen::generated_partitions(ctx, size.0));
+                datagen::text_lines(ctx, lines, args.seed, Some(parts))
+            }
+            None => datagen::text_lines(ctx, args.generate_lines, args.seed, args.partitions),
+        },
     };
     let counts = word_counts(&lines);
     if args.explain && ctx.is_driver() {

@@ -26,8 +26,8 @@ enum Command {
     Info,
     /// Launch a job locally, under mpirun, or through Slurm (like spark-submit).
     Submit(ember::submit::SubmitArgs),
-    /// Write a data set of FORMATS.md to a file (one process).
-    #[command(subcommand)]
+    /// Write a data set of FORMATS.md as part files into a directory; under mpirun or
+    /// srun every rank writes its own parts.
     Datagen(Datagen),
     /// Diagnostics for the test suite: load, failures.
     #[command(hide = true, subcommand)]
@@ -53,26 +53,25 @@ enum Debug {
     },
 }
 
-#[derive(Subcommand)]
-enum Datagen {
-    /// Zipf-distributed words, 13 a line.
-    Text {
-        #[arg(long)]
-        lines: u64,
-        #[arg(long)]
-        output: std::path::PathBuf,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
-    /// 100-byte TeraSort records with random 10-byte keys.
-    Sort {
-        #[arg(long)]
-        records: u64,
-        #[arg(long)]
-        output: std::path::PathBuf,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+#[derive(clap::Args)]
+struct Datagen {
+    /// What to write.
+    #[arg(value_enum)]
+    kind: ember::io::datagen::Kind,
+    /// About how many bytes (e.g. 1g, 512m).
+    #[arg(long, conflicts_with = "records", required_unless_present = "records")]
+    size: Option<ember::config::ByteSize>,
+    /// Exactly how many records (lines; 100-byte records for sort).
+    #[arg(long)]
+    records: Option<u64>,
+    /// Output directory: part-NNNNN files, concatenated in order they are the data set.
+    #[arg(long)]
+    output: std::path::PathBuf,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Part files (default: one per rank, more for large sets: at most 256 MiB each).
+    #[arg(long)]
+    parts: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,38 +129,51 @@ fn submit(args: &ember::submit::SubmitArgs) -> i32 {
     }
 }
 
+/// This process's rank and the number of ranks, from the launcher's environment (no MPI
+/// needed): OpenMPI, PMI (MPICH), Slurm; else one process.
+fn launcher_rank() -> (u64, u64) {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    [
+        ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+        ("PMI_RANK", "PMI_SIZE"),
+        ("SLURM_PROCID", "SLURM_NTASKS"),
+    ]
+    .iter()
+    .find_map(|(r, n)| Some((var(r)?, var(n)?)))
+    .unwrap_or((0, 1))
+}
+
 fn datagen(what: &Datagen) -> std::io::Result<()> {
-    use std::io::Write;
-    let create = |path: &std::path::Path| -> std::io::Result<std::io::BufWriter<std::fs::File>> {
-        Ok(std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::File::create(path)?,
-        ))
+    use ember::io::datagen::{part_range, write_part};
+    let (rank, ranks) = launcher_rank();
+    let count = match (what.records, what.size) {
+        (Some(n), _) => n,
+        (None, Some(size)) => what.kind.records_for(size.0, what.seed),
+        (None, None) => unreachable!("clap requires one"),
     };
-    match *what {
-        Datagen::Text {
-            lines,
-            ref output,
-            seed,
-        } => {
-            let mut out = create(output)?;
-            for i in 0..lines {
-                writeln!(out, "{}", ember::io::datagen::text_line(seed, i))?;
-            }
-            out.flush()
-        }
-        Datagen::Sort {
-            records,
-            ref output,
-            seed,
-        } => {
-            let mut out = create(output)?;
-            for i in 0..records {
-                out.write_all(&ember::io::records::Record::generate(seed, i).0)?;
-            }
-            out.flush()
-        }
+    let bytes = what.size.map_or(count * 100, |s| s.0);
+    let parts = what
+        .parts
+        .unwrap_or_else(|| ranks.max(bytes.div_ceil(256 << 20)))
+        .max(1);
+    std::fs::create_dir_all(&what.output)?;
+    for p in (0..parts).filter(|p| p % ranks == rank) {
+        let path = what.output.join(format!("part-{p:05}"));
+        write_part(
+            &path,
+            what.kind,
+            what.seed,
+            part_range(p, parts, count),
+            count,
+        )?;
     }
+    if rank == 0 {
+        println!(
+            "{count} records in {parts} part(s) under {} ({ranks} writer(s))",
+            what.output.display()
+        );
+    }
+    Ok(())
 }
 
 fn info(ctx: &Context) {
