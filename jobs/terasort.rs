@@ -19,7 +19,7 @@ struct Args {
     #[arg(long)]
     output: Option<String>,
     /// Partitions of the sorted output (default: all executor threads). The input is read
-    /// in splits of at most 64 MiB.
+    /// in splits of at most 32 MiB.
     #[arg(long)]
     partitions: Option<usize>,
     /// Records to generate when there is no --input.

@@ -69,7 +69,7 @@ pub struct TextOptions {
 }
 
 /// Largest input split a file source makes by default: keeps a map task's memory small.
-pub const MAX_SPLIT_BYTES: u64 = 64 << 20;
+pub const MAX_SPLIT_BYTES: u64 = 32 << 20;
 
 impl Context {
     /// Default partitions of a file input: one per executor thread, more for large inputs

@@ -12,6 +12,26 @@ use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::hash_partition;
 use crate::shuffle::reader::ReduceMode;
 
+/// Adds `v` to `k`'s combiner: one hash lookup when the key is known (the common case),
+/// updating in place. Values are `Option`s so a combiner can be moved out and back
+/// without a second lookup; a panic in `merge` leaves `None`, which is skipped.
+fn merge_into<K: Key, V, C>(
+    acc: &mut FxHashMap<K, Option<C>>,
+    k: K,
+    v: V,
+    create: &dyn Fn(V) -> C,
+    merge: &dyn Fn(C, V) -> C,
+) {
+    if let Some(slot) = acc.get_mut(&k) {
+        *slot = Some(match slot.take() {
+            Some(c) => merge(c, v),
+            None => create(v),
+        });
+    } else {
+        acc.insert(k, Some(create(v)));
+    }
+}
+
 /// The result of `cogroup`: each key with its values from both sides.
 pub type CoGrouped<K, V, W> = Rdd<(K, (Vec<V>, Vec<W>))>;
 
@@ -67,14 +87,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let partitions = partitions.max(1);
         let combiners: Rdd<(K, C)> = if map_side_combine {
             self.partition_op("map_side_combine", move |_, records| {
-                let mut acc: FxHashMap<K, C> = FxHashMap::default();
+                let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
                 for (k, v) in records {
-                    match acc.remove(&k) {
-                        Some(c) => acc.insert(k, merge_value(c, v)),
-                        None => acc.insert(k, create(v)),
-                    };
+                    merge_into(&mut acc, k, v, &create, &merge_value);
                 }
-                acc
+                acc.into_iter().filter_map(|(k, c)| Some((k, c?)))
             })
         } else {
             self.map_values(create)
@@ -85,14 +102,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             partitions,
             move |(k, _)| hash_partition(k, partitions),
             ReduceMode::Combine(Arc::new(move |records: Vec<(K, C)>| {
-                let mut acc: FxHashMap<K, C> = FxHashMap::default();
+                let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
                 for (k, c) in records {
-                    match acc.remove(&k) {
-                        Some(prev) => acc.insert(k, merge(prev, c)),
-                        None => acc.insert(k, c),
-                    };
+                    merge_into(&mut acc, k, c, &|c| c, &*merge);
                 }
-                acc.into_iter().collect()
+                acc.into_iter().filter_map(|(k, c)| Some((k, c?))).collect()
             })),
         )
     }
