@@ -1,0 +1,99 @@
+//! Micro-benchmarks of the hot pieces: the record codec, the partitioners and the map-side
+//! combiner.   cargo bench --bench micro
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ember::config::EngineArgs;
+use ember::io::datagen;
+use ember::shuffle::codec;
+use ember::shuffle::partitioner::hash_partition;
+use ember::shuffle::range::{boundaries, range_partition};
+use std::hint::black_box;
+
+fn words(n: u64) -> Vec<(String, u64)> {
+    (0..n)
+        .flat_map(|i| {
+            datagen::text_line(1, i)
+                .split(' ')
+                .map(|w| (w.to_string(), 1u64))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn codec_bench(c: &mut Criterion) {
+    let records = words(400);
+    let mut encoded = Vec::new();
+    for r in &records {
+        codec::encode_into(&mut encoded, r);
+    }
+    let mut g = c.benchmark_group("codec");
+    g.throughput(Throughput::Bytes(encoded.len() as u64));
+    g.bench_function("encode (String, u64)", |b| {
+        b.iter(|| {
+            let mut buf = Vec::with_capacity(encoded.len());
+            for r in &records {
+                codec::encode_into(&mut buf, r);
+            }
+            black_box(buf)
+        })
+    });
+    g.bench_function("decode (String, u64)", |b| {
+        b.iter(|| {
+            let mut out: Vec<(String, u64)> = Vec::with_capacity(records.len());
+            codec::decode_all_into(&encoded, &mut out).unwrap();
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
+fn partitioner_bench(c: &mut Criterion) {
+    let keys: Vec<u64> = (0..4096u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        .collect();
+    let names: Vec<String> = words(320).into_iter().map(|(w, _)| w).collect();
+    let bounds = boundaries(vec![(keys.clone(), keys.len() as u64)], 64);
+    let mut g = c.benchmark_group("partitioner");
+    g.throughput(Throughput::Elements(keys.len() as u64));
+    g.bench_function("hash u64 into 64", |b| {
+        b.iter(|| keys.iter().map(|k| hash_partition(k, 64)).sum::<usize>())
+    });
+    g.bench_function("hash String into 64", |b| {
+        b.iter(|| {
+            names
+                .iter()
+                .take(4096)
+                .map(|k| hash_partition(k, 64))
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("range u64 into 64", |b| {
+        b.iter(|| {
+            keys.iter()
+                .map(|k| range_partition(&bounds, k, true))
+                .sum::<usize>()
+        })
+    });
+    g.finish();
+}
+
+fn combiner_bench(c: &mut Criterion) {
+    let ctx = ember::Context::local_with(&EngineArgs::default());
+    let records = words(20_000);
+    let n = records.len() as u64;
+    let rdd = ctx.parallelize(records, Some(2));
+    let mut g = c.benchmark_group("combiner");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    g.bench_function("reduce_by_key of 260k Zipf words (local mode job)", |b| {
+        b.iter_batched(
+            || rdd.clone(),
+            |r| black_box(r.reduce_by_key(|a, b| a + b).count().unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codec_bench, partitioner_bench, combiner_bench);
+criterion_main!(benches);
