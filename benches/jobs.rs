@@ -1,6 +1,6 @@
 //! Every job against a hand-written single-process baseline on the same input, in one run:
 //!
-//!     cargo bench --bench jobs [-- --size 256m --reps 3]
+//!     cargo bench --bench jobs [-- --size 256m --reps 3 --jobs wordcount,terasort]
 //!
 //! Inputs are written once by `ember datagen` into /dev/shm; outputs go to /dev/shm too.
 //! Baselines: WordCount = rayon + mmap with a hash map per thread; TeraSort = read +
@@ -40,12 +40,17 @@ fn main() {
         "exec peak MiB",
         "ratio"
     );
-    for (job, kind) in [
+    let only: String = support::arg("--jobs", "wordcount,terasort,pagerank,kmeans".to_string());
+    let all = [
         ("wordcount", "text"),
         ("terasort", "sort"),
         ("pagerank", "graph"),
         ("kmeans", "points"),
-    ] {
+    ];
+    for (job, kind) in all
+        .into_iter()
+        .filter(|(j, _)| only.split(',').any(|o| o == *j))
+    {
         let input = dataset(kind, size);
         let bytes: u64 = parts(&input)
             .iter()
@@ -106,10 +111,13 @@ fn main() {
     }
 }
 
-/// The data set of `kind` and `size` in /dev/shm, written by `ember datagen` if missing.
+/// The data set of `kind` and `size` in /dev/shm, written by `ember datagen` if missing
+/// (into a temporary directory renamed when complete, so an interrupted run is not reused).
 fn dataset(kind: &str, size: ember::config::ByteSize) -> PathBuf {
     let dir = PathBuf::from(format!("/dev/shm/ember-bench-{kind}-{}", size.0));
-    if !dir.join("part-00000").exists() {
+    if !dir.exists() {
+        let tmp = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&tmp);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ember"));
         cmd.args([
             "datagen",
@@ -117,9 +125,10 @@ fn dataset(kind: &str, size: ember::config::ByteSize) -> PathBuf {
             "--size",
             &size.0.to_string(),
             "--output",
-            dir.to_str().unwrap(),
+            tmp.to_str().unwrap(),
         ]);
         support::timed(cmd);
+        std::fs::rename(&tmp, &dir).expect("publish the data set");
     }
     dir
 }
