@@ -131,14 +131,5 @@ fn main() {
     let args = Args::parse();
     let ctx = Context::init_with(&args.engine);
     let result = run(&ctx, &args);
-    if ctx.is_driver() {
-        let m = ctx.metrics();
-        tracing::info!(
-            "cache hits {}, misses {}, source partitions computed {}",
-            m.cache_hits,
-            m.cache_misses,
-            m.source_partitions
-        );
-    }
     ctx.finish(result);
 }

@@ -318,7 +318,8 @@ impl Context {
             .clone()
     }
 
-    /// Gathers every rank's peak RSS on the driver and logs it (one line, at stop).
+    /// Gathers every rank's peak RSS on the driver and logs it, with the job's cache and
+    /// source-partition totals (at stop).
     fn report_peak_memory(&self) {
         let mine = peak_rss_bytes();
         let line = if self.rt.mode == Mode::Cluster {
@@ -346,6 +347,15 @@ impl Context {
             )
         };
         tracing::info!("peak RSS per rank: {line}");
+        if self.is_driver() {
+            let m = self.metrics();
+            tracing::info!(
+                "cache hits {}, misses {}, source partitions computed {}",
+                m.cache_hits,
+                m.cache_misses,
+                m.source_partitions
+            );
+        }
     }
 
     /// Reports `error` as this rank's failure and ends the job on every rank.
