@@ -16,6 +16,7 @@ pub mod rdd;
 pub mod scheduler;
 pub mod shuffle;
 pub mod submit;
+mod sync;
 pub mod topology;
 pub mod transport;
 

@@ -13,13 +13,7 @@ use ember::Context;
 use ember::config::EngineArgs;
 
 fn operators_bin() -> String {
-    let ember = std::path::PathBuf::from(common::bin("ember"));
-    ember
-        .parent()
-        .unwrap()
-        .join("examples/operators")
-        .to_string_lossy()
-        .into_owned()
+    common::example("operators")
 }
 
 fn assert_same(got: &BTreeMap<String, String>, want: &suite::Results) {

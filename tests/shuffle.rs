@@ -89,13 +89,10 @@ fn data_many_times_the_round_size_moves_in_many_rounds_and_is_cleaned_up() {
 fn a_failed_job_leaves_no_scratch_files() {
     let dir = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let ops = std::path::PathBuf::from(bin("ember"))
-        .parent()
-        .unwrap()
-        .join("examples/operators");
+    let ops = common::example("operators");
     let cmd = mpirun(
         4,
-        ops.to_str().unwrap(),
+        &ops,
         &[
             "--fail",
             "panic-always",

@@ -126,7 +126,7 @@ impl BlockStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     fn path(&self, rdd: RddId, split: usize) -> PathBuf {
@@ -266,41 +266,25 @@ impl BlockStore {
                 .downcast::<Vec<T>>()
                 .ok()
                 .map(Cached::Shared),
-            Stored::File(path) if entry.raw => {
-                let path = path.clone();
-                match crate::io::input::map_file(&path) {
-                    Ok(Some(map)) => Some(Cached::Mapped(Arc::new(map))),
-                    Ok(None) => Some(Cached::Owned(Vec::new())),
-                    Err(_) => {
-                        tracing::warn!(
-                            "cached block {} is unreadable: computing it again",
-                            path.display()
-                        );
-                        if let Some(e) = inner.blocks.remove(&(rdd, split)) {
-                            self.forget(&mut inner, e);
-                        }
-                        None
-                    }
-                }
-            }
             Stored::File(path) => {
-                let path = path.clone();
-                let decoded = crate::io::input::map_file(&path)
-                    .ok()
-                    .map(|m| m.as_deref().map_or(Ok(Vec::new()), codec::decode::<Vec<T>>));
-                match decoded {
-                    Some(Ok(records)) => Some(Cached::Owned(records)),
-                    _ => {
-                        tracing::warn!(
-                            "cached block {} is unreadable: computing it again",
-                            path.display()
-                        );
-                        if let Some(e) = inner.blocks.remove(&(rdd, split)) {
-                            self.forget(&mut inner, e);
-                        }
-                        None
+                let (path, raw) = (path.clone(), entry.raw);
+                // Raw (Pod) blocks are viewed in place; others are decoded.
+                let read = match crate::io::input::map_file(&path) {
+                    Ok(None) => Some(Cached::Owned(Vec::new())),
+                    Ok(Some(map)) if raw => Some(Cached::Mapped(Arc::new(map))),
+                    Ok(Some(map)) => codec::decode::<Vec<T>>(&map).ok().map(Cached::Owned),
+                    Err(_) => None,
+                };
+                if read.is_none() {
+                    tracing::warn!(
+                        "cached block {} is unreadable: computing it again",
+                        path.display()
+                    );
+                    if let Some(e) = inner.blocks.remove(&(rdd, split)) {
+                        self.forget(&mut inner, e);
                     }
                 }
+                read
             }
         }
     }

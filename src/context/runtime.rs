@@ -17,11 +17,8 @@ use crate::scheduler::driver::{self, DriverState};
 use crate::scheduler::job::{Job, ResultFn};
 use crate::scheduler::messages::{self, TO_EXECUTOR, ToExecutor};
 use crate::shuffle::ShuffleId;
+use crate::sync::lock;
 use crate::transport::Group;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// An output directory a job commits on success (`save_as_*`).
 pub struct OutputSpec {

@@ -120,7 +120,7 @@ impl<T: AccumulatorValue> Accumulator<T> {
 
 impl<T> Slot<T> {
     fn lock(&self) -> std::sync::MutexGuard<'_, T> {
-        self.value.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.value)
     }
 }
 

@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::shuffle::files::{MapFile, ScratchDir, write_map_file};
 use crate::shuffle::{MapOutput, ShuffleId};
+use crate::sync::lock;
 
 /// Encoded records of one reduce partition from one executor: a range of a mapped file
 /// (the reduce file it was received into, or, on the same node, the sender's map file).
@@ -52,10 +53,6 @@ pub struct ShuffleStore {
     retained: Mutex<HashMap<ShuffleId, Vec<MapFile>>>,
     reduce: Mutex<HashMap<ShuffleId, ReduceSide>>,
     generation: std::sync::atomic::AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ShuffleStore {

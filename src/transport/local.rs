@@ -9,6 +9,7 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::Duration;
 
 use super::{Envelope, Group, Rank, Result, Tag};
+use crate::sync::lock;
 
 struct Mailbox {
     queue: Mutex<VecDeque<Envelope>>,
@@ -65,12 +66,6 @@ impl LocalGroup {
             .position(|e| e.tag == tag && from.is_none_or(|f| f == e.source))?;
         queue.remove(at)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave a VecDeque half-updated in a way that
-    // matters here: continue with the data.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Group for LocalGroup {
