@@ -2,9 +2,9 @@
 //! combiner.   cargo bench --bench micro
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ember::codec;
 use ember::config::EngineArgs;
-use ember::io::datagen;
-use ember::shuffle::codec;
+use ember::datagen;
 use ember::shuffle::partitioner::hash_partition;
 use ember::shuffle::range::{boundaries, range_partition};
 use std::hint::black_box;

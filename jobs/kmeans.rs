@@ -69,7 +69,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
                 })
         }
         (None, Some(size)) => {
-            use ember::io::datagen;
+            use ember::datagen;
             let (seed, n) = (
                 args.seed,
                 datagen::Kind::Points.records_for(size.0, args.seed),

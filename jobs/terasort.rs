@@ -45,7 +45,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             let records = args
                 .generate
                 .map_or(args.generate_records, |s| (s.0 / 100).max(1));
-            let splits = ember::io::datagen::generated_partitions(ctx, records * 100);
+            let splits = ember::datagen::generated_partitions(ctx, records * 100);
             ctx.range(0, records, Some(splits))
                 .map(move |i| Record::generate(seed, i))
         }

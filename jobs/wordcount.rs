@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use clap::Parser;
 use ember::config::EngineArgs;
-use ember::io::datagen;
+use ember::datagen;
 use ember::{Context, Rdd, Result, TextOptions};
 
 #[derive(Parser)]

@@ -2,7 +2,30 @@
 
 use std::path::PathBuf;
 
-use crate::transport::TransportError;
+/// Errors of the transport layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("rank {rank} is outside this group of {size} ranks")]
+    NoSuchRank { rank: usize, size: usize },
+    #[error("{what} of {bytes} bytes exceeds MPI's per-call limit of {limit} bytes")]
+    TooLarge {
+        what: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
+    #[error("all_to_all_v needs one count per rank: got {got} counts for {size} ranks")]
+    CountMismatch { got: usize, size: usize },
+    #[error("all_to_all_v: a run ending at byte {sum} does not fit a buffer of {len} bytes")]
+    CountsDisagree { sum: usize, len: usize },
+    #[error("rank {from} sent {got} bytes where {expected} were announced")]
+    Truncated {
+        from: usize,
+        expected: usize,
+        got: usize,
+    },
+    #[error("the MPI library did not start: {0}")]
+    MpiInit(String),
+}
 
 /// Everything an action or a source can fail with. Messages name the file, partition or
 /// executor involved, so the one line a user sees is enough to act on.
@@ -29,7 +52,7 @@ pub enum Error {
     OutputExists(PathBuf),
     #[error("shuffle {shuffle}: corrupt data from executor {source_rank}: {detail}")]
     CorruptShuffle {
-        shuffle: u32,
+        shuffle: crate::ids::ShuffleId,
         source_rank: usize,
         detail: String,
     },

@@ -57,7 +57,7 @@ enum Debug {
 struct Datagen {
     /// What to write.
     #[arg(value_enum)]
-    kind: ember::io::datagen::Kind,
+    kind: ember::datagen::Kind,
     /// About how many bytes (e.g. 1g, 512m).
     #[arg(long, conflicts_with = "records", required_unless_present = "records")]
     size: Option<ember::config::ByteSize>,
@@ -144,7 +144,7 @@ fn launcher_rank() -> (u64, u64) {
 }
 
 fn datagen(what: &Datagen) -> std::io::Result<()> {
-    use ember::io::datagen::{part_range, write_part};
+    use ember::datagen::{part_range, write_part};
     let (rank, ranks) = launcher_rank();
     let count = match (what.records, what.size) {
         (Some(n), _) => n,

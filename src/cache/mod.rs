@@ -6,9 +6,6 @@
 //! `MemoryAndMmap`). A block that is gone (evicted, its file deleted) is simply computed
 //! again from lineage: a cache miss, never an error.
 
-pub mod checkpoint;
-pub mod persisted;
-
 use std::any::Any;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,9 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::rdd::node::RddId;
-use crate::shuffle::codec;
-use crate::shuffle::files::create_private;
+use crate::codec;
+use crate::ids::RddId;
+use crate::io::scratch::create_private;
 
 /// Where a persisted RDD keeps its partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -349,7 +346,7 @@ mod tests {
         let store = BlockStore::new(30, dir.path());
         for p in 0..3 {
             assert!(store.put(
-                1,
+                RddId(1),
                 p,
                 Arc::new(vec![p as u64; 10]),
                 StorageLevel::Memory,
@@ -358,11 +355,11 @@ mod tests {
             assert!(store.memory().0 <= 30);
         }
         // 11 bytes each: the third pushed out the first.
-        assert_eq!(values(store.get::<u64>(1, 0)), None);
-        assert_eq!(values(store.get::<u64>(1, 2)), Some(vec![2; 10]));
+        assert_eq!(values(store.get::<u64>(RddId(1), 0)), None);
+        assert_eq!(values(store.get::<u64>(RddId(1), 2)), Some(vec![2; 10]));
         assert!(store.memory().1 <= 30);
-        store.remove_rdd(1);
-        assert_eq!(values(store.get::<u64>(1, 2)), None);
+        store.remove_rdd(RddId(1));
+        assert_eq!(values(store.get::<u64>(RddId(1), 2)), None);
         assert_eq!(store.memory().0, 0);
     }
 
@@ -371,33 +368,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = BlockStore::new(15, dir.path());
         store.put(
-            2,
+            RddId(2),
             0,
             Arc::new(vec![7u64; 10]),
             StorageLevel::MemoryAndMmap,
             BlockCodec::serde::<u64>(),
         );
         store.put(
-            2,
+            RddId(2),
             1,
             Arc::new(vec![8u64; 10]),
             StorageLevel::MemoryAndMmap,
             BlockCodec::serde::<u64>(),
         );
         // Partition 0 was spilled to a file and reads back whole.
-        assert_eq!(values(store.get::<u64>(2, 0)), Some(vec![7; 10]));
-        assert_eq!(values(store.get::<u64>(2, 1)), Some(vec![8; 10]));
+        assert_eq!(values(store.get::<u64>(RddId(2), 0)), Some(vec![7; 10]));
+        assert_eq!(values(store.get::<u64>(RddId(2), 1)), Some(vec![8; 10]));
         std::fs::remove_file(dir.path().join("block-2-0.data")).unwrap();
-        assert_eq!(values(store.get::<u64>(2, 0)), None);
+        assert_eq!(values(store.get::<u64>(RddId(2), 0)), None);
         // Mmap blocks never use memory.
         store.put(
-            3,
+            RddId(3),
             0,
             Arc::new(vec![1u64; 100]),
             StorageLevel::Mmap,
             BlockCodec::serde::<u64>(),
         );
-        assert_eq!(values(store.get::<u64>(3, 0)), Some(vec![1; 100]));
+        assert_eq!(values(store.get::<u64>(RddId(3), 0)), Some(vec![1; 100]));
         assert!(store.memory().1 <= 15);
     }
 }

@@ -9,14 +9,15 @@ use crate::context::{Mode, Role};
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::executor::serve::serve_job;
+use crate::failure::fatal;
+use crate::ids::{RddId, ShuffleId};
 use crate::io::output::OutputCommitter;
-use crate::rdd::node::{Node, RddId};
-use crate::rdd::shared::AccumulatorSlot;
-use crate::scheduler::ExecutorTable;
+use crate::plan::accumulators::AccumulatorSlot;
+use crate::plan::job::{Job, ResultFn};
+use crate::plan::node::Node;
+use crate::protocol::ExecutorTable;
+use crate::protocol::messages::{self, TO_EXECUTOR, ToExecutor};
 use crate::scheduler::driver::{self, DriverState};
-use crate::scheduler::job::{Job, ResultFn};
-use crate::scheduler::messages::{self, TO_EXECUTOR, ToExecutor};
-use crate::shuffle::ShuffleId;
 use crate::sync::lock;
 use crate::transport::Group;
 
@@ -25,6 +26,13 @@ pub struct OutputSpec {
     pub dir: PathBuf,
     pub overwrite: bool,
     pub partitions: usize,
+}
+
+/// Local mode's in-process executors, and where the driver hands them each job.
+#[derive(Default)]
+pub struct LocalExecutors {
+    pub jobs: Vec<mpsc::Sender<Arc<Job>>>,
+    pub executors: Vec<Arc<Executor>>,
 }
 
 pub struct Runtime {
@@ -37,10 +45,10 @@ pub struct Runtime {
     pub table: ExecutorTable,
     /// This rank's executor (cluster-mode executor ranks).
     pub executor: Option<Arc<Executor>>,
-    /// Local mode: hands each job to the in-process executor; `None` once stopped.
-    pub local_jobs: Mutex<Option<mpsc::Sender<Arc<Job>>>>,
-    /// Local mode: the in-process executor (for cache maintenance from the driver).
-    pub local_executor: Mutex<Option<Arc<Executor>>>,
+    /// Local mode: hands each job to every in-process executor; empty once stopped.
+    pub local_jobs: Mutex<Vec<mpsc::Sender<Arc<Job>>>>,
+    /// Local mode: the in-process executors (for cache maintenance from the driver).
+    pub local_executors: Vec<Arc<Executor>>,
     pub driver: Mutex<DriverState>,
     /// Held for a whole job: actions on one context run one at a time, in the order
     /// their threads get here (every rank must see the same order).
@@ -60,7 +68,7 @@ impl Runtime {
         world: Arc<dyn Group>,
         table: ExecutorTable,
         executor: Option<Arc<Executor>>,
-        local_jobs: Option<mpsc::Sender<Arc<Job>>>,
+        local: LocalExecutors,
     ) -> Self {
         Runtime {
             role,
@@ -69,8 +77,8 @@ impl Runtime {
             world,
             table,
             executor,
-            local_jobs: Mutex::new(local_jobs),
-            local_executor: Mutex::new(None),
+            local_jobs: Mutex::new(local.jobs),
+            local_executors: local.executors,
             driver: Mutex::new(DriverState::default()),
             job_lock: Mutex::new(()),
             accumulators: Mutex::new(Vec::new()),
@@ -82,7 +90,7 @@ impl Runtime {
     }
 
     pub fn new_rdd_id(&self) -> RddId {
-        self.next_rdd.fetch_add(1, Ordering::Relaxed)
+        RddId(self.next_rdd.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn new_accumulator_id(&self) -> u32 {
@@ -111,17 +119,14 @@ impl Runtime {
     /// Drops the cached partitions of `rdd` on this rank's executor (and, on the driver,
     /// forgets where they were).
     pub fn drop_cached(&self, rdd: RddId) {
-        if let Some(e) = &self.executor {
-            e.blocks.remove_rdd(rdd);
-        }
-        if let Some(e) = lock(&self.local_executor).as_ref() {
+        for e in self.executor.iter().chain(&self.local_executors) {
             e.blocks.remove_rdd(rdd);
         }
         lock(&self.driver).blocks.retain(|(r, _), _| *r != rdd);
     }
 
     pub fn new_shuffle_id(&self) -> ShuffleId {
-        self.next_shuffle.fetch_add(1, Ordering::Relaxed)
+        ShuffleId(self.next_shuffle.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Worker threads over all executors, at least 2: the default partition count.
@@ -165,10 +170,9 @@ impl Runtime {
             None => None,
         };
         if self.mode == Mode::Local {
-            let sender = lock(&self.local_jobs);
-            let sent = sender
-                .as_ref()
-                .is_some_and(|s| s.send(Arc::clone(&job)).is_ok());
+            let senders = lock(&self.local_jobs);
+            let sent =
+                !senders.is_empty() && senders.iter().all(|s| s.send(Arc::clone(&job)).is_ok());
             if !sent {
                 return Err(Error::Other(
                     "the context has stopped: no executor runs jobs".into(),
@@ -220,7 +224,7 @@ impl Runtime {
         });
         for e in self.table.iter() {
             if let Err(err) = self.world.send(e.id, TO_EXECUTOR, &msg) {
-                crate::context::fatal(&format!(
+                fatal(&format!(
                     "cannot end job {} on executor {}: {err}",
                     job.id, e.id
                 ));

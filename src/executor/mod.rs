@@ -1,29 +1,19 @@
 //! The executor: a rank that runs tasks on a pinned rayon pool and answers the driver.
 
-pub mod registration;
 pub mod serve;
-pub mod task;
 
 use std::sync::Arc;
 
-pub use registration::ExecutorInfo;
-
 use crate::cache::BlockStore;
 use crate::config::EngineArgs;
-use crate::shuffle::files::ScratchDir;
+use crate::failure::fatal;
+use crate::io::scratch::ScratchDir;
+use crate::protocol::{ExecutorInfo, registration};
+use crate::shuffle::exchange::Exchange;
 use crate::shuffle::store::ShuffleStore;
 use crate::topology::{self, Machine, Placement};
 use crate::transport::Group;
-
-/// Where an executor sits among the executors of its node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Locality {
-    /// The node's id: the world rank of its first executor.
-    pub node: usize,
-    /// Index among the executors on the node, and how many there are.
-    pub rank: usize,
-    pub size: usize,
-}
+pub use crate::transport::Locality;
 
 /// A started executor: its identity, its pinned thread pool and its peers for shuffles.
 pub struct Executor {
@@ -33,9 +23,9 @@ pub struct Executor {
     /// The executors' own group (all ranks but the driver), for shuffle collectives.
     pub peers: Arc<dyn Group>,
     /// Map outputs and reduce blocks of shuffles, in the executor's scratch directory.
-    pub shuffle: ShuffleStore,
+    pub shuffle: Arc<ShuffleStore>,
     /// Cached partitions of persisted RDDs, within the memory budget.
-    pub blocks: BlockStore,
+    pub blocks: Arc<BlockStore>,
     pub shuffle_round_bytes: usize,
     pub shuffle_mode: crate::config::ShuffleMode,
     /// The node id of every peer (index = rank in `peers`).
@@ -69,9 +59,7 @@ impl Executor {
             let label = label.clone();
             move |i| crate::log::set_thread_label(format!("{label}.{i}"))
         })
-        .unwrap_or_else(|e| {
-            crate::context::fatal(&format!("executor {id}: cannot start its thread pool: {e}"))
-        });
+        .unwrap_or_else(|e| fatal(&format!("executor {id}: cannot start its thread pool: {e}")));
         let memory_budget = config
             .executor_memory
             .map(|b| b.0)
@@ -82,15 +70,13 @@ impl Executor {
             config.local_dir.clone()
         };
         let scratch = ScratchDir::create(&local_dir, job_token, id).unwrap_or_else(|e| {
-            crate::context::fatal(&format!(
+            fatal(&format!(
                 "executor {id}: cannot create its scratch directory: {e}"
             ))
         });
         let peer_nodes = peers
             .all_to_all_counts(&vec![locality.node; peers.size()])
-            .unwrap_or_else(|e| {
-                crate::context::fatal(&format!("executor {id}: learning the peers' nodes: {e}"))
-            });
+            .unwrap_or_else(|e| fatal(&format!("executor {id}: learning the peers' nodes: {e}")));
         let info = ExecutorInfo {
             id,
             host: registration::host_name(),
@@ -120,11 +106,23 @@ impl Executor {
             placement,
             pool,
             peers,
-            blocks: BlockStore::new(memory_budget, scratch.path()),
-            shuffle: ShuffleStore::new(scratch),
+            blocks: Arc::new(BlockStore::new(memory_budget, scratch.path())),
+            shuffle: Arc::new(ShuffleStore::new(scratch)),
             shuffle_round_bytes: (config.shuffle_round_bytes.0 as usize).clamp(1 << 10, 1 << 30),
             shuffle_mode: config.shuffle_mode,
             peer_nodes,
+        }
+    }
+
+    /// What an exchange of this executor's shuffles works with.
+    pub fn exchange_env(&self) -> Exchange<'_> {
+        Exchange {
+            peers: self.peers.as_ref(),
+            first_id: self.info.id - self.peers.rank(),
+            store: &self.shuffle,
+            peer_nodes: &self.peer_nodes,
+            mode: self.shuffle_mode,
+            round_bytes: self.shuffle_round_bytes,
         }
     }
 }

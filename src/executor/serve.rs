@@ -3,12 +3,15 @@
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use crate::context::failure::catch_task;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
-use crate::executor::task::TaskContext;
-use crate::scheduler::job::{Job, Stage, StageKind, fingerprint, plan};
-use crate::scheduler::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
+use crate::failure::catch_task;
+use crate::plan::accumulators;
+use crate::plan::job::Job;
+use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
+use crate::plan::task::TaskContext;
+use crate::protocol::TaskMetrics;
+use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
 use crate::shuffle::exchange::exchange;
 use crate::transport::{Backoff, Group};
 
@@ -51,7 +54,7 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                     stage,
                     partition,
                     attempt,
-                } if j == job.id && (stage as usize) < stages.len() => {
+                } if j == job.id && stage.index() < stages.len() => {
                     let (executor, job, stages, reports) = (
                         Arc::clone(executor),
                         Arc::clone(job),
@@ -60,7 +63,7 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                     );
                     executor.clone().pool.spawn(move || {
                         let report =
-                            run_task(&executor, &job, &stages[stage as usize], partition, attempt);
+                            run_task(&executor, &job, &stages[stage.index()], partition, attempt);
                         // The serve loop is gone only if the job already ended: drop the report.
                         let _ = reports.send(report);
                     });
@@ -74,8 +77,7 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                     executor.shuffle.set_owners(shuffle, owners);
                 }
                 ToExecutor::Exchange { job: j, shuffle } if j == job.id => {
-                    let round_bytes = executor.shuffle_round_bytes;
-                    let report = match exchange(executor, shuffle, round_bytes) {
+                    let report = match exchange(&executor.exchange_env(), shuffle) {
                         Ok((bytes, rounds)) => ToDriver::ExchangeDone {
                             job: j,
                             shuffle,
@@ -136,14 +138,16 @@ fn run_task(
     attempt: u32,
 ) -> ToDriver {
     let tc = TaskContext {
-        executor: Arc::clone(executor),
+        executor_id: executor.info.id,
+        blocks: Arc::clone(&executor.blocks),
+        shuffle: Arc::clone(&executor.shuffle),
         job: job.id,
         stage: stage.id,
         partition: partition as usize,
         attempt,
         counters: Arc::default(),
     };
-    crate::rdd::shared::begin_task_updates();
+    accumulators::begin_task_updates();
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;
@@ -156,7 +160,7 @@ fn run_task(
         }
         StageKind::Result => (job.result_fn)(tc.partition, &tc),
     });
-    let accumulators = crate::rdd::shared::end_task_updates();
+    let accumulators = accumulators::end_task_updates();
     let failed = |message: String| ToDriver::TaskFailed {
         job: job.id,
         stage: stage.id,
@@ -172,7 +176,7 @@ fn run_task(
             attempt,
             output,
             accumulators,
-            metrics: crate::executor::task::TaskMetrics {
+            metrics: TaskMetrics {
                 cache_memory_peak: executor.blocks.memory().1,
                 ..tc.counters.snapshot()
             },

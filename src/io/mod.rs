@@ -1,8 +1,7 @@
-//! I/O: file sources (text, fixed-size binary records) and committed output directories.
+//! I/O: input files and their splits, memory maps, private scratch files, committed output
+//! directories, and fixed-size record formats. Knows files, not RDDs.
 
-pub mod binary;
-pub mod datagen;
 pub mod input;
 pub mod output;
 pub mod records;
-pub mod text;
+pub mod scratch;

@@ -35,7 +35,7 @@ impl OutputCommitter {
         let tmp = temporary(dir);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         // A job killed or signalled before it commits leaves no parts behind.
-        crate::context::failure::remove_on_exit(&tmp);
+        crate::failure::remove_on_exit(&tmp);
         Ok(OutputCommitter {
             dir: dir.to_path_buf(),
             created_dir: true,
@@ -51,7 +51,7 @@ impl OutputCommitter {
             std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
         }
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        crate::context::failure::forget_on_exit(&tmp);
+        crate::failure::forget_on_exit(&tmp);
         let success = self.dir.join("_SUCCESS");
         std::fs::write(&success, b"").map_err(|e| Error::io(&success, e))
     }
@@ -59,7 +59,7 @@ impl OutputCommitter {
     /// Removes what the job wrote; logs (does not fail) when cleanup itself fails.
     pub fn abort(&self) {
         let tmp = temporary(&self.dir);
-        crate::context::failure::forget_on_exit(&tmp);
+        crate::failure::forget_on_exit(&tmp);
         if let Err(e) = std::fs::remove_dir_all(&tmp)
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -1,6 +1,8 @@
 //! TeraSort records: 100 bytes, a 10-byte key, read and written as raw bytes.
 
 use bytemuck::{Pod, Zeroable};
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
 use serde::de::{Error as _, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -40,7 +42,7 @@ impl Record {
     pub fn generate(seed: u64, index: u64) -> Record {
         use rand::RngCore;
         let mut r = [b'.'; RECORD_LEN];
-        crate::io::datagen::record_rng(seed, index).fill_bytes(&mut r[..KEY_LEN]);
+        record_rng(seed, index).fill_bytes(&mut r[..KEY_LEN]);
         r[KEY_LEN..20].copy_from_slice(format!("{:010}", index % 10_000_000_000).as_bytes());
         r[RECORD_LEN - 1] = b'\n';
         Record(r)
@@ -84,6 +86,15 @@ impl<'de> Deserialize<'de> for Record {
     }
 }
 
+/// A random stream for record `index` of a data set generated with `seed`.
+pub fn record_rng(seed: u64, index: u64) -> Pcg64Mcg {
+    // Mix seed and index (SplitMix64 finaliser) so neighbouring records are unrelated.
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    Pcg64Mcg::seed_from_u64(z ^ (z >> 31))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,9 +115,9 @@ mod tests {
     #[test]
     fn records_round_trip_through_the_codec() {
         let r = Record::generate(1, 7);
-        let bytes = crate::shuffle::codec::encode(&r);
+        let bytes = crate::codec::encode(&r);
         assert_eq!(bytes.len(), RECORD_LEN + 1); // one length byte
-        assert_eq!(crate::shuffle::codec::decode::<Record>(&bytes), Ok(r));
-        assert!(crate::shuffle::codec::decode::<Record>(&bytes[..50]).is_err());
+        assert_eq!(crate::codec::decode::<Record>(&bytes), Ok(r));
+        assert!(crate::codec::decode::<Record>(&bytes[..50]).is_err());
     }
 }

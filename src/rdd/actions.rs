@@ -5,14 +5,14 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::codec;
 use crate::context::runtime::OutputSpec;
 use crate::error::{Error, Result};
-use crate::executor::task::TaskContext;
 use crate::io::output::write_part;
-use crate::rdd::batch::{BatchIter, PartitionIter, take_error};
-use crate::rdd::node::erase;
+use crate::plan::batch::{BatchIter, PartitionIter, take_error};
+use crate::plan::node::erase;
+use crate::plan::task::TaskContext;
 use crate::rdd::{Data, Key, Rdd};
-use crate::shuffle::codec;
 
 /// How a record is written as one line of a text output.
 pub trait TextRecord {
@@ -83,7 +83,7 @@ impl<T: Data> Rdd<T> {
     /// Every element, in partition order.
     pub fn collect(&self) -> Result<Vec<T>> {
         let parts = self.run("collect", self.all_partitions(), None, |_, batches, _| {
-            crate::rdd::batch::collect_partition(batches)
+            crate::plan::batch::collect_partition(batches)
         })?;
         Ok(parts.concat())
     }

@@ -5,44 +5,35 @@
 //! agree everywhere and executors need no code from the driver.
 
 pub mod actions;
-pub mod batch;
-pub mod explain;
+pub mod binary;
+pub mod checkpoint;
 pub mod narrow;
-pub mod node;
 pub mod pair;
+pub mod persisted;
 pub mod shared;
+pub mod shuffled;
 pub mod sort;
 pub mod source;
+pub mod text;
 
-use std::hash::Hash;
 use std::sync::Arc;
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::context::{Context, Runtime};
 use crate::error::Result;
-use crate::io::binary::BinaryRecords;
 use crate::io::input::{list_files, plan_splits};
-use crate::io::text::TextFile;
-use crate::rdd::batch::PartitionIter;
+use crate::plan::batch::PartitionIter;
+use crate::plan::node::{Compute, RddId, erase};
+use crate::plan::shuffle_dep::ShuffleDependency;
+use crate::rdd::binary::BinaryRecords;
 use crate::rdd::narrow::{Coalesce, MapBatches, MapPartitions, Union};
-use crate::rdd::node::{Compute, RddId, erase};
-use crate::shuffle::ShuffleDependency;
+use crate::rdd::shuffled::{ReduceMode, ShuffledRdd};
+use crate::rdd::text::TextFile;
 use crate::shuffle::partitioner::hash_partition;
-use crate::shuffle::reader::{ReduceMode, ShuffledRdd};
 
+pub use crate::plan::batch::PartitionIter as Partition;
+pub use crate::plan::{Data, Key};
 pub use actions::SaveOptions;
-pub use batch::PartitionIter as Partition;
 pub use shared::{Accumulator, Broadcast};
-
-/// What an RDD can hold: plain data that can cross ranks.
-pub trait Data: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
-impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Data for T {}
-
-/// What can be a key: data that hashes and compares.
-pub trait Key: Data + Hash + Eq {}
-impl<T: Data + Hash + Eq> Key for T {}
 
 /// A resilient distributed dataset of `T`: a handle to one node of the lineage.
 pub struct Rdd<T> {
@@ -371,7 +362,7 @@ impl<T: Data> Rdd<T> {
     /// memory-mapped files, or memory spilling to files). Use the returned RDD; a lost
     /// or evicted partition is computed again from lineage.
     pub fn persist(&self, level: crate::cache::StorageLevel) -> Rdd<T> {
-        self.derive(Arc::new(crate::cache::persisted::PersistedRdd {
+        self.derive(Arc::new(crate::rdd::persisted::PersistedRdd {
             id: self.rt.new_rdd_id(),
             parent: Arc::clone(&self.node),
             level,
@@ -387,7 +378,7 @@ impl<T: Data> Rdd<T> {
     where
         T: bytemuck::Pod,
     {
-        self.derive(Arc::new(crate::cache::persisted::PersistedRdd {
+        self.derive(Arc::new(crate::rdd::persisted::PersistedRdd {
             id: self.rt.new_rdd_id(),
             parent: Arc::clone(&self.node),
             level,
@@ -408,7 +399,7 @@ impl<T: Data> Rdd<T> {
 
     /// The lineage as an indented tree with partition counts and stage boundaries.
     pub fn explain(&self) -> String {
-        explain::explain(&erase(&self.node))
+        crate::plan::explain::explain(&erase(&self.node))
     }
 }
 

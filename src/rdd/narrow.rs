@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::executor::task::TaskContext;
-use crate::rdd::batch::{BatchIter, PartitionIter, batched, take_error};
-use crate::rdd::node::{Compute, Dependency, Node, RddId, erase};
+use crate::plan::batch::{BatchIter, PartitionIter, batched, take_error};
+use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
+use crate::plan::task::TaskContext;
 use crate::shuffle::ShuffleId;
 
 /// A function applied to each batch (map, filter, flat_map, key_by, map_values...).

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::hash_partition;
-use crate::shuffle::reader::ReduceMode;
 
 /// Adds `v` to `k`'s combiner: one hash lookup when the key is known (the common case),
 /// updating in place. Values are `Option`s so a combiner can be moved out and back

@@ -1,12 +1,14 @@
-//! Shared variables: broadcast values read by tasks on every executor.
+//! Shared variables: broadcast values read by tasks on every executor, and accumulators.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::codec;
 use crate::context::{Context, Mode};
 use crate::error::{Error, Result};
-use crate::rdd::Data;
-use crate::shuffle::codec;
+use crate::plan::Data;
+pub use crate::plan::accumulators::AccumulatorValue;
+use crate::plan::accumulators::{self, AccumulatorSlot};
 
 /// A read-only value the driver sends to every rank once; tasks capture the (cheap to
 /// clone) handle and read it with `*b` or `b.value()`.
@@ -59,10 +61,6 @@ impl Context {
     }
 }
 
-/// What an accumulator can sum: data with a zero (`Default`) and `+=`.
-pub trait AccumulatorValue: Data + Default + std::ops::AddAssign {}
-impl<T: Data + Default + std::ops::AddAssign> AccumulatorValue for T {}
-
 /// A value that tasks add to and the driver reads, like Spark's accumulators.
 ///
 /// Inside a task, `add` goes into the task's own partial sum; the driver merges the
@@ -90,20 +88,7 @@ struct Slot<T> {
 impl<T: AccumulatorValue> Accumulator<T> {
     /// Adds `v`: to the running task's partial sum inside a task, else to the value.
     pub fn add(&self, v: T) {
-        let mut pending = Some(v);
-        TASK_UPDATES.with(|u| {
-            if let Some(updates) = u.borrow_mut().as_mut() {
-                let v = pending.take().expect("added once");
-                match updates.iter_mut().find(|(id, _, _)| *id == self.slot.id) {
-                    Some((_, partial, _)) => match partial.downcast_mut::<T>() {
-                        Some(p) => *p += v,
-                        None => unreachable!("accumulator ids are unique per type"),
-                    },
-                    None => updates.push((self.slot.id, Box::new(v), encode_partial::<T>)),
-                }
-            }
-        });
-        if let Some(v) = pending {
+        if let Some(v) = accumulators::add_to_task(self.slot.id, v) {
             *self.slot.lock() += v;
         }
     }
@@ -124,16 +109,6 @@ impl<T> Slot<T> {
     }
 }
 
-/// The type-erased side of an accumulator the runtime keeps.
-pub(crate) trait AccumulatorSlot: Send + Sync {
-    fn id(&self) -> u32;
-    /// Adds an encoded partial sum from a task.
-    fn merge(&self, bytes: &[u8]) -> Result<()>;
-    fn encode(&self) -> Vec<u8>;
-    /// Replaces the value with the driver's.
-    fn set(&self, bytes: &[u8]) -> Result<()>;
-}
-
 impl<T: AccumulatorValue> AccumulatorSlot for Slot<T> {
     fn id(&self) -> u32 {
         self.id
@@ -152,39 +127,6 @@ impl<T: AccumulatorValue> AccumulatorSlot for Slot<T> {
             .map_err(|e| Error::Other(format!("accumulator {}: {e}", self.name)))?;
         Ok(())
     }
-}
-
-type TaskUpdate = (
-    u32,
-    Box<dyn std::any::Any>,
-    fn(&dyn std::any::Any) -> Vec<u8>,
-);
-
-thread_local! {
-    /// The running task's accumulator partial sums; `None` outside tasks.
-    static TASK_UPDATES: std::cell::RefCell<Option<Vec<TaskUpdate>>> = const { std::cell::RefCell::new(None) };
-}
-
-fn encode_partial<T: AccumulatorValue>(partial: &dyn std::any::Any) -> Vec<u8> {
-    match partial.downcast_ref::<T>() {
-        Some(v) => codec::encode(v),
-        None => unreachable!("encoder registered with its type"),
-    }
-}
-
-/// Starts collecting accumulator updates for a task on this thread.
-pub(crate) fn begin_task_updates() {
-    TASK_UPDATES.with(|u| *u.borrow_mut() = Some(Vec::new()));
-}
-
-/// Ends the task's collection and returns its encoded partial sums.
-pub(crate) fn end_task_updates() -> Vec<(u32, Vec<u8>)> {
-    TASK_UPDATES
-        .with(|u| u.borrow_mut().take())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(id, partial, encode)| (id, encode(partial.as_ref())))
-        .collect()
 }
 
 impl Context {

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::rdd::shuffled::{KeySort, ReduceMode};
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::range::{SAMPLES_PER_PARTITION, boundaries, range_partition, reservoir};
-use crate::shuffle::reader::{KeySort, ReduceMode};
 
 impl<T: Data> Rdd<T> {
     /// The records ordered by `key` (ascending or not) across `partitions` partitions

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::executor::task::TaskContext;
-use crate::rdd::batch::{BatchIter, batched};
-use crate::rdd::node::{Compute, Dependency, Node, RddId};
+use crate::plan::batch::{BatchIter, batched};
+use crate::plan::node::{Compute, Dependency, Node, RddId};
+use crate::plan::task::TaskContext;
 
 /// A collection cut into `partitions` contiguous slices.
 pub struct Parallelize<T> {

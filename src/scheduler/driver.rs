@@ -4,12 +4,12 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::executor::task::TaskMetrics;
-use crate::rdd::node::cached_blocks;
-use crate::scheduler::ExecutorTable;
-use crate::scheduler::job::{Job, Stage, StageKind, fingerprint, plan};
-use crate::scheduler::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
-use crate::shuffle::ShuffleId;
+use crate::ids::{RddId, ShuffleId};
+use crate::plan::job::Job;
+use crate::plan::node::cached_blocks;
+use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
+use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
+use crate::protocol::{ExecutorInfo, ExecutorTable, TaskMetrics};
 use crate::transport::{Backoff, Group};
 
 /// Attempts per task before the job fails (Spark's `spark.task.maxFailures`).
@@ -29,7 +29,7 @@ pub struct DriverState {
     pub exchanges: Vec<ExchangeStats>,
     /// Where cached partitions live: (rdd, partition) -> executor. A hint: a block that is
     /// gone by the time its task runs is computed again.
-    pub blocks: HashMap<(u32, u32), usize>,
+    pub blocks: HashMap<(RddId, u32), usize>,
     /// Task metrics summed over every job so far.
     pub metrics: TaskMetrics,
     /// Executors taken out of service: no tasks, no reduce partitions.
@@ -47,19 +47,6 @@ impl DriverState {
         tracing::warn!(
             "executor {executor} taken out of service: its blocks and shuffle outputs count as lost"
         );
-    }
-}
-
-/// Fault injection for tests: `EMBER_TEST_DECOMMISSION=E:J:S` takes executor `E` out of
-/// service when job `J` reaches stage `S`.
-fn injected_decommission(job: u64, stage: u32) -> Option<usize> {
-    let spec = std::env::var("EMBER_TEST_DECOMMISSION").ok()?;
-    let mut parts = spec.split(':').map(str::parse::<u64>);
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(e)), Some(Ok(j)), Some(Ok(s))) if j == job && s == stage as u64 => {
-            Some(e as usize)
-        }
-        _ => None,
     }
 }
 
@@ -128,7 +115,7 @@ pub fn run_job(
     // output still exists are skipped, lost ones computed again).
     'stages: loop {
         for stage in &stages {
-            if !injected && let Some(e) = injected_decommission(job.id, stage.id) {
+            if !injected && let Some(e) = crate::faults::decommission_at(job.id, stage.id.0) {
                 injected = true;
                 state.decommission(e);
                 send(world, e, &ToExecutor::Decommission { job: job.id })?;
@@ -323,7 +310,7 @@ fn run_stage(
             avoid: None,
         });
     }
-    let in_service: Vec<&crate::executor::ExecutorInfo> = table
+    let in_service: Vec<&ExecutorInfo> = table
         .iter()
         .filter(|e| !state.out_of_service.contains(&e.id))
         .collect();

@@ -1,9 +1,4 @@
-//! The scheduler lives on the driver: it knows the executors, splits jobs into stages and
-//! assigns their tasks (protocol in `README.md` beside this file).
+//! The scheduler lives on the driver: it runs a job's stages in order, places and retries
+//! their tasks, and starts the exchanges (the protocol is in `protocol/README.md`).
 
 pub mod driver;
-pub mod executor_table;
-pub mod job;
-pub mod messages;
-
-pub use executor_table::ExecutorTable;

@@ -24,13 +24,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec;
 use crate::config::ShuffleMode;
 use crate::error::{Error, Result};
-use crate::executor::Executor;
-use crate::shuffle::files::{MapFile, create_private, map_read};
-use crate::shuffle::store::{Block, ReduceSide};
-use crate::shuffle::{ShuffleId, codec};
-use crate::transport::prefix_sums;
+use crate::faults::{self, ShuffleFault};
+use crate::io::scratch::{create_private, map_read};
+use crate::shuffle::ShuffleId;
+use crate::shuffle::files::MapFile;
+use crate::shuffle::store::{Block, ReduceSide, ShuffleStore};
+use crate::transport::{Group, prefix_sums};
 
 /// One map file's runs for one destination.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,30 +44,31 @@ pub struct FileRuns {
     pub runs: Vec<(u32, u64, u64)>,
 }
 
-/// A fault to inject, for tests: `EMBER_TEST_SHUFFLE_FAULT=corrupt:<executor>` overwrites
-/// that executor's map data with garbage, `truncate:<executor>` makes it send one byte
-/// less than it announces.
-fn injected_fault(me: usize) -> Option<&'static str> {
-    let spec = std::env::var("EMBER_TEST_SHUFFLE_FAULT").ok()?;
-    let (kind, who) = spec.split_once(':')?;
-    let kind = if kind == "corrupt" {
-        "corrupt"
-    } else {
-        "truncate"
-    };
-    (who.parse::<usize>().ok()? == me).then_some(kind)
+/// What an exchange works with: the executors' group, this executor's shuffle store, where
+/// every peer runs, and how to move data.
+pub struct Exchange<'a> {
+    /// The executors (not the driver); peer `p` is executor `first_id + p`.
+    pub peers: &'a dyn Group,
+    /// The world rank of peer 0: executor ids are world ranks.
+    pub first_id: usize,
+    pub store: &'a ShuffleStore,
+    /// The node of every peer (index = rank in `peers`).
+    pub peer_nodes: &'a [usize],
+    pub mode: ShuffleMode,
+    /// Bytes this executor sends per `MPI_Alltoallv` round.
+    pub round_bytes: usize,
 }
 
 /// Runs this executor's part of exchanging `shuffle`. Returns the bytes that reached it
 /// (by MPI or in place) and the number of MPI rounds.
-pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> Result<(u64, u32)> {
-    let peers = executor.peers.as_ref();
-    let (n, me, my_peer) = (peers.size(), executor.info.id, peers.rank());
-    let first_id = me - my_peer;
-    let owners = executor.shuffle.owners(shuffle)?;
-    let files = executor.shuffle.take_map_files(shuffle);
-    let fault = injected_fault(me);
-    if fault == Some("corrupt") {
+pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
+    let peers = ex.peers;
+    let (n, my_peer) = (peers.size(), peers.rank());
+    let (first_id, me) = (ex.first_id, ex.first_id + my_peer);
+    let owners = ex.store.owners(shuffle)?;
+    let files = ex.store.take_map_files(shuffle);
+    let fault = faults::shuffle_fault(me);
+    if fault == Some(ShuffleFault::Corrupt) {
         for f in files.iter().filter(|f| f.bytes() > 0) {
             std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
                 .map_err(|e| Error::io(&f.data, e))?;
@@ -73,8 +76,7 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
     }
     let in_place = |peer: usize| {
         peer == my_peer
-            || (executor.shuffle_mode == ShuffleMode::Auto
-                && executor.peer_nodes[peer] == executor.peer_nodes[my_peer])
+            || (ex.mode == ShuffleMode::Auto && ex.peer_nodes[peer] == ex.peer_nodes[my_peer])
     };
 
     // 1. Metadata.
@@ -150,33 +152,23 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
     }
 
     // 2. Remote data by MPI, into one reduce file: one-sided if asked and possible.
-    if executor.shuffle_mode == ShuffleMode::Rma
-        && let Some(received) = receive_rma(executor, shuffle, &files, &remote, &mut blocks)?
+    if ex.mode == ShuffleMode::Rma
+        && let Some(received) = receive_rma(ex, shuffle, &files, &remote, &mut blocks)?
     {
-        executor.shuffle.retain_map_files(shuffle, files);
-        executor
-            .shuffle
+        ex.store.retain_map_files(shuffle, files);
+        ex.store
             .put_reduce_side(shuffle, ReduceSide { owners, blocks });
         return Ok((received + in_place_bytes, 0));
     }
-    let (received, rounds) = receive_remote(
-        executor,
-        shuffle,
-        &files,
-        &remote,
-        round_bytes,
-        fault,
-        &in_place,
-        &mut blocks,
-    )?;
-    if executor.shuffle_mode == ShuffleMode::Alltoallv {
+    let (received, rounds) =
+        receive_remote(ex, shuffle, &files, &remote, fault, &in_place, &mut blocks)?;
+    if ex.mode == ShuffleMode::Alltoallv {
         // Nobody reads these files in place: free their memory now.
         files.iter().for_each(MapFile::remove);
     } else {
-        executor.shuffle.retain_map_files(shuffle, files);
+        ex.store.retain_map_files(shuffle, files);
     }
-    executor
-        .shuffle
+    ex.store
         .put_reduce_side(shuffle, ReduceSide { owners, blocks });
     Ok((received + in_place_bytes, rounds))
 }
@@ -184,17 +176,14 @@ pub fn exchange(executor: &Executor, shuffle: ShuffleId, round_bytes: usize) -> 
 /// A mapped file of `total` bytes in the scratch directory for what this executor
 /// receives; `None` when nothing comes.
 fn reduce_file(
-    executor: &Executor,
+    store: &ShuffleStore,
     shuffle: ShuffleId,
     total: usize,
 ) -> Result<Option<memmap2::MmapMut>> {
     if total == 0 {
         return Ok(None);
     }
-    let path = executor
-        .shuffle
-        .dir()
-        .join(format!("shuffle-{shuffle}-reduce.data"));
+    let path = store.dir().join(format!("shuffle-{shuffle}-reduce.data"));
     let file = create_private(&path)?;
     file.set_len(total as u64)
         .map_err(|e| Error::io(&path, e))?;
@@ -234,14 +223,13 @@ fn add_received_blocks(
 /// The one-sided exchange: map files copied into a window, runs fetched with `MPI_Get`.
 /// Returns `None`, on every executor alike, when some executor could not make its window.
 fn receive_rma(
-    executor: &Executor,
+    ex: &Exchange<'_>,
     shuffle: ShuffleId,
     files: &[MapFile],
     remote: &[Vec<(usize, usize, usize)>],
     blocks: &mut HashMap<usize, Vec<Block>>,
 ) -> Result<Option<u64>> {
-    let peers = executor.peers.as_ref();
-    let first_id = executor.info.id - peers.rank();
+    let (peers, first_id) = (ex.peers, ex.first_id);
     let local_bytes: usize = files.iter().map(|f| f.bytes() as usize).sum();
     let window = peers.window(local_bytes);
     let failed = peers.all_max(window.is_err() as u64)? > 0;
@@ -273,7 +261,7 @@ fn receive_rma(
         .map(|runs| runs.iter().map(|r| r.2).sum())
         .collect();
     let base = prefix_sums(&totals);
-    let mut reduce_map = reduce_file(executor, shuffle, totals.iter().sum())?;
+    let mut reduce_map = reduce_file(ex.store, shuffle, totals.iter().sum())?;
     let fetched = {
         let mut rest: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
         let mut requests = Vec::new();
@@ -296,19 +284,17 @@ fn receive_rma(
 
 /// Moves the runs for remote destinations by MPI rounds; `remote[peer]` lists what each
 /// remote source announced. Adds the received blocks; returns (bytes received, rounds).
-#[allow(clippy::too_many_arguments)]
 fn receive_remote(
-    executor: &Executor,
+    ex: &Exchange<'_>,
     shuffle: ShuffleId,
     files: &[MapFile],
     remote: &[Vec<(usize, usize, usize)>],
-    round_bytes: usize,
-    fault: Option<&str>,
+    fault: Option<ShuffleFault>,
     in_place: &dyn Fn(usize) -> bool,
     blocks: &mut HashMap<usize, Vec<Block>>,
 ) -> Result<(u64, u32)> {
-    let peers = executor.peers.as_ref();
-    let (n, first_id) = (peers.size(), executor.info.id - peers.rank());
+    let (peers, first_id) = (ex.peers, ex.first_id);
+    let n = peers.size();
     let totals: Vec<usize> = remote
         .iter()
         .map(|runs| runs.iter().map(|r| r.2).sum())
@@ -316,11 +302,11 @@ fn receive_remote(
     let base = prefix_sums(&totals);
     let total: usize = totals.iter().sum();
 
-    let mut reduce_map = reduce_file(executor, shuffle, total)?;
+    let mut reduce_map = reduce_file(ex.store, shuffle, total)?;
 
     // My sends: per map file with data for remote peers, rounds of at most `quota` bytes
     // per destination.
-    let quota = (round_bytes / n).max(1) as u64;
+    let quota = (ex.round_bytes / n).max(1) as u64;
     let remote_len = |f: &MapFile, peer: usize| if in_place(peer) { 0 } else { f.runs[peer].1 };
     let mut maps = Vec::with_capacity(files.len());
     let mut plan: Vec<(usize, u64)> = Vec::new(); // (file, round within the file)
@@ -332,9 +318,9 @@ fn receive_remote(
         maps.push(if rounds > 0 { map_read(&f.data)? } else { None });
         plan.extend((0..rounds).map(|k| (i, k)));
     }
-    let rounds = executor.peers.all_max(plan.len() as u64)? as usize;
+    let rounds = peers.all_max(plan.len() as u64)? as usize;
     let mut cursor = base.clone();
-    let mut send_short = fault == Some("truncate");
+    let mut send_short = fault == Some(ShuffleFault::Truncate);
     for round in 0..rounds {
         let (send, mut counts, displs): (&[u8], Vec<usize>, Vec<usize>) = match plan.get(round) {
             Some(&(i, k)) => {
@@ -427,9 +413,9 @@ mod tests {
 
     #[test]
     fn announced_runs_must_be_owned_partitions() {
-        assert!(check_runs(&[(0, 0, 5), (2, 5, 7)], 1, &[3, 4, 3], 3, 4).is_ok());
+        assert!(check_runs(&[(0, 0, 5), (2, 5, 7)], ShuffleId(1), &[3, 4, 3], 3, 4).is_ok());
         for runs in [vec![(9, 0, 1)], vec![(1, 0, 1)]] {
-            let err = check_runs(&runs, 6, &[3, 4, 3], 3, 4)
+            let err = check_runs(&runs, ShuffleId(6), &[3, 4, 3], 3, 4)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -449,5 +435,141 @@ mod tests {
         let bytes = codec::encode(&listing);
         assert_eq!(codec::decode::<Vec<FileRuns>>(&bytes), Ok(listing));
         assert!(codec::decode::<Vec<FileRuns>>(&bytes[..bytes.len() - 2]).is_err());
+    }
+
+    /// Runs one shuffle over `n` in-process executors (world ranks 1..=n, all on one node
+    /// unless `nodes` says otherwise) and returns what each reduce partition received, in
+    /// source order, with the per-executor (bytes, rounds).
+    #[allow(clippy::type_complexity)]
+    fn run_exchange(
+        n: usize,
+        maps_per_executor: usize,
+        partitions: usize,
+        mode: ShuffleMode,
+        round_bytes: usize,
+        node_of: fn(usize) -> usize,
+    ) -> (Vec<Vec<u8>>, Vec<(u64, u32)>) {
+        use crate::io::scratch::ScratchDir;
+        use crate::shuffle::MapOutput;
+        use crate::shuffle::store::ReduceInput;
+        use crate::transport::local::LocalGroup;
+
+        let root = tempfile::tempdir().unwrap();
+        let shuffle = ShuffleId(4);
+        let owners: Vec<usize> = (0..partitions).map(|r| 1 + (r * 7 + 3) % n).collect();
+        let peer_nodes: Vec<usize> = (0..n).map(node_of).collect();
+        let handles: Vec<_> = LocalGroup::create(n)
+            .into_iter()
+            .enumerate()
+            .map(|(peer, group)| {
+                let (owners, peer_nodes) = (owners.clone(), peer_nodes.clone());
+                let dir = root.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let me = 1 + peer;
+                    let store = ShuffleStore::new(ScratchDir::create(&dir, "x", me).unwrap());
+                    store.set_owners(shuffle, owners.clone());
+                    for m in 0..maps_per_executor {
+                        let split = peer * maps_per_executor + m;
+                        let buckets = (0..partitions).map(|r| payload(split, r)).collect();
+                        let output = MapOutput {
+                            buckets,
+                            records: 0,
+                        };
+                        store.put_map_output(shuffle, split, output, 1, n).unwrap();
+                    }
+                    let ex = Exchange {
+                        peers: &group,
+                        first_id: 1,
+                        store: &store,
+                        peer_nodes: &peer_nodes,
+                        mode,
+                        round_bytes,
+                    };
+                    let stats = exchange(&ex, shuffle).unwrap();
+                    let mine: Vec<(usize, Vec<u8>)> = (0..partitions)
+                        .filter_map(|r| match store.reduce_input(shuffle, r, me) {
+                            ReduceInput::Here(mut blocks) => {
+                                // In-place blocks come before received ones: compare by
+                                // source (each source's blocks stay in map order).
+                                blocks.sort_by_key(|b| b.source);
+                                Some((r, blocks.iter().flat_map(|b| b.bytes().to_vec()).collect()))
+                            }
+                            ReduceInput::Elsewhere(o) => {
+                                assert_eq!(o, owners[r]);
+                                None
+                            }
+                            ReduceInput::Unknown => panic!("partition {r} unknown on {me}"),
+                        })
+                        .collect();
+                    (mine, stats)
+                })
+            })
+            .collect();
+        let mut got = vec![Vec::new(); partitions];
+        let mut stats = Vec::new();
+        for h in handles {
+            let (mine, s) = h.join().unwrap();
+            for (r, bytes) in mine {
+                got[r] = bytes;
+            }
+            stats.push(s);
+        }
+        (got, stats)
+    }
+
+    /// The bytes map task `split` sends to reduce partition `r`: sizes vary, some empty.
+    fn payload(split: usize, r: usize) -> Vec<u8> {
+        let len = (split * 131 + r * 37) % 700;
+        (0..len).map(|i| (split * 31 + r * 7 + i) as u8).collect()
+    }
+
+    fn expected(n: usize, maps_per_executor: usize, partitions: usize) -> Vec<Vec<u8>> {
+        // Blocks arrive grouped by source executor, each source's map files in order.
+        (0..partitions)
+            .map(|r| {
+                (0..n * maps_per_executor)
+                    .flat_map(|m| payload(m, r))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn alltoallv_moves_every_byte_to_its_owner_in_many_rounds() {
+        for n in [1, 2, 3, 4] {
+            let (got, stats) = run_exchange(n, 3, 9, ShuffleMode::Alltoallv, 512, |_| 0);
+            assert_eq!(got, expected(n, 3, 9), "{n} executors");
+            let rounds = stats.iter().map(|s| s.1).max().unwrap();
+            if n > 1 {
+                assert!(
+                    rounds > 3,
+                    "{n} executors: a 512-byte round limit means many rounds, got {rounds}"
+                );
+            }
+            // Every received byte is counted once, by its receiver.
+            let total: u64 = got.iter().map(|g| g.len() as u64).sum();
+            assert_eq!(stats.iter().map(|s| s.0).sum::<u64>(), total);
+        }
+    }
+
+    #[test]
+    fn auto_reads_co_located_map_files_in_place_and_sends_the_rest() {
+        // Two "nodes": executors 1, 2 on one, 3, 4 on the other.
+        let (got, stats) = run_exchange(4, 2, 6, ShuffleMode::Auto, 1 << 20, |p| p / 2);
+        assert_eq!(got, expected(4, 2, 6));
+        assert!(
+            stats.iter().all(|s| s.1 >= 1),
+            "cross-node data goes by rounds"
+        );
+        let (got, stats) = run_exchange(3, 2, 5, ShuffleMode::Auto, 1 << 20, |_| 0);
+        assert_eq!(got, expected(3, 2, 5));
+        assert!(stats.iter().all(|s| s.1 == 0), "one node: no MPI rounds");
+    }
+
+    #[test]
+    fn rma_without_windows_falls_back_to_alltoallv_with_the_same_data() {
+        // The in-process transport makes no windows: every executor falls back together.
+        let (got, _) = run_exchange(3, 2, 7, ShuffleMode::Rma, 4096, |_| 0);
+        assert_eq!(got, expected(3, 2, 7));
     }
 }

@@ -1,4 +1,4 @@
-//! Shuffle files: the executor's private scratch directory and the map output files in it.
+//! Shuffle files: the map output files in the executor's private scratch directory.
 //!
 //! A map output is `shuffle-S-map-M-G.data` (G: a generation), its buckets grouped by the peer that owns them
 //! (so each destination's bytes are one contiguous run, sendable straight from the
@@ -6,60 +6,12 @@
 //! length as two little-endian u64s. Files are 0600 in a 0700 directory, removed when the
 //! executor stops or the job fails.
 
-use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::io::scratch::create_private;
 use crate::shuffle::ShuffleId;
-
-/// The executor's node-local scratch directory `{local_dir}/ember-{job}-{rank}`.
-#[derive(Debug)]
-pub struct ScratchDir {
-    path: PathBuf,
-}
-
-impl ScratchDir {
-    /// Creates the directory (mode 0700) and registers it for removal on failure.
-    pub fn create(local_dir: &Path, job: &str, rank: usize) -> Result<Self> {
-        let path = local_dir.join(format!("ember-{job}-{rank}"));
-        DirBuilder::new()
-            .mode(0o700)
-            .recursive(true)
-            .create(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        crate::context::failure::remove_on_exit(&path);
-        Ok(ScratchDir { path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!("could not remove {}: {e}", self.path.display());
-        }
-        crate::context::failure::forget_on_exit(&self.path);
-    }
-}
-
-/// Creates a new file readable and writable by the user only.
-pub fn create_private(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
-}
 
 /// One map task's output on disk.
 #[derive(Debug, Clone)]
@@ -135,22 +87,10 @@ pub fn write_map_file(
     })
 }
 
-/// Maps a shuffle file read-only with its pages populated (it is about to be sent
-/// whole); `None` when it is empty.
-pub fn map_read(path: &Path) -> Result<Option<memmap2::Mmap>> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    if file.metadata().map_err(|e| Error::io(path, e))?.len() == 0 {
-        return Ok(None);
-    }
-    // SAFETY: our own private file, not modified while mapped.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-        .map_err(|e| Error::io(path, e))?;
-    Ok(Some(map))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::scratch::ScratchDir;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
@@ -164,7 +104,7 @@ mod tests {
             b"r3!!".to_vec(),
         ];
         let owners = [1, 0, 1, 1];
-        let f = write_map_file(dir.path(), 3, 7, 0, &buckets, &owners, 2).unwrap();
+        let f = write_map_file(dir.path(), ShuffleId(3), 7, 0, &buckets, &owners, 2).unwrap();
         assert_eq!(std::fs::read(&f.data).unwrap(), b"r1-r0r3!!");
         assert_eq!(f.runs, vec![(0, 3), (3, 6)]);
         assert_eq!(f.parts, vec![vec![(1, 3)], vec![(0, 2), (3, 4)]]);

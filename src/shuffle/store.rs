@@ -6,7 +6,8 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::shuffle::files::{MapFile, ScratchDir, write_map_file};
+use crate::io::scratch::ScratchDir;
+use crate::shuffle::files::{MapFile, write_map_file};
 use crate::shuffle::{MapOutput, ShuffleId};
 use crate::sync::lock;
 

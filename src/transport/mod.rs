@@ -9,6 +9,7 @@
 pub mod backoff;
 pub mod local;
 pub mod mpi;
+pub mod mpi_start;
 pub mod window;
 
 pub use backoff::Backoff;
@@ -16,6 +17,16 @@ pub use window::Window;
 
 /// A process's index within a [`Group`], `0..size`.
 pub type Rank = usize;
+
+/// Where a rank sits among the executors of its node (from a shared-memory split).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locality {
+    /// The node's id: the world rank of its first executor.
+    pub node: usize,
+    /// Index among the executors on the node, and how many there are.
+    pub rank: usize,
+    pub size: usize,
+}
 
 /// Distinguishes kinds of messages between the same two ranks, like an MPI tag.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -38,30 +49,7 @@ pub struct Envelope {
     pub data: Vec<u8>,
 }
 
-/// Errors of the transport layer.
-#[derive(Debug, thiserror::Error)]
-pub enum TransportError {
-    #[error("rank {rank} is outside this group of {size} ranks")]
-    NoSuchRank { rank: Rank, size: usize },
-    #[error("{what} of {bytes} bytes exceeds MPI's per-call limit of {limit} bytes")]
-    TooLarge {
-        what: &'static str,
-        bytes: usize,
-        limit: usize,
-    },
-    #[error("all_to_all_v needs one count per rank: got {got} counts for {size} ranks")]
-    CountMismatch { got: usize, size: usize },
-    #[error("all_to_all_v: a run ending at byte {sum} does not fit a buffer of {len} bytes")]
-    CountsDisagree { sum: usize, len: usize },
-    #[error("rank {from} sent {got} bytes where {expected} were announced")]
-    Truncated {
-        from: Rank,
-        expected: usize,
-        got: usize,
-    },
-    #[error("the MPI library did not start: {0}")]
-    MpiInit(String),
-}
+pub use crate::error::TransportError;
 
 pub type Result<T, E = TransportError> = std::result::Result<T, E>;
 

@@ -162,7 +162,7 @@ impl Group for MpiGroup {
         if self.serialize.is_some() {
             return Err("one-sided windows need MPI_THREAD_MULTIPLE".into());
         }
-        if std::env::var("EMBER_TEST_RMA_FAIL").is_ok() {
+        if crate::faults::rma_disabled() {
             return Err("windows disabled by EMBER_TEST_RMA_FAIL".into());
         }
         use mpi::raw::AsRaw;

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::executor::task::TaskContext;
 use crate::io::input::{FileSplit, InputFile, map_file};
-use crate::rdd::batch::{BATCH_SIZE, BatchIter};
-use crate::rdd::node::{Compute, Dependency, Node, RddId};
+use crate::plan::batch::{BATCH_SIZE, BatchIter};
+use crate::plan::node::{Compute, Dependency, Node, RddId};
+use crate::plan::task::TaskContext;
 
 /// Lines of text files. A split owns the lines that start inside its byte range, so every
 /// line is read exactly once whatever the split boundaries. `\n` ends a line, a `\r`

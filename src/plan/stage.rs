@@ -1,27 +1,12 @@
-//! A job (one action) and its stages: the lineage cut at shuffle dependencies.
+//! Stages: the lineage of a job cut at its shuffle dependencies, and the lineage fingerprint.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::error::Result;
-use crate::executor::task::TaskContext;
-use crate::rdd::node::{Dependency, Node, RddId};
-use crate::shuffle::{ShuffleDep, ShuffleId};
-
-/// Computes one partition of the final RDD and encodes the action's per-partition result.
-pub type ResultFn = Arc<dyn Fn(usize, &TaskContext) -> Result<Vec<u8>> + Send + Sync>;
-
-/// One action, built identically on every rank.
-pub struct Job {
-    pub id: u64,
-    /// The action, e.g. `collect`.
-    pub name: String,
-    pub final_rdd: Arc<dyn Node>,
-    /// Partitions of the final RDD the action needs (all, or a prefix for `take`).
-    pub partitions: Vec<usize>,
-    pub result_fn: ResultFn,
-}
+use crate::ids::{RddId, ShuffleId, StageId};
+use crate::plan::node::ShuffleDep;
+use crate::plan::node::{Dependency, Node};
 
 /// What a stage's tasks produce.
 #[derive(Clone)]
@@ -36,11 +21,11 @@ pub enum StageKind {
 #[derive(Clone)]
 pub struct Stage {
     /// Index in [`plan`]'s order (parents before children, result stage last).
-    pub id: u32,
+    pub id: StageId,
     pub kind: StageKind,
     pub rdd: Arc<dyn Node>,
     /// Stages whose shuffle outputs this one reads.
-    pub parents: Vec<u32>,
+    pub parents: Vec<StageId>,
 }
 
 impl Stage {
@@ -89,8 +74,8 @@ pub fn plan(final_rdd: &Arc<dyn Node>) -> Vec<Stage> {
     fn visit(
         dep: &Arc<dyn ShuffleDep>,
         stages: &mut Vec<Stage>,
-        by_shuffle: &mut HashMap<ShuffleId, u32>,
-    ) -> u32 {
+        by_shuffle: &mut HashMap<ShuffleId, StageId>,
+    ) -> StageId {
         if let Some(&id) = by_shuffle.get(&dep.id()) {
             return id;
         }
@@ -99,7 +84,7 @@ pub fn plan(final_rdd: &Arc<dyn Node>) -> Vec<Stage> {
             .iter()
             .map(|d| visit(d, stages, by_shuffle))
             .collect();
-        let id = stages.len() as u32;
+        let id = StageId(stages.len() as u32);
         stages.push(Stage {
             id,
             kind: StageKind::ShuffleMap(Arc::clone(dep)),
@@ -116,7 +101,7 @@ pub fn plan(final_rdd: &Arc<dyn Node>) -> Vec<Stage> {
         .map(|d| visit(d, &mut stages, &mut by_shuffle))
         .collect();
     stages.push(Stage {
-        id: stages.len() as u32,
+        id: StageId(stages.len() as u32),
         kind: StageKind::Result,
         rdd: Arc::clone(final_rdd),
         parents,

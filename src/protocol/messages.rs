@@ -1,8 +1,10 @@
 //! The control messages between driver and executors, and the tags they travel under.
-//! The protocol is described in `README.md` beside this file.
+//! The protocol is drawn in `README.md` beside this file.
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{RddId, ShuffleId, StageId};
+use crate::protocol::TaskMetrics;
 use crate::transport::Tag;
 
 /// Driver to executor control messages.
@@ -18,7 +20,7 @@ pub enum ToExecutor {
     /// Run one task. `partition` is the partition of the stage's RDD.
     RunTask {
         job: u64,
-        stage: u32,
+        stage: StageId,
         partition: u32,
         attempt: u32,
     },
@@ -26,11 +28,11 @@ pub enum ToExecutor {
     /// reduce partition `r` (map tasks group their output by owner).
     PrepareShuffle {
         job: u64,
-        shuffle: u32,
+        shuffle: ShuffleId,
         owners: Vec<u32>,
     },
     /// Every map task of `shuffle` is done: exchange the outputs.
-    Exchange { job: u64, shuffle: u32 },
+    Exchange { job: u64, shuffle: ShuffleId },
     /// The job is over: its per-partition results, or the reason it failed, and the
     /// value of every accumulator after it.
     EndJob {
@@ -53,39 +55,39 @@ pub enum ToDriver {
     },
     TaskDone {
         job: u64,
-        stage: u32,
+        stage: StageId,
         partition: u32,
         attempt: u32,
         output: Vec<u8>,
         /// The task's accumulator updates: (accumulator id, encoded partial value).
         accumulators: Vec<(u32, Vec<u8>)>,
-        metrics: crate::executor::task::TaskMetrics,
+        metrics: TaskMetrics,
         /// Partitions the task left cached on its executor: (rdd, partition).
-        cached: Vec<(u32, u32)>,
+        cached: Vec<(RddId, u32)>,
     },
     TaskFailed {
         job: u64,
-        stage: u32,
+        stage: StageId,
         partition: u32,
         attempt: u32,
         message: String,
     },
     ExchangeDone {
         job: u64,
-        shuffle: u32,
+        shuffle: ShuffleId,
         bytes: u64,
         rounds: u32,
     },
     ExchangeFailed {
         job: u64,
-        shuffle: u32,
+        shuffle: ShuffleId,
         message: String,
     },
 }
 
 /// Encodes a control message (postcard: compact, schema in the Rust types).
 pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    crate::shuffle::codec::encode(message)
+    crate::codec::encode(message)
 }
 
 /// Decodes a control message, naming what was expected when the bytes do not fit.

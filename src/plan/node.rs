@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::executor::task::TaskContext;
-use crate::rdd::batch::BatchIter;
-use crate::shuffle::{ShuffleDep, ShuffleId};
-
-/// Identifies an RDD within a job. Every rank numbers RDDs in creation order, so the same
-/// program gives the same ids everywhere (that is how executors find work without code).
-pub type RddId = u32;
+pub use crate::ids::RddId;
+use crate::ids::ShuffleId;
+use crate::plan::batch::BatchIter;
+use crate::plan::task::TaskContext;
+use crate::shuffle::MapOutput;
 
 /// How an RDD depends on a parent.
 #[derive(Clone)]
@@ -74,4 +72,14 @@ pub trait Compute<T>: Node {
 /// Upcasts a typed node to its planning view.
 pub fn erase<T: 'static>(node: &Arc<dyn Compute<T>>) -> Arc<dyn Node> {
     Arc::clone(node) as Arc<dyn Node>
+}
+
+/// The type-erased side of a shuffle dependency that the scheduler and executors use.
+pub trait ShuffleDep: Send + Sync + 'static {
+    fn id(&self) -> ShuffleId;
+    /// The RDD whose partitions the map tasks compute.
+    fn parent(&self) -> Arc<dyn Node>;
+    fn num_reduce_partitions(&self) -> usize;
+    /// Computes map partition `split` and buckets it by reduce partition.
+    fn run_map_task(&self, split: usize, tc: &TaskContext) -> Result<MapOutput>;
 }

@@ -1,34 +1,12 @@
-//! TaskContext: what a running task knows about itself and its executor, and what it counts.
+//! TaskContext: what a running task knows about itself, the stores it reads, and what it counts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::{Deserialize, Serialize};
-
-use crate::executor::Executor;
-
-/// What tasks did, summed per stage and per job by the driver.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskMetrics {
-    /// Partitions of source RDDs (files, collections, ranges) computed.
-    pub source_partitions: u64,
-    /// Cached partitions found in a block store.
-    pub cache_hits: u64,
-    /// Cached partitions that had to be computed (first use, evicted or lost).
-    pub cache_misses: u64,
-    /// The largest memory an executor's block store held (bytes), as it accounts it.
-    pub cache_memory_peak: u64,
-}
-
-impl TaskMetrics {
-    /// Adds `other` (the peak is a maximum).
-    pub fn add(&mut self, other: &TaskMetrics) {
-        self.source_partitions += other.source_partitions;
-        self.cache_hits += other.cache_hits;
-        self.cache_misses += other.cache_misses;
-        self.cache_memory_peak = self.cache_memory_peak.max(other.cache_memory_peak);
-    }
-}
+use crate::cache::BlockStore;
+use crate::ids::{RddId, StageId};
+use crate::protocol::TaskMetrics;
+use crate::shuffle::store::ShuffleStore;
 
 /// Counters a task's computations bump.
 #[derive(Debug, Default)]
@@ -37,7 +15,7 @@ pub struct TaskCounters {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     /// Partitions the task stored in its executor's block store: (rdd, partition).
-    pub cached: std::sync::Mutex<Vec<(u32, u32)>>,
+    pub cached: std::sync::Mutex<Vec<(RddId, u32)>>,
 }
 
 impl TaskCounters {
@@ -46,7 +24,7 @@ impl TaskCounters {
     }
 
     /// The task stored partition `split` of `rdd` (the driver learns where it lives).
-    pub fn note_cached(&self, rdd: u32, split: usize) {
+    pub fn note_cached(&self, rdd: RddId, split: usize) {
         self.cached
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -63,12 +41,18 @@ impl TaskCounters {
     }
 }
 
-/// Handed to every partition computation.
+/// Handed to every partition computation: the task's identity and the stores of the
+/// executor that runs it.
 #[derive(Clone)]
 pub struct TaskContext {
-    pub executor: Arc<Executor>,
+    /// The executor running the task (its world rank).
+    pub executor_id: usize,
+    /// Cached partitions of persisted RDDs on this executor.
+    pub blocks: Arc<BlockStore>,
+    /// Map outputs and reduce inputs of shuffles on this executor.
+    pub shuffle: Arc<ShuffleStore>,
     pub job: u64,
-    pub stage: u32,
+    pub stage: StageId,
     pub partition: usize,
     pub attempt: u32,
     pub counters: Arc<TaskCounters>,

@@ -6,15 +6,21 @@
 //! non-zero exit. Without MPI (local mode, tests) the process exits with status 1.
 
 use std::io::Write;
+use std::sync::Mutex;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Set while MPI is initialised and not yet finalised.
-static MPI_ACTIVE: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
 
-pub(crate) fn set_mpi_active(active: bool) {
-    MPI_ACTIVE.store(active, Ordering::SeqCst);
+/// Ends every rank of the job with an exit code; does not return.
+pub type AbortFn = fn(i32) -> !;
+
+/// The transport's job-wide abort (`MPI_Abort`) while it is up.
+static ABORT: Mutex<Option<AbortFn>> = Mutex::new(None);
+
+/// Sets (or with `None`, clears) the job-wide abort that [`abort_job`] calls: the
+/// transport installs `MPI_Abort` while MPI is initialised and not finalised.
+pub fn set_abort(abort: Option<AbortFn>) {
+    *crate::sync::lock(&ABORT) = abort;
 }
 
 /// Reports `message` as this rank's failure and ends the job on every rank. Never returns.
@@ -25,8 +31,11 @@ pub fn fatal(message: &str) -> ! {
 
 fn report(message: &str) {
     let label = crate::log::current_label();
+    // One write: ranks share the launcher's stderr, and a line written in pieces can be
+    // interleaved with another process's output (mpirun's own abort banner).
+    let line = format!("ember: [{label}] failed: {message}\n");
     let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "ember: [{label}] failed: {message}");
+    let _ = err.write_all(line.as_bytes());
     let _ = err.flush();
 }
 
@@ -55,7 +64,7 @@ pub(crate) fn remove_scratch() {
 
 /// On SIGTERM, SIGINT or SIGUSR1 (mpirun ending the job, Slurm's time limit, Ctrl-C):
 /// remove scratch files, say why, and exit non-zero. Installed once per process.
-pub(crate) fn install_signal_handlers() {
+pub fn install_signal_handlers() {
     use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
     static ONCE: Once = Once::new();
     ONCE.call_once(|| match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
@@ -96,21 +105,19 @@ pub(crate) fn install_signal_handlers() {
     });
 }
 
-/// Ends every rank: `MPI_Abort` when MPI is up, else exits this process.
-pub(crate) fn abort_job(code: i32) -> ! {
+/// Ends every rank: the transport's abort when one is set (MPI is up), else exits this
+/// process.
+pub fn abort_job(code: i32) -> ! {
     remove_scratch();
-    if MPI_ACTIVE.load(Ordering::SeqCst) {
-        // SAFETY: MPI is initialised and not finalised (MPI_ACTIVE); MPI_Abort may be called
-        // from any thread and does not return.
-        unsafe {
-            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, code);
-        }
+    let abort = *crate::sync::lock(&ABORT);
+    if let Some(abort) = abort {
+        abort(code);
     }
     std::process::exit(code)
 }
 
 /// Installs the panic hook that turns a panic into a job abort (once per process).
-pub(crate) fn install_panic_hook() {
+pub fn install_panic_hook() {
     HOOK.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
             let location = info
@@ -144,7 +151,7 @@ fn is_pool_thread() -> bool {
 }
 
 /// Runs a task body; a panic inside becomes `Err("panicked at file:line: message")`.
-pub(crate) fn catch_task<T>(body: impl FnOnce() -> T) -> Result<T, String> {
+pub fn catch_task<T>(body: impl FnOnce() -> T) -> Result<T, String> {
     IN_TASK.with(|t| t.set(true));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
     IN_TASK.with(|t| t.set(false));

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::config::ByteSize;
-use crate::executor::ExecutorInfo;
+use crate::protocol::ExecutorInfo;
 
 /// Every registered executor, ordered by id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

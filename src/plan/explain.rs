@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::rdd::node::{Dependency, Node};
-use crate::scheduler::job::{StageKind, plan};
-use crate::shuffle::ShuffleId;
+use crate::ids::{ShuffleId, StageId};
+use crate::plan::node::{Dependency, Node};
+use crate::plan::stage::{StageKind, plan};
 
 /// Renders the lineage of `node` like Spark's `toDebugString`:
 ///
@@ -19,7 +19,7 @@ use crate::shuffle::ShuffleId;
 /// ```
 pub fn explain(node: &Arc<dyn Node>) -> String {
     let stages = plan(node);
-    let by_shuffle: HashMap<ShuffleId, u32> = stages
+    let by_shuffle: HashMap<ShuffleId, StageId> = stages
         .iter()
         .filter_map(|s| match &s.kind {
             StageKind::ShuffleMap(dep) => Some((dep.id(), s.id)),
@@ -32,7 +32,12 @@ pub fn explain(node: &Arc<dyn Node>) -> String {
     out
 }
 
-fn render(node: &Arc<dyn Node>, depth: usize, stages: &HashMap<ShuffleId, u32>, out: &mut String) {
+fn render(
+    node: &Arc<dyn Node>,
+    depth: usize,
+    stages: &HashMap<ShuffleId, StageId>,
+    out: &mut String,
+) {
     let pad = "    ".repeat(depth);
     out.push_str(&format!(
         "{pad}({}) {} [rdd {}]\n",

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::codec;
 use crate::error::{Error, Result};
-use crate::executor::task::TaskContext;
 use crate::io::output::part_name;
-use crate::rdd::batch::{BatchIter, batched};
-use crate::rdd::node::{Compute, Dependency, Node, RddId};
+use crate::plan::batch::{BatchIter, batched};
+use crate::plan::node::{Compute, Dependency, Node, RddId};
+use crate::plan::task::TaskContext;
 use crate::rdd::{Data, Rdd, SaveOptions};
-use crate::shuffle::codec;
 
 /// The marker a complete checkpoint carries, beside `_SUCCESS`.
 const MARKER: &str = "_CHECKPOINT";
@@ -52,19 +52,14 @@ impl<T: Data> Compute<T> for CheckpointRdd<T> {
     }
 }
 
-/// Fault injection for tests: `EMBER_TEST_STOP_AFTER_CHECKPOINTS=N` fails the job (on
-/// every rank alike) right after it writes its N-th checkpoint, as if it were killed.
+/// Fault injection for tests ([`crate::faults::stop_after_checkpoint`]): fails the job on
+/// every rank alike right after its N-th checkpoint, as if it were killed.
 fn stop_for_test() -> Result<()> {
-    static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let written = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-    match std::env::var("EMBER_TEST_STOP_AFTER_CHECKPOINTS")
-        .ok()
-        .and_then(|n| n.parse::<u64>().ok())
-    {
-        Some(n) if written >= n => Err(Error::Other(format!(
+    match crate::faults::stop_after_checkpoint() {
+        Some(written) => Err(Error::Other(format!(
             "stopped after {written} checkpoint(s) (test)"
         ))),
-        _ => Ok(()),
+        None => Ok(()),
     }
 }
 
@@ -82,7 +77,7 @@ impl<T: Data> Rdd<T> {
         let dir = dir.into();
         let partitions = self.num_partitions();
         let fingerprint =
-            crate::scheduler::job::fingerprint(&crate::rdd::node::erase(&self.node), &[]);
+            crate::plan::stage::fingerprint(&crate::plan::node::erase(&self.node), &[]);
         let marker = marker_text(fingerprint, partitions);
         let complete = dir.join("_SUCCESS").exists()
             && std::fs::read_to_string(dir.join(MARKER)).is_ok_and(|m| m == marker);

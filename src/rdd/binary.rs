@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::executor::task::TaskContext;
 use crate::io::input::{FileSplit, InputFile, map_file};
-use crate::rdd::batch::{BATCH_SIZE, BatchIter};
-use crate::rdd::node::{Compute, Dependency, Node, RddId};
+use crate::plan::batch::{BATCH_SIZE, BatchIter};
+use crate::plan::node::{Compute, Dependency, Node, RddId};
+use crate::plan::task::TaskContext;
 
 /// Records of `record_len` bytes, each turned into a `T` by `decode`. Every file's length
 /// is checked to be a multiple of `record_len` when the RDD is made.

@@ -4,12 +4,15 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::codec;
 use crate::error::{Error, Result};
-use crate::executor::task::TaskContext;
-use crate::rdd::batch::{BATCH_SIZE, BatchIter, batched};
-use crate::rdd::node::{Compute, Dependency, Node, RddId};
+use crate::ids::ShuffleId;
+use crate::plan::batch::{BATCH_SIZE, BatchIter, batched};
+use crate::plan::node::ShuffleDep;
+use crate::plan::node::{Compute, Dependency, Node, RddId};
+use crate::plan::shuffle_dep::ShuffleDependency;
+use crate::plan::task::TaskContext;
 use crate::shuffle::store::{Block, ReduceInput};
-use crate::shuffle::{ShuffleDep, ShuffleDependency, ShuffleId, codec};
 
 /// Merges the decoded records of one reduce partition (e.g. sums values by key).
 pub type Combine<S> = Arc<dyn Fn(Vec<S>) -> Vec<S> + Send + Sync>;
@@ -105,9 +108,9 @@ where
     S: serde::Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<S>> {
-        let me = tc.executor.info.id;
+        let me = tc.executor_id;
         let shuffle = self.dep.id;
-        let blocks = match tc.executor.shuffle.reduce_input(shuffle, split, me) {
+        let blocks = match tc.shuffle.reduce_input(shuffle, split, me) {
             ReduceInput::Here(blocks) => blocks,
             ReduceInput::Elsewhere(owner) => {
                 return Err(Error::Other(format!(

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use crate::cache::{BlockCodec, Cached, StorageLevel};
 use crate::error::{Error, Result};
-use crate::executor::task::{TaskContext, TaskCounters};
-use crate::rdd::Data;
-use crate::rdd::batch::{BATCH_SIZE, BatchIter, batched, collect_partition};
-use crate::rdd::node::{Compute, Dependency, Node, RddId, erase};
+use crate::plan::Data;
+use crate::plan::batch::{BATCH_SIZE, BatchIter, batched, collect_partition};
+use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
+use crate::plan::task::{TaskContext, TaskCounters};
 use crate::shuffle::ShuffleId;
 
 /// Views raw bytes as records in place (`None` when they are not whole, aligned records).
@@ -47,7 +47,7 @@ impl<T: Data> Node for PersistedRdd<T> {
 
 impl<T: Data> Compute<T> for PersistedRdd<T> {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
-        let store = &tc.executor.blocks;
+        let store = &tc.blocks;
         match store.get::<T>(self.id, split) {
             Some(Cached::Shared(records)) => {
                 TaskCounters::bump(&tc.counters.cache_hits);

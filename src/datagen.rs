@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 
 use crate::context::Context;
+pub use crate::io::records::record_rng;
 use crate::rdd::Rdd;
 
 /// Words in the text vocabulary.
@@ -18,15 +19,6 @@ pub const VOCABULARY: usize = 100_000;
 pub const WORDS_PER_LINE: usize = 13;
 /// Zipf exponent of word frequencies.
 pub const ZIPF_S: f64 = 1.1;
-
-/// A random stream for record `index` of a data set generated with `seed`.
-pub fn record_rng(seed: u64, index: u64) -> Pcg64Mcg {
-    // Mix seed and index (SplitMix64 finaliser) so neighbouring records are unrelated.
-    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    Pcg64Mcg::seed_from_u64(z ^ (z >> 31))
-}
 
 /// The vocabulary: 100,000 distinct lowercase words of 2 to 12 letters, the same on every
 /// rank (fixed seed), most frequent first.

@@ -1,0 +1,193 @@
+//! Starting a job: MPI ranks or in-process executors, roles, registration with the driver.
+
+use std::sync::{Arc, mpsc};
+
+use crate::config::EngineArgs;
+use crate::context::runtime::{LocalExecutors, Runtime};
+use crate::context::{Context, Mode, Role};
+use crate::executor::serve::serve_job;
+use crate::executor::{Executor, Locality};
+use crate::failure::{self, fatal};
+use crate::plan::job::Job;
+use crate::protocol::messages;
+use crate::protocol::{ExecutorInfo, ExecutorTable};
+use crate::transport::Group;
+use crate::transport::local::LocalGroup;
+use crate::transport::mpi_start;
+
+impl Context {
+    /// Starts the job with engine settings from `EMBER_*` environment variables.
+    pub fn init() -> Context {
+        Context::init_with(&EngineArgs::from_env())
+    }
+
+    /// Starts the job: initialises MPI (or local mode for a world of one), assigns the
+    /// role, places executors and registers them with the driver. Any failure here ends
+    /// the job on every rank with a message.
+    pub fn init_with(config: &EngineArgs) -> Context {
+        crate::log::init();
+        failure::install_panic_hook();
+        failure::install_signal_handlers();
+        let started = mpi_start::start().unwrap_or_else(|e| fatal(&e));
+        if started.world.size() == 1 {
+            let mut ctx = Context::local_with(config);
+            ctx.mpi = Some(started.session);
+            return ctx;
+        }
+        let world = started.world;
+        let rank = world.rank();
+        let role = if rank == 0 {
+            Role::Driver
+        } else {
+            Role::Executor
+        };
+        crate::log::set_process_label(match role {
+            Role::Driver => "driver 0".to_string(),
+            Role::Executor => format!("executor {rank}"),
+        });
+        let token = world
+            .broadcast(0, job_token().as_bytes())
+            .unwrap_or_else(|e| fatal(&format!("sharing the job token failed: {e}")));
+        let token = String::from_utf8_lossy(&token).into_owned();
+        let executor = started.executor.map(|(peers, locality)| {
+            Arc::new(Executor::start(
+                rank, locality, peers, config, &token, false,
+            ))
+        });
+        let table = register(world.as_ref(), executor.as_ref().map(|e| &e.info), true);
+        let rt = Runtime::new(
+            role,
+            Mode::Cluster,
+            config.clone(),
+            world,
+            table,
+            executor,
+            LocalExecutors::default(),
+        );
+        Context::with_runtime(rt, Vec::new(), Some(started.session))
+    }
+
+    /// Local mode without MPI: the driver and one in-process executor thread. Used by
+    /// `init` for a world of one, and by in-process tests (MPI can start only once per
+    /// process, tests run many jobs).
+    pub fn local_with(config: &EngineArgs) -> Context {
+        Context::local_with_executors(config, 1)
+    }
+
+    /// Local mode with `executors` in-process executors (at least one), each on its own
+    /// thread with its own pool, block store and shuffle store, joined by the in-process
+    /// transport: owners, exchanges and retries elsewhere run as under mpirun, in one
+    /// process. They share one node, so `--shuffle-mode auto` reads map files in place and
+    /// `alltoallv` moves every byte through the transport.
+    pub fn local_with_executors(config: &EngineArgs, executors: usize) -> Context {
+        crate::log::init();
+        crate::log::set_process_label("driver 0".to_string());
+        let n = executors.max(1);
+        let mut world = LocalGroup::create(n + 1).into_iter();
+        let Some(driver_end) = world.next() else {
+            unreachable!("a group of n + 1 has a first end")
+        };
+        let token = job_token();
+        let (ready_tx, ready_rx) = mpsc::channel::<Arc<Executor>>();
+        let mut local = LocalExecutors::default();
+        let mut handles = Vec::with_capacity(n);
+        for (i, (world_end, peer_end)) in world.zip(LocalGroup::create(n)).enumerate() {
+            let id = i + 1;
+            let (jobs, incoming) = mpsc::channel::<Arc<Job>>();
+            local.jobs.push(jobs);
+            let (config, token, ready_tx) = (config.clone(), token.clone(), ready_tx.clone());
+            // Not named like a pool thread ("ember-exec..."): a panic in the serve loop
+            // itself must end the job, not pass for a task's.
+            let handle = std::thread::Builder::new()
+                .name(format!("ember-inproc-{id}"))
+                .spawn(move || {
+                    crate::log::set_thread_label(format!("executor {id}"));
+                    let locality = Locality {
+                        node: 1,
+                        rank: i,
+                        size: n,
+                    };
+                    let peers = Arc::new(peer_end) as Arc<dyn Group>;
+                    let executor =
+                        Arc::new(Executor::start(id, locality, peers, &config, &token, true));
+                    let _ = ready_tx.send(Arc::clone(&executor));
+                    register(&world_end, Some(&executor.info), false);
+                    // One job at a time until the driver drops its sender (stop).
+                    while let Ok(job) = incoming.recv() {
+                        // Accumulators are shared with the driver here: it merged them already.
+                        if let Err(e) = serve_job(&executor, &world_end, &job) {
+                            tracing::debug!("job {} ended with: {e}", job.id);
+                        }
+                    }
+                })
+                .unwrap_or_else(|e| fatal(&format!("cannot start in-process executor {id}: {e}")));
+            handles.push(handle);
+        }
+        drop(ready_tx);
+        let table = register(&driver_end, None, false);
+        local.executors = ready_rx.iter().take(n).collect();
+        local.executors.sort_by_key(|e| e.info.id);
+        let rt = Runtime::new(
+            Role::Driver,
+            Mode::Local,
+            config.clone(),
+            Arc::new(driver_end),
+            table,
+            None,
+            local,
+        );
+        Context::with_runtime(rt, handles, None)
+    }
+}
+
+/// Names this job's scratch directories: the Slurm job id, else the driver's pid and a
+/// time stamp (so that two jobs on one node never share a directory).
+fn job_token() -> String {
+    if let Ok(id) = std::env::var("SLURM_JOB_ID") {
+        return format!("slurm{id}");
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{nanos:09}", std::process::id())
+}
+
+/// Executors send their info to rank 0, which logs the table; with `share`, rank 0 then
+/// sends the table to every rank (cluster mode: executors plan partition counts with it).
+fn register(world: &dyn Group, mine: Option<&ExecutorInfo>, share: bool) -> ExecutorTable {
+    let bytes = mine.map(messages::encode).unwrap_or_default();
+    let gathered = world
+        .gather(0, &bytes)
+        .unwrap_or_else(|e| fatal(&format!("registration failed: {e}")));
+    let mut table_bytes = Vec::new();
+    if let Some(all) = gathered {
+        let infos: Vec<ExecutorInfo> = all
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(rank, b)| {
+                messages::decode::<ExecutorInfo>(b, "registration")
+                    .unwrap_or_else(|e| fatal(&format!("executor {rank}: {e}")))
+            })
+            .collect();
+        let table = ExecutorTable::new(infos);
+        tracing::info!(
+            "{} executor(s), {} worker threads:\n{}",
+            table.len(),
+            table.total_threads(),
+            table
+        );
+        table_bytes = messages::encode(&table.iter().cloned().collect::<Vec<_>>());
+    }
+    if share {
+        table_bytes = world
+            .broadcast(0, &table_bytes)
+            .unwrap_or_else(|e| fatal(&format!("sharing the executor table failed: {e}")));
+    }
+    if table_bytes.is_empty() {
+        return ExecutorTable::default(); // the in-process executor: only the driver plans
+    }
+    let infos: Vec<ExecutorInfo> =
+        messages::decode(&table_bytes, "executor table").unwrap_or_else(|e| fatal(&e));
+    ExecutorTable::new(infos)
+}

@@ -1,0 +1,80 @@
+//! Test fault hooks: faults a test injects into a real job through `EMBER_TEST_*` variables.
+//!
+//! Every hook the engine has is here, read in one place, so production code asks a typed
+//! question ("should this executor corrupt its shuffle data?") and the list of what tests
+//! can break is one screen. Unset variables cost one environment lookup per call site.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Damage an executor does to its own shuffle data (`EMBER_TEST_SHUFFLE_FAULT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShuffleFault {
+    /// `corrupt:<executor>`: its map data is overwritten with garbage before the exchange.
+    Corrupt,
+    /// `truncate:<executor>`: it sends one byte less than it announces.
+    Truncate,
+}
+
+/// The fault executor `me` must inject into its next exchange, if any.
+pub fn shuffle_fault(me: usize) -> Option<ShuffleFault> {
+    let spec = std::env::var("EMBER_TEST_SHUFFLE_FAULT").ok()?;
+    let (kind, who) = spec.split_once(':')?;
+    let kind = match kind {
+        "corrupt" => ShuffleFault::Corrupt,
+        "truncate" => ShuffleFault::Truncate,
+        _ => return None,
+    };
+    (who.parse::<usize>().ok()? == me).then_some(kind)
+}
+
+/// `EMBER_TEST_DECOMMISSION=E:J:S`: the executor to take out of service when job `job`
+/// reaches stage `stage`.
+pub fn decommission_at(job: u64, stage: u32) -> Option<usize> {
+    let spec = std::env::var("EMBER_TEST_DECOMMISSION").ok()?;
+    let mut parts = spec.split(':').map(str::parse::<u64>);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(e)), Some(Ok(j)), Some(Ok(s))) if j == job && s == stage as u64 => {
+            Some(e as usize)
+        }
+        _ => None,
+    }
+}
+
+/// `EMBER_TEST_STOP_AFTER_CHECKPOINTS=N`: counts a written checkpoint and says whether the
+/// job must now stop (on every rank alike, as if it were killed) — after the N-th.
+pub fn stop_after_checkpoint() -> Option<u64> {
+    static WRITTEN: AtomicU64 = AtomicU64::new(0);
+    let written = WRITTEN.fetch_add(1, Ordering::SeqCst) + 1;
+    let limit = std::env::var("EMBER_TEST_STOP_AFTER_CHECKPOINTS")
+        .ok()?
+        .parse::<u64>()
+        .ok()?;
+    (written >= limit).then_some(written)
+}
+
+/// `EMBER_TEST_RMA_FAIL`: one-sided windows cannot be made (tests the fallback).
+pub fn rma_disabled() -> bool {
+    std::env::var_os("EMBER_TEST_RMA_FAIL").is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_to_typed_faults() {
+        // SAFETY: this test is the only one in the crate that sets these variables.
+        unsafe {
+            std::env::set_var("EMBER_TEST_SHUFFLE_FAULT", "truncate:3");
+            std::env::set_var("EMBER_TEST_DECOMMISSION", "2:1:0");
+        }
+        assert_eq!(shuffle_fault(3), Some(ShuffleFault::Truncate));
+        assert_eq!(shuffle_fault(2), None);
+        assert_eq!(decommission_at(1, 0), Some(2));
+        assert_eq!(decommission_at(1, 1), None);
+        unsafe {
+            std::env::remove_var("EMBER_TEST_SHUFFLE_FAULT");
+            std::env::remove_var("EMBER_TEST_DECOMMISSION");
+        }
+    }
+}

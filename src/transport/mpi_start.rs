@@ -1,0 +1,97 @@
+//! MPI start-up for a job: initialise with threads, split the world into the executors'
+//! communicator and per-node groups, and make `MPI_Abort` the job-wide abort.
+
+use std::sync::Arc;
+
+use mpi::Threading;
+use mpi::environment::Universe;
+use mpi::topology::{Color, Communicator};
+use mpi::traits::Root;
+
+use super::mpi::MpiGroup;
+use super::{Group, Locality, Rank};
+
+/// MPI for this process, from [`start`] until dropped (`MPI_Finalize`).
+pub struct MpiSession {
+    universe: Option<Universe>,
+}
+
+impl Drop for MpiSession {
+    fn drop(&mut self) {
+        crate::failure::set_abort(None);
+        drop(self.universe.take());
+    }
+}
+
+/// What the job's ranks learn at start: the world group and, on executor ranks, the
+/// executors' own group and where this executor sits on its node.
+pub struct Started {
+    pub session: MpiSession,
+    pub world: Arc<dyn Group>,
+    /// `None` on rank 0 (the driver) and in a world of one.
+    pub executor: Option<(Arc<dyn Group>, Locality)>,
+}
+
+fn abort_world(code: i32) -> ! {
+    // SAFETY: installed only between MPI_Init and MPI_Finalize (see `MpiSession`);
+    // MPI_Abort may be called from any thread and does not return.
+    unsafe {
+        mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, code);
+    }
+    std::process::exit(code)
+}
+
+/// Initialises MPI (asking for `MPI_THREAD_MULTIPLE`) and splits the world: every rank but
+/// 0 joins the executors' communicator, and executors sharing memory form a node, named by
+/// the world rank of its first executor (host names can repeat across network namespaces;
+/// shared memory cannot). A world of one makes no splits.
+pub fn start() -> Result<Started, String> {
+    let (universe, threading) = mpi::initialize_with_threading(Threading::Multiple)
+        .ok_or("MPI was already initialised in this process; call Context::init once")?;
+    crate::failure::set_abort(Some(abort_world));
+    let session = MpiSession {
+        universe: Some(universe),
+    };
+    let world = session
+        .universe
+        .as_ref()
+        .map(|u| u.world())
+        .ok_or("MPI universe missing")?;
+    let thread_multiple = threading == Threading::Multiple;
+    if world.size() == 1 {
+        let world = Arc::new(MpiGroup::new(world, thread_multiple)) as Arc<dyn Group>;
+        return Ok(Started {
+            session,
+            world,
+            executor: None,
+        });
+    }
+    if !thread_multiple {
+        tracing::warn!("MPI granted {threading:?}, not Multiple: MPI calls are serialised");
+    }
+    let rank = world.rank() as Rank;
+    // Every rank takes part in both splits; the driver gets no executor communicator.
+    let color = if rank == 0 {
+        Color::undefined()
+    } else {
+        Color::with_value(1)
+    };
+    let executor = world.split_by_color(color).map(|comm| {
+        let node = comm.split_shared(comm.rank());
+        let mut leader = rank as i32;
+        node.process_at_rank(0).broadcast_into(&mut leader);
+        let locality = Locality {
+            node: leader as usize,
+            rank: node.rank() as usize,
+            size: node.size() as usize,
+        };
+        let peers = Arc::new(MpiGroup::new(comm, thread_multiple)) as Arc<dyn Group>;
+        (peers, locality)
+    });
+    let world = Arc::new(MpiGroup::new(world, thread_multiple)) as Arc<dyn Group>;
+    Ok(Started {
+        session,
+        world,
+        executor,
+    })
+}
