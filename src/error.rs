@@ -50,10 +50,10 @@ pub enum Error {
     },
     #[error("output {0} already exists (ask for overwrite to replace it)")]
     OutputExists(PathBuf),
-    #[error("shuffle {shuffle}: corrupt data from executor {source_rank}: {detail}")]
+    #[error("shuffle {shuffle}: corrupt data from executor {executor}: {detail}")]
     CorruptShuffle {
         shuffle: crate::ids::ShuffleId,
-        source_rank: usize,
+        executor: crate::ids::ExecutorId,
         detail: String,
     },
     #[error("{0}")]

@@ -43,3 +43,22 @@ impl StageId {
         self.0 as usize
     }
 }
+
+id_type!(
+    /// An executor: its rank in the world group (the driver is rank 0), so it is also the
+    /// address messages to it go to.
+    ExecutorId(usize)
+);
+
+impl ExecutorId {
+    /// The world rank to send to.
+    pub fn rank(self) -> usize {
+        self.0
+    }
+}
+
+impl From<usize> for ExecutorId {
+    fn from(rank: usize) -> Self {
+        ExecutorId(rank)
+    }
+}

@@ -77,7 +77,11 @@ fn operators_match_the_reference_with_1_2_and_4_in_process_executors() {
 fn every_in_process_executor_runs_tasks() {
     within(Duration::from_secs(60), || {
         let ctx = Context::local_with_executors(&EngineArgs::default(), 3);
-        let ids: Vec<u32> = ctx.executor_table().iter().map(|e| e.id as u32).collect();
+        let ids: Vec<u32> = ctx
+            .executor_table()
+            .iter()
+            .map(|e| e.id.rank() as u32)
+            .collect();
         assert_eq!(ids, vec![1, 2, 3]);
         // Each task reports the thread it ran on; executors' pool threads are named
         // `ember-exec<ID>-...`.

@@ -20,6 +20,7 @@ use crate::config::EngineArgs;
 use crate::error::Error;
 use crate::executor::Executor;
 use crate::failure;
+use crate::ids::ExecutorId;
 use crate::protocol::messages::{self, TO_EXECUTOR, ToExecutor};
 use crate::protocol::{ExecutorTable, TaskMetrics};
 use crate::sync::lock;
@@ -130,7 +131,8 @@ impl Context {
     /// Takes executor `id` out of service (call on every rank): it runs no more tasks and
     /// owns no shuffle data; its cached blocks and the shuffle outputs count as lost and
     /// are computed again, from lineage, on the others.
-    pub fn decommission(&self, id: usize) -> crate::error::Result<()> {
+    pub fn decommission(&self, id: impl Into<ExecutorId>) -> crate::error::Result<()> {
+        let id = id.into();
         let mut state = lock(&self.rt.driver);
         if self.rt.table.get(id).is_none() {
             return Err(Error::Other(format!("no executor {id}")));
@@ -247,7 +249,7 @@ impl Context {
         } else if self.is_driver() {
             let bye = messages::encode(&ToExecutor::Shutdown);
             for e in self.rt.table.iter() {
-                if let Err(err) = world.send(e.id, TO_EXECUTOR, &bye) {
+                if let Err(err) = world.send(e.id.rank(), TO_EXECUTOR, &bye) {
                     fatal(&format!("cannot stop executor {}: {err}", e.id));
                 }
             }

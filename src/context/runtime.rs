@@ -223,7 +223,7 @@ impl Runtime {
             accumulators: self.accumulator_values(),
         });
         for e in self.table.iter() {
-            if let Err(err) = self.world.send(e.id, TO_EXECUTOR, &msg) {
+            if let Err(err) = self.world.send(e.id.rank(), TO_EXECUTOR, &msg) {
                 fatal(&format!(
                     "cannot end job {} on executor {}: {err}",
                     job.id, e.id

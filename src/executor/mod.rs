@@ -78,7 +78,7 @@ impl Executor {
             .all_to_all_counts(&vec![locality.node; peers.size()])
             .unwrap_or_else(|e| fatal(&format!("executor {id}: learning the peers' nodes: {e}")));
         let info = ExecutorInfo {
-            id,
+            id: id.into(),
             host: registration::host_name(),
             pid: std::process::id(),
             node: locality.node,
@@ -118,7 +118,7 @@ impl Executor {
     pub fn exchange_env(&self) -> Exchange<'_> {
         Exchange {
             peers: self.peers.as_ref(),
-            first_id: self.info.id - self.peers.rank(),
+            first_id: self.info.id.rank() - self.peers.rank(),
             store: &self.shuffle,
             peer_nodes: &self.peer_nodes,
             mode: self.shuffle_mode,

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::failure::catch_task;
+use crate::ids::ExecutorId;
 use crate::plan::accumulators;
 use crate::plan::job::Job;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
@@ -73,7 +74,7 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                     shuffle,
                     owners,
                 } if j == job.id => {
-                    let owners = owners.into_iter().map(|o| o as usize).collect();
+                    let owners = owners.into_iter().map(ExecutorId::rank).collect();
                     executor.shuffle.set_owners(shuffle, owners);
                 }
                 ToExecutor::Exchange { job: j, shuffle } if j == job.id => {
@@ -138,7 +139,7 @@ fn run_task(
     attempt: u32,
 ) -> ToDriver {
     let tc = TaskContext {
-        executor_id: executor.info.id,
+        executor_id: executor.info.id.rank(),
         blocks: Arc::clone(&executor.blocks),
         shuffle: Arc::clone(&executor.shuffle),
         job: job.id,
@@ -151,7 +152,7 @@ fn run_task(
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;
-            let first_id = executor.info.id - executor.peers.rank();
+            let first_id = executor.info.id.rank() - executor.peers.rank();
             let peers = executor.peers.size();
             executor
                 .shuffle

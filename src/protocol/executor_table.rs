@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::config::ByteSize;
+use crate::ids::ExecutorId;
 use crate::protocol::ExecutorInfo;
 
 /// Every registered executor, ordered by id.
@@ -29,7 +30,8 @@ impl ExecutorTable {
         self.executors.iter()
     }
 
-    pub fn get(&self, id: usize) -> Option<&ExecutorInfo> {
+    pub fn get(&self, id: impl Into<ExecutorId>) -> Option<&ExecutorInfo> {
+        let id = id.into();
         self.executors.iter().find(|e| e.id == id)
     }
 
@@ -89,7 +91,7 @@ mod tests {
 
     fn info(id: usize, pinned: bool) -> ExecutorInfo {
         ExecutorInfo {
-            id,
+            id: id.into(),
             host: "node1".into(),
             node: 1,
             pid: 100 + id as u32,
@@ -107,7 +109,7 @@ mod tests {
     #[test]
     fn table_is_sorted_and_prints_a_row_per_executor() {
         let t = ExecutorTable::new(vec![info(2, false), info(1, true)]);
-        assert_eq!(t.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(t.iter().map(|e| e.id.rank()).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(t.total_threads(), 2);
         let text = t.to_string();
         let lines: Vec<&str> = text.lines().collect();

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{RddId, ShuffleId, StageId};
+use crate::ids::{ExecutorId, RddId, ShuffleId, StageId};
 use crate::protocol::TaskMetrics;
 use crate::transport::Tag;
 
@@ -29,7 +29,7 @@ pub enum ToExecutor {
     PrepareShuffle {
         job: u64,
         shuffle: ShuffleId,
-        owners: Vec<u32>,
+        owners: Vec<ExecutorId>,
     },
     /// Every map task of `shuffle` is done: exchange the outputs.
     Exchange { job: u64, shuffle: ShuffleId },

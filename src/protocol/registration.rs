@@ -2,11 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::ExecutorId;
+
 /// One executor as the driver sees it: where it runs and what it may use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorInfo {
     /// Rank in the world group; also the executor's id (the driver is rank 0).
-    pub id: usize,
+    pub id: ExecutorId,
     pub host: String,
     pub pid: u32,
     /// The node it runs on: the world rank of the node's first executor.

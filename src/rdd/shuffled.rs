@@ -66,7 +66,7 @@ impl<S: DeserializeOwned, K: Ord> SortPlan<S> for KeySort<S, K> {
 fn corrupt(shuffle: ShuffleId, block: &Block, detail: String) -> Error {
     Error::CorruptShuffle {
         shuffle,
-        source_rank: block.source,
+        executor: block.source.into(),
         detail,
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::ids::{RddId, ShuffleId};
+use crate::ids::{ExecutorId, RddId, ShuffleId};
 use crate::plan::job::Job;
 use crate::plan::node::cached_blocks;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
@@ -24,23 +24,23 @@ pub const LOCALITY_WAIT: std::time::Duration = std::time::Duration::from_secs(1)
 #[derive(Debug, Default)]
 pub struct DriverState {
     /// Exchanged shuffles and the executor owning each reduce partition.
-    pub shuffles: HashMap<ShuffleId, Vec<usize>>,
+    pub shuffles: HashMap<ShuffleId, Vec<ExecutorId>>,
     /// Every exchange so far, in order.
     pub exchanges: Vec<ExchangeStats>,
     /// Where cached partitions live: (rdd, partition) -> executor. A hint: a block that is
     /// gone by the time its task runs is computed again.
-    pub blocks: HashMap<(RddId, u32), usize>,
+    pub blocks: HashMap<(RddId, u32), ExecutorId>,
     /// Task metrics summed over every job so far.
     pub metrics: TaskMetrics,
     /// Executors taken out of service: no tasks, no reduce partitions.
-    pub out_of_service: std::collections::BTreeSet<usize>,
+    pub out_of_service: std::collections::BTreeSet<ExecutorId>,
 }
 
 impl DriverState {
     /// Takes `executor` out of service: its cached blocks and every shuffle output count
     /// as lost (shuffle data may have been read in place from its files), so later stages
     /// compute what they need again on the others.
-    pub fn decommission(&mut self, executor: usize) {
+    pub fn decommission(&mut self, executor: ExecutorId) {
         self.out_of_service.insert(executor);
         self.blocks.retain(|_, e| *e != executor);
         self.shuffles.clear();
@@ -79,7 +79,7 @@ pub fn run_job(
     job: &Job,
 ) -> Result<JobOutput> {
     let started = Instant::now();
-    let executors: Vec<usize> = table.iter().map(|e| e.id).collect();
+    let executors: Vec<ExecutorId> = table.iter().map(|e| e.id).collect();
     for &e in &executors {
         send(world, e, &ToExecutor::BeginJob { job: job.id })?;
     }
@@ -115,13 +115,15 @@ pub fn run_job(
     // output still exists are skipped, lost ones computed again).
     'stages: loop {
         for stage in &stages {
-            if !injected && let Some(e) = crate::faults::decommission_at(job.id, stage.id.0) {
+            if !injected
+                && let Some(e) = crate::faults::decommission_at(job.id, stage.id.0).map(ExecutorId)
+            {
                 injected = true;
                 state.decommission(e);
                 send(world, e, &ToExecutor::Decommission { job: job.id })?;
                 continue 'stages;
             }
-            let in_service: Vec<usize> = executors
+            let in_service: Vec<ExecutorId> = executors
                 .iter()
                 .copied()
                 .filter(|e| !state.out_of_service.contains(e))
@@ -140,12 +142,11 @@ pub fn run_job(
                         );
                         continue;
                     }
-                    let owners32: Vec<u32> = owners.iter().map(|&o| o as u32).collect();
                     for &e in &executors {
                         let msg = ToExecutor::PrepareShuffle {
                             job: job.id,
                             shuffle: dep.id(),
-                            owners: owners32.clone(),
+                            owners: owners.clone(),
                         };
                         send(world, e, &msg)?;
                     }
@@ -195,12 +196,12 @@ fn choose_owners(
     stage: &Stage,
     stages: &[Stage],
     job: &Job,
-    executors: &[usize],
+    executors: &[ExecutorId],
     state: &DriverState,
-) -> Vec<usize> {
+) -> Vec<ExecutorId> {
     let dep = stage.shuffle().expect("a shuffle map stage");
     let n = dep.num_reduce_partitions();
-    let mut owners: Vec<Option<usize>> = vec![None; n];
+    let mut owners: Vec<Option<ExecutorId>> = vec![None; n];
     for consumer in stages.iter().filter(|s| s.parents.contains(&stage.id)) {
         let tasks: Vec<usize> = match consumer.kind {
             StageKind::Result => job.partitions.clone(),
@@ -237,7 +238,7 @@ fn required_executor(
     stage: &Stage,
     partition: usize,
     state: &DriverState,
-) -> Result<Option<usize>> {
+) -> Result<Option<ExecutorId>> {
     let mut inputs = Vec::new();
     stage.rdd.shuffle_inputs(partition, &mut inputs);
     let mut owner = None;
@@ -269,15 +270,15 @@ struct Pending {
     index: usize,
     partition: usize,
     attempt: u32,
-    required: Option<usize>,
+    required: Option<ExecutorId>,
     /// The executor holding the cached blocks this task reads, if any (locality).
-    preferred: Option<usize>,
+    preferred: Option<ExecutorId>,
     queued: Instant,
-    avoid: Option<usize>,
+    avoid: Option<ExecutorId>,
 }
 
 /// The executor holding a cached block that partition `partition` of `stage` reads.
-fn preferred_executor(stage: &Stage, partition: usize, state: &DriverState) -> Option<usize> {
+fn preferred_executor(stage: &Stage, partition: usize, state: &DriverState) -> Option<ExecutorId> {
     let mut blocks = Vec::new();
     cached_blocks(stage.rdd.as_ref(), partition, &mut blocks);
     blocks
@@ -314,13 +315,14 @@ fn run_stage(
         .iter()
         .filter(|e| !state.out_of_service.contains(&e.id))
         .collect();
-    let threads: HashMap<usize, usize> = in_service.iter().map(|e| (e.id, e.threads)).collect();
-    let mut in_flight: HashMap<usize, usize> = in_service.iter().map(|e| (e.id, 0)).collect();
+    let threads: HashMap<ExecutorId, usize> =
+        in_service.iter().map(|e| (e.id, e.threads)).collect();
+    let mut in_flight: HashMap<ExecutorId, usize> = in_service.iter().map(|e| (e.id, 0)).collect();
     let mut running: HashMap<usize, Pending> = HashMap::new(); // by partition
     let several = in_service.len() > 1;
     let mut backoff = Backoff::new();
     let mut metrics = TaskMetrics::default();
-    let alive: Vec<usize> = in_service.iter().map(|e| e.id).collect();
+    let alive: Vec<ExecutorId> = in_service.iter().map(|e| e.id).collect();
     loop {
         // Round-robin, one task per executor per pass: first up to one task per thread
         // everywhere, then one more each so no thread idles while a report is in flight.
@@ -344,7 +346,7 @@ fn run_stage(
                             // Any other free task, but leave a task to the executor that
                             // holds its cached input while that one has room, or for
                             // LOCALITY_WAIT while it is busy.
-                            let elsewhere_free = |p: usize| {
+                            let elsewhere_free = |p: ExecutorId| {
                                 in_flight.get(&p).is_some_and(|&n| n < threads[&p] + extra)
                             };
                             queue.iter().position(|t| {
@@ -396,7 +398,7 @@ fn run_stage(
             continue;
         };
         backoff.reset();
-        let from = envelope.source;
+        let from = ExecutorId(envelope.source);
         let msg: ToDriver =
             messages::decode(&envelope.data, "executor report").map_err(Error::Other)?;
         match msg {
@@ -494,7 +496,7 @@ fn is_stale(msg: &ToDriver, current: u64) -> bool {
 
 fn exchange(
     world: &dyn Group,
-    executors: &[usize],
+    executors: &[ExecutorId],
     job: &Job,
     shuffle: ShuffleId,
 ) -> Result<ExchangeStats> {
@@ -552,22 +554,22 @@ fn exchange(
     })
 }
 
-fn send(world: &dyn Group, to: usize, msg: &ToExecutor) -> Result<()> {
-    world.send(to, TO_EXECUTOR, &messages::encode(msg))?;
+fn send(world: &dyn Group, to: ExecutorId, msg: &ToExecutor) -> Result<()> {
+    world.send(to.rank(), TO_EXECUTOR, &messages::encode(msg))?;
     Ok(())
 }
 
 /// Next report from any executor about job `current` or later; stale ones are dropped.
-fn recv(world: &dyn Group, current: u64) -> Result<(usize, ToDriver)> {
+fn recv(world: &dyn Group, current: u64) -> Result<(ExecutorId, ToDriver)> {
     loop {
         let envelope = world.recv(None, TO_DRIVER)?;
         let msg = messages::decode(&envelope.data, "executor report").map_err(Error::Other)?;
         if !is_stale(&msg, current) {
-            return Ok((envelope.source, msg));
+            return Ok((ExecutorId(envelope.source), msg));
         }
     }
 }
 
-fn protocol(from: usize, msg: &ToDriver) -> Error {
+fn protocol(from: ExecutorId, msg: &ToDriver) -> Error {
     Error::Other(format!("unexpected report from executor {from}: {msg:?}"))
 }

@@ -369,7 +369,7 @@ fn receive_remote(
 fn corrupt(shuffle: ShuffleId, source: usize, detail: String) -> Error {
     Error::CorruptShuffle {
         shuffle,
-        source_rank: source,
+        executor: source.into(),
         detail,
     }
 }
