@@ -104,3 +104,39 @@ fn every_in_process_executor_runs_tasks() {
         ctx.stop();
     });
 }
+
+#[test]
+fn a_task_failing_on_one_executor_is_retried_on_another() {
+    use std::sync::Mutex;
+    // Failures per partition, seen from inside the tasks (the executors share this process).
+    static FAILURES: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+    within(Duration::from_secs(60), || {
+        *FAILURES.lock().unwrap() = vec![0; 12];
+        let ctx = Context::local_with_executors(&EngineArgs::default(), 3);
+        // Every task that lands on executor 2 fails; its retry must go elsewhere.
+        let sums = ctx
+            .range(0, 6000, Some(12))
+            .map_partitions_with_index(|p, it| {
+                let thread = std::thread::current().name().unwrap_or("").to_string();
+                if thread.starts_with("ember-exec2-") {
+                    FAILURES.lock().unwrap()[p] += 1;
+                    panic!("executor 2 is broken");
+                }
+                vec![it.sum::<u64>()]
+            })
+            .collect()
+            .unwrap();
+        assert_eq!(sums.iter().sum::<u64>(), (0..6000u64).sum::<u64>());
+        assert_eq!(sums.len(), 12);
+        let failures = FAILURES.lock().unwrap().clone();
+        assert!(
+            failures.iter().any(|&f| f > 0),
+            "executor 2 ran tasks: {failures:?}"
+        );
+        assert!(
+            failures.iter().all(|&f| f <= 1),
+            "a failed task went back to the executor it failed on: {failures:?}"
+        );
+        ctx.stop();
+    });
+}
