@@ -1,6 +1,6 @@
 //! The driver's side of a job: check lineages, run stages in order, place and retry tasks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
@@ -9,7 +9,8 @@ use crate::plan::job::Job;
 use crate::plan::node::cached_blocks;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
 use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
-use crate::protocol::{ExecutorInfo, ExecutorTable, TaskMetrics};
+use crate::protocol::{ExecutorTable, TaskMetrics};
+use crate::scheduler::task_set::{Pending, TaskSet};
 use crate::transport::{Backoff, Group};
 
 /// Attempts per task before the job fails (Spark's `spark.task.maxFailures`).
@@ -266,17 +267,6 @@ fn required_executor(
     Ok(owner)
 }
 
-struct Pending {
-    index: usize,
-    partition: usize,
-    attempt: u32,
-    required: Option<ExecutorId>,
-    /// The executor holding the cached blocks this task reads, if any (locality).
-    preferred: Option<ExecutorId>,
-    queued: Instant,
-    avoid: Option<ExecutorId>,
-}
-
 /// The executor holding a cached block that partition `partition` of `stage` reads.
 fn preferred_executor(stage: &Stage, partition: usize, state: &DriverState) -> Option<ExecutorId> {
     let mut blocks = Vec::new();
@@ -287,8 +277,9 @@ fn preferred_executor(stage: &Stage, partition: usize, state: &DriverState) -> O
 }
 
 /// Runs one task per entry of `partitions`, keeping each executor at most `threads + 1`
-/// tasks deep, and calls `on_output(index, bytes, accumulator updates)` for each success. A failed task is
-/// retried (elsewhere when it can run elsewhere) up to [`MAX_TASK_ATTEMPTS`] times.
+/// tasks deep, and calls `on_output(index, bytes, accumulator updates)` for each success. A
+/// failed task is retried (elsewhere when it can run elsewhere) up to [`MAX_TASK_ATTEMPTS`]
+/// times.
 fn run_stage(
     world: &dyn Group,
     table: &ExecutorTable,
@@ -299,99 +290,38 @@ fn run_stage(
     mut on_output: impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>),
 ) -> Result<()> {
     let started = Instant::now();
-    let mut queue = VecDeque::new();
+    let mut tasks = Vec::with_capacity(partitions.len());
     for (index, &partition) in partitions.iter().enumerate() {
-        queue.push_back(Pending {
-            index,
-            partition,
-            attempt: 0,
-            required: required_executor(stage, partition, state)?,
-            preferred: preferred_executor(stage, partition, state),
-            queued: Instant::now(),
-            avoid: None,
-        });
+        let required = required_executor(stage, partition, state)?;
+        let preferred = preferred_executor(stage, partition, state);
+        tasks.push(Pending::new(index, partition, required, preferred));
     }
-    let in_service: Vec<&ExecutorInfo> = table
+    let in_service = table
         .iter()
-        .filter(|e| !state.out_of_service.contains(&e.id))
-        .collect();
-    let threads: HashMap<ExecutorId, usize> =
-        in_service.iter().map(|e| (e.id, e.threads)).collect();
-    let mut in_flight: HashMap<ExecutorId, usize> = in_service.iter().map(|e| (e.id, 0)).collect();
-    let mut running: HashMap<usize, Pending> = HashMap::new(); // by partition
-    let several = in_service.len() > 1;
+        .filter(|e| !state.out_of_service.contains(&e.id));
+    let mut set = TaskSet::new(tasks, in_service);
     let mut backoff = Backoff::new();
     let mut metrics = TaskMetrics::default();
-    let alive: Vec<ExecutorId> = in_service.iter().map(|e| e.id).collect();
     loop {
-        // Round-robin, one task per executor per pass: first up to one task per thread
-        // everywhere, then one more each so no thread idles while a report is in flight.
-        for extra in [0, 1] {
-            loop {
-                let mut assigned = false;
-                for &e in &alive {
-                    if in_flight[&e] >= threads[&e] + extra {
-                        continue;
-                    }
-                    let pick = queue
-                        .iter()
-                        .position(|t| t.required == Some(e))
-                        .or_else(|| {
-                            // Locality: a task whose cached input lives here.
-                            queue
-                                .iter()
-                                .position(|t| t.required.is_none() && t.preferred == Some(e))
-                        })
-                        .or_else(|| {
-                            // Any other free task, but leave a task to the executor that
-                            // holds its cached input while that one has room, or for
-                            // LOCALITY_WAIT while it is busy.
-                            let elsewhere_free = |p: ExecutorId| {
-                                in_flight.get(&p).is_some_and(|&n| n < threads[&p] + extra)
-                            };
-                            queue.iter().position(|t| {
-                                t.required.is_none()
-                                    && !(several && t.avoid == Some(e))
-                                    && t.preferred.is_none_or(|p| {
-                                        p == e
-                                            || (!elsewhere_free(p)
-                                                && t.queued.elapsed() > LOCALITY_WAIT)
-                                    })
-                            })
-                        });
-                    let Some(task) = pick.and_then(|at| queue.remove(at)) else {
-                        continue;
-                    };
-                    send(
-                        world,
-                        e,
-                        &ToExecutor::RunTask {
-                            job: job.id,
-                            stage: stage.id,
-                            partition: task.partition as u32,
-                            attempt: task.attempt,
-                        },
-                    )?;
-                    *in_flight.entry(e).or_default() += 1;
-                    running.insert(task.partition, task);
-                    assigned = true;
-                }
-                if !assigned {
-                    break;
-                }
-            }
+        for (e, task) in set.assign() {
+            let run = ToExecutor::RunTask {
+                job: job.id,
+                stage: stage.id,
+                partition: task as u32,
+                attempt: set.attempt(task),
+            };
+            send(world, e, &run)?;
         }
-        if queue.is_empty() && running.is_empty() {
+        if set.is_done() {
             break;
         }
-        // Nothing runs, yet tasks wait (to avoid an executor, or for one holding their
-        // input): drop those wishes rather than wait for nothing.
-        if running.is_empty() {
-            queue.iter_mut().for_each(|t| {
-                t.avoid = None;
-                t.preferred = None;
-            });
-            continue;
+        if let Some(partition) = set.stuck() {
+            return Err(Error::Other(format!(
+                "job {} ({}): task {partition} of {} can run on no executor in service",
+                job.id,
+                job.name,
+                stage.describe()
+            )));
         }
         let Some(envelope) = world.try_recv(None, TO_DRIVER)? else {
             backoff.snooze();
@@ -411,21 +341,13 @@ fn run_stage(
                 accumulators,
                 metrics: task_metrics,
                 cached,
-            } if j == job.id
-                && s == stage.id
-                && running
-                    .get(&(partition as usize))
-                    .is_some_and(|t| t.attempt == attempt) =>
-            {
-                let task = running
-                    .remove(&(partition as usize))
-                    .expect("checked above");
-                *in_flight.entry(from).or_default() -= 1;
+            } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
+                let index = set.done(from, partition);
                 metrics.add(&task_metrics);
                 for (rdd, p) in cached {
                     state.blocks.insert((rdd, p), from);
                 }
-                on_output(task.index, output, accumulators);
+                on_output(index, output, accumulators);
             }
             ToDriver::TaskFailed {
                 job: j,
@@ -433,16 +355,7 @@ fn run_stage(
                 partition,
                 attempt,
                 message,
-            } if j == job.id
-                && s == stage.id
-                && running
-                    .get(&(partition as usize))
-                    .is_some_and(|t| t.attempt == attempt) =>
-            {
-                let mut task = running
-                    .remove(&(partition as usize))
-                    .expect("checked above");
-                *in_flight.entry(from).or_default() -= 1;
+            } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
                 tracing::warn!(
                     "task {partition} of stage {s} (attempt {}) failed on executor {from}: {message}",
                     attempt + 1
@@ -453,9 +366,7 @@ fn run_stage(
                         job.id, job.name
                     )));
                 }
-                task.attempt += 1;
-                task.avoid = Some(from);
-                queue.push_back(task);
+                set.failed(from, partition);
             }
             stale if is_stale(&stale, job.id) => {}
             other => return Err(protocol(from, &other)),
@@ -475,7 +386,7 @@ fn run_stage(
         stage.describe(),
         stage.rdd.describe(),
         partitions.len(),
-        alive.len(),
+        set.executors(),
         started.elapsed().as_secs_f64()
     );
     state.metrics.add(&metrics);

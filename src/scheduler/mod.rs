@@ -2,3 +2,4 @@
 //! their tasks, and starts the exchanges (the protocol is in `protocol/README.md`).
 
 pub mod driver;
+mod task_set;
