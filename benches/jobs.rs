@@ -32,10 +32,9 @@ mod baseline_wordcount;
 mod support;
 
 use std::collections::HashMap;
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::process::Command;
 
 const ITERATIONS: usize = 10;
 const K: usize = 8;
@@ -83,7 +82,7 @@ fn main() {
         .filter(|(j, _)| only.split(',').any(|o| o == *j))
     {
         let input = dataset(kind, size);
-        let bytes: u64 = parts(&input)
+        let bytes: u64 = support::parts(&input)
             .iter()
             .map(|p| p.metadata().unwrap().len())
             .sum();
@@ -116,26 +115,26 @@ fn main() {
             let _ = std::fs::remove_dir_all(&base_out);
             let mut cmd = Command::new(std::env::current_exe().expect("own path"));
             cmd.args(["--baseline", job]).args(io_args(&base_out));
-            let run = process(cmd);
+            let run = support::process(cmd);
             base_s.push(run.seconds);
             base_rss = base_rss.max(run.max_rss_kib as f64 / 1024.0);
 
             let _ = std::fs::remove_dir_all(&ember_out);
             let exe = Path::new(env!("CARGO_BIN_EXE_ember")).with_file_name(job);
-            let run = process(support::mpirun(
+            let run = support::process(support::mpirun(
                 3,
                 exe.to_str().unwrap(),
                 &io_args(&ember_out),
             ));
             ember_s.push(run.seconds);
             let line = support::peak_rss_line(&run.stderr);
-            ember_rss = ember_rss.max(rss_sum_mib(&line));
+            ember_rss = ember_rss.max(support::rss_sum_mib(&line));
             exec_rss = exec_rss.max(support::max_executor_rss_mib(&line));
 
             if rep == 0 {
                 check = match job {
                     "wordcount" => check_wordcount(&ember_out, &base_out),
-                    "terasort" => check_terasort(&ember_out, &base_out),
+                    "terasort" => support::check_terasort(&ember_out, &base_out),
                     "pagerank" => check_pagerank(&ember_out, &base_out),
                     _ => check_kmeans(&ember_out, &base_out),
                 };
@@ -152,63 +151,6 @@ fn main() {
         );
         println!("{:<10} outputs agree: {check}", "");
     }
-}
-
-struct Run {
-    seconds: f64,
-    max_rss_kib: i64,
-    stderr: String,
-}
-
-/// Runs `cmd` as a whole process: wall seconds from spawn to exit, its peak RSS (the
-/// largest of it and its descendants, from `wait4`); panics with its output on failure.
-#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
-fn process(mut cmd: Command) -> Run {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd.spawn().expect("launch");
-    let mut stderr = child.stderr.take().unwrap();
-    let errors = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = stderr.read_to_end(&mut v);
-        v
-    });
-    let mut stdout = Vec::new();
-    let _ = child.stdout.take().unwrap().read_to_end(&mut stdout);
-    let errors = errors.join().unwrap();
-    let mut status = 0;
-    // SAFETY: plain wait4 on our own child; rusage is plain data.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    let seconds = start.elapsed().as_secs_f64();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&errors).into_owned(),
-    );
-    assert!(
-        pid == child.id() as libc::pid_t
-            && libc::WIFEXITED(status)
-            && libc::WEXITSTATUS(status) == 0,
-        "benchmark run failed ({cmd:?}):\n{stdout}\n{stderr}"
-    );
-    Run {
-        seconds,
-        max_rss_kib: usage.ru_maxrss,
-        stderr,
-    }
-}
-
-/// The sum (MiB) of every rank's figure in a `peak RSS per rank` line.
-fn rss_sum_mib(line: &str) -> f64 {
-    line.split(", ")
-        .filter_map(|p| {
-            p.strip_suffix(" MiB")?
-                .rsplit(' ')
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
-        .sum()
 }
 
 /// The data set of `kind` and `size` in /dev/shm, written by `ember datagen` if missing
@@ -233,23 +175,6 @@ fn dataset(kind: &str, size: ember::config::ByteSize) -> PathBuf {
     dir
 }
 
-/// The `part-*` files of `dir`, in name order.
-fn parts(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("part-")
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 /// Every line of a committed output directory, in part order.
 fn lines(dir: &Path) -> Vec<String> {
     assert!(
@@ -257,7 +182,7 @@ fn lines(dir: &Path) -> Vec<String> {
         "no _SUCCESS in {}",
         dir.display()
     );
-    parts(dir)
+    support::parts(dir)
         .iter()
         .flat_map(|p| {
             std::io::BufReader::new(std::fs::File::open(p).unwrap())
@@ -289,47 +214,6 @@ fn check_wordcount(ember: &Path, baseline: &Path) -> String {
         e.len(),
         e.values().sum::<u64>()
     )
-}
-
-fn check_terasort(ember: &Path, baseline: &Path) -> String {
-    let open = |dir: &Path| {
-        assert!(
-            dir.join("_SUCCESS").exists(),
-            "no _SUCCESS in {}",
-            dir.display()
-        );
-        let readers: Vec<Box<dyn Read>> = parts(dir)
-            .into_iter()
-            .map(|p| Box::new(std::fs::File::open(p).unwrap()) as Box<dyn Read>)
-            .collect();
-        std::io::BufReader::with_capacity(
-            1 << 20,
-            readers
-                .into_iter()
-                .fold(Box::new(std::io::empty()) as Box<dyn Read>, |a, b| {
-                    Box::new(a.chain(b))
-                }),
-        )
-    };
-    let (mut e, mut b) = (open(ember), open(baseline));
-    let (mut re, mut rb) = ([0u8; 100], [0u8; 100]);
-    let (mut records, mut previous) = (0u64, [0u8; 10]);
-    loop {
-        let got_e = e.read_exact(&mut re).is_ok();
-        let got_b = b.read_exact(&mut rb).is_ok();
-        assert_eq!(got_e, got_b, "TeraSort: outputs of different lengths");
-        if !got_e {
-            break;
-        }
-        assert!(re == rb, "TeraSort: record {records} differs");
-        assert!(
-            re[..10] >= previous[..],
-            "TeraSort: record {records} out of order"
-        );
-        previous.copy_from_slice(&re[..10]);
-        records += 1;
-    }
-    format!("{records} records, byte for byte, sorted")
 }
 
 fn check_pagerank(ember: &Path, baseline: &Path) -> String {
