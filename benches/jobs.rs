@@ -1,43 +1,73 @@
-//! Every job against a hand-written single-process baseline on the same input, in one run:
+//! Every job against a hand-written baseline on the same input files, in one run, both
+//! timed as whole processes:
 //!
 //!     cargo bench --bench jobs [-- --size 256m --reps 3 --jobs wordcount,terasort]
 //!
-//! Inputs are written once by `ember datagen` into /dev/shm; outputs go to /dev/shm too.
-//! Baselines: WordCount = rayon + mmap with a hash map per thread; TeraSort = read +
-//! par_sort_unstable + write; PageRank and KMeans = plain loops. ember runs under mpirun
-//! with 3 ranks (the driver and 2 executors) on this machine's 2 cores.
+//! ember = `mpirun -n 3` (the driver and 2 executors) running the job binary; its time
+//! includes mpirun's and MPI's start-up and shutdown. Baseline = this bench binary started
+//! again as a separate process running one of the standalone programs in
+//! benches/baselines/ (also built as the examples `baseline-JOB`); its time includes its
+//! own start-up too. Both read the same files written once by `ember datagen` into
+//! /dev/shm and write their output to /dev/shm.
+//!
+//! Reported: median seconds and MB/s of input for each; peak RSS (baseline: the process,
+//! from `wait4`; ember: the sum over its ranks and the largest executor, from the job's
+//! `peak RSS per rank` log line); ratio = ember MB/s / baseline MB/s. Runs alternate
+//! baseline and ember. After the first pair the two outputs are compared (WordCount:
+//! every count; TeraSort: every byte, and order; PageRank and KMeans: every value within
+//! 1e-9 relative) and the bench stops if they differ.
 
+// Each baseline is a standalone program with its own copy of baselines/common.rs.
+#![allow(clippy::duplicate_mod)]
+
+#[path = "baselines/kmeans.rs"]
+mod baseline_kmeans;
+#[path = "baselines/pagerank.rs"]
+mod baseline_pagerank;
+#[path = "baselines/terasort.rs"]
+mod baseline_terasort;
+#[path = "baselines/wordcount.rs"]
+mod baseline_wordcount;
 #[path = "support.rs"]
 mod support;
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
-
-use ember::io::records::Record;
-use rayon::prelude::*;
 
 const ITERATIONS: usize = 10;
 const K: usize = 8;
 
 fn main() {
+    let baseline: String = support::arg("--baseline", String::new());
+    match baseline.as_str() {
+        "" => {}
+        "wordcount" => return baseline_wordcount::main(),
+        "terasort" => return baseline_terasort::main(),
+        "pagerank" => return baseline_pagerank::main(),
+        "kmeans" => return baseline_kmeans::main(),
+        other => panic!("no baseline {other}"),
+    }
     let size: ember::config::ByteSize = support::arg("--size", "256m".parse().unwrap());
     let reps: usize = support::arg("--reps", 3);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "jobs benchmark: inputs of {size}, median of {reps}, {cores} cores, ember = 2 executors under mpirun"
+        "jobs benchmark: inputs of {size}, median of {reps}, {cores} cores; both timed as whole \
+         processes: ember = mpirun -n 3 (driver + 2 executors), baseline = one process \
+         (rayon, {cores} threads)"
     );
     println!(
-        "{:<10} {:>9} {:>11} {:>9} {:>11} {:>11} {:>14} {:>7}",
+        "{:<10} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>6}",
         "job",
         "input MB",
         "baseline s",
         "ember s",
+        "base MB/s",
         "ember MB/s",
-        "MB/s/core",
-        "exec peak MiB",
+        "base MiB",
+        "ember MiB",
+        "exec MiB",
         "ratio"
     );
     let only: String = support::arg("--jobs", "wordcount,terasort,pagerank,kmeans".to_string());
@@ -52,62 +82,74 @@ fn main() {
         .filter(|(j, _)| only.split(',').any(|o| o == *j))
     {
         let input = dataset(kind, size);
-        let bytes: u64 = parts(&input)
+        let bytes: u64 = support::parts(&input)
             .iter()
             .map(|p| p.metadata().unwrap().len())
             .sum();
         let mb = bytes as f64 / 1e6;
-        let out = PathBuf::from(format!("/dev/shm/ember-bench-{job}.out"));
-        let baseline: Vec<f64> = (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                match job {
-                    "wordcount" => wordcount(&input, &out),
-                    "terasort" => terasort(&input, &out),
-                    "pagerank" => pagerank(&input, &out),
-                    _ => kmeans(&input, &out),
-                }
-                start.elapsed().as_secs_f64()
-            })
-            .collect();
-        let _ = std::fs::remove_file(&out);
-        let mut ember = Vec::new();
-        let mut rss = String::new();
-        for _ in 0..reps {
-            let _ = std::fs::remove_dir_all(&out);
-            let mut args: Vec<String> = [
-                "--input",
-                input.to_str().unwrap(),
-                "--output",
-                out.to_str().unwrap(),
-            ]
-            .map(String::from)
-            .to_vec();
-            match job {
-                "pagerank" => args.extend(["--iterations".into(), ITERATIONS.to_string()]),
-                "kmeans" => args.extend([
-                    "--k".into(),
-                    K.to_string(),
-                    "--iterations".into(),
-                    ITERATIONS.to_string(),
-                ]),
-                _ => {}
-            }
-            let exe = Path::new(env!("CARGO_BIN_EXE_ember")).with_file_name(job);
-            let (secs, _, stderr) =
-                support::timed(support::mpirun(3, exe.to_str().unwrap(), &args));
-            ember.push(secs);
-            rss = support::peak_rss_line(&stderr);
+        let ember_out = PathBuf::from(format!("/dev/shm/ember-bench-{job}.ember"));
+        let base_out = PathBuf::from(format!("/dev/shm/ember-bench-{job}.baseline"));
+        let mut extra: Vec<String> = Vec::new();
+        match job {
+            "pagerank" => extra.extend(["--iterations".into(), ITERATIONS.to_string()]),
+            "kmeans" => extra.extend([
+                "--k".into(),
+                K.to_string(),
+                "--iterations".into(),
+                ITERATIONS.to_string(),
+            ]),
+            _ => {}
         }
-        let _ = std::fs::remove_dir_all(&out);
-        let (b, e) = (support::median(baseline), support::median(ember));
+        let io_args = |out: &Path| -> Vec<String> {
+            let mut a: Vec<String> = ["--input", input.to_str().unwrap(), "--output"]
+                .map(String::from)
+                .to_vec();
+            a.push(out.to_str().unwrap().to_string());
+            a.extend(extra.iter().cloned());
+            a
+        };
+        let (mut base_s, mut ember_s) = (Vec::new(), Vec::new());
+        let (mut base_rss, mut ember_rss, mut exec_rss) = (0.0f64, 0.0f64, 0.0f64);
+        let mut check = String::new();
+        for rep in 0..reps {
+            let _ = std::fs::remove_dir_all(&base_out);
+            let mut cmd = Command::new(std::env::current_exe().expect("own path"));
+            cmd.args(["--baseline", job]).args(io_args(&base_out));
+            let run = support::process(cmd);
+            base_s.push(run.seconds);
+            base_rss = base_rss.max(run.max_rss_kib as f64 / 1024.0);
+
+            let _ = std::fs::remove_dir_all(&ember_out);
+            let exe = Path::new(env!("CARGO_BIN_EXE_ember")).with_file_name(job);
+            let run = support::process(support::mpirun(
+                3,
+                exe.to_str().unwrap(),
+                &io_args(&ember_out),
+            ));
+            ember_s.push(run.seconds);
+            let line = support::peak_rss_line(&run.stderr);
+            ember_rss = ember_rss.max(support::rss_sum_mib(&line));
+            exec_rss = exec_rss.max(support::max_executor_rss_mib(&line));
+
+            if rep == 0 {
+                check = match job {
+                    "wordcount" => check_wordcount(&ember_out, &base_out),
+                    "terasort" => support::check_terasort(&ember_out, &base_out),
+                    "pagerank" => check_pagerank(&ember_out, &base_out),
+                    _ => check_kmeans(&ember_out, &base_out),
+                };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&ember_out);
+        let _ = std::fs::remove_dir_all(&base_out);
+        let (b, e) = (support::median(base_s), support::median(ember_s));
         println!(
-            "{job:<10} {mb:>9.0} {b:>11.2} {e:>9.2} {:>11.1} {:>11.1} {:>14.0} {:>7.2}",
+            "{job:<10} {mb:>8.0} {b:>10.2} {e:>8.2} {:>10.1} {:>8.1} {base_rss:>9.0} {ember_rss:>9.0} {exec_rss:>9.0} {:>6.2}",
+            mb / b,
             mb / e,
-            mb / e / cores as f64,
-            support::max_executor_rss_mib(&rss),
             b / e
         );
+        println!("{:<10} outputs agree: {check}", "");
     }
 }
 
@@ -133,160 +175,85 @@ fn dataset(kind: &str, size: ember::config::ByteSize) -> PathBuf {
     dir
 }
 
-fn parts(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("part-")
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn mapped(dir: &Path) -> Vec<memmap2::Mmap> {
-    parts(dir)
+/// Every line of a committed output directory, in part order.
+fn lines(dir: &Path) -> Vec<String> {
+    assert!(
+        dir.join("_SUCCESS").exists(),
+        "no _SUCCESS in {}",
+        dir.display()
+    );
+    support::parts(dir)
         .iter()
-        .map(|p| unsafe { memmap2::Mmap::map(&std::fs::File::open(p).unwrap()).unwrap() })
+        .flat_map(|p| {
+            std::io::BufReader::new(std::fs::File::open(p).unwrap())
+                .lines()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
-fn create(path: &Path) -> std::io::BufWriter<std::fs::File> {
-    std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap())
+fn close(a: f64, b: f64) -> bool {
+    a == b || ((a - b) / b).abs() < 1e-9
 }
 
-/// rayon + mmap: newline-aligned chunks, a hash map per thread, merged.
-fn wordcount(input: &Path, out: &Path) {
-    let maps = mapped(input);
-    let mut chunks: Vec<&[u8]> = Vec::new();
-    for m in &maps {
-        let data = &m[..];
-        let mut start = 0;
-        while start < data.len() {
-            let mut end = (start + (4 << 20)).min(data.len());
-            while end < data.len() && data[end - 1] != b'\n' {
-                end += 1;
-            }
-            chunks.push(&data[start..end]);
-            start = end;
-        }
-    }
-    let counts = chunks
-        .par_iter()
-        .fold(HashMap::<&str, u64>::new, |mut acc, chunk| {
-            for w in std::str::from_utf8(chunk).unwrap().split_whitespace() {
-                *acc.entry(w).or_insert(0) += 1;
-            }
-            acc
-        })
-        .reduce(HashMap::new, |mut a, b| {
-            for (w, n) in b {
-                *a.entry(w).or_insert(0) += n;
-            }
-            a
-        });
-    let mut w = create(out);
-    for (word, n) in counts {
-        writeln!(w, "{word}\t{n}").unwrap();
-    }
-    w.flush().unwrap();
-}
-
-/// Read, par_sort_unstable, write.
-fn terasort(input: &Path, out: &Path) {
-    let mut records: Vec<Record> = Vec::new();
-    for p in parts(input) {
-        records.extend_from_slice(bytemuck::cast_slice::<u8, Record>(
-            &std::fs::read(p).unwrap(),
-        ));
-    }
-    records.par_sort_unstable_by_key(Record::packed_key);
-    let mut w = create(out);
-    w.write_all(bytemuck::cast_slice(&records)).unwrap();
-    w.flush().unwrap();
-}
-
-/// Spark's PageRank in plain loops.
-fn pagerank(input: &Path, out: &Path) {
-    let mut edges: Vec<(u64, u64)> = Vec::new();
-    for m in mapped(input) {
-        for line in std::str::from_utf8(&m).unwrap().lines() {
-            let mut it = line.split_whitespace().map(|x| x.parse::<u64>().unwrap());
-            if let (Some(a), Some(b)) = (it.next(), it.next()) {
-                edges.push((a, b));
-            }
-        }
-    }
-    edges.sort_unstable();
-    edges.dedup();
-    let mut links: HashMap<u64, Vec<u64>> = HashMap::new();
-    for (a, b) in edges {
-        links.entry(a).or_default().push(b);
-    }
-    let mut ranks: HashMap<u64, f64> = links.keys().map(|&v| (v, 1.0)).collect();
-    for _ in 0..ITERATIONS {
-        let mut sums: HashMap<u64, f64> = HashMap::new();
-        for (v, dsts) in &links {
-            if let Some(r) = ranks.get(v) {
-                let share = r / dsts.len() as f64;
-                for d in dsts {
-                    *sums.entry(*d).or_insert(0.0) += share;
-                }
-            }
-        }
-        ranks = sums
+fn check_wordcount(ember: &Path, baseline: &Path) -> String {
+    let read = |dir: &Path| -> HashMap<String, u64> {
+        lines(dir)
             .into_iter()
-            .map(|(v, s)| (v, 0.15 + 0.85 * s))
-            .collect();
-    }
-    let mut w = create(out);
-    for (v, r) in ranks {
-        writeln!(w, "{v}\t{r}").unwrap();
-    }
-    w.flush().unwrap();
+            .map(|l| {
+                let (w, n) = l.rsplit_once('\t').expect("word<TAB>count");
+                (w.to_string(), n.parse().expect("count"))
+            })
+            .collect()
+    };
+    let (e, b) = (read(ember), read(baseline));
+    assert!(e == b, "WordCount: ember and the baseline disagree");
+    format!(
+        "{} distinct words, {} words",
+        e.len(),
+        e.values().sum::<u64>()
+    )
 }
 
-/// Lloyd's algorithm in plain loops.
-fn kmeans(input: &Path, out: &Path) {
-    let mut points: Vec<[f64; 4]> = Vec::new();
-    for m in mapped(input) {
-        for line in std::str::from_utf8(&m).unwrap().lines() {
-            let mut p = [0.0; 4];
-            for (x, s) in p.iter_mut().zip(line.split(' ')) {
-                *x = s.parse().unwrap();
-            }
-            points.push(p);
-        }
+fn check_pagerank(ember: &Path, baseline: &Path) -> String {
+    let read = |dir: &Path| -> HashMap<u64, f64> {
+        lines(dir)
+            .into_iter()
+            .map(|l| {
+                let (v, r) = l.split_once('\t').expect("vertex<TAB>rank");
+                (v.parse().expect("vertex"), r.parse().expect("rank"))
+            })
+            .collect()
+    };
+    let (e, b) = (read(ember), read(baseline));
+    assert_eq!(e.len(), b.len(), "PageRank: vertex counts differ");
+    for (v, r) in &b {
+        let got = e
+            .get(v)
+            .unwrap_or_else(|| panic!("PageRank: vertex {v} missing"));
+        assert!(
+            close(*got, *r),
+            "PageRank: vertex {v}: ember {got}, baseline {r}"
+        );
     }
-    let mut centres: Vec<[f64; 4]> = points[..K].to_vec();
-    for _ in 0..ITERATIONS {
-        let mut sums = vec![([0.0; 4], 0u64); K];
-        for p in &points {
-            let mut best = (0, f64::INFINITY);
-            for (i, c) in centres.iter().enumerate() {
-                let d: f64 = c.iter().zip(p).map(|(a, b)| (a - b) * (a - b)).sum();
-                if d < best.1 {
-                    best = (i, d);
-                }
-            }
-            let s = &mut sums[best.0];
-            s.0.iter_mut().zip(p).for_each(|(a, b)| *a += b);
-            s.1 += 1;
-        }
-        for (c, (s, n)) in centres.iter_mut().zip(sums) {
-            if n > 0 {
-                *c = s.map(|x| x / n as f64);
-            }
-        }
+    format!("{} vertices within 1e-9", e.len())
+}
+
+fn check_kmeans(ember: &Path, baseline: &Path) -> String {
+    let read = |dir: &Path| -> Vec<Vec<f64>> {
+        lines(dir)
+            .iter()
+            .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
+            .collect()
+    };
+    let (e, b) = (read(ember), read(baseline));
+    assert_eq!(e.len(), b.len(), "KMeans: centre counts differ");
+    for (c, w) in e.iter().zip(&b) {
+        assert!(
+            c.len() == w.len() && c.iter().zip(w).all(|(x, y)| close(*x, *y)),
+            "KMeans: ember {c:?}, baseline {w:?}"
+        );
     }
-    let mut w = create(out);
-    for c in centres {
-        writeln!(w, "{} {} {} {}", c[0], c[1], c[2], c[3]).unwrap();
-    }
-    w.flush().unwrap();
+    format!("{} centres within 1e-9", e.len())
 }

@@ -1,7 +1,9 @@
 //! Shared by the benchmark binaries: launching under mpirun, medians, RSS lines.
 #![allow(dead_code)]
 
-use std::process::Command;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// True inside a rank started by mpirun.
@@ -72,4 +74,120 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+pub struct Run {
+    pub seconds: f64,
+    pub max_rss_kib: i64,
+    pub stderr: String,
+}
+
+/// Runs `cmd` as a whole process: wall seconds from spawn to exit, its peak RSS (the
+/// largest of it and its descendants, from `wait4`); panics with its output on failure.
+#[allow(clippy::zombie_processes)] // reaped by wait4, not Child::wait
+pub fn process(mut cmd: Command) -> Run {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("launch");
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = stderr.read_to_end(&mut v);
+        v
+    });
+    let mut stdout = Vec::new();
+    let _ = child.stdout.take().unwrap().read_to_end(&mut stdout);
+    let errors = errors.join().unwrap();
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child; rusage is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let seconds = start.elapsed().as_secs_f64();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&errors).into_owned(),
+    );
+    assert!(
+        pid == child.id() as libc::pid_t
+            && libc::WIFEXITED(status)
+            && libc::WEXITSTATUS(status) == 0,
+        "benchmark run failed ({cmd:?}):\n{stdout}\n{stderr}"
+    );
+    Run {
+        seconds,
+        max_rss_kib: usage.ru_maxrss,
+        stderr,
+    }
+}
+
+/// The sum (MiB) of every rank's figure in a `peak RSS per rank` line.
+pub fn rss_sum_mib(line: &str) -> f64 {
+    line.split(", ")
+        .filter_map(|p| {
+            p.strip_suffix(" MiB")?
+                .rsplit(' ')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The `part-*` files of `dir`, in name order.
+pub fn parts(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Compares two TeraSort output directories record by record and checks the order.
+pub fn check_terasort(ember: &Path, baseline: &Path) -> String {
+    let open = |dir: &Path| {
+        assert!(
+            dir.join("_SUCCESS").exists(),
+            "no _SUCCESS in {}",
+            dir.display()
+        );
+        let readers: Vec<Box<dyn Read>> = parts(dir)
+            .into_iter()
+            .map(|p| Box::new(std::fs::File::open(p).unwrap()) as Box<dyn Read>)
+            .collect();
+        std::io::BufReader::with_capacity(
+            1 << 20,
+            readers
+                .into_iter()
+                .fold(Box::new(std::io::empty()) as Box<dyn Read>, |a, b| {
+                    Box::new(a.chain(b))
+                }),
+        )
+    };
+    let (mut e, mut b) = (open(ember), open(baseline));
+    let (mut re, mut rb) = ([0u8; 100], [0u8; 100]);
+    let (mut records, mut previous) = (0u64, [0u8; 10]);
+    loop {
+        let got_e = e.read_exact(&mut re).is_ok();
+        let got_b = b.read_exact(&mut rb).is_ok();
+        assert_eq!(got_e, got_b, "TeraSort: outputs of different lengths");
+        if !got_e {
+            break;
+        }
+        assert!(re == rb, "TeraSort: record {records} differs");
+        assert!(
+            re[..10] >= previous[..],
+            "TeraSort: record {records} out of order"
+        );
+        previous.copy_from_slice(&re[..10]);
+        records += 1;
+    }
+    format!("{records} records, byte for byte, sorted")
 }
