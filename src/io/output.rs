@@ -1,9 +1,16 @@
-//! Committed output: `part-NNNNN` files written under `_temporary`, renamed on success, then `_SUCCESS`.
+//! Committed output: parts are written into a staging directory beside the output and the
+//! whole directory is published by one rename, `_SUCCESS` included.
 //!
-//! The driver sets the directory up before the job and commits it after every task has
-//! succeeded; a task writes `_temporary/part-NNNNN.attempt-A` and renames it to
-//! `_temporary/part-NNNNN` when it finishes. A failed job removes `_temporary` (and the
-//! directory if the job created it), so nothing is left that looks complete.
+//! The driver creates `PARENT/.NAME.ember-staging` exclusively before the job (a second job
+//! writing the same output is refused, not interleaved), with an `_OWNER` file naming its
+//! host and pid (a staging directory left by a dead job on this host is removed). A task
+//! writes `part-NNNNN.attempt-A` there and renames it to `part-NNNNN` when it finishes. On
+//! success the driver removes leftovers of lost attempts, checks every part is there,
+//! writes `_SUCCESS`, and renames the staging directory onto the output in one step:
+//! `RENAME_NOREPLACE` for a new output (so two jobs cannot both publish), and with
+//! overwrite `RENAME_EXCHANGE`, so the old output stays whole until the new one replaces
+//! it. A failed or signalled job removes the staging directory: nothing is left that looks
+//! complete, and an old output is never lost to a job that did not finish.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,69 +22,194 @@ pub fn part_name(p: usize) -> String {
     format!("part-{p:05}")
 }
 
+/// The staging directory of output `dir`: a hidden sibling, so that publishing is a
+/// rename within one file system. The same on every rank.
+pub fn staging(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    dir.with_file_name(format!(".{name}.ember-staging"))
+}
+
+const OWNER: &str = "_OWNER";
+
 /// The driver's side of an output directory.
 #[derive(Debug)]
 pub struct OutputCommitter {
     dir: PathBuf,
-    created_dir: bool,
+    staging: PathBuf,
+    overwrite: bool,
 }
 
 impl OutputCommitter {
-    /// Refuses an existing `dir` unless `overwrite` (then removes it), and creates
-    /// `dir/_temporary`.
+    /// Refuses an existing `dir` unless `overwrite`, and creates the staging directory
+    /// (exclusively: another job writing the same output is an error).
     pub fn setup(dir: &Path, overwrite: bool) -> Result<Self> {
-        if dir.exists() {
-            if !overwrite {
-                return Err(Error::OutputExists(dir.to_path_buf()));
-            }
-            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if !overwrite && dir.exists() {
+            return Err(Error::OutputExists(dir.to_path_buf()));
         }
-        let tmp = temporary(dir);
-        std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        // A job killed or signalled before it commits leaves no parts behind.
-        crate::failure::remove_on_exit(&tmp);
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let staging = staging(dir);
+        remove_if_stale(&staging);
+        std::fs::create_dir(&staging).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Other(format!(
+                "output {}: another job is writing it ({} exists, {}); remove that directory if no job is",
+                dir.display(),
+                staging.display(),
+                owner_text(&staging)
+            )),
+            _ => Error::io(&staging, e),
+        })?;
+        // A job killed or signalled before it commits leaves nothing behind.
+        crate::failure::remove_on_exit(&staging);
+        let owner = staging.join(OWNER);
+        let me = format!("{} {}\n", host(), std::process::id());
+        std::fs::write(&owner, me).map_err(|e| Error::io(&owner, e))?;
         Ok(OutputCommitter {
             dir: dir.to_path_buf(),
-            created_dir: true,
+            staging,
+            overwrite,
         })
     }
 
-    /// Moves every task's part into place and writes `_SUCCESS` last.
+    /// Publishes the output: keeps exactly `part-00000..` of `partitions` (removing what
+    /// lost attempts left), writes `_SUCCESS`, then renames the staging directory onto the
+    /// output in one step.
     pub fn commit(&self, partitions: usize) -> Result<()> {
-        let tmp = temporary(&self.dir);
-        for p in 0..partitions {
-            let from = tmp.join(part_name(p));
-            let to = self.dir.join(part_name(p));
-            std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+        let wanted: std::collections::HashSet<String> = (0..partitions).map(part_name).collect();
+        let entries = std::fs::read_dir(&self.staging).map_err(|e| Error::io(&self.staging, e))?;
+        let mut found = 0;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&self.staging, e))?;
+            if wanted.contains(entry.file_name().to_string_lossy().as_ref()) {
+                found += 1;
+            } else {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
         }
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        crate::failure::forget_on_exit(&tmp);
-        let success = self.dir.join("_SUCCESS");
-        std::fs::write(&success, b"").map_err(|e| Error::io(&success, e))
+        if found != partitions {
+            return Err(Error::Other(format!(
+                "output {}: {found} of {partitions} parts were written",
+                self.dir.display()
+            )));
+        }
+        let success = self.staging.join("_SUCCESS");
+        std::fs::write(&success, b"").map_err(|e| Error::io(&success, e))?;
+        self.publish()?;
+        crate::failure::forget_on_exit(&self.staging);
+        if self.staging.exists() {
+            // After an exchange it holds the old output.
+            std::fs::remove_dir_all(&self.staging).map_err(|e| Error::io(&self.staging, e))?;
+        }
+        Ok(())
     }
 
-    /// Removes what the job wrote; logs (does not fail) when cleanup itself fails.
+    fn publish(&self) -> Result<()> {
+        match rename(&self.staging, &self.dir, libc::RENAME_NOREPLACE) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && self.overwrite => {
+                rename(&self.staging, &self.dir, libc::RENAME_EXCHANGE)
+                    .map_err(|e| Error::io(&self.dir, e))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(Error::OutputExists(self.dir.clone()))
+            }
+            Err(e) => Err(Error::io(&self.dir, e)),
+        }
+    }
+
+    /// Removes what the job wrote; logs (does not fail) when cleanup itself fails. An
+    /// existing output is untouched.
     pub fn abort(&self) {
-        let tmp = temporary(&self.dir);
-        crate::failure::forget_on_exit(&tmp);
-        if let Err(e) = std::fs::remove_dir_all(&tmp)
+        crate::failure::forget_on_exit(&self.staging);
+        if let Err(e) = std::fs::remove_dir_all(&self.staging)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!("could not remove {}: {e}", tmp.display());
-        }
-        if self.created_dir {
-            // Only succeeds when empty: parts already moved stay visible without _SUCCESS.
-            let _ = std::fs::remove_dir(&self.dir);
+            tracing::warn!("could not remove {}: {e}", self.staging.display());
         }
     }
 }
 
-fn temporary(dir: &Path) -> PathBuf {
-    dir.join("_temporary")
+/// `renameat2(from, to, flags)`; file systems without the flags (some network ones) get a
+/// plain rename when `to` does not exist, which is racy but the best they offer.
+fn rename(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths, relative to the working directory.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) if flags == libc::RENAME_NOREPLACE => {
+            if to.exists() {
+                return Err(std::io::ErrorKind::AlreadyExists.into());
+            }
+            std::fs::rename(from, to)
+        }
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            // No exchange: move the old output aside, then the new one in.
+            let aside = from.with_extension("old");
+            std::fs::rename(to, &aside)?;
+            std::fs::rename(from, to)?;
+            std::fs::rename(&aside, from)
+        }
+        _ => Err(err),
+    }
 }
 
-/// Writes partition `p` (attempt `attempt`) of an output: each record is written by
-/// `write_record`. The part becomes visible in `_temporary` only when complete.
+fn host() -> String {
+    crate::protocol::registration::host_name()
+}
+
+/// What `_OWNER` of a staging directory says, for messages.
+fn owner_text(staging: &Path) -> String {
+    match std::fs::read_to_string(staging.join(OWNER)) {
+        Ok(s) => match s.trim().split_once(' ') {
+            Some((host, pid)) => format!("written by pid {pid} on {host}"),
+            None => "owner unknown".into(),
+        },
+        Err(_) => "owner unknown".into(),
+    }
+}
+
+/// Removes a staging directory whose owner was a process on this host that is gone.
+fn remove_if_stale(staging: &Path) {
+    let Ok(owner) = std::fs::read_to_string(staging.join(OWNER)) else {
+        return;
+    };
+    let Some((h, pid)) = owner.trim().split_once(' ') else {
+        return;
+    };
+    let alive = Path::new("/proc").join(pid).exists();
+    if h == host() && !alive {
+        tracing::warn!(
+            "removing {}: left by pid {pid}, which is gone",
+            staging.display()
+        );
+        let _ = std::fs::remove_dir_all(staging);
+    }
+}
+
+/// Writes partition `p` (attempt `attempt`) of output `dir`: each record is written by
+/// `write_record`. The part appears under its name in the staging directory only when
+/// complete.
 pub fn write_part<T>(
     dir: &Path,
     p: usize,
@@ -85,8 +217,8 @@ pub fn write_part<T>(
     records: impl Iterator<Item = Result<T>>,
     mut write_record: impl FnMut(&mut dyn Write, &T) -> std::io::Result<()>,
 ) -> Result<u64> {
-    let tmp = temporary(dir);
-    let attempt_path = tmp.join(format!("{}.attempt-{attempt}", part_name(p)));
+    let staging = staging(dir);
+    let attempt_path = staging.join(format!("{}.attempt-{attempt}", part_name(p)));
     let file = std::fs::File::create(&attempt_path).map_err(|e| Error::io(&attempt_path, e))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut count = 0u64;
@@ -101,7 +233,7 @@ pub fn write_part<T>(
         let _ = std::fs::remove_file(&attempt_path);
         return Err(e);
     }
-    let final_path = tmp.join(part_name(p));
+    let final_path = staging.join(part_name(p));
     std::fs::rename(&attempt_path, &final_path).map_err(|e| Error::io(&final_path, e))?;
     Ok(count)
 }
@@ -110,21 +242,34 @@ pub fn write_part<T>(
 mod tests {
     use super::*;
 
+    fn write_lines(out: &Path, parts: usize, text: &str) {
+        for p in 0..parts {
+            let lines = vec![Ok(format!("{text}{p}"))].into_iter();
+            write_part(out, p, 0, lines, |w, l: &String| writeln!(w, "{l}")).unwrap();
+        }
+    }
+
     #[test]
     fn commit_publishes_parts_and_success_abort_leaves_nothing() {
         let root = tempfile::tempdir().unwrap();
         let out = root.path().join("out");
         let c = OutputCommitter::setup(&out, false).unwrap();
-        for p in 0..2 {
-            let lines = vec![Ok(format!("line{p}"))].into_iter();
-            write_part(&out, p, 0, lines, |w, l: &String| writeln!(w, "{l}")).unwrap();
-        }
+        write_lines(&out, 2, "line");
+        // A lost attempt's leftover is not published.
+        std::fs::write(staging(&out).join("part-00001.attempt-3"), "partial").unwrap();
+        assert!(!out.exists(), "nothing is visible before the commit");
         c.commit(2).unwrap();
         assert_eq!(
             std::fs::read_to_string(out.join("part-00001")).unwrap(),
             "line1\n"
         );
-        assert!(out.join("_SUCCESS").exists() && !out.join("_temporary").exists());
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["_SUCCESS", "part-00000", "part-00001"]);
+        assert!(!staging(&out).exists());
 
         assert!(matches!(
             OutputCommitter::setup(&out, false),
@@ -132,6 +277,59 @@ mod tests {
         ));
         let c = OutputCommitter::setup(&out, true).unwrap();
         c.abort();
-        assert!(!out.exists(), "an aborted job leaves no directory behind");
+        assert!(
+            out.join("_SUCCESS").exists() && out.join("part-00001").exists(),
+            "an aborted overwrite leaves the old output whole"
+        );
+        assert!(!staging(&out).exists(), "and no staging directory");
+    }
+
+    #[test]
+    fn overwrite_replaces_the_output_in_one_step() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        let c = OutputCommitter::setup(&out, false).unwrap();
+        write_lines(&out, 3, "old");
+        c.commit(3).unwrap();
+        let c = OutputCommitter::setup(&out, true).unwrap();
+        write_lines(&out, 1, "new");
+        c.commit(1).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("part-00000")).unwrap(),
+            "new0\n"
+        );
+        assert!(
+            !out.join("part-00002").exists(),
+            "no part of the old output stays"
+        );
+        assert!(!staging(&out).exists());
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_and_a_dead_ones_staging_is_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        let first = OutputCommitter::setup(&out, false).unwrap();
+        let err = OutputCommitter::setup(&out, false).unwrap_err().to_string();
+        assert!(err.contains("another job is writing it"), "{err}");
+        first.abort();
+        // A staging directory of a process that no longer exists, on this host.
+        std::fs::create_dir(staging(&out)).unwrap();
+        let dead = format!("{} {}\n", host(), u32::MAX);
+        std::fs::write(staging(&out).join(OWNER), dead).unwrap();
+        let c = OutputCommitter::setup(&out, false).unwrap();
+        c.abort();
+    }
+
+    #[test]
+    fn a_missing_part_is_an_error_and_publishes_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        let c = OutputCommitter::setup(&out, false).unwrap();
+        write_lines(&out, 1, "x");
+        let err = c.commit(2).unwrap_err().to_string();
+        assert!(err.contains("1 of 2 parts"), "{err}");
+        assert!(!out.exists());
+        c.abort();
     }
 }
