@@ -70,14 +70,22 @@ fn data_many_times_the_round_size_moves_in_many_rounds_and_is_cleaned_up() {
         })
         .unwrap_or_else(|| panic!("no exchange line: {}", out.stderr));
     assert!(rounds >= 10, "expected many rounds, got {rounds}");
-    let lines = std::fs::read_dir(&output)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("part-"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
-        .sum::<usize>();
-    // Every word is one of w0..w59999 or "common".
-    assert_eq!(lines, 60_001, "distinct words");
+    // Every word with its count, against a sequential count of the same text.
+    let mut want = std::collections::HashMap::new();
+    for w in std::fs::read_to_string(&input).unwrap().split_whitespace() {
+        *want.entry(w.to_string()).or_insert(0u64) += 1;
+    }
+    let mut got = std::collections::HashMap::new();
+    for line in common::reference::read_lines(&output) {
+        let (w, n) = line.rsplit_once('\t').unwrap();
+        assert!(
+            got.insert(w.to_string(), n.parse::<u64>().unwrap())
+                .is_none(),
+            "{w} twice"
+        );
+    }
+    assert_eq!(got.len(), 60_001, "distinct words");
+    assert!(got == want, "counts differ from the sequential count");
     assert!(
         leftovers(scratch.path()).is_empty(),
         "left behind: {:?}",
