@@ -70,13 +70,19 @@ fn check_cache(ranks: usize, level: &str, memory: &str) {
         peak <= budget,
         "cache memory peak {peak} over the budget {budget}"
     );
+    match level {
+        "mmap" => assert_eq!(peak, 0, "blocks in files take no cache memory"),
+        _ => assert!(peak > 0, "blocks in memory are accounted"),
+    }
 }
 
 #[test]
 fn cached_partitions_are_reused_and_rebuilt_when_lost() {
     for ranks in [1, 2, 4] {
-        check_cache(ranks, "memory", "1g");
-        check_cache(ranks, "mmap", "1g");
+        // 1 MiB holds the whole cached RDD (~0.8 MB encoded) on one executor: nothing is
+        // evicted, and the budget check below is a real bound, not 1 GiB of headroom.
+        check_cache(ranks, "memory", "1m");
+        check_cache(ranks, "mmap", "1m");
     }
 }
 
