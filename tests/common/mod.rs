@@ -319,3 +319,25 @@ pub fn note(line: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
+
+/// Seconds every thread of `pid` has run on a CPU and waited runnable in a run queue,
+/// summed (from /proc/<pid>/task/*/schedstat); `None` once it has exited or where the
+/// kernel keeps no such statistics. A thread that polls without sleeping is runnable all
+/// the time, whether or not a busy machine lets it run.
+pub fn runnable_seconds(pid: u32) -> Option<(f64, f64)> {
+    let mut sums = (0u64, 0u64);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let mut f = text
+            .split_whitespace()
+            .map(|x| x.parse::<u64>().unwrap_or(0));
+        sums.0 += f.next()?;
+        sums.1 += f.next()?;
+    }
+    Some((sums.0 as f64 / 1e9, sums.1 as f64 / 1e9))
+}
