@@ -35,5 +35,18 @@ lint: deps
 	cargo clippy --release --all-targets -- -D warnings
 
 ## Everything CI checks: formatting, lints, unit and doc tests, mpirun integration tests.
+## A suite that cannot run here (only Slurm, when its packages cannot be installed) says why
+## in $(SKIPPED); the last line printed is always `skipped suites: ...`. Fails when a test
+## fails.
+SKIPPED := $(CURDIR)/target/ember-skipped.txt
+export EMBER_SKIPPED_FILE := $(SKIPPED)
 test: lint
-	cargo test --release
+	@mkdir -p $(dir $(SKIPPED)) && : > $(SKIPPED)
+	@status=0; cargo test --release || status=$$?; \
+	if [ -s $(SKIPPED) ]; then \
+	  awk '{ i = index($$0, ": "); printf "%s%s (%s)", (NR > 1 ? ", " : "skipped suites: "), \
+	    substr($$0, 1, i - 1), substr($$0, i + 2) } END { print "" }' $(SKIPPED); \
+	else \
+	  echo "skipped suites: none"; \
+	fi; \
+	exit $$status

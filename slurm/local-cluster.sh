@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real one-node Slurm (slurmctld, slurmd, munge) on this machine, for tests and trials.
 #
-#   slurm/local-cluster.sh up       install (Debian packages) if needed, configure, start
+#   slurm/local-cluster.sh up       install (Debian packages) if needed, configure, start;
+#                                   exit code 3 only when the packages cannot be installed
 #   slurm/local-cluster.sh status   print the node state; exit 0 when the node is usable
 #   slurm/local-cluster.sh down     stop the daemons (configuration and state are kept)
 #
@@ -23,8 +24,22 @@ install_packages() {
   done
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Exit code 3 means exactly this: the packages cannot be installed here (no apt, no
+    # network, no such package). Callers may treat it as "no Slurm on this machine"; any
+    # other failure is a real one.
+    if [ "$(id -u)" -ne 0 ]; then
+      log "cannot install ${missing[*]}: not root"
+      exit 3
+    fi
+    if ! command -v apt-get >/dev/null; then
+      log "cannot install ${missing[*]}: no apt-get on this machine"
+      exit 3
+    fi
+    if ! apt-get update -qq ||
+       ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; then
+      log "cannot install ${missing[*]}: apt-get failed"
+      exit 3
+    fi
   fi
 }
 
@@ -80,8 +95,8 @@ start_munge() {
 node_state() { sinfo -h -n "$HOST" -o '%T' 2>/dev/null | head -n 1; }
 
 up() {
-  [ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
   install_packages
+  [ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
   write_config
   start_munge
   if ! running "$DIR/slurmctld.pid"; then

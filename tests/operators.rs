@@ -32,7 +32,17 @@ fn assert_same(got: &BTreeMap<String, String>, want: &suite::Results) {
 fn operators_match_the_reference_in_process() {
     let scratch = tempfile::tempdir().unwrap();
     let ctx = Context::local_with(&EngineArgs::default());
-    for (seed, n, partitions) in [(1, 500, 4), (2, 37, 1), (3, 0, 3), (4, 2000, 7)] {
+    // Also: more partitions than records (empty partitions), and partitions of ~13,000
+    // and 40,000 records, several 4,096-record batches each.
+    for (seed, n, partitions) in [
+        (1, 500, 4),
+        (2, 37, 1),
+        (3, 0, 3),
+        (4, 2000, 7),
+        (5, 5, 8),
+        (6, 40_000, 3),
+        (7, 40_000, 1),
+    ] {
         let dir = scratch.path().join(format!("s{seed}"));
         let input = suite::Input::generate(seed, n);
         suite::prepare_files(&dir, &input);

@@ -13,6 +13,13 @@ struct Args {
     n: u64,
     #[arg(long, default_value_t = 6)]
     partitions: usize,
+    /// `decommission`: three shuffle jobs on a cached RDD whose tasks append
+    /// `action stage partition` lines to `--marks/r<rank>`, for the test to see which
+    /// executor ran what (run with `EMBER_TEST_DECOMMISSION`).
+    #[arg(long)]
+    scenario: Option<String>,
+    #[arg(long)]
+    marks: Option<std::path::PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -20,7 +27,11 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let ctx = Context::init_with(&args.engine);
-    let result = run(&ctx, &args);
+    let result = match args.scenario.as_deref() {
+        Some("decommission") => decommission(&ctx, &args),
+        Some(other) => Err(ember::Error::Other(format!("unknown scenario {other}"))),
+        None => run(&ctx, &args),
+    };
     ctx.finish(result);
 }
 
@@ -93,5 +104,52 @@ fn run(ctx: &Context, args: &Args) -> ember::Result<()> {
         "cache_memory_peak",
         after_fourth.cache_memory_peak.to_string(),
     );
+    Ok(())
+}
+
+/// Appends `line` to `dir/r<rank>`, the rank of the process running the task (read from
+/// the environment mpirun gives each rank, independently of ember).
+fn mark(dir: &std::path::Path, line: String) {
+    use std::io::Write;
+    let rank = std::env::var("OMPI_COMM_WORLD_RANK").unwrap_or_else(|_| "0".into());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("r{rank}")))
+        .expect("open marks");
+    file.write_all(format!("{line}\n").as_bytes())
+        .expect("write mark");
+}
+
+fn decommission(ctx: &Context, args: &Args) -> ember::Result<()> {
+    let marks = args.marks.clone().expect("--marks");
+    let data = ctx
+        .range(0, args.n, Some(args.partitions))
+        .map(|i| (i % 97, i * 3))
+        .persist(StorageLevel::Memory);
+    for action in 0..3 {
+        let (m1, m2) = (marks.clone(), marks.clone());
+        let before = ctx.metrics();
+        let mut sums = data
+            .map_partitions_with_index(move |i, it| {
+                mark(&m1, format!("{action} map {i}"));
+                it.collect::<Vec<_>>()
+            })
+            .reduce_by_key(|a, b| a + b)
+            .map_partitions_with_index(move |i, it| {
+                mark(&m2, format!("{action} reduce {i}"));
+                it.collect::<Vec<_>>()
+            })
+            .collect()?;
+        sums.sort();
+        let after = ctx.metrics();
+        if ctx.is_driver() {
+            println!("sums{action} = {sums:?}");
+            println!(
+                "sources{action} = {}",
+                after.source_partitions - before.source_partitions
+            );
+        }
+    }
     Ok(())
 }

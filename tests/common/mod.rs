@@ -106,6 +106,11 @@ pub fn kill_group(child: &Child) {
     }
 }
 
+/// Collects everything `r` yields on a thread (for [`wait`]).
+pub fn drain_output<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<String> {
+    drain(r)
+}
+
 fn drain<R: Read + Send + 'static>(r: Option<R>) -> thread::JoinHandle<String> {
     thread::spawn(move || {
         let mut s = String::new();
@@ -223,4 +228,116 @@ impl ExecutorRow {
             threads: num(6) as usize,
         }
     }
+}
+
+/// The file where skipped suites are listed, one `suite: reason` line each; `make test`
+/// clears it first and prints it as one summary line at the end.
+pub fn skipped_file() -> std::path::PathBuf {
+    std::env::var_os("EMBER_SKIPPED_FILE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ember-skipped.txt")
+        })
+}
+
+/// Records that `suite` was skipped and why: on stderr (written past the test harness's
+/// capture, so CI shows it) and as one line in [`skipped_file`].
+pub fn skip(suite: &str, reason: &str) {
+    use std::io::Write;
+    let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line = format!("{suite}: {reason}");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {line}");
+    let path = skipped_file();
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot record the skip in {}: {e}", path.display()));
+    writeln!(file, "{line}").expect("record the skip");
+}
+
+/// Marks `cmd` so that [`rank_pids`] finds the processes it starts (mpirun passes its
+/// environment to every rank it starts on this node).
+pub fn tag(cmd: &mut Command) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    cmd.env("EMBER_TEST_TAG", &tag);
+    tag
+}
+
+/// Pids of the running ranks of the job marked with `tag`, by `OMPI_COMM_WORLD_RANK`
+/// (read from /proc, independently of ember).
+pub fn rank_pids(tag: &str) -> std::collections::BTreeMap<usize, u32> {
+    let want = format!("EMBER_TEST_TAG={tag}");
+    let mut pids = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+        if !vars.contains(&want.as_bytes()) {
+            continue;
+        }
+        let rank = vars.iter().find_map(|v| {
+            std::str::from_utf8(v)
+                .ok()?
+                .strip_prefix("OMPI_COMM_WORLD_RANK=")?
+                .parse::<usize>()
+                .ok()
+        });
+        if let Some(rank) = rank {
+            pids.insert(rank, pid);
+        }
+    }
+    pids
+}
+
+/// CPU seconds (user + system) `pid` has used so far, from /proc/<pid>/stat; `None` once
+/// it has exited.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5) (utime, stime), counted after the command name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: plain sysconf query.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks as f64 / hz)
+}
+
+/// Prints `line` on stderr past the test harness's capture (a measurement CI should show).
+pub fn note(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Seconds every thread of `pid` has run on a CPU and waited runnable in a run queue,
+/// summed (from /proc/<pid>/task/*/schedstat); `None` once it has exited or where the
+/// kernel keeps no such statistics. A thread that polls without sleeping is runnable all
+/// the time, whether or not a busy machine lets it run.
+pub fn runnable_seconds(pid: u32) -> Option<(f64, f64)> {
+    let mut sums = (0u64, 0u64);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        let mut f = text
+            .split_whitespace()
+            .map(|x| x.parse::<u64>().unwrap_or(0));
+        sums.0 += f.next()?;
+        sums.1 += f.next()?;
+    }
+    Some((sums.0 as f64 / 1e9, sums.1 as f64 / 1e9))
 }

@@ -165,10 +165,53 @@ pub fn assert_centres(lines: &[String], want: &[Vec<f64>]) {
         .iter()
         .map(|l| l.split(' ').map(|x| x.parse().unwrap()).collect())
         .collect();
-    assert_eq!(got.len(), want.len());
+    assert_eq!(got.len(), want.len(), "number of centres: {got:?}");
     for (g, w) in got.iter().zip(want) {
+        assert_eq!(g.len(), w.len(), "coordinates of centre {g:?} vs {w:?}");
         for (a, b) in g.iter().zip(w) {
             assert!(((a - b) / b).abs() < 1e-9, "centre {g:?} vs {w:?}");
         }
     }
+}
+
+/// The bytes of every `part-*` file of a committed output directory, in part order.
+pub fn read_parts(dir: &Path) -> Vec<u8> {
+    assert!(
+        dir.join("_SUCCESS").exists(),
+        "no _SUCCESS in {}",
+        dir.display()
+    );
+    let mut parts: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("part-")
+        })
+        .collect();
+    parts.sort();
+    parts
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect()
+}
+
+/// Checks that `output` holds exactly the 100-byte records of `input` (the same multiset:
+/// none lost, none duplicated, none altered), ordered by their 10-byte keys.
+pub fn assert_sorted_permutation(input: &[u8], output: &[u8]) {
+    assert_eq!(input.len() % 100, 0, "input is whole records");
+    assert_eq!(output.len(), input.len(), "output bytes");
+    let records = |b: &[u8]| b.chunks_exact(100).map(<[u8]>::to_vec).collect::<Vec<_>>();
+    let got = records(output);
+    assert!(
+        got.windows(2).all(|w| w[0][..10] <= w[1][..10]),
+        "keys out of order"
+    );
+    let (mut got, mut want) = (got, records(input));
+    got.sort_unstable();
+    want.sort_unstable();
+    assert!(got == want, "the output is not a permutation of the input");
 }

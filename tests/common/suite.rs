@@ -38,7 +38,9 @@ impl Input {
                 )
             })
             .collect();
-        let other = (0..n / 2)
+        // At most 1,000 so that a join of large inputs stays small (each `pairs` key
+        // meets ~19 `other` values).
+        let other = (0..(n / 2).min(1000))
             .map(|_| {
                 let k = (splitmix(&mut s) % 53) as u32;
                 (k, format!("v{}", splitmix(&mut s) % 10))
@@ -123,11 +125,13 @@ pub fn run_ember(
         "repartition",
         (re.num_partitions(), sorted(re.collect()?)),
     );
+    // The partitions coalesce reports and the ones its tasks actually produce.
     let co = nums.coalesce(2);
+    let produced = co.map_partitions(|it| vec![it.count()]).collect()?.len();
     put(
         &mut r,
         "coalesce",
-        (co.num_partitions().min(2), co.collect()?),
+        (co.num_partitions(), produced, co.collect()?),
     );
     put(
         &mut r,
@@ -306,7 +310,8 @@ pub fn run_reference(input: &Input, partitions: usize) -> Results {
     distinct.dedup();
     put(&mut r, "distinct", distinct);
     put(&mut r, "repartition", (3usize, sorted(nums.clone())));
-    put(&mut r, "coalesce", (partitions.min(2), nums.clone()));
+    let coalesced = partitions.min(2);
+    put(&mut r, "coalesce", (coalesced, coalesced, nums.clone()));
 
     let mut by_key: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
     for &(k, v) in pairs {
