@@ -140,11 +140,17 @@ impl Context {
     }
 }
 
-/// Names this job's scratch directories: the Slurm job id, else the driver's pid and a
-/// time stamp (so that two jobs on one node never share a directory).
+/// Names this job's scratch directories: under Slurm the job, step and restart (so the
+/// steps of one allocation never share a directory), else the driver's pid and a time
+/// stamp (so that two jobs on one node never do).
 fn job_token() -> String {
     if let Ok(id) = std::env::var("SLURM_JOB_ID") {
-        return format!("slurm{id}");
+        let var = |name: &str| std::env::var(name).unwrap_or_else(|_| "0".into());
+        return format!(
+            "slurm{id}.{}.{}",
+            var("SLURM_STEP_ID"),
+            var("SLURM_RESTART_COUNT")
+        );
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -8,7 +8,7 @@ use crate::cache::BlockStore;
 use crate::config::EngineArgs;
 use crate::failure::fatal;
 use crate::io::scratch::ScratchDir;
-use crate::protocol::{ExecutorInfo, registration};
+use crate::protocol::ExecutorInfo;
 use crate::shuffle::exchange::Exchange;
 use crate::shuffle::store::ShuffleStore;
 use crate::topology::{self, Machine, Placement};
@@ -79,7 +79,7 @@ impl Executor {
             .unwrap_or_else(|e| fatal(&format!("executor {id}: learning the peers' nodes: {e}")));
         let info = ExecutorInfo {
             id: id.into(),
-            host: registration::host_name(),
+            host: topology::host_name(),
             pid: std::process::id(),
             node: locality.node,
             node_rank,

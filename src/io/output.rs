@@ -175,7 +175,7 @@ fn rename(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
 }
 
 fn host() -> String {
-    crate::protocol::registration::host_name()
+    crate::topology::host_name()
 }
 
 /// What `_OWNER` of a staging directory says, for messages.

@@ -12,21 +12,97 @@ pub struct ScratchDir {
     path: PathBuf,
 }
 
+/// Inside each scratch directory: `HOST PID` of the process that made it.
+const OWNER: &str = "_OWNER";
+
 impl ScratchDir {
-    /// Creates the directory (mode 0700) and registers it for removal on failure.
+    /// Creates the directory exclusively (mode 0700: a name that exists already, perhaps
+    /// planted by someone else in a shared `/dev/shm`, is an error), checks it is a real
+    /// directory of this user, records its owner, and registers it for removal on
+    /// failure. First removes scratch directories this user's dead ember processes on
+    /// this host left in `local_dir` (a SIGKILLed rank cannot clean up after itself).
     pub fn create(local_dir: &Path, job: &str, rank: usize) -> Result<Self> {
+        std::fs::create_dir_all(local_dir).map_err(|e| Error::io(local_dir, e))?;
+        remove_stale(local_dir);
         let path = local_dir.join(format!("ember-{job}-{rank}"));
-        DirBuilder::new()
-            .mode(0o700)
-            .recursive(true)
-            .create(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        DirBuilder::new().mode(0o700).create(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Other(format!(
+                    "scratch directory {} exists already: another job step with the same id, or not ours; refusing to use it",
+                    path.display()
+                ))
+            } else {
+                Error::io(&path, e)
+            }
+        })?;
         crate::failure::remove_on_exit(&path);
-        Ok(ScratchDir { path })
+        let dir = ScratchDir { path };
+        check_private_dir(&dir.path)?;
+        let owner = dir.path.join(OWNER);
+        let mut f = create_private(&owner)?;
+        let me = format!("{} {}\n", crate::topology::host_name(), std::process::id());
+        std::io::Write::write_all(&mut f, me.as_bytes()).map_err(|e| Error::io(&owner, e))?;
+        Ok(dir)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// A directory we made: not a symlink, ours, mode 0700.
+fn check_private_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_dir() || meta.uid() != me || meta.permissions().mode() & 0o777 != 0o700
+    {
+        return Err(Error::Other(format!(
+            "scratch directory {} is not a private directory of this user (uid {}, mode {:o})",
+            path.display(),
+            meta.uid(),
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    Ok(())
+}
+
+/// Removes `local_dir/ember-*` directories of this user whose owner process, on this
+/// host, is gone. Best effort: anything unreadable or not ours is left alone.
+fn remove_stale(local_dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(local_dir) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let host = crate::topology::host_name();
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("ember-") {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.file_type().is_dir() || meta.uid() != me {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(path.join(OWNER)) else {
+            continue;
+        };
+        let Some((h, pid)) = owner.trim().split_once(' ') else {
+            continue;
+        };
+        let gone = !Path::new("/proc").join(pid).exists();
+        if h == host && pid != std::process::id().to_string() && gone {
+            tracing::info!(
+                "removing {}: left by pid {pid}, which is gone",
+                path.display()
+            );
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 
@@ -41,13 +117,21 @@ impl Drop for ScratchDir {
     }
 }
 
-/// Creates a new file readable and writable by the user only.
+/// Creates a new file readable and writable by the user only, replacing one of the same
+/// name (a re-run stage writes its files again; existing mappings of the old one stay
+/// valid). Opened with `O_EXCL | O_NOFOLLOW`: a planted file or symlink is never written
+/// through.
 pub fn create_private(path: &Path) -> Result<File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
     OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::io(path, e))

@@ -30,16 +30,3 @@ pub struct ExecutorInfo {
     /// True for the in-process executor of local mode.
     pub in_process: bool,
 }
-
-/// The host name of this machine (`gethostname`), or `unknown-host`.
-pub fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success
-    // (and truncation is guarded by the explicit search for NUL below).
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown-host".to_string();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
-}

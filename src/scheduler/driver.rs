@@ -16,10 +16,7 @@ use crate::transport::{Backoff, Group};
 /// Attempts per task before the job fails (Spark's `spark.task.maxFailures`).
 pub const MAX_TASK_ATTEMPTS: u32 = 4;
 
-/// How long a task whose cached input lives on a busy executor waits for it before it
-/// runs elsewhere and recomputes the input (delay scheduling, Spark's
-/// `spark.locality.wait`).
-pub const LOCALITY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+pub use crate::scheduler::task_set::LOCALITY_WAIT;
 
 /// What the driver remembers between jobs.
 #[derive(Debug, Default)]

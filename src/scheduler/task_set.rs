@@ -6,7 +6,11 @@ use std::time::Instant;
 
 use crate::ids::ExecutorId;
 use crate::protocol::ExecutorInfo;
-use crate::scheduler::driver::LOCALITY_WAIT;
+
+/// How long a task whose cached input lives on a busy executor waits for it before it
+/// runs elsewhere and recomputes the input (delay scheduling, Spark's
+/// `spark.locality.wait`).
+pub const LOCALITY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A task of the stage that has not finished.
 pub struct Pending {
