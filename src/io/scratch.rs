@@ -149,3 +149,67 @@ pub fn map_read(path: &Path) -> Result<Option<memmap2::Mmap>> {
         .map_err(|e| Error::io(path, e))?;
     Ok(Some(map))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_planted_directory_or_symlink_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("ember-j-1")).unwrap();
+        let err = ScratchDir::create(root.path(), "j", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exists already"), "{err}");
+        let target = root.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        std::os::unix::fs::symlink(&target, root.path().join("ember-j-2")).unwrap();
+        assert!(ScratchDir::create(root.path(), "j", 2).is_err());
+    }
+
+    #[test]
+    fn private_files_never_write_through_a_symlink() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = ScratchDir::create(root.path(), "j", 1).unwrap();
+        let victim = root.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let link = dir.path().join("shuffle-0-reduce.data");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        // The link is replaced by a new private file; the target is untouched.
+        let mut f = create_private(&link).unwrap();
+        std::io::Write::write_all(&mut f, b"ours").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(
+            !std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+
+    #[test]
+    fn scratch_of_a_dead_process_is_removed_at_the_next_start() {
+        let root = tempfile::tempdir().unwrap();
+        let dead = root.path().join("ember-old-1");
+        std::fs::create_dir(&dead).unwrap();
+        let host = crate::topology::host_name();
+        std::fs::write(dead.join(OWNER), format!("{host} {}\n", u32::MAX)).unwrap();
+        let alive = root.path().join("ember-other-1");
+        std::fs::create_dir(&alive).unwrap();
+        std::fs::write(alive.join(OWNER), format!("{host} 1\n")).unwrap();
+        let elsewhere = root.path().join("ember-remote-1");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join(OWNER), format!("not-{host} {}\n", u32::MAX)).unwrap();
+        let dir = ScratchDir::create(root.path(), "new", 1).unwrap();
+        assert!(!dead.exists(), "a dead process's scratch is removed");
+        assert!(
+            alive.exists(),
+            "a live process's scratch stays (pid 1 exists)"
+        );
+        assert!(elsewhere.exists(), "another host's scratch stays");
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists());
+    }
+}
