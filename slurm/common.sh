@@ -44,7 +44,7 @@ ember_launch() {
   fi
   echo "ember: $job on ${SLURM_NTASKS:-?} tasks (1 driver + executors) via $launcher; executor cores $EMBER_EXECUTOR_CORES, memory ${EMBER_EXECUTOR_MEMORY:-default}" >&2
   case "$launcher" in
-    srun) srun --mpi=pmix "$exe" "$@" ;;
+    srun) srun --mpi=pmix --kill-on-bad-exit=1 "$exe" "$@" ;;
     mpirun) mpirun --oversubscribe --bind-to none "$exe" "$@" ;;
     *) echo "ember: unknown EMBER_LAUNCHER $launcher" >&2; return 2 ;;
   esac

@@ -13,15 +13,22 @@ pub enum ShuffleFault {
     Corrupt,
     /// `truncate:<executor>`: it sends one byte less than it announces.
     Truncate,
+    /// `fail:<executor>`: its exchange fails after the metadata step, as a missing map
+    /// file or a full disk would, while the others go on.
+    Fail,
 }
 
-/// The fault executor `me` must inject into its next exchange, if any.
+/// The fault executor `me` must inject into its exchanges, if any.
 pub fn shuffle_fault(me: usize) -> Option<ShuffleFault> {
-    let spec = std::env::var("EMBER_TEST_SHUFFLE_FAULT").ok()?;
+    parse_shuffle_fault(&std::env::var("EMBER_TEST_SHUFFLE_FAULT").ok()?, me)
+}
+
+fn parse_shuffle_fault(spec: &str, me: usize) -> Option<ShuffleFault> {
     let (kind, who) = spec.split_once(':')?;
     let kind = match kind {
         "corrupt" => ShuffleFault::Corrupt,
         "truncate" => ShuffleFault::Truncate,
+        "fail" => ShuffleFault::Fail,
         _ => return None,
     };
     (who.parse::<usize>().ok()? == me).then_some(kind)
@@ -30,7 +37,10 @@ pub fn shuffle_fault(me: usize) -> Option<ShuffleFault> {
 /// `EMBER_TEST_DECOMMISSION=E:J:S`: the executor to take out of service when job `job`
 /// reaches stage `stage`.
 pub fn decommission_at(job: u64, stage: u32) -> Option<usize> {
-    let spec = std::env::var("EMBER_TEST_DECOMMISSION").ok()?;
+    parse_decommission(&std::env::var("EMBER_TEST_DECOMMISSION").ok()?, job, stage)
+}
+
+fn parse_decommission(spec: &str, job: u64, stage: u32) -> Option<usize> {
     let mut parts = spec.split(':').map(str::parse::<u64>);
     match (parts.next(), parts.next(), parts.next()) {
         (Some(Ok(e)), Some(Ok(j)), Some(Ok(s))) if j == job && s == stage as u64 => {
@@ -63,18 +73,15 @@ mod tests {
 
     #[test]
     fn specs_parse_to_typed_faults() {
-        // SAFETY: this test is the only one in the crate that sets these variables.
-        unsafe {
-            std::env::set_var("EMBER_TEST_SHUFFLE_FAULT", "truncate:3");
-            std::env::set_var("EMBER_TEST_DECOMMISSION", "2:1:0");
-        }
-        assert_eq!(shuffle_fault(3), Some(ShuffleFault::Truncate));
-        assert_eq!(shuffle_fault(2), None);
-        assert_eq!(decommission_at(1, 0), Some(2));
-        assert_eq!(decommission_at(1, 1), None);
-        unsafe {
-            std::env::remove_var("EMBER_TEST_SHUFFLE_FAULT");
-            std::env::remove_var("EMBER_TEST_DECOMMISSION");
-        }
+        // Parsed from strings: setting the variables would reach other tests' threads.
+        assert_eq!(
+            parse_shuffle_fault("truncate:3", 3),
+            Some(ShuffleFault::Truncate)
+        );
+        assert_eq!(parse_shuffle_fault("fail:2", 2), Some(ShuffleFault::Fail));
+        assert_eq!(parse_shuffle_fault("truncate:3", 2), None);
+        assert_eq!(parse_shuffle_fault("melt:3", 3), None);
+        assert_eq!(parse_decommission("2:1:0", 1, 0), Some(2));
+        assert_eq!(parse_decommission("2:1:0", 1, 1), None);
     }
 }

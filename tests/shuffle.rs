@@ -175,3 +175,16 @@ fn truncated_shuffle_data_is_an_error_naming_shuffle_and_source() {
         "shuffle 0: corrupt data from executor 3: truncated:",
     );
 }
+
+#[test]
+fn a_failure_on_one_executor_mid_exchange_ends_the_job_on_every_rank() {
+    // Executor 2 fails after the metadata step; the others must not wait for it in the
+    // next collective: every rank ends, non-zero, with executor 2's message.
+    for mode in ["alltoallv", "rma"] {
+        expect_corruption(
+            "fail:2",
+            mode,
+            "shuffle 0: executor 2 failed after the metadata step",
+        );
+    }
+}

@@ -111,7 +111,7 @@ fn dry_run_prints_the_sbatch_script() {
         );
     }
     let launch = format!(
-        "  srun --mpi=pmix {} --input edges --iterations 3",
+        "  srun --mpi=pmix --kill-on-bad-exit=1 {} --input edges --iterations 3",
         job_path("pagerank")
     );
     assert!(script.lines().any(|l| l == launch), "{script}");

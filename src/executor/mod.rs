@@ -123,6 +123,7 @@ impl Executor {
             peer_nodes: &self.peer_nodes,
             mode: self.shuffle_mode,
             round_bytes: self.shuffle_round_bytes,
+            fault: crate::faults::shuffle_fault(self.info.id.rank()),
         }
     }
 }

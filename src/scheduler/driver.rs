@@ -421,6 +421,7 @@ fn exchange(
     }
     let (mut bytes, mut rounds) = (0, 0);
     let mut failure = None;
+    let mut failure_is_cause = false;
     for _ in executors {
         let (from, msg) = recv(world, job.id)?;
         match msg {
@@ -438,7 +439,12 @@ fn exchange(
                 shuffle: s,
                 message,
             } if j == job.id && s == shuffle => {
-                failure.get_or_insert(format!("executor {from}: {message}"));
+                // The executor that failed, not one that stopped because it did.
+                let cause = !message.contains(crate::shuffle::exchange::ABANDONED);
+                if failure.is_none() || (cause && !failure_is_cause) {
+                    failure = Some(format!("executor {from}: {message}"));
+                    failure_is_cause = cause;
+                }
             }
             other => return Err(protocol(from, &other)),
         }

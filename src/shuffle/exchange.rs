@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec;
 use crate::config::ShuffleMode;
 use crate::error::{Error, Result};
-use crate::faults::{self, ShuffleFault};
+use crate::faults::ShuffleFault;
 use crate::io::scratch::{create_private, map_read};
 use crate::shuffle::ShuffleId;
 use crate::shuffle::files::MapFile;
@@ -57,23 +57,53 @@ pub struct Exchange<'a> {
     pub mode: ShuffleMode,
     /// Bytes this executor sends per `MPI_Alltoallv` round.
     pub round_bytes: usize,
+    /// A fault to inject (tests; see [`crate::faults::shuffle_fault`]).
+    pub fault: Option<ShuffleFault>,
 }
+
+/// How an executor that did not fail reports an exchange another one failed; the driver
+/// reports the failing executor's own message instead.
+pub const ABANDONED: &str = "exchange abandoned";
+
+/// Failure agreement: every executor learns, in one small collective, whether any of them
+/// failed since the last collective, so none enters the next one alone (it would wait
+/// there forever). Returns `local` where all succeeded, the local error where this one
+/// failed, and an error naming the abandoned exchange on the others.
+fn agree<T>(peers: &dyn Group, shuffle: ShuffleId, local: Result<T>) -> Result<T> {
+    let failed = peers.all_max(local.is_err() as u64)?;
+    match local {
+        Ok(_) if failed > 0 => Err(Error::Other(format!(
+            "shuffle {shuffle}: {ABANDONED}: another executor failed"
+        ))),
+        other => other,
+    }
+}
+
+/// What the metadata step yields: blocks read in place, and per remote source its runs
+/// as (partition, offset in the source's window, length).
+type Listed = (
+    HashMap<usize, Vec<Block>>,
+    Vec<Vec<(usize, usize, usize)>>,
+    u64,
+);
 
 /// Runs this executor's part of exchanging `shuffle`. Returns the bytes that reached it
 /// (by MPI or in place) and the number of MPI rounds.
 pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
     let peers = ex.peers;
     let (n, my_peer) = (peers.size(), peers.rank());
-    let (first_id, me) = (ex.first_id, ex.first_id + my_peer);
-    let owners = ex.store.owners(shuffle)?;
+    let me = ex.first_id + my_peer;
     let files = ex.store.take_map_files(shuffle);
-    let fault = faults::shuffle_fault(me);
-    if fault == Some(ShuffleFault::Corrupt) {
-        for f in files.iter().filter(|f| f.bytes() > 0) {
-            std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
-                .map_err(|e| Error::io(&f.data, e))?;
+    let prepared = ex.store.owners(shuffle).and_then(|owners| {
+        if ex.fault == Some(ShuffleFault::Corrupt) {
+            for f in files.iter().filter(|f| f.bytes() > 0) {
+                std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
+                    .map_err(|e| Error::io(&f.data, e))?;
+            }
         }
-    }
+        Ok(owners)
+    });
+    let owners = agree(peers, shuffle, prepared)?;
     let in_place = |peer: usize| {
         peer == my_peer
             || (ex.mode == ShuffleMode::Auto && ex.peer_nodes[peer] == ex.peer_nodes[my_peer])
@@ -108,6 +138,46 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
     }
     let meta_counts: Vec<usize> = meta_send.iter().map(Vec::len).collect();
     let meta = peers.all_to_all_v(&meta_send.concat(), &meta_counts)?;
+    let listed =
+        list_runs(ex, shuffle, &owners, &meta, &in_place).and_then(|listed| match ex.fault {
+            Some(ShuffleFault::Fail) => Err(Error::Other(format!(
+                "shuffle {shuffle}: executor {me} failed after the metadata step (injected)"
+            ))),
+            _ => Ok(listed),
+        });
+    let (mut blocks, remote, in_place_bytes) = agree(peers, shuffle, listed)?;
+
+    // 2. Remote data by MPI, into one reduce file: one-sided if asked and possible.
+    if ex.mode == ShuffleMode::Rma
+        && let Some(received) = receive_rma(ex, shuffle, &files, &remote, &mut blocks)?
+    {
+        ex.store.retain_map_files(shuffle, files);
+        ex.store
+            .put_reduce_side(shuffle, ReduceSide { owners, blocks });
+        return Ok((received + in_place_bytes, 0));
+    }
+    let (received, rounds) = receive_remote(ex, shuffle, &files, &remote, &in_place, &mut blocks)?;
+    if ex.mode == ShuffleMode::Alltoallv {
+        // Nobody reads these files in place: free their memory now.
+        files.iter().for_each(MapFile::remove);
+    } else {
+        ex.store.retain_map_files(shuffle, files);
+    }
+    ex.store
+        .put_reduce_side(shuffle, ReduceSide { owners, blocks });
+    Ok((received + in_place_bytes, rounds))
+}
+
+/// Checks every source's announced runs and maps co-located sources' files in place.
+fn list_runs(
+    ex: &Exchange<'_>,
+    shuffle: ShuffleId,
+    owners: &[usize],
+    meta: &crate::transport::Received,
+    in_place: &dyn Fn(usize) -> bool,
+) -> Result<Listed> {
+    let (n, first_id) = (ex.peers.size(), ex.first_id);
+    let me = first_id + ex.peers.rank();
     let mut blocks: HashMap<usize, Vec<Block>> = HashMap::new();
     // Per source: (partition, offset in the source's window, length).
     let mut remote: Vec<Vec<(usize, usize, usize)>> = vec![Vec::new(); n];
@@ -117,7 +187,7 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
         let listing: Vec<FileRuns> = codec::decode(meta.from_rank(peer))
             .map_err(|e| corrupt(shuffle, source, format!("metadata: {e}")))?;
         for file in listing {
-            check_runs(&file.runs, shuffle, &owners, me, source)?;
+            check_runs(&file.runs, shuffle, owners, me, source)?;
             if in_place(peer) {
                 // Mapped lazily: only this executor's runs of the file get touched.
                 let Some(map) = crate::io::input::map_file(&file.path)? else {
@@ -151,26 +221,7 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
         }
     }
 
-    // 2. Remote data by MPI, into one reduce file: one-sided if asked and possible.
-    if ex.mode == ShuffleMode::Rma
-        && let Some(received) = receive_rma(ex, shuffle, &files, &remote, &mut blocks)?
-    {
-        ex.store.retain_map_files(shuffle, files);
-        ex.store
-            .put_reduce_side(shuffle, ReduceSide { owners, blocks });
-        return Ok((received + in_place_bytes, 0));
-    }
-    let (received, rounds) =
-        receive_remote(ex, shuffle, &files, &remote, fault, &in_place, &mut blocks)?;
-    if ex.mode == ShuffleMode::Alltoallv {
-        // Nobody reads these files in place: free their memory now.
-        files.iter().for_each(MapFile::remove);
-    } else {
-        ex.store.retain_map_files(shuffle, files);
-    }
-    ex.store
-        .put_reduce_side(shuffle, ReduceSide { owners, blocks });
-    Ok((received + in_place_bytes, rounds))
+    Ok((blocks, remote, in_place_bytes))
 }
 
 /// A mapped file of `total` bytes in the scratch directory for what this executor
@@ -246,22 +297,32 @@ fn receive_rma(
             return Ok(None);
         }
     };
-    let local = window.local_mut();
-    let mut at = 0;
-    for f in files {
-        if let Some(map) = map_read(&f.data)? {
-            local[at..at + map.len()].copy_from_slice(&map);
-            at += map.len();
-        }
-    }
-    // Every part is filled before anyone reads.
-    peers.barrier()?;
     let totals: Vec<usize> = remote
         .iter()
         .map(|runs| runs.iter().map(|r| r.2).sum())
         .collect();
     let base = prefix_sums(&totals);
-    let mut reduce_map = reduce_file(ex.store, shuffle, totals.iter().sum())?;
+    let filled = (|| {
+        let local = window.local_mut();
+        let mut at = 0;
+        for f in files {
+            if let Some(map) = map_read(&f.data)? {
+                local[at..at + map.len()].copy_from_slice(&map);
+                at += map.len();
+            }
+        }
+        reduce_file(ex.store, shuffle, totals.iter().sum())
+    })();
+    // Every part is filled (or everyone stops) before anyone reads.
+    let filled = agree(peers, shuffle, filled);
+    let mut reduce_map = match filled {
+        Ok(map) => map,
+        Err(e) => {
+            // Freeing the window is a collective: everyone does it here together.
+            drop(window);
+            return Err(e);
+        }
+    };
     let fetched = {
         let mut rest: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
         let mut requests = Vec::new();
@@ -289,7 +350,6 @@ fn receive_remote(
     shuffle: ShuffleId,
     files: &[MapFile],
     remote: &[Vec<(usize, usize, usize)>],
-    fault: Option<ShuffleFault>,
     in_place: &dyn Fn(usize) -> bool,
     blocks: &mut HashMap<usize, Vec<Block>>,
 ) -> Result<(u64, u32)> {
@@ -302,7 +362,7 @@ fn receive_remote(
     let base = prefix_sums(&totals);
     let total: usize = totals.iter().sum();
 
-    let mut reduce_map = reduce_file(ex.store, shuffle, total)?;
+    let mut reduce_map = None;
 
     // My sends: per map file with data for remote peers, rounds of at most `quota` bytes
     // per destination.
@@ -310,17 +370,22 @@ fn receive_remote(
     let remote_len = |f: &MapFile, peer: usize| if in_place(peer) { 0 } else { f.runs[peer].1 };
     let mut maps = Vec::with_capacity(files.len());
     let mut plan: Vec<(usize, u64)> = Vec::new(); // (file, round within the file)
-    for (i, f) in files.iter().enumerate() {
-        let rounds = (0..n)
-            .map(|p| remote_len(f, p).div_ceil(quota))
-            .max()
-            .unwrap_or(0);
-        maps.push(if rounds > 0 { map_read(&f.data)? } else { None });
-        plan.extend((0..rounds).map(|k| (i, k)));
-    }
+    let ready = (|| {
+        reduce_map = reduce_file(ex.store, shuffle, total)?;
+        for (i, f) in files.iter().enumerate() {
+            let rounds = (0..n)
+                .map(|p| remote_len(f, p).div_ceil(quota))
+                .max()
+                .unwrap_or(0);
+            maps.push(if rounds > 0 { map_read(&f.data)? } else { None });
+            plan.extend((0..rounds).map(|k| (i, k)));
+        }
+        Ok(())
+    })();
+    agree(peers, shuffle, ready)?;
     let rounds = peers.all_max(plan.len() as u64)? as usize;
     let mut cursor = base.clone();
-    let mut send_short = fault == Some(ShuffleFault::Truncate);
+    let mut send_short = ex.fault == Some(ShuffleFault::Truncate);
     for round in 0..rounds {
         let (send, mut counts, displs): (&[u8], Vec<usize>, Vec<usize>) = match plan.get(round) {
             Some(&(i, k)) => {
@@ -340,12 +405,13 @@ fn receive_remote(
             send_short = false;
         }
         let recv_counts = peers.all_to_all_counts(&counts)?;
-        for peer in 0..n {
-            if cursor[peer] + recv_counts[peer] > base[peer] + totals[peer] {
+        let fits = (0..n)
+            .find(|&peer| cursor[peer] + recv_counts[peer] > base[peer] + totals[peer])
+            .map_or(Ok(()), |peer| {
                 let detail = format!("sent more than the {} bytes it announced", totals[peer]);
-                return Err(corrupt(shuffle, first_id + peer, detail));
-            }
-        }
+                Err(corrupt(shuffle, first_id + peer, detail))
+            });
+        agree(peers, shuffle, fits)?;
         let recv: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
         peers.all_to_all_v_into(send, &counts, &displs, recv, &recv_counts, &cursor)?;
         for peer in 0..n {
@@ -449,6 +515,39 @@ mod tests {
         round_bytes: usize,
         node_of: fn(usize) -> usize,
     ) -> (Vec<Vec<u8>>, Vec<(u64, u32)>) {
+        let outcomes = exchange_outcomes(
+            n,
+            maps_per_executor,
+            partitions,
+            mode,
+            round_bytes,
+            node_of,
+            None,
+        );
+        let mut got = vec![Vec::new(); partitions];
+        let mut stats = Vec::new();
+        for outcome in outcomes {
+            let (mine, s) = outcome.unwrap();
+            for (r, bytes) in mine {
+                got[r] = bytes;
+            }
+            stats.push(s);
+        }
+        (got, stats)
+    }
+
+    /// Each executor's outcome: its partitions' bytes and (bytes, rounds), or its error.
+    /// `fault` = (executor id, fault it injects).
+    #[allow(clippy::type_complexity)]
+    fn exchange_outcomes(
+        n: usize,
+        maps_per_executor: usize,
+        partitions: usize,
+        mode: ShuffleMode,
+        round_bytes: usize,
+        node_of: fn(usize) -> usize,
+        fault: Option<(usize, ShuffleFault)>,
+    ) -> Vec<Result<(Vec<(usize, Vec<u8>)>, (u64, u32))>> {
         use crate::io::scratch::ScratchDir;
         use crate::shuffle::MapOutput;
         use crate::shuffle::store::ReduceInput;
@@ -484,8 +583,9 @@ mod tests {
                         peer_nodes: &peer_nodes,
                         mode,
                         round_bytes,
+                        fault: fault.filter(|f| f.0 == me).map(|f| f.1),
                     };
-                    let stats = exchange(&ex, shuffle).unwrap();
+                    let stats = exchange(&ex, shuffle)?;
                     let mine: Vec<(usize, Vec<u8>)> = (0..partitions)
                         .filter_map(|r| match store.reduce_input(shuffle, r, me) {
                             ReduceInput::Here(mut blocks) => {
@@ -501,20 +601,11 @@ mod tests {
                             ReduceInput::Unknown => panic!("partition {r} unknown on {me}"),
                         })
                         .collect();
-                    (mine, stats)
+                    Ok((mine, stats))
                 })
             })
             .collect();
-        let mut got = vec![Vec::new(); partitions];
-        let mut stats = Vec::new();
-        for h in handles {
-            let (mine, s) = h.join().unwrap();
-            for (r, bytes) in mine {
-                got[r] = bytes;
-            }
-            stats.push(s);
-        }
-        (got, stats)
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     }
 
     /// The bytes map task `split` sends to reduce partition `r`: sizes vary, some empty.
@@ -571,5 +662,38 @@ mod tests {
         // The in-process transport makes no windows: every executor falls back together.
         let (got, _) = run_exchange(3, 2, 7, ShuffleMode::Rma, 4096, |_| 0);
         assert_eq!(got, expected(3, 2, 7));
+    }
+
+    #[test]
+    fn a_failure_on_one_executor_ends_the_exchange_on_all_of_them() {
+        for (mode, fault) in [
+            (ShuffleMode::Alltoallv, ShuffleFault::Fail),
+            (ShuffleMode::Auto, ShuffleFault::Fail),
+            (ShuffleMode::Rma, ShuffleFault::Fail),
+        ] {
+            // Without agreement the others would wait in the next collective forever.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(exchange_outcomes(
+                    3,
+                    2,
+                    5,
+                    mode,
+                    512,
+                    |p| p,
+                    Some((2, fault)),
+                ));
+            });
+            let outcomes = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("{mode:?}: the exchange hung after a failure"));
+            let errors: Vec<String> = outcomes
+                .into_iter()
+                .map(|o| o.expect_err("every executor fails").to_string())
+                .collect();
+            assert!(errors[1].contains("executor 2 failed"), "{errors:?}");
+            assert!(errors[0].contains("exchange abandoned"), "{errors:?}");
+            assert!(errors[2].contains("exchange abandoned"), "{errors:?}");
+        }
     }
 }

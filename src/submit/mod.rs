@@ -193,7 +193,7 @@ pub fn plan(a: &SubmitArgs, bin_dir: &Path, node_cores: usize) -> Result<Launch,
             let cmd = cmd.join(" ");
             s += "# Slurm starts the ranks (PMIx); without its PMIx plugin, mpirun reads the allocation.\n";
             s += "if srun --mpi=list 2>&1 | grep -q pmix; then\n";
-            s += &format!("  srun --mpi=pmix {cmd}\n");
+            s += &format!("  srun --mpi=pmix --kill-on-bad-exit=1 {cmd}\n");
             s += "else\n";
             s += &format!("  mpirun --bind-to none {cmd}\n");
             s += "fi\n";
