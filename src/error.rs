@@ -70,6 +70,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether retrying cannot help: the local disk is full (retried tasks would fill it
+    /// again, each after a long write).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+    }
+
     /// An `Io` error about `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

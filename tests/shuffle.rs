@@ -188,3 +188,56 @@ fn a_failure_on_one_executor_mid_exchange_ends_the_job_on_every_rank() {
         );
     }
 }
+
+#[test]
+fn a_full_local_dir_is_one_clean_error_not_retried() {
+    // A 512 KiB tmpfs as the local dir; the shuffle of ~6 MB of words cannot fit.
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = dir.path().join("tiny");
+    std::fs::create_dir(&tiny).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&tiny)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        common::skip("full-local-dir", "cannot mount a small tmpfs (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&tiny);
+    let input = words_file(dir.path(), 150_000);
+    let output = dir.path().join("out");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--partitions",
+        "4",
+        "--shuffle-mode",
+        "alltoallv",
+    ];
+    let out = run(
+        with_local_dir(mpirun(3, &bin("wordcount"), &args), &tiny),
+        Duration::from_secs(60),
+    );
+    assert!(!out.timed_out, "hung: {out:#?}");
+    assert_ne!(out.status, Some(0), "{out:#?}");
+    assert!(
+        out.stderr.contains("ember: [driver 0] failed:")
+            && out.stderr.contains("No space left on device"),
+        "{out:#?}"
+    );
+    assert!(
+        !out.stderr.contains("attempt 2"),
+        "a full disk is not retried: {}",
+        out.stderr
+    );
+    assert!(!output.exists(), "no output from a failed job");
+}

@@ -162,12 +162,13 @@ fn run_task(
         StageKind::Result => (job.result_fn)(tc.partition, &tc),
     });
     let accumulators = accumulators::end_task_updates();
-    let failed = |message: String| ToDriver::TaskFailed {
+    let failed = |message: String, retry: bool| ToDriver::TaskFailed {
         job: job.id,
         stage: stage.id,
         partition,
         attempt,
         message,
+        retry,
     };
     match outcome {
         Ok(Ok(output)) => ToDriver::TaskDone {
@@ -185,7 +186,7 @@ fn run_task(
                 &mut *tc.counters.cached.lock().unwrap_or_else(|p| p.into_inner()),
             ),
         },
-        Ok(Err(e)) => failed(e.to_string()),
-        Err(panic) => failed(panic),
+        Ok(Err(e)) => failed(e.to_string(), !e.is_permanent()),
+        Err(panic) => failed(panic, true),
     }
 }

@@ -137,6 +137,18 @@ pub fn create_private(path: &Path) -> Result<File> {
         .map_err(|e| Error::io(path, e))
 }
 
+/// Gives `file` a length of `len` with its blocks reserved (`posix_fallocate`), so that
+/// writing through a mapping of it cannot fail for want of space.
+pub fn allocate(file: &File, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: a valid open file descriptor; posix_fallocate returns an errno value.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        err => Err(std::io::Error::from_raw_os_error(err)),
+    }
+}
+
 /// Maps a shuffle file read-only with its pages populated (it is about to be sent
 /// whole); `None` when it is empty.
 pub fn map_read(path: &Path) -> Result<Option<memmap2::Mmap>> {

@@ -71,6 +71,8 @@ pub enum ToDriver {
         partition: u32,
         attempt: u32,
         message: String,
+        /// False when another attempt cannot succeed (a full local disk).
+        retry: bool,
     },
     ExchangeDone {
         job: u64,

@@ -352,11 +352,18 @@ fn run_stage(
                 partition,
                 attempt,
                 message,
+                retry,
             } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
                 tracing::warn!(
                     "task {partition} of stage {s} (attempt {}) failed on executor {from}: {message}",
                     attempt + 1
                 );
+                if !retry {
+                    return Err(Error::Task(format!(
+                        "job {} ({}) aborted: task {partition} of stage {s} failed on executor {from} (not retried): {message}",
+                        job.id, job.name
+                    )));
+                }
                 if attempt + 1 >= MAX_TASK_ATTEMPTS {
                     return Err(Error::Task(format!(
                         "job {} ({}) aborted: task {partition} of stage {s} failed {MAX_TASK_ATTEMPTS} times; last failure on executor {from}: {message}",

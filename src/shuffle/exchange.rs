@@ -236,8 +236,9 @@ fn reduce_file(
     }
     let path = store.dir().join(format!("shuffle-{shuffle}-reduce.data"));
     let file = create_private(&path)?;
-    file.set_len(total as u64)
-        .map_err(|e| Error::io(&path, e))?;
+    // Blocks reserved now: a full local dir is this error, not a SIGBUS when MPI writes
+    // into a hole of a sparse mapping.
+    crate::io::scratch::allocate(&file, total as u64).map_err(|e| Error::io(&path, e))?;
     // SAFETY: a fresh private file of ours; no one else maps or truncates it. Populated up
     // front: one bulk fault instead of one per page while MPI writes.
     let map = unsafe { memmap2::MmapOptions::new().populate().map_mut(&file) };
