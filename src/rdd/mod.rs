@@ -71,6 +71,27 @@ impl Context {
             .max(total.div_ceil(MAX_SPLIT_BYTES) as usize)
     }
 
+    /// The files of an input, as the driver lists them: under MPI the driver lists once
+    /// and broadcasts names and sizes (or its error), so every rank plans the same splits
+    /// even if files change while the ranks start. Every rank must call it at the same
+    /// point (it does: building RDDs is SPMD).
+    fn input_files(&self, path: &str) -> Result<Vec<crate::io::input::InputFile>> {
+        if self.mode() == crate::context::Mode::Local {
+            return list_files(path);
+        }
+        type Listing = std::result::Result<Vec<crate::io::input::InputFile>, String>;
+        let bytes = if self.is_driver() {
+            let listing: Listing = list_files(path).map_err(|e| e.to_string());
+            crate::codec::encode(&listing)
+        } else {
+            Vec::new()
+        };
+        let shared = self.world().broadcast(0, &bytes)?;
+        let listing: Listing = crate::codec::decode(&shared)
+            .map_err(|e| crate::error::Error::Other(format!("input {path}: listing: {e}")))?;
+        listing.map_err(crate::error::Error::Other)
+    }
+
     fn rdd<T>(&self, node: Arc<dyn Compute<T>>) -> Rdd<T> {
         Rdd {
             node,
@@ -109,7 +130,7 @@ impl Context {
     }
 
     pub fn text_file_with(&self, path: &str, options: TextOptions) -> Result<Rdd<String>> {
-        let files = list_files(path)?;
+        let files = self.input_files(path)?;
         let target = options
             .partitions
             .unwrap_or_else(|| self.file_partitions(&files));
@@ -161,7 +182,7 @@ impl Context {
                 "binary records of length 0".into(),
             ));
         }
-        let files = list_files(path)?;
+        let files = self.input_files(path)?;
         if let Some(bad) = files.iter().find(|f| f.len % record_len as u64 != 0) {
             return Err(crate::error::Error::RecordLength {
                 path: bad.path.clone(),
