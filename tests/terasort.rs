@@ -2,12 +2,11 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use common::{bin, mpirun, run};
-use ember::io::records::{RECORD_LEN, Record};
+use ember::io::records::Record;
 
 fn write_input(path: &Path, n: u64, seed: u64) {
     let bytes: Vec<u8> = (0..n).flat_map(|i| Record::generate(seed, i).0).collect();
@@ -16,44 +15,8 @@ fn write_input(path: &Path, n: u64, seed: u64) {
 
 /// Checks `dir` holds the `n` input records, ordered by key within and across parts.
 fn check_sorted(dir: &Path, n: u64, seed: u64) {
-    assert!(dir.join("_SUCCESS").exists());
-    let mut parts: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("part-")
-        })
-        .collect();
-    parts.sort();
-    let mut all = Vec::new();
-    for part in &parts {
-        let bytes = std::fs::read(part).unwrap();
-        assert_eq!(bytes.len() % RECORD_LEN, 0, "{}", part.display());
-        all.extend(
-            bytes
-                .chunks_exact(RECORD_LEN)
-                .map(|c| Record(c.try_into().unwrap())),
-        );
-    }
-    assert_eq!(all.len() as u64, n, "record count");
-    assert!(
-        all.windows(2).all(|w| w[0].key() <= w[1].key()),
-        "keys out of order"
-    );
-    let indices: HashSet<u64> = all
-        .iter()
-        .map(|r| r.index().expect("index digits"))
-        .collect();
-    assert_eq!(indices.len() as u64, n, "every record exactly once");
-    assert!(
-        all.iter()
-            .all(|r| *r == Record::generate(seed, r.index().unwrap())),
-        "records intact"
-    );
+    let input: Vec<u8> = (0..n).flat_map(|i| Record::generate(seed, i).0).collect();
+    common::reference::assert_sorted_permutation(&input, &common::reference::read_parts(dir));
 }
 
 fn check(ranks: usize, partitions: usize) {
