@@ -42,12 +42,17 @@ pub struct EngineArgs {
     pub shuffle_round_bytes: ByteSize,
     /// How shuffles move data: `auto` lets executors on one node read each other's shuffle
     /// files directly and sends only cross-node data with MPI_Alltoallv; `alltoallv`
-    /// sends everything through MPI; `rma` gets it with one-sided MPI_Get.
+    /// sends everything that crosses executors through MPI; `rma` gets it with one-sided
+    /// MPI_Get.
     #[arg(long, env = "EMBER_SHUFFLE_MODE", value_enum, default_value_t = ShuffleMode::Auto, global = true)]
     pub shuffle_mode: ShuffleMode,
     /// Do not pin executors and their threads to cores.
     #[arg(long, env = "EMBER_NO_PIN", global = true)]
     pub no_pin: bool,
+    /// Read an input directory of `part-*` files that has no `_SUCCESS` (the output of a
+    /// job that failed or is still running); refused by default.
+    #[arg(long, env = "EMBER_ACCEPT_INCOMPLETE_INPUT", global = true)]
+    pub accept_incomplete_input: bool,
 }
 
 impl EngineArgs {

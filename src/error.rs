@@ -40,6 +40,10 @@ pub enum Error {
     MissingInput(String),
     #[error("input {0}: no files to read")]
     EmptyInput(String),
+    #[error(
+        "input {0}: part files but no _SUCCESS: the output of a job that failed or is still running (--accept-incomplete-input reads it anyway)"
+    )]
+    IncompleteInput(String),
     #[error("{path}: not valid UTF-8 at byte offset {offset}")]
     InvalidUtf8 { path: PathBuf, offset: u64 },
     #[error("{path}: length {len} is not a multiple of the record length {record_len}")]

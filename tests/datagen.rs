@@ -30,6 +30,14 @@ fn generate(ranks: usize, kind: &str, dir: &Path, seed: &str) {
         run(mpirun(ranks, &bin("ember"), &args), Duration::from_secs(60))
     };
     out.assert_ok();
+    // Complete data sets say so, whatever the number of writers; no marker is left.
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('_'))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["_SUCCESS"], "{ranks} writer(s)");
 }
 
 fn concatenated(dir: &Path) -> Vec<u8> {

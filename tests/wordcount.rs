@@ -357,3 +357,38 @@ fn an_existing_output_directory_is_refused_and_kept() {
     out.assert_ok();
     assert_eq!(read_counts(&output), reference("a b\n"));
 }
+
+#[test]
+fn a_half_written_input_directory_is_refused_unless_accepted() {
+    // Part files without _SUCCESS: the output of a job that failed or is still running.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("half");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("part-00000"), "a b a\n").unwrap();
+    std::fs::write(input.join("part-00001"), "b c\n").unwrap();
+    let output = dir.path().join("out");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let msg = format!("input {}: part files but no _SUCCESS", input.display());
+    expect_failure(3, &args, &msg);
+    assert!(!output.exists());
+    // Accepted on request, on every rank.
+    let mut cmd = mpirun(3, &bin("wordcount"), &args);
+    cmd.env("EMBER_ACCEPT_INCOMPLETE_INPUT", "true");
+    run(cmd, Duration::from_secs(60)).assert_ok();
+    assert_eq!(read_counts(&output).get("a"), Some(&2));
+    // Complete: read without a flag.
+    std::fs::write(input.join("_SUCCESS"), "").unwrap();
+    let again = dir.path().join("again");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        again.to_str().unwrap(),
+    ];
+    run(mpirun(3, &bin("wordcount"), &args), Duration::from_secs(60)).assert_ok();
+}

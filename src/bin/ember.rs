@@ -167,11 +167,30 @@ fn datagen(what: &Datagen) -> std::io::Result<()> {
             count,
         )?;
     }
+    mark_done(&what.output, rank, ranks)?;
     if rank == 0 {
         println!(
             "{count} records in {parts} part(s) under {} ({ranks} writer(s))",
             what.output.display()
         );
+    }
+    Ok(())
+}
+
+/// Writers share no communicator: each leaves `_done-RANK` when its parts are complete,
+/// and whichever sees every writer's marker writes `_SUCCESS` (so readers know the data
+/// set is whole) and removes the markers.
+fn mark_done(dir: &std::path::Path, rank: u64, ranks: u64) -> std::io::Result<()> {
+    let marker = |r: u64| dir.join(format!("_done-{r}"));
+    std::fs::write(marker(rank), b"")?;
+    if (0..ranks).all(|r| marker(r).exists()) {
+        std::fs::write(dir.join("_SUCCESS"), b"")?;
+        for r in 0..ranks {
+            match std::fs::remove_file(marker(r)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
     }
     Ok(())
 }

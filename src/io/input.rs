@@ -14,7 +14,7 @@ pub struct InputFile {
 /// The files named by `pattern`: a file, every visible file of a directory (names starting
 /// with `_` or `.` are skipped, like Hadoop's `_SUCCESS`), or a glob. Sorted by path, so
 /// every rank sees the same order.
-pub fn list_files(pattern: &str) -> Result<Vec<InputFile>> {
+pub fn list_files(pattern: &str, accept_incomplete: bool) -> Result<Vec<InputFile>> {
     let path = PathBuf::from(pattern);
     let mut paths = Vec::new();
     if path.is_file() {
@@ -34,6 +34,13 @@ pub fn list_files(pattern: &str) -> Result<Vec<InputFile>> {
         }
         if paths.is_empty() {
             return Err(Error::EmptyInput(pattern.to_string()));
+        }
+        let has_parts = paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("part-"))
+        });
+        if has_parts && !accept_incomplete && !path.join("_SUCCESS").exists() {
+            return Err(Error::IncompleteInput(pattern.to_string()));
         }
     } else if pattern.contains(['*', '?', '[']) {
         let matches =
@@ -156,10 +163,10 @@ mod tests {
     fn missing_and_empty_inputs_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("nothing-here");
-        let err = list_files(p.to_str().unwrap()).unwrap_err();
+        let err = list_files(p.to_str().unwrap(), false).unwrap_err();
         assert!(err.to_string().contains("nothing-here"), "{err}");
         std::fs::write(dir.path().join("_SUCCESS"), "").unwrap();
-        let err = list_files(dir.path().to_str().unwrap()).unwrap_err();
+        let err = list_files(dir.path().to_str().unwrap(), false).unwrap_err();
         assert!(matches!(err, Error::EmptyInput(_)), "{err}");
     }
 }

@@ -77,11 +77,12 @@ impl Context {
     /// point (it does: building RDDs is SPMD).
     fn input_files(&self, path: &str) -> Result<Vec<crate::io::input::InputFile>> {
         if self.mode() == crate::context::Mode::Local {
-            return list_files(path);
+            return list_files(path, self.config().accept_incomplete_input);
         }
         type Listing = std::result::Result<Vec<crate::io::input::InputFile>, String>;
         let bytes = if self.is_driver() {
-            let listing: Listing = list_files(path).map_err(|e| e.to_string());
+            let listing: Listing =
+                list_files(path, self.config().accept_incomplete_input).map_err(|e| e.to_string());
             crate::codec::encode(&listing)
         } else {
             Vec::new()
