@@ -16,6 +16,12 @@ pub enum ShuffleFault {
     /// `fail:<executor>`: its exchange fails after the metadata step, as a missing map
     /// file or a full disk would, while the others go on.
     Fail,
+    /// `fail-prepare:<executor>`: it fails before the metadata step.
+    FailPrepare,
+    /// `fail-round:<executor>`: it fails after its second data round (or its only one).
+    FailRound,
+    /// `fail-window:<executor>`: it fails filling its one-sided window (rma mode).
+    FailWindow,
 }
 
 /// The fault executor `me` must inject into its exchanges, if any.
@@ -29,6 +35,9 @@ fn parse_shuffle_fault(spec: &str, me: usize) -> Option<ShuffleFault> {
         "corrupt" => ShuffleFault::Corrupt,
         "truncate" => ShuffleFault::Truncate,
         "fail" => ShuffleFault::Fail,
+        "fail-prepare" => ShuffleFault::FailPrepare,
+        "fail-round" => ShuffleFault::FailRound,
+        "fail-window" => ShuffleFault::FailWindow,
         _ => return None,
     };
     (who.parse::<usize>().ok()? == me).then_some(kind)

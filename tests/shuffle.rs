@@ -177,14 +177,22 @@ fn truncated_shuffle_data_is_an_error_naming_shuffle_and_source() {
 }
 
 #[test]
-fn a_failure_on_one_executor_mid_exchange_ends_the_job_on_every_rank() {
-    // Executor 2 fails after the metadata step; the others must not wait for it in the
-    // next collective: every rank ends, non-zero, with executor 2's message.
-    for mode in ["alltoallv", "rma"] {
-        expect_corruption(
-            "fail:2",
-            mode,
-            "shuffle 0: executor 2 failed after the metadata step",
+fn a_failure_on_one_executor_at_any_exchange_step_ends_the_job_on_every_rank() {
+    // Executor 2 fails at one step; the others must not wait for it in the next
+    // collective: every rank ends, non-zero, within the limit, with executor 2's message.
+    for (fault, mode, step) in [
+        ("fail-prepare:2", "alltoallv", "before the metadata step"),
+        ("fail:2", "alltoallv", "after the metadata step"),
+        ("fail-round:2", "alltoallv", "in data round 1"),
+        ("fail:2", "rma", "after the metadata step"),
+        ("fail-window:2", "rma", "filling its window"),
+    ] {
+        let started = std::time::Instant::now();
+        expect_corruption(fault, mode, &format!("shuffle 0: executor 2 failed {step}"));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{fault} in {mode}: the job took {:?} to end",
+            started.elapsed()
         );
     }
 }

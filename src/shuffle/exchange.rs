@@ -95,6 +95,9 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
     let me = ex.first_id + my_peer;
     let files = ex.store.take_map_files(shuffle);
     let prepared = ex.store.owners(shuffle).and_then(|owners| {
+        if ex.fault == Some(ShuffleFault::FailPrepare) {
+            return Err(injected(shuffle, me, "before the metadata step"));
+        }
         if ex.fault == Some(ShuffleFault::Corrupt) {
             for f in files.iter().filter(|f| f.bytes() > 0) {
                 std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
@@ -140,9 +143,7 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
     let meta = peers.all_to_all_v(&meta_send.concat(), &meta_counts)?;
     let listed =
         list_runs(ex, shuffle, &owners, &meta, &in_place).and_then(|listed| match ex.fault {
-            Some(ShuffleFault::Fail) => Err(Error::Other(format!(
-                "shuffle {shuffle}: executor {me} failed after the metadata step (injected)"
-            ))),
+            Some(ShuffleFault::Fail) => Err(injected(shuffle, me, "after the metadata step")),
             _ => Ok(listed),
         });
     let (mut blocks, remote, in_place_bytes) = agree(peers, shuffle, listed)?;
@@ -312,6 +313,10 @@ fn receive_rma(
                 at += map.len();
             }
         }
+        if ex.fault == Some(ShuffleFault::FailWindow) {
+            let me = first_id + peers.rank();
+            return Err(injected(shuffle, me, "filling its window"));
+        }
         reduce_file(ex.store, shuffle, totals.iter().sum())
     })();
     // Every part is filled (or everyone stops) before anyone reads.
@@ -411,6 +416,13 @@ fn receive_remote(
             .map_or(Ok(()), |peer| {
                 let detail = format!("sent more than the {} bytes it announced", totals[peer]);
                 Err(corrupt(shuffle, first_id + peer, detail))
+            })
+            .and_then(|()| match ex.fault {
+                Some(ShuffleFault::FailRound) if round == 1.min(rounds - 1) => {
+                    let me = first_id + peers.rank();
+                    Err(injected(shuffle, me, &format!("in data round {round}")))
+                }
+                _ => Ok(()),
             });
         agree(peers, shuffle, fits)?;
         let recv: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
@@ -431,6 +443,13 @@ fn receive_remote(
     }
     add_received_blocks(reduce_map, remote, &base, first_id, blocks)?;
     Ok((total as u64, rounds as u32))
+}
+
+/// The error an injected fault raises.
+fn injected(shuffle: ShuffleId, me: usize, step: &str) -> Error {
+    Error::Other(format!(
+        "shuffle {shuffle}: executor {me} failed {step} (injected)"
+    ))
 }
 
 fn corrupt(shuffle: ShuffleId, source: usize, detail: String) -> Error {
@@ -668,8 +687,11 @@ mod tests {
     #[test]
     fn a_failure_on_one_executor_ends_the_exchange_on_all_of_them() {
         for (mode, fault) in [
+            (ShuffleMode::Alltoallv, ShuffleFault::FailPrepare),
             (ShuffleMode::Alltoallv, ShuffleFault::Fail),
+            (ShuffleMode::Alltoallv, ShuffleFault::FailRound),
             (ShuffleMode::Auto, ShuffleFault::Fail),
+            (ShuffleMode::Auto, ShuffleFault::FailRound),
             (ShuffleMode::Rma, ShuffleFault::Fail),
         ] {
             // Without agreement the others would wait in the next collective forever.
