@@ -90,6 +90,17 @@ fn remove_stale(local_dir: &Path) {
             continue;
         }
         let Ok(owner) = std::fs::read_to_string(path.join(OWNER)) else {
+            // Killed between making the directory and naming its owner: a directory
+            // that stays without one for a minute is nobody's.
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(60));
+            if old && std::fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
+                tracing::info!("removing {}: empty and without an owner", path.display());
+                let _ = std::fs::remove_dir(&path);
+            }
             continue;
         };
         let Some((h, pid)) = owner.trim().split_once(' ') else {
@@ -213,7 +224,25 @@ mod tests {
         let elsewhere = root.path().join("ember-remote-1");
         std::fs::create_dir(&elsewhere).unwrap();
         std::fs::write(elsewhere.join(OWNER), format!("not-{host} {}\n", u32::MAX)).unwrap();
+        // Empty and ownerless: an old one is removed, a fresh one (being made) is not.
+        let orphan = root.path().join("ember-orphan-1");
+        std::fs::create_dir(&orphan).unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::open(&orphan)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let fresh = root.path().join("ember-fresh-1");
+        std::fs::create_dir(&fresh).unwrap();
         let dir = ScratchDir::create(root.path(), "new", 1).unwrap();
+        assert!(
+            !orphan.exists(),
+            "an old ownerless empty scratch dir is removed"
+        );
+        assert!(
+            fresh.exists(),
+            "a fresh one may be another job's, being made"
+        );
         assert!(!dead.exists(), "a dead process's scratch is removed");
         assert!(
             alive.exists(),
