@@ -302,3 +302,60 @@ fn a_killed_executor_does_not_hang_the_job() {
         done.elapsed
     );
 }
+
+/// `ember-*` scratch directories under `dir`.
+fn scratch_dirs(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ember-"))
+        .collect()
+}
+
+#[test]
+fn the_next_job_removes_what_a_sigkilled_rank_left() {
+    // SIGKILL an executor, then (in a second job) the driver: neither can clean up. The
+    // next job on the node removes their scratch directories, and its own at its end.
+    let scratch = tempfile::tempdir().unwrap();
+    for victim in [1usize, 0] {
+        let mut cmd = mpirun(3, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
+        cmd.env("EMBER_LOCAL_DIR", scratch.path());
+        let tag = common::tag(&mut cmd);
+        let (child, lines, out, err) = common::spawn_streaming(cmd);
+        let mut table = String::new();
+        while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+            table.push_str(&line);
+            table.push('\n');
+            if executor_rows(&table).len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(executor_rows(&table).len(), 2, "no table: {table}");
+        let pids = common::rank_pids(&tag);
+        let pid = *pids
+            .get(&victim)
+            .unwrap_or_else(|| panic!("rank {victim}: {pids:?}"));
+        // SAFETY: signalling a rank of our own job, found by its tag.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        let done = common::wait(child, out, err, Duration::from_secs(30));
+        assert!(
+            !done.timed_out,
+            "job hung after SIGKILL of rank {victim}: {done:#?}"
+        );
+        assert_ne!(done.status, Some(0));
+        if victim == 1 {
+            // (The next job, started below, sweeps it at its start.)
+            assert!(
+                !scratch_dirs(scratch.path()).is_empty(),
+                "a SIGKILLed executor leaves its scratch (else this test checks nothing)"
+            );
+        }
+    }
+    let mut cmd = mpirun(3, &bin("ember"), &["info"]);
+    cmd.env("EMBER_LOCAL_DIR", scratch.path());
+    run(cmd, Duration::from_secs(60)).assert_ok();
+    assert_eq!(scratch_dirs(scratch.path()), Vec::<String>::new());
+}
