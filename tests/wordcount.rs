@@ -392,3 +392,54 @@ fn a_half_written_input_directory_is_refused_unless_accepted() {
     ];
     run(mpirun(3, &bin("wordcount"), &args), Duration::from_secs(60)).assert_ok();
 }
+
+#[test]
+fn two_jobs_writing_one_output_one_wins_and_the_output_is_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tricky_text(60_000);
+    let input = dir.path().join("input.txt");
+    std::fs::write(&input, &text).unwrap();
+    let output = dir.path().join("out");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--partitions",
+        "6",
+    ];
+    let jobs: Vec<_> = (0..2)
+        .map(|_| common::spawn(mpirun(3, &bin("wordcount"), &args)))
+        .collect();
+    let runs: Vec<common::Run> = jobs
+        .into_iter()
+        .map(|child| {
+            let mut child = child;
+            let (out, err) = (
+                common::drain_output(child.stdout.take()),
+                common::drain_output(child.stderr.take()),
+            );
+            common::wait(child, out, err, Duration::from_secs(90))
+        })
+        .collect();
+    assert!(runs.iter().all(|r| !r.timed_out), "{runs:#?}");
+    let won = runs.iter().filter(|r| r.status == Some(0)).count();
+    assert_eq!(won, 1, "exactly one job publishes: {runs:#?}");
+    let lost = runs.iter().find(|r| r.status != Some(0)).unwrap();
+    assert!(
+        lost.stderr.contains("another job is writing it") || lost.stderr.contains("already exists"),
+        "{lost:#?}"
+    );
+    assert_eq!(
+        read_counts(&output),
+        reference(&text),
+        "the output is whole"
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("staging"))
+        .collect();
+    assert!(names.is_empty(), "no staging directory left: {names:?}");
+}
