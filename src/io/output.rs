@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::io::scratch::{owner_is_gone, read_owner, write_owner};
 
 /// Name of partition `p`'s output file.
 pub fn part_name(p: usize) -> String {
@@ -30,8 +31,6 @@ pub fn staging(dir: &Path) -> PathBuf {
         .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
     dir.with_file_name(format!(".{name}.ember-staging"))
 }
-
-const OWNER: &str = "_OWNER";
 
 /// The driver's side of an output directory.
 #[derive(Debug)]
@@ -64,9 +63,7 @@ impl OutputCommitter {
         })?;
         // A job killed or signalled before it commits leaves nothing behind.
         crate::failure::remove_on_exit(&staging);
-        let owner = staging.join(OWNER);
-        let me = format!("{} {}\n", host(), std::process::id());
-        std::fs::write(&owner, me).map_err(|e| Error::io(&owner, e))?;
+        write_owner(&staging)?;
         Ok(OutputCommitter {
             dir: dir.to_path_buf(),
             staging,
@@ -174,35 +171,18 @@ fn rename(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<()> {
     }
 }
 
-fn host() -> String {
-    crate::topology::host_name()
-}
-
 /// What `_OWNER` of a staging directory says, for messages.
 fn owner_text(staging: &Path) -> String {
-    match std::fs::read_to_string(staging.join(OWNER)) {
-        Ok(s) => match s.trim().split_once(' ') {
-            Some((host, pid)) => format!("written by pid {pid} on {host}"),
-            None => "owner unknown".into(),
-        },
-        Err(_) => "owner unknown".into(),
+    match read_owner(staging) {
+        Some((host, pid)) => format!("written by pid {pid} on {host}"),
+        None => "owner unknown".into(),
     }
 }
 
 /// Removes a staging directory whose owner was a process on this host that is gone.
 fn remove_if_stale(staging: &Path) {
-    let Ok(owner) = std::fs::read_to_string(staging.join(OWNER)) else {
-        return;
-    };
-    let Some((h, pid)) = owner.trim().split_once(' ') else {
-        return;
-    };
-    let alive = Path::new("/proc").join(pid).exists();
-    if h == host() && !alive {
-        tracing::warn!(
-            "removing {}: left by pid {pid}, which is gone",
-            staging.display()
-        );
+    if owner_is_gone(staging) {
+        tracing::warn!("removing {}: its owner process is gone", staging.display());
         let _ = std::fs::remove_dir_all(staging);
     }
 }
@@ -315,8 +295,8 @@ mod tests {
         first.abort();
         // A staging directory of a process that no longer exists, on this host.
         std::fs::create_dir(staging(&out)).unwrap();
-        let dead = format!("{} {}\n", host(), u32::MAX);
-        std::fs::write(staging(&out).join(OWNER), dead).unwrap();
+        let dead = format!("{} {}\n", crate::topology::host_name(), u32::MAX);
+        std::fs::write(staging(&out).join(crate::io::scratch::OWNER), dead).unwrap();
         let c = OutputCommitter::setup(&out, false).unwrap();
         c.abort();
     }

@@ -12,8 +12,33 @@ pub struct ScratchDir {
     path: PathBuf,
 }
 
-/// Inside each scratch directory: `HOST PID` of the process that made it.
-const OWNER: &str = "_OWNER";
+/// Inside a scratch or staging directory: `HOST PID` of the process that made it.
+pub(crate) const OWNER: &str = "_OWNER";
+
+/// Records this process as the owner of `dir` (a private file `dir/_OWNER`).
+pub(crate) fn write_owner(dir: &Path) -> Result<()> {
+    let owner = dir.join(OWNER);
+    let mut f = create_private(&owner)?;
+    let me = format!("{} {}\n", crate::topology::host_name(), std::process::id());
+    std::io::Write::write_all(&mut f, me.as_bytes()).map_err(|e| Error::io(&owner, e))
+}
+
+/// The (host, pid) in `dir/_OWNER`, if it can be read.
+pub(crate) fn read_owner(dir: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(dir.join(OWNER)).ok()?;
+    let (host, pid) = text.trim().split_once(' ')?;
+    Some((host.to_string(), pid.to_string()))
+}
+
+/// Whether `dir`'s owner was another process on this host that is gone: then nobody will
+/// clean `dir` up but us.
+pub(crate) fn owner_is_gone(dir: &Path) -> bool {
+    read_owner(dir).is_some_and(|(host, pid)| {
+        host == crate::topology::host_name()
+            && pid != std::process::id().to_string()
+            && !Path::new("/proc").join(&pid).exists()
+    })
+}
 
 impl ScratchDir {
     /// Creates the directory exclusively (mode 0700: a name that exists already, perhaps
@@ -38,10 +63,7 @@ impl ScratchDir {
         crate::failure::remove_on_exit(&path);
         let dir = ScratchDir { path };
         check_private_dir(&dir.path)?;
-        let owner = dir.path.join(OWNER);
-        let mut f = create_private(&owner)?;
-        let me = format!("{} {}\n", crate::topology::host_name(), std::process::id());
-        std::io::Write::write_all(&mut f, me.as_bytes()).map_err(|e| Error::io(&owner, e))?;
+        write_owner(&dir.path)?;
         Ok(dir)
     }
 
@@ -77,7 +99,6 @@ fn remove_stale(local_dir: &Path) {
     };
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    let host = crate::topology::host_name();
     for entry in entries.flatten() {
         if !entry.file_name().to_string_lossy().starts_with("ember-") {
             continue;
@@ -89,7 +110,7 @@ fn remove_stale(local_dir: &Path) {
         if !meta.file_type().is_dir() || meta.uid() != me {
             continue;
         }
-        let Ok(owner) = std::fs::read_to_string(path.join(OWNER)) else {
+        if !path.join(OWNER).exists() {
             // Killed between making the directory and naming its owner: a directory
             // that stays without one for a minute is nobody's.
             let old = meta
@@ -102,16 +123,9 @@ fn remove_stale(local_dir: &Path) {
                 let _ = std::fs::remove_dir(&path);
             }
             continue;
-        };
-        let Some((h, pid)) = owner.trim().split_once(' ') else {
-            continue;
-        };
-        let gone = !Path::new("/proc").join(pid).exists();
-        if h == host && pid != std::process::id().to_string() && gone {
-            tracing::info!(
-                "removing {}: left by pid {pid}, which is gone",
-                path.display()
-            );
+        }
+        if owner_is_gone(&path) {
+            tracing::info!("removing {}: its owner process is gone", path.display());
             let _ = std::fs::remove_dir_all(&path);
         }
     }

@@ -60,8 +60,9 @@ pub fn pagerank_reference(edges: &[(u64, u64)], iterations: usize) -> BTreeMap<u
     ranks
 }
 
-/// Lines of every `part-*` file of a committed output directory, in part order.
-pub fn read_lines(dir: &Path) -> Vec<String> {
+/// The `part-*` files of a committed output directory (it must have `_SUCCESS`), in part
+/// order.
+pub fn part_files(dir: &Path) -> Vec<std::path::PathBuf> {
     assert!(
         dir.join("_SUCCESS").exists(),
         "no _SUCCESS in {}",
@@ -71,16 +72,21 @@ pub fn read_lines(dir: &Path) -> Vec<String> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .collect();
-    parts.sort();
-    parts
-        .iter()
         .filter(|p| {
             p.file_name()
                 .unwrap()
                 .to_string_lossy()
                 .starts_with("part-")
         })
+        .collect();
+    parts.sort();
+    parts
+}
+
+/// Lines of every `part-*` file of a committed output directory, in part order.
+pub fn read_lines(dir: &Path) -> Vec<String> {
+    part_files(dir)
+        .iter()
         .flat_map(|p| {
             std::fs::read_to_string(p)
                 .unwrap()
@@ -176,24 +182,7 @@ pub fn assert_centres(lines: &[String], want: &[Vec<f64>]) {
 
 /// The bytes of every `part-*` file of a committed output directory, in part order.
 pub fn read_parts(dir: &Path) -> Vec<u8> {
-    assert!(
-        dir.join("_SUCCESS").exists(),
-        "no _SUCCESS in {}",
-        dir.display()
-    );
-    let mut parts: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("part-")
-        })
-        .collect();
-    parts.sort();
-    parts
+    part_files(dir)
         .iter()
         .flat_map(|p| std::fs::read(p).unwrap())
         .collect()
