@@ -53,6 +53,17 @@ pub struct EngineArgs {
     /// job that failed or is still running); refused by default.
     #[arg(long, env = "EMBER_ACCEPT_INCOMPLETE_INPUT", global = true)]
     pub accept_incomplete_input: bool,
+    /// How long a rank may go unheard before the job ends, e.g. 30s, 2m (0 turns the check
+    /// off): executors and the driver exchange heartbeats, so a hung, stopped or vanished
+    /// rank ends the job with its name instead of hanging it.
+    #[arg(
+        long,
+        env = "EMBER_HEARTBEAT_TIMEOUT",
+        default_value = "120s",
+        value_parser = humantime::parse_duration,
+        global = true
+    )]
+    pub heartbeat_timeout: std::time::Duration,
 }
 
 impl EngineArgs {
@@ -71,6 +82,7 @@ impl EngineArgs {
                 EngineArgs {
                     local_dir: PathBuf::from("/dev/shm"),
                     shuffle_round_bytes: ByteSize(256 << 20),
+                    heartbeat_timeout: std::time::Duration::from_secs(120),
                     ..EngineArgs::default()
                 }
             })

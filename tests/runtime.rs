@@ -359,3 +359,58 @@ fn the_next_job_removes_what_a_sigkilled_rank_left() {
     run(cmd, Duration::from_secs(60)).assert_ok();
     assert_eq!(scratch_dirs(scratch.path()), Vec::<String>::new());
 }
+
+#[test]
+fn a_stopped_rank_ends_the_job_on_the_heartbeat_timeout() {
+    // SIGSTOP neither exits nor closes a socket: only heartbeats notice. A stopped
+    // executor is named by the driver; a stopped driver by the executors, which end the
+    // job themselves (what must happen where no launcher kills them for it).
+    for (victim, named) in [
+        (2usize, "executor 2 on"),
+        (0, "the driver (rank 0) sent no heartbeat"),
+    ] {
+        let scratch = tempfile::tempdir().unwrap();
+        let mut cmd = mpirun(3, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
+        cmd.env("EMBER_LOCAL_DIR", scratch.path())
+            .env("EMBER_HEARTBEAT_TIMEOUT", "2s");
+        let tag = common::tag(&mut cmd);
+        let (child, lines, out, err) = common::spawn_streaming(cmd);
+        let mut table = String::new();
+        while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+            table.push_str(&line);
+            table.push('\n');
+            if executor_rows(&table).len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(executor_rows(&table).len(), 2, "no table: {table}");
+        let pids = common::rank_pids(&tag);
+        let pid = *pids
+            .get(&victim)
+            .unwrap_or_else(|| panic!("rank {victim}: {pids:?}"));
+        let stopped = std::time::Instant::now();
+        // SAFETY: signalling a rank of our own job, found by its tag.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGSTOP);
+        }
+        let done = common::wait(child, out, err, Duration::from_secs(40));
+        let took = stopped.elapsed();
+        // SAFETY: as above; the rank may already be gone.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        assert!(
+            !done.timed_out,
+            "job hung with rank {victim} stopped: {done:#?}"
+        );
+        assert_ne!(done.status, Some(0));
+        assert!(
+            done.stderr.contains(named) && done.stderr.contains("--heartbeat-timeout 2s"),
+            "{done:#?}"
+        );
+        assert!(
+            took < Duration::from_secs(12),
+            "took {took:?} after SIGSTOP"
+        );
+    }
+}

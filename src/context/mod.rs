@@ -6,6 +6,7 @@
 //! local mode: the driver starts in-process executors on threads, so a job runs with
 //! plain `cargo run`.
 
+pub mod liveness;
 pub mod runtime;
 mod start;
 
@@ -51,6 +52,8 @@ pub struct Context {
     /// The threads of local mode's in-process executors.
     local_threads: Vec<JoinHandle<()>>,
     stopped: bool,
+    /// Cluster mode: the heartbeat thread (stopped after the shutdown barrier).
+    liveness: Option<liveness::Liveness>,
     /// Finalizes MPI when dropped; must go after everything that uses MPI.
     mpi: Option<MpiSession>,
 }
@@ -65,6 +68,7 @@ impl Context {
             rt: Arc::new(rt),
             local_threads,
             stopped: false,
+            liveness: None,
             mpi,
         }
     }
@@ -273,6 +277,9 @@ impl Context {
             && let Err(e) = world.barrier()
         {
             fatal(&format!("shutdown barrier failed: {e}"));
+        }
+        if let Some(liveness) = self.liveness.take() {
+            liveness.stop();
         }
         drop(self.mpi.take());
     }

@@ -3,6 +3,7 @@
 use std::sync::{Arc, mpsc};
 
 use crate::config::EngineArgs;
+use crate::context::liveness::{Counterpart, Liveness};
 use crate::context::runtime::{LocalExecutors, Runtime};
 use crate::context::{Context, Mode, Role};
 use crate::executor::serve::serve_job;
@@ -64,7 +65,24 @@ impl Context {
             executor,
             LocalExecutors::default(),
         );
-        Context::with_runtime(rt, Vec::new(), Some(started.session))
+        let watched = match role {
+            Role::Driver => rt
+                .table
+                .iter()
+                .map(|e| Counterpart {
+                    rank: e.id.rank(),
+                    name: format!("executor {} on {} (pid {})", e.id, e.host, e.pid),
+                })
+                .collect(),
+            Role::Executor => vec![Counterpart {
+                rank: 0,
+                name: "the driver (rank 0)".to_string(),
+            }],
+        };
+        let liveness = Liveness::start(Arc::clone(&rt.world), watched, config.heartbeat_timeout);
+        let mut ctx = Context::with_runtime(rt, Vec::new(), Some(started.session));
+        ctx.liveness = liveness;
+        ctx
     }
 
     /// Local mode without MPI: the driver and one in-process executor thread. Used by

@@ -11,6 +11,8 @@ use crate::transport::Tag;
 pub const TO_EXECUTOR: Tag = Tag(10);
 /// Executor to driver reports.
 pub const TO_DRIVER: Tag = Tag(11);
+/// Empty liveness messages, both ways (see `context::liveness`).
+pub const HEARTBEAT: Tag = Tag(12);
 
 /// What the driver tells an executor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
