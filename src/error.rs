@@ -44,6 +44,14 @@ pub enum Error {
         "input {0}: part files but no _SUCCESS: the output of a job that failed or is still running (--accept-incomplete-input reads it anyway)"
     )]
     IncompleteInput(String),
+    #[error(
+        "{path}: input file changed while the job read it ({listed} bytes when the job was planned, {now} now): rewrite inputs only between jobs"
+    )]
+    InputChanged {
+        path: PathBuf,
+        listed: u64,
+        now: u64,
+    },
     #[error("{path}: not valid UTF-8 at byte offset {offset}")]
     InvalidUtf8 { path: PathBuf, offset: u64 },
     #[error("{path}: length {len} is not a multiple of the record length {record_len}")]
@@ -75,9 +83,14 @@ pub enum Error {
 
 impl Error {
     /// Whether retrying cannot help: the local disk is full (retried tasks would fill it
-    /// again, each after a long write).
+    /// again, each after a long write), or an input changed under the job (every attempt
+    /// would read the new length).
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+        match self {
+            Error::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
+            Error::InputChanged { .. } => true,
+            _ => false,
+        }
     }
 
     /// An `Io` error about `path`.

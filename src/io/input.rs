@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 
 /// A file to read and its length in bytes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct InputFile {
     pub path: PathBuf,
     pub len: u64,
@@ -70,7 +70,7 @@ pub fn list_files(pattern: &str, accept_incomplete: bool) -> Result<Vec<InputFil
 }
 
 /// A byte range of one input file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileSplit {
     pub file: usize,
     pub start: u64,
@@ -118,6 +118,32 @@ pub fn map_file(path: &std::path::Path) -> Result<Option<memmap2::Mmap>> {
     // input files are not truncated or rewritten while a job reads them.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
     Ok(Some(map))
+}
+
+/// A hash of an input as planned: every file's path and length, and every split.
+pub fn identity(files: &[InputFile], splits: &[FileSplit]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    (files, splits).hash(&mut h);
+    h.finish()
+}
+
+impl InputFile {
+    /// Maps the file for reading (`None` when empty), refusing one whose length is no
+    /// longer the listed one: splits were cut from that length on every rank, so a file
+    /// that grew or shrank since would be read in part or past its end, silently.
+    pub fn map(&self) -> Result<Option<memmap2::Mmap>> {
+        let map = map_file(&self.path)?;
+        let now = map.as_ref().map_or(0, |m| m.len() as u64);
+        if now != self.len {
+            return Err(Error::InputChanged {
+                path: self.path.clone(),
+                listed: self.len,
+                now,
+            });
+        }
+        Ok(map)
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,13 @@ pub trait Node: Send + Sync + 'static {
 
     fn dependencies(&self) -> Vec<Dependency>;
 
+    /// What this node's data depends on beyond its lineage, hashed into the lineage
+    /// fingerprint: an input's file names, sizes and splits. Ranks that planned different
+    /// inputs then fail the job's lineage check instead of reading different data.
+    fn input_identity(&self) -> u64 {
+        0
+    }
+
     /// Appends the shuffle blocks partition `split` reads, as (shuffle, reduce partition).
     /// The default suits operators whose partition `i` reads partition `i` of each parent.
     /// The block this RDD itself caches for partition `split` (persisted RDDs only).

@@ -120,7 +120,7 @@ pub fn fingerprint(final_rdd: &Arc<dyn Node>, partitions: &[usize]) -> u64 {
         if !seen.insert(n.id()) {
             continue;
         }
-        (n.id(), n.describe(), n.num_partitions()).hash(&mut h);
+        (n.id(), n.describe(), n.num_partitions(), n.input_identity()).hash(&mut h);
         for dep in n.dependencies() {
             match dep {
                 Dependency::Narrow(p) => {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::io::input::{FileSplit, InputFile, map_file};
+use crate::io::input::{FileSplit, InputFile};
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::task::TaskContext;
@@ -35,6 +35,9 @@ impl<T: 'static> Node for BinaryRecords<T> {
     fn dependencies(&self) -> Vec<Dependency> {
         Vec::new()
     }
+    fn input_identity(&self) -> u64 {
+        crate::io::input::identity(&self.files, &self.splits)
+    }
 }
 
 impl<T: 'static> Compute<T> for BinaryRecords<T> {
@@ -44,7 +47,7 @@ impl<T: 'static> Compute<T> for BinaryRecords<T> {
         let Some(file) = self.files.get(s.file) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let Some(map) = map_file(&file.path)? else {
+        let Some(map) = file.map()? else {
             return Ok(Box::new(std::iter::empty()));
         };
         let (len, decode) = (self.record_len, self.decode);

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::io::input::{FileSplit, InputFile, map_file};
+use crate::io::input::{FileSplit, InputFile};
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::task::TaskContext;
@@ -34,6 +34,9 @@ impl Node for TextFile {
     fn dependencies(&self) -> Vec<Dependency> {
         Vec::new()
     }
+    fn input_identity(&self) -> u64 {
+        crate::io::input::identity(&self.files, &self.splits)
+    }
 }
 
 impl Compute<String> for TextFile {
@@ -43,7 +46,7 @@ impl Compute<String> for TextFile {
         let Some(file) = self.files.get(s.file) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let Some(map) = map_file(&file.path)? else {
+        let Some(map) = file.map()? else {
             return Ok(Box::new(std::iter::empty()));
         };
         Ok(Box::new(LineBatches {
@@ -136,5 +139,58 @@ mod tests {
         assert_eq!(first_line_start(d, 3), 3); // byte 2 is '\n': line starts at 3
         assert_eq!(first_line_start(d, 4), 6);
         assert_eq!(first_line_start(d, 7), 8);
+    }
+
+    fn node(lens: &[u64]) -> Arc<dyn Node> {
+        let files: Vec<InputFile> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| InputFile {
+                path: PathBuf::from(format!("in/part-{i}")),
+                len,
+            })
+            .collect();
+        let splits = crate::io::input::plan_splits(&files, 4, 1);
+        Arc::new(TextFile {
+            id: RddId(0),
+            pattern: "in".into(),
+            files,
+            splits,
+            skip_bad_lines: false,
+        })
+    }
+
+    #[test]
+    fn the_lineage_fingerprint_covers_the_files_listed() {
+        use crate::plan::stage::fingerprint;
+        let parts = [0, 1];
+        assert_eq!(
+            fingerprint(&node(&[100, 50]), &parts),
+            fingerprint(&node(&[100, 50]), &parts)
+        );
+        // Same pattern, same split count: only a size (or a name) differs.
+        assert_ne!(
+            fingerprint(&node(&[100, 50]), &parts),
+            fingerprint(&node(&[100, 51]), &parts)
+        );
+    }
+
+    #[test]
+    fn a_file_that_changed_after_planning_is_an_error_naming_it() {
+        use crate::config::EngineArgs;
+        use crate::context::Context;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lines.txt");
+        std::fs::write(&path, "a\nb\n").unwrap();
+        let ctx = Context::local_with(&EngineArgs::default());
+        let lines = ctx.text_file(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(lines.count().unwrap(), 2);
+        std::fs::write(&path, "a\nb\nc\n").unwrap();
+        let err = lines.count().unwrap_err().to_string();
+        assert!(
+            err.contains("lines.txt") && err.contains("changed while the job read it"),
+            "{err}"
+        );
+        ctx.stop();
     }
 }
