@@ -76,6 +76,12 @@ pub fn rma_disabled() -> bool {
     std::env::var_os("EMBER_TEST_RMA_FAIL").is_some()
 }
 
+/// `EMBER_TEST_SERVE_PANIC=<executor>`: that executor's serve loop (not a task) panics
+/// when a job begins, as a bug in the engine's own code there would.
+pub fn serve_panic(me: usize) -> bool {
+    std::env::var("EMBER_TEST_SERVE_PANIC").is_ok_and(|v| v.parse::<usize>() == Ok(me))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

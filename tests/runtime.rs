@@ -414,3 +414,26 @@ fn a_stopped_rank_ends_the_job_on_the_heartbeat_timeout() {
         );
     }
 }
+
+#[test]
+fn a_panic_in_an_in_process_executors_serve_loop_ends_the_job() {
+    // Not a task's panic (those are retried): the loop that answers the driver is gone,
+    // so the driver would wait for it forever. Local mode, then under mpirun.
+    let mut local = Command::new(bin("wordcount"));
+    local.args(["--generate-lines", "1000"]);
+    let mut cluster = mpirun(3, &bin("wordcount"), &["--generate-lines", "1000"]);
+    cluster.env("EMBER_TEST_SERVE_PANIC", "1");
+    local.env("EMBER_TEST_SERVE_PANIC", "1");
+    for cmd in [local, cluster] {
+        let out = run(cmd, Duration::from_secs(30));
+        assert!(!out.timed_out, "job hung: {out:#?}");
+        assert_ne!(out.status, Some(0), "{out:#?}");
+        assert!(
+            out.stderr.contains("[executor 1] failed: panicked at")
+                && out
+                    .stderr
+                    .contains("injected panic in the serve loop of executor 1"),
+            "{out:#?}"
+        );
+    }
+}

@@ -44,6 +44,12 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                 messages::decode(&envelope.data, "driver message").map_err(Error::Other)?;
             match msg {
                 ToExecutor::BeginJob { .. } => {
+                    if crate::faults::serve_panic(executor.info.id.rank()) {
+                        panic!(
+                            "injected panic in the serve loop of executor {}",
+                            executor.info.id
+                        );
+                    }
                     let ready = ToDriver::Ready {
                         job: job.id,
                         fingerprint: fingerprint(&job.final_rdd, &job.partitions),
