@@ -356,6 +356,23 @@ fn an_existing_output_directory_is_refused_and_kept() {
     );
     out.assert_ok();
     assert_eq!(read_counts(&output), reference("a b\n"));
+
+    // An overwrite whose job fails (bad input) keeps the old output, whole.
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, b"c d\n\xff\n").unwrap();
+    let msg = format!("{}: not valid UTF-8", bad.display());
+    expect_failure(
+        2,
+        &[
+            "--input",
+            bad.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--overwrite",
+        ],
+        &msg,
+    );
+    assert_eq!(read_counts(&output), reference("a b\n"));
 }
 
 #[test]
