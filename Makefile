@@ -2,7 +2,7 @@
 # local mpirun) and `make test` (the whole test suite). Both install what they need first.
 
 SHELL := /bin/bash
-APT_PACKAGES := libopenmpi-dev openmpi-bin libclang-dev libhwloc-dev pkg-config
+APT_PACKAGES := libopenmpi-dev openmpi-bin libclang-dev libhwloc-dev pkg-config iproute2
 RANKS ?= 3
 # OpenMPI refuses to run as root without these; harmless otherwise.
 export OMPI_ALLOW_RUN_AS_ROOT := 1

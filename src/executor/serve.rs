@@ -85,11 +85,13 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                 }
                 ToExecutor::Exchange { job: j, shuffle } if j == job.id => {
                     let report = match exchange(&executor.exchange_env(), shuffle) {
-                        Ok((bytes, rounds)) => ToDriver::ExchangeDone {
+                        Ok(done) => ToDriver::ExchangeDone {
                             job: j,
                             shuffle,
-                            bytes,
-                            rounds,
+                            bytes: done.bytes,
+                            cross_node: done.cross_node,
+                            rounds: done.rounds,
+                            one_sided: done.one_sided,
                         },
                         Err(e) => ToDriver::ExchangeFailed {
                             job: j,

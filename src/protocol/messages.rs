@@ -80,7 +80,11 @@ pub enum ToDriver {
         job: u64,
         shuffle: ShuffleId,
         bytes: u64,
+        /// Of `bytes`, those from executors on other nodes.
+        cross_node: u64,
         rounds: u32,
+        /// Remote data came by one-sided `MPI_Get`.
+        one_sided: bool,
     },
     ExchangeFailed {
         job: u64,

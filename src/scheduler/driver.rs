@@ -55,7 +55,11 @@ pub struct ExchangeStats {
     pub shuffle: ShuffleId,
     /// Bytes received by all executors together.
     pub bytes: u64,
+    /// Of `bytes`, those that crossed nodes.
+    pub cross_node: u64,
     pub rounds: u32,
+    /// Every executor got its remote data by one-sided `MPI_Get`.
+    pub one_sided: bool,
     /// From sending `Exchange` to the last `ExchangeDone`.
     pub seconds: f64,
 }
@@ -426,7 +430,7 @@ fn exchange(
             },
         )?;
     }
-    let (mut bytes, mut rounds) = (0, 0);
+    let (mut bytes, mut cross_node, mut rounds, mut one_sided) = (0, 0, 0, true);
     let mut failure = None;
     let mut failure_is_cause = false;
     for _ in executors {
@@ -436,10 +440,14 @@ fn exchange(
                 job: j,
                 shuffle: s,
                 bytes: b,
+                cross_node: c,
                 rounds: r,
+                one_sided: o,
             } if j == job.id && s == shuffle => {
                 bytes += b;
-                rounds = r;
+                cross_node += c;
+                rounds = rounds.max(r);
+                one_sided &= o;
             }
             ToDriver::ExchangeFailed {
                 job: j,
@@ -462,15 +470,22 @@ fn exchange(
         )));
     }
     tracing::info!(
-        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {rounds} round(s), {:.3} s",
+        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {rounds} round(s) by {} ({cross_node} bytes across nodes), {:.3} s",
         job.id,
+        match (one_sided, rounds) {
+            (true, _) => "rma",
+            (false, 0) => "reading in place",
+            _ => "alltoallv",
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(ExchangeStats {
         job: job.id,
         shuffle,
         bytes,
+        cross_node,
         rounds,
+        one_sided,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -87,9 +87,21 @@ type Listed = (
     u64,
 );
 
-/// Runs this executor's part of exchanging `shuffle`. Returns the bytes that reached it
-/// (by MPI or in place) and the number of MPI rounds.
-pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
+/// What one executor's part of an exchange moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exchanged {
+    /// Bytes that reached this executor, by MPI or read in place.
+    pub bytes: u64,
+    /// Of those, the bytes that came from executors on other nodes.
+    pub cross_node: u64,
+    /// `MPI_Alltoallv` rounds (0 for a one-sided exchange).
+    pub rounds: u32,
+    /// The remote data came by one-sided `MPI_Get`.
+    pub one_sided: bool,
+}
+
+/// Runs this executor's part of exchanging `shuffle`: what reached it and how.
+pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<Exchanged> {
     let peers = ex.peers;
     let (n, my_peer) = (peers.size(), peers.rank());
     let me = ex.first_id + my_peer;
@@ -147,6 +159,12 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
             _ => Ok(listed),
         });
     let (mut blocks, remote, in_place_bytes) = agree(peers, shuffle, listed)?;
+    let cross_node: u64 = remote
+        .iter()
+        .enumerate()
+        .filter(|(peer, _)| ex.peer_nodes[*peer] != ex.peer_nodes[my_peer])
+        .flat_map(|(_, runs)| runs.iter().map(|&(_, _, len)| len as u64))
+        .sum();
 
     // 2. Remote data by MPI, into one reduce file: one-sided if asked and possible.
     if ex.mode == ShuffleMode::Rma
@@ -155,7 +173,12 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
         ex.store.retain_map_files(shuffle, files);
         ex.store
             .put_reduce_side(shuffle, ReduceSide { owners, blocks });
-        return Ok((received + in_place_bytes, 0));
+        return Ok(Exchanged {
+            bytes: received + in_place_bytes,
+            cross_node,
+            rounds: 0,
+            one_sided: true,
+        });
     }
     let (received, rounds) = receive_remote(ex, shuffle, &files, &remote, &in_place, &mut blocks)?;
     if ex.mode == ShuffleMode::Alltoallv {
@@ -166,7 +189,12 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<(u64, u32)> {
     }
     ex.store
         .put_reduce_side(shuffle, ReduceSide { owners, blocks });
-    Ok((received + in_place_bytes, rounds))
+    Ok(Exchanged {
+        bytes: received + in_place_bytes,
+        cross_node,
+        rounds,
+        one_sided: false,
+    })
 }
 
 /// Checks every source's announced runs and maps co-located sources' files in place.
@@ -534,7 +562,7 @@ mod tests {
         mode: ShuffleMode,
         round_bytes: usize,
         node_of: fn(usize) -> usize,
-    ) -> (Vec<Vec<u8>>, Vec<(u64, u32)>) {
+    ) -> (Vec<Vec<u8>>, Vec<Exchanged>) {
         let outcomes = exchange_outcomes(
             n,
             maps_per_executor,
@@ -567,7 +595,7 @@ mod tests {
         round_bytes: usize,
         node_of: fn(usize) -> usize,
         fault: Option<(usize, ShuffleFault)>,
-    ) -> Vec<Result<(Vec<(usize, Vec<u8>)>, (u64, u32))>> {
+    ) -> Vec<Result<(Vec<(usize, Vec<u8>)>, Exchanged)>> {
         use crate::io::scratch::ScratchDir;
         use crate::shuffle::MapOutput;
         use crate::shuffle::store::ReduceInput;
@@ -650,7 +678,7 @@ mod tests {
         for n in [1, 2, 3, 4] {
             let (got, stats) = run_exchange(n, 3, 9, ShuffleMode::Alltoallv, 512, |_| 0);
             assert_eq!(got, expected(n, 3, 9), "{n} executors");
-            let rounds = stats.iter().map(|s| s.1).max().unwrap();
+            let rounds = stats.iter().map(|s| s.rounds).max().unwrap();
             if n > 1 {
                 assert!(
                     rounds > 3,
@@ -659,7 +687,7 @@ mod tests {
             }
             // Every received byte is counted once, by its receiver.
             let total: u64 = got.iter().map(|g| g.len() as u64).sum();
-            assert_eq!(stats.iter().map(|s| s.0).sum::<u64>(), total);
+            assert_eq!(stats.iter().map(|s| s.bytes).sum::<u64>(), total);
         }
     }
 
@@ -669,12 +697,17 @@ mod tests {
         let (got, stats) = run_exchange(4, 2, 6, ShuffleMode::Auto, 1 << 20, |p| p / 2);
         assert_eq!(got, expected(4, 2, 6));
         assert!(
-            stats.iter().all(|s| s.1 >= 1),
-            "cross-node data goes by rounds"
+            stats
+                .iter()
+                .all(|s| s.rounds >= 1 && s.cross_node > 0 && s.cross_node < s.bytes),
+            "cross-node data goes by rounds, co-located data does not: {stats:?}"
         );
         let (got, stats) = run_exchange(3, 2, 5, ShuffleMode::Auto, 1 << 20, |_| 0);
         assert_eq!(got, expected(3, 2, 5));
-        assert!(stats.iter().all(|s| s.1 == 0), "one node: no MPI rounds");
+        assert!(
+            stats.iter().all(|s| s.rounds == 0 && s.cross_node == 0),
+            "one node: no MPI rounds"
+        );
     }
 
     #[test]

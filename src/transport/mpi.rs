@@ -21,6 +21,17 @@ use super::{
 /// Largest byte count one MPI call takes: counts are C `int`.
 pub const MAX_CALL_BYTES: usize = i32::MAX as usize;
 
+/// The one lock every MPI call of the process takes unless the library granted
+/// `MPI_THREAD_MULTIPLE`: under `MPI_THREAD_SERIALIZED` no two threads may be inside MPI
+/// at once, whatever the communicator or window (the world, the executors' group and the
+/// heartbeat thread's sends all share it).
+static MPI_LOCK: Mutex<()> = Mutex::new(());
+
+/// Holds [`MPI_LOCK`] when calls must be serialised.
+pub(crate) fn serialize(serialized: bool) -> Option<MutexGuard<'static, ()>> {
+    serialized.then(|| MPI_LOCK.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
 /// A group over one MPI communicator.
 pub struct MpiGroup {
     /// Freed on drop only while MPI is up: a group that outlives `MPI_Finalize` (a user's
@@ -28,13 +39,13 @@ pub struct MpiGroup {
     comm: ManuallyDrop<SimpleCommunicator>,
     rank: Rank,
     size: usize,
-    /// Held around every MPI call when the library did not grant `MPI_THREAD_MULTIPLE`.
-    serialize: Option<Mutex<()>>,
+    /// Every MPI call takes [`MPI_LOCK`] (the library did not grant `MPI_THREAD_MULTIPLE`).
+    serialized: bool,
 }
 
 // SAFETY: MPI handles are plain identifiers; with MPI_THREAD_MULTIPLE the library allows
 // calls on one communicator from several threads at once, and without it every call goes
-// through `serialize`, so the communicator is never used by two threads at the same time.
+// under the process-wide MPI_LOCK, so MPI is never entered by two threads at the same time.
 unsafe impl Send for MpiGroup {}
 unsafe impl Sync for MpiGroup {}
 
@@ -45,7 +56,7 @@ impl MpiGroup {
             rank: comm.rank() as Rank,
             size: comm.size() as usize,
             comm: ManuallyDrop::new(comm),
-            serialize: (!thread_multiple).then(|| Mutex::new(())),
+            serialized: !thread_multiple,
         }
     }
 
@@ -54,10 +65,8 @@ impl MpiGroup {
         &self.comm
     }
 
-    fn guard(&self) -> Option<MutexGuard<'_, ()>> {
-        self.serialize
-            .as_ref()
-            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    fn guard(&self) -> Option<MutexGuard<'static, ()>> {
+        serialize(self.serialized)
     }
 
     /// Polls `request` with backoff until it completes.
@@ -82,6 +91,7 @@ impl MpiGroup {
 impl Drop for MpiGroup {
     fn drop(&mut self) {
         if !mpi::environment::is_finalized() {
+            let _mpi = self.guard();
             // SAFETY: dropped exactly once, here; MPI is still initialised.
             unsafe { ManuallyDrop::drop(&mut self.comm) }
         }
@@ -159,15 +169,14 @@ impl Group for MpiGroup {
     }
 
     fn window(&self, len: usize) -> std::result::Result<Box<dyn super::Window>, String> {
-        if self.serialize.is_some() {
-            return Err("one-sided windows need MPI_THREAD_MULTIPLE".into());
-        }
         if crate::faults::rma_disabled() {
             return Err("windows disabled by EMBER_TEST_RMA_FAIL".into());
         }
         use mpi::raw::AsRaw;
         // SAFETY: our communicator; every rank of the group calls `window` together.
-        let window = unsafe { super::window::MpiWindow::allocate(self.comm.as_raw(), len) }?;
+        let window = unsafe {
+            super::window::MpiWindow::allocate(self.comm.as_raw(), len, self.serialized)
+        }?;
         Ok(Box::new(window))
     }
 

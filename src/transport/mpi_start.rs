@@ -41,12 +41,14 @@ fn abort_world(code: i32) -> ! {
     std::process::exit(code)
 }
 
-/// Initialises MPI (asking for `MPI_THREAD_MULTIPLE`) and splits the world: every rank but
+/// Initialises MPI (asking for `MPI_THREAD_SERIALIZED`: every MPI call of the process is
+/// made under one lock, and one-sided windows over TCP need a level below
+/// `MPI_THREAD_MULTIPLE` in OpenMPI) and splits the world: every rank but
 /// 0 joins the executors' communicator, and executors sharing memory form a node, named by
 /// the world rank of its first executor (host names can repeat across network namespaces;
 /// shared memory cannot). A world of one makes no splits.
 pub fn start() -> Result<Started, String> {
-    let (universe, threading) = mpi::initialize_with_threading(Threading::Multiple)
+    let (universe, threading) = mpi::initialize_with_threading(Threading::Serialized)
         .ok_or("MPI was already initialised in this process; call Context::init once")?;
     crate::failure::set_abort(Some(abort_world));
     let session = MpiSession {
@@ -66,8 +68,10 @@ pub fn start() -> Result<Started, String> {
             executor: None,
         });
     }
-    if !thread_multiple {
-        tracing::warn!("MPI granted {threading:?}, not Multiple: MPI calls are serialised");
+    if threading < Threading::Serialized {
+        tracing::warn!(
+            "MPI granted {threading:?}, less than the Serialized ember asks for: its heartbeat thread may misbehave"
+        );
     }
     let rank = world.rank() as Rank;
     // Every rank takes part in both splits; the driver gets no executor communicator.

@@ -4,7 +4,9 @@
 //! Each rank fills its own part; after a barrier, any rank reads ranges of any rank's part
 //! with `MPI_Get` in one passive-target epoch (`MPI_Win_lock_all` ... `MPI_Win_unlock_all`).
 //! Creation returns an error instead of aborting when the MPI library cannot make windows
-//! (e.g. OpenMPI 4.1 over TCP with `MPI_THREAD_MULTIPLE`), so callers can fall back.
+//! (e.g. OpenMPI 4.1 over TCP without its `osc/pt2pt` component, or with
+//! `MPI_THREAD_MULTIPLE`), so callers can fall back. Under `MPI_THREAD_SERIALIZED` every
+//! call holds the process's MPI lock (one epoch of gets holds it throughout).
 
 use std::os::raw::c_void;
 
@@ -32,10 +34,12 @@ pub struct MpiWindow {
     win: ffi::MPI_Win,
     base: *mut u8,
     len: usize,
+    /// Calls take the process's MPI lock (`MPI_THREAD_SERIALIZED`).
+    serialized: bool,
 }
 
-// SAFETY: the window handle and its memory belong to this rank; MPI (with
-// MPI_THREAD_MULTIPLE, checked by the caller) allows calls from any thread.
+// SAFETY: the window handle and its memory belong to this rank; MPI calls on it are made
+// under the process's MPI lock unless the library allows calls from any thread at once.
 unsafe impl Send for MpiWindow {}
 
 fn error_text(code: i32) -> String {
@@ -51,11 +55,16 @@ impl MpiWindow {
     ///
     /// # Safety
     /// `comm` must be a valid intra-communicator, and every rank of it must call this.
-    pub unsafe fn allocate(comm: ffi::MPI_Comm, len: usize) -> Result<MpiWindow, String> {
+    pub unsafe fn allocate(
+        comm: ffi::MPI_Comm,
+        len: usize,
+        serialized: bool,
+    ) -> Result<MpiWindow, String> {
         let size =
             ffi::MPI_Aint::try_from(len.max(1)).map_err(|_| format!("a window of {len} bytes"))?;
         let mut base: *mut u8 = std::ptr::null_mut();
         let mut win: ffi::MPI_Win = unsafe { ffi::RSMPI_WIN_NULL };
+        let _mpi = super::mpi::serialize(serialized);
         let code = unsafe {
             // Errors come back as codes while we try; the default handler would abort.
             ffi::MPI_Comm_set_errhandler(comm, ffi::RSMPI_ERRORS_RETURN);
@@ -71,10 +80,18 @@ impl MpiWindow {
             code
         };
         if code != ffi::MPI_SUCCESS as i32 || base.is_null() {
-            return Err(format!("MPI_Win_allocate failed: {}", error_text(code)));
+            return Err(format!(
+                "MPI_Win_allocate failed: {}; with OpenMPI over TCP, allow its osc/pt2pt component (OMPI_MCA_osc=sm,pt2pt)",
+                error_text(code)
+            ));
         }
         unsafe { ffi::MPI_Win_set_errhandler(win, ffi::RSMPI_ERRORS_RETURN) };
-        Ok(MpiWindow { win, base, len })
+        Ok(MpiWindow {
+            win,
+            base,
+            len,
+            serialized,
+        })
     }
 }
 
@@ -93,6 +110,7 @@ impl Window for MpiWindow {
                 Err(format!("{what}: {}", error_text(code)))
             }
         };
+        let _mpi = super::mpi::serialize(self.serialized);
         // SAFETY: a passive-target epoch on our window; every destination slice is valid,
         // distinct memory that stays borrowed until the flush below completes the gets.
         unsafe {
@@ -133,6 +151,7 @@ impl Drop for MpiWindow {
     /// Collective: every rank drops its window at the same point of the protocol.
     fn drop(&mut self) {
         if !mpi::environment::is_finalized() {
+            let _mpi = super::mpi::serialize(self.serialized);
             // SAFETY: our window, freed once.
             unsafe { ffi::MPI_Win_free(&mut self.win) };
         }

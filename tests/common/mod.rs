@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests: launch binaries under real `mpirun` with a timeout.
 #![allow(dead_code)]
 
+pub mod netns;
 pub mod reference;
 
 use std::io::{BufRead, BufReader, Read};
