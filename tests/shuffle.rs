@@ -249,3 +249,26 @@ fn a_full_local_dir_is_one_clean_error_not_retried() {
     );
     assert!(!output.exists(), "no output from a failed job");
 }
+
+#[test]
+fn alltoallv_moves_runs_that_lie_past_2_gib_in_their_files() {
+    // Sparse 3 GiB mapped files on every rank: runs sent from 2.5 GiB and received at
+    // 2.25 GiB, beyond a C int displacement, mixed with runs near the start.
+    let scratch = tempfile::tempdir().unwrap();
+    for ranks in [2, 4] {
+        let out = run(
+            mpirun(
+                ranks,
+                &common::example("large_offsets"),
+                &[scratch.path().to_str().unwrap()],
+            ),
+            Duration::from_secs(120),
+        );
+        out.assert_ok();
+        assert_eq!(
+            out.stdout.lines().filter(|l| l.starts_with("ok ")).count(),
+            ranks,
+            "{out:#?}"
+        );
+    }
+}

@@ -113,6 +113,23 @@ fn mpi_count(what: &'static str, bytes: usize) -> Result<i32> {
     })
 }
 
+/// The bytes of a staging buffer for `counts`, if one MPI call can address them.
+fn staged_len(counts: &[usize]) -> Result<usize> {
+    let total: usize = counts.iter().sum();
+    mpi_count("one round's bytes", total)?;
+    Ok(total)
+}
+
+/// `send`'s runs packed one after another, and their new displacements.
+fn pack(send: &[u8], counts: &[usize], displs: &[usize]) -> Result<(AlignedBytes, Vec<usize>)> {
+    let mut packed = AlignedBytes::zeroed(staged_len(counts)?);
+    let new_displs = super::prefix_sums(counts);
+    for ((&c, &from), &to) in counts.iter().zip(displs).zip(&new_displs) {
+        packed.as_bytes_mut()[to..to + c].copy_from_slice(&send[from..from + c]);
+    }
+    Ok((packed, new_displs))
+}
+
 impl Group for MpiGroup {
     fn rank(&self) -> Rank {
         self.rank
@@ -205,6 +222,43 @@ impl Group for MpiGroup {
     ) -> Result<()> {
         check_layout(self.size, send.len(), send_counts, send_displs)?;
         check_layout(self.size, recv.len(), recv_counts, recv_displs)?;
+        // MPI displacements are C `int`: runs past 2 GiB into a buffer (a large map or
+        // reduce file) go through a packed staging buffer with relative displacements.
+        // A round's counts are bounded (`--shuffle-round-bytes`), so staging is too.
+        let far = |counts: &[usize], displs: &[usize]| {
+            counts
+                .iter()
+                .zip(displs)
+                .any(|(&c, &d)| c > 0 && d + c > MAX_CALL_BYTES)
+        };
+        if far(send_counts, send_displs) {
+            let (packed, displs) = pack(send, send_counts, send_displs)?;
+            return self.all_to_all_v_into(
+                packed.as_bytes(),
+                send_counts,
+                &displs,
+                recv,
+                recv_counts,
+                recv_displs,
+            );
+        }
+        if far(recv_counts, recv_displs) {
+            let total = staged_len(recv_counts)?;
+            let mut staged = AlignedBytes::zeroed(total);
+            let displs = super::prefix_sums(recv_counts);
+            self.all_to_all_v_into(
+                send,
+                send_counts,
+                send_displs,
+                staged.as_bytes_mut(),
+                recv_counts,
+                &displs,
+            )?;
+            for ((&c, &from), &to) in recv_counts.iter().zip(&displs).zip(recv_displs) {
+                recv[to..to + c].copy_from_slice(&staged.as_bytes()[from..from + c]);
+            }
+            return Ok(());
+        }
         let ints = |what: &'static str, v: &[usize]| -> Result<Vec<i32>> {
             v.iter().map(|&x| mpi_count(what, x)).collect()
         };
