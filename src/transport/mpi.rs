@@ -113,6 +113,23 @@ fn mpi_count(what: &'static str, bytes: usize) -> Result<i32> {
     })
 }
 
+/// The byte range that the non-empty runs of (`counts`, `displs`) cover; `(0, 0)` if none.
+fn span(counts: &[usize], displs: &[usize]) -> (usize, usize) {
+    let runs = counts.iter().zip(displs).filter(|(c, _)| **c > 0);
+    let lo = runs.clone().map(|(_, &d)| d).min().unwrap_or(0);
+    let hi = runs.map(|(&c, &d)| d + c).max().unwrap_or(0);
+    (lo, hi)
+}
+
+/// Displacements relative to `lo` (0 for empty runs, which MPI does not touch).
+fn rebase(counts: &[usize], displs: &[usize], lo: usize) -> Vec<usize> {
+    counts
+        .iter()
+        .zip(displs)
+        .map(|(&c, &d)| if c == 0 { 0 } else { d - lo })
+        .collect()
+}
+
 /// The bytes of a staging buffer for `counts`, if one MPI call can address them.
 fn staged_len(counts: &[usize]) -> Result<usize> {
     let total: usize = counts.iter().sum();
@@ -222,16 +239,13 @@ impl Group for MpiGroup {
     ) -> Result<()> {
         check_layout(self.size, send.len(), send_counts, send_displs)?;
         check_layout(self.size, recv.len(), recv_counts, recv_displs)?;
-        // MPI displacements are C `int`: runs past 2 GiB into a buffer (a large map or
-        // reduce file) go through a packed staging buffer with relative displacements.
-        // A round's counts are bounded (`--shuffle-round-bytes`), so staging is too.
-        let far = |counts: &[usize], displs: &[usize]| {
-            counts
-                .iter()
-                .zip(displs)
-                .any(|(&c, &d)| c > 0 && d + c > MAX_CALL_BYTES)
-        };
-        if far(send_counts, send_displs) {
+        // MPI takes C `int` displacements and buffer lengths: hand it only the span of
+        // each buffer that this call's runs use, displacements relative to that span; a
+        // span over 2 GiB (runs of a large map or reduce file far apart) goes through a
+        // packed staging buffer of one round (bounded by `--shuffle-round-bytes`).
+        let (slo, shi) = span(send_counts, send_displs);
+        let (rlo, rhi) = span(recv_counts, recv_displs);
+        if shi - slo > MAX_CALL_BYTES {
             let (packed, displs) = pack(send, send_counts, send_displs)?;
             return self.all_to_all_v_into(
                 packed.as_bytes(),
@@ -242,7 +256,7 @@ impl Group for MpiGroup {
                 recv_displs,
             );
         }
-        if far(recv_counts, recv_displs) {
+        if rhi - rlo > MAX_CALL_BYTES {
             let total = staged_len(recv_counts)?;
             let mut staged = AlignedBytes::zeroed(total);
             let displs = super::prefix_sums(recv_counts);
@@ -259,16 +273,19 @@ impl Group for MpiGroup {
             }
             return Ok(());
         }
+        let (send, recv) = (&send[slo..shi], &mut recv[rlo..rhi]);
+        let send_displs = rebase(send_counts, send_displs, slo);
+        let recv_displs = rebase(recv_counts, recv_displs, rlo);
         let ints = |what: &'static str, v: &[usize]| -> Result<Vec<i32>> {
             v.iter().map(|&x| mpi_count(what, x)).collect()
         };
         let (sc, sd) = (
             ints("a send count", send_counts)?,
-            ints("a send offset", send_displs)?,
+            ints("a send offset", &send_displs)?,
         );
         let (rc, rd) = (
             ints("a receive count", recv_counts)?,
-            ints("a receive offset", recv_displs)?,
+            ints("a receive offset", &recv_displs)?,
         );
         let send = non_dangling(send);
         // A zero-length receive buffer must still have a real address.

@@ -2,6 +2,11 @@
 //! reduce file: every rank sends from and receives into sparse 3 GiB mapped files, at
 //! offsets beyond what a C `int` displacement holds, and checks every byte it received.
 //! Launched by tests/shuffle.rs under mpirun; prints `ok <bytes>` on every rank.
+//!
+//! `large_offsets exchange RECORDS`: a real shuffle whose reduce side is over 2 GiB on one
+//! executor: RECORDS records of 16 KiB repartitioned into one partition, whose owner
+//! receives every other executor's share by MPI; prints the byte count and a checksum
+//! the test compares with a sequential computation.
 
 use std::path::PathBuf;
 
@@ -29,8 +34,53 @@ fn sparse_map(path: &PathBuf) -> memmap2::MmapMut {
     unsafe { memmap2::MmapMut::map_mut(&file) }.expect("map the sparse file")
 }
 
+/// 16 KiB record number `i`.
+fn record(i: u64) -> Vec<u8> {
+    let mut r = vec![(i * 131) as u8; 16 << 10];
+    r[..8].copy_from_slice(&i.to_le_bytes());
+    r
+}
+
+/// Byte count and an order-independent checksum of records.
+fn digest(records: impl Iterator<Item = Vec<u8>>) -> (u64, u64) {
+    records.fold((0, 0), |(n, sum), r| {
+        let h = r.chunks(8).fold(0u64, |h, w| {
+            let mut word = [0u8; 8];
+            word[..w.len()].copy_from_slice(w);
+            h.rotate_left(5) ^ u64::from_le_bytes(word)
+        });
+        (n + r.len() as u64, sum.wrapping_add(h))
+    })
+}
+
+fn exchange(records: u64) {
+    let ctx = ember::Context::init();
+    let one = ctx
+        .range(0, records, None)
+        .map(record)
+        .repartition(1)
+        .map_partitions(|it| vec![digest(it)])
+        .collect()
+        .unwrap_or_else(|e| ctx.fail(&e));
+    if ctx.is_driver() {
+        let want = digest((0..records).map(record));
+        println!("got {:?} want {want:?}", one[0]);
+    }
+    ctx.stop();
+}
+
 fn main() {
-    let dir = PathBuf::from(std::env::args().nth(1).expect("usage: large_offsets DIR"));
+    let first = std::env::args()
+        .nth(1)
+        .expect("usage: large_offsets DIR | exchange RECORDS");
+    if first == "exchange" {
+        let records = std::env::args()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .expect("RECORDS");
+        return exchange(records);
+    }
+    let dir = PathBuf::from(first);
     let started = mpi_start::start().expect("MPI start");
     let world = started.world;
     let (me, n) = (world.rank(), world.size());
