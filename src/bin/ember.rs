@@ -117,8 +117,8 @@ fn submit(args: &ember::submit::SubmitArgs) -> i32 {
         .ok()
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_default();
-    let cores = ember::submit::node_cores(args.master);
-    let outcome = ember::submit::plan(args, &bin_dir, cores)
+    let outcome = ember::submit::resolve(&args.job, &bin_dir)
+        .and_then(|job| ember::submit::plan(args, &job, ember::submit::capacity(args)))
         .and_then(|launch| ember::submit::execute(&launch, args.dry_run));
     match outcome {
         Ok(code) => code,
