@@ -289,6 +289,45 @@ fn scenarios(root: &Path) {
         "{out:#?}"
     );
 
+    // The job template of examples/template, built as a user builds it, submitted by
+    // its path through `ember submit --master slurm`.
+    let dir = root.join("template");
+    std::fs::create_dir_all(dir.join("scratch")).unwrap();
+    let text = common::template::text(2000);
+    std::fs::write(dir.join("in.txt"), &text).unwrap();
+    let exe = common::template::binary();
+    let mut cmd = Command::new(bin("ember"));
+    cmd.current_dir(&dir)
+        .args(["submit", "--master", "slurm", "--num-executors", "2"])
+        .args(["--wait", "--time", "00:10:00"])
+        .arg(&exe)
+        .arg("--input")
+        .arg(dir.join("in.txt"))
+        .arg("--output")
+        .arg(dir.join("out"))
+        .env("EMBER_LOCAL_DIR", dir.join("scratch"));
+    let out = run_sbatch(cmd, Duration::from_secs(240));
+    let log = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("ember-firstwords-")
+        })
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(out.success(), "{out:#?}\n{log}");
+    common::template::assert_counts(
+        &common::template::read_counts(&dir.join("out")),
+        &common::template::lines_by_first_word(&text),
+    );
+    assert!(
+        log.contains("ember: firstwords on 3 tasks (1 driver + executors) via srun"),
+        "{log}"
+    );
+    assert!(empty(&dir.join("scratch")), "scratch files left behind");
+
     // A job that reaches its time limit: Slurm signals it, ember stops cleanly. The
     // signal is the one every sbatch script of slurm/ asks for.
     for script in ["wordcount", "terasort", "pagerank", "kmeans"] {

@@ -281,3 +281,42 @@ fn local_and_mpirun_submissions_run_the_job() {
         assert_eq!(lines, ["a\t1", "b\t3", "c\t1"], "{master}");
     }
 }
+
+#[test]
+fn the_job_template_runs_through_submit_and_alone() {
+    let exe = common::template::binary();
+    let exe = exe.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::template::text(3000);
+    std::fs::write(dir.path().join("in.txt"), &text).unwrap();
+    let input = dir.path().join("in.txt");
+    let reference = common::template::lines_by_first_word(&text);
+
+    let output = dir.path().join("out-mpirun");
+    submit(&[
+        "--master",
+        "mpirun",
+        "--num-executors",
+        "2",
+        exe,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ])
+    .assert_ok();
+    common::template::assert_counts(&common::template::read_counts(&output), &reference);
+
+    // Alone, one process (local mode), with one of its own options.
+    let output = dir.path().join("out-local");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--min-lines", "100", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output);
+    run(cmd, Duration::from_secs(60)).assert_ok();
+    let mut frequent = reference;
+    frequent.retain(|_, n| *n >= 100);
+    assert!(!frequent.is_empty());
+    common::template::assert_counts(&common::template::read_counts(&output), &frequent);
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod reference;
+pub mod template;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
