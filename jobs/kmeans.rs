@@ -17,17 +17,22 @@ struct Args {
     /// the executors.
     #[arg(long, conflicts_with = "input")]
     generate: Option<ember::config::ByteSize>,
+    /// Seed of the generated points.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Output directory (one centre a line). Without it, the driver prints the centres.
     #[arg(long)]
     output: Option<String>,
+    /// Number of centres, started from the first K points.
     #[arg(long)]
     k: usize,
+    /// Rounds of Lloyd's algorithm.
     #[arg(long, default_value_t = 10)]
     iterations: usize,
+    /// Partitions of the points (default: all executor threads).
     #[arg(long)]
     partitions: Option<usize>,
+    /// Replace an existing output directory.
     #[arg(long)]
     overwrite: bool,
     #[command(flatten)]

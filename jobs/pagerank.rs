@@ -18,21 +18,26 @@ struct Args {
     /// (e.g. 256m), made on the executors.
     #[arg(long, conflicts_with = "input")]
     generate: Option<ember::config::ByteSize>,
+    /// Seed of the generated graph.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Output directory. Without it, the driver prints the top ranks.
     #[arg(long)]
     output: Option<String>,
+    /// Iterations of the rank update.
     #[arg(long, default_value_t = 10)]
     iterations: usize,
+    /// Partitions of the links and ranks (default: all executor threads).
     #[arg(long)]
     partitions: Option<usize>,
+    /// Replace an existing output directory.
     #[arg(long)]
     overwrite: bool,
     /// Checkpoint the ranks into DIR/iter-N every --checkpoint-every iterations; a job
     /// started again with the same DIR resumes from the last complete checkpoint.
     #[arg(long)]
     checkpoint: Option<String>,
+    /// Iterations between two checkpoints.
     #[arg(long, default_value_t = 2)]
     checkpoint_every: usize,
     #[command(flatten)]

@@ -28,6 +28,7 @@ struct Args {
     /// Instead: about this many bytes of records (e.g. 1g), made on the executors.
     #[arg(long, conflicts_with = "input")]
     generate: Option<ember::config::ByteSize>,
+    /// Seed of the generated records.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Replace an existing output directory.

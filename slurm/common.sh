@@ -28,16 +28,20 @@ fi
 # OpenMPI refuses root unless told; harmless for other users.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-# ember_launch JOB ARGS...: one rank per Slurm task.
+# ember_launch JOB ARGS...: one rank per Slurm task. JOB is a job of $EMBER_BIN by name
+# or the absolute path of any job binary (what `ember submit --master slurm` writes).
 #  - srun --mpi=pmix: Slurm starts the ranks itself (OpenMPI 4 with Slurm's pmix_v4).
 #  - mpirun (fallback, or EMBER_LAUNCHER=mpirun): OpenMPI reads the allocation from the
 #    environment; binding is left to ember (--bind-to none).
 #  srun --mpi=pmi2 does not work with OpenMPI 4.1 ("Local abort before MPI_INIT").
 ember_launch() {
-  local job=$1
+  local job=$1 exe
   shift
-  local exe="$EMBER_BIN/$job"
-  [ -x "$exe" ] || { echo "ember: no job binary $exe (build with cargo build --release, or set EMBER_BIN)" >&2; return 2; }
+  case "$job" in
+    /*) exe=$job; job=${job##*/} ;;
+    *) exe="$EMBER_BIN/$job" ;;
+  esac
+  [ -x "$exe" ] || { echo "ember: no job binary $exe on $(hostname) (build with cargo build --release, or set EMBER_BIN; every node must see it)" >&2; return 2; }
   local launcher=${EMBER_LAUNCHER:-}
   if [ -z "$launcher" ]; then
     if srun --mpi=list 2>&1 | grep -q pmix; then launcher=srun; else launcher=mpirun; fi

@@ -43,13 +43,23 @@ install_packages() {
   fi
 }
 
+# The node is declared at least as large as the sbatch scripts of slurm/ ask for (4 tasks
+# of 1 CPU and 2 GiB), with room for a second job: a test machine has 2 cores, and a
+# request larger than every node pends forever (reason PartitionConfig) instead of
+# failing. The tasks then share the real cores (ember's driver mostly waits); memory is
+# not enforced (TaskPlugin=task/none), the executors' budgets follow the request.
+MIN_CPUS=8
+MIN_MEM_MB=$(( 8 * 1024 ))
+
 write_config() {
   mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log" /etc/slurm
   local cpus mem
   cpus=$(nproc)
+  [ "$cpus" -ge "$MIN_CPUS" ] || cpus=$MIN_CPUS
   # slurmd -C reports RealMemory; keep some headroom so the node is never drained for it.
   mem=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
   mem=$(( ${mem:-4000} * 9 / 10 ))
+  [ "$mem" -ge "$MIN_MEM_MB" ] || mem=$MIN_MEM_MB
   cat > "$CONF.new" <<CONF
 # Written by ember's slurm/local-cluster.sh: a one-node test cluster.
 ClusterName=ember-local
@@ -70,16 +80,20 @@ SelectTypeParameters=CR_Core
 MpiDefault=none
 ReturnToService=2
 KillWait=10
+# Use the node as declared below, not as slurmd finds the hardware (see MIN_CPUS).
+SlurmdParameters=config_overrides
 NodeName=$HOST CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
 CONF
   if ! cmp -s "$CONF.new" "$CONF" 2>/dev/null; then
     mv "$CONF.new" "$CONF"
     log "wrote $CONF"
+    CONFIG_CHANGED=1
   else
     rm -f "$CONF.new"
   fi
 }
+CONFIG_CHANGED=0
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
@@ -99,6 +113,12 @@ up() {
   [ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
   write_config
   start_munge
+  # Daemons started with another configuration (an older checkout) keep the old node
+  # size until restarted.
+  if [ "$CONFIG_CHANGED" = 1 ] && { running "$DIR/slurmctld.pid" || running "$DIR/slurmd.pid"; }; then
+    log "configuration changed: restarting the daemons"
+    down
+  fi
   if ! running "$DIR/slurmctld.pid"; then
     slurmctld -i >/dev/null 2>&1   # daemonises; -i ignores state from an older config
   fi
@@ -132,7 +152,7 @@ down() {
 
 status() {
   local s
-  s=$(node_state)
+  s=$(node_state || true)
   echo "${s:-not running}"
   case "$s" in idle*|mix*|alloc*) return 0 ;; *) return 1 ;; esac
 }

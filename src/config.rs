@@ -15,18 +15,27 @@ use std::path::PathBuf;
 /// assert_eq!(job.engine.executor_memory.unwrap().0, 2 << 30);
 /// ```
 #[derive(Debug, Clone, Default, clap::Args)]
+// Flattened into a job's parser, a doc comment here would become the job's description
+// in `--help` (clap applies it to the parent): cleared, and the options get a heading.
+#[command(about = None, long_about = None, next_help_heading = "Engine options")]
 pub struct EngineArgs {
     /// Worker threads per executor (default: the executor's share of its NUMA domain).
-    #[arg(long, env = "EMBER_EXECUTOR_CORES", global = true)]
+    #[arg(long, env = "EMBER_EXECUTOR_CORES", value_name = "N", global = true)]
     pub executor_cores: Option<usize>,
     /// Memory budget per executor, e.g. 512m, 2g (default: 3/4 of the node's memory
     /// shared by the executors on it).
-    #[arg(long, env = "EMBER_EXECUTOR_MEMORY", global = true)]
+    #[arg(
+        long,
+        env = "EMBER_EXECUTOR_MEMORY",
+        value_name = "SIZE",
+        global = true
+    )]
     pub executor_memory: Option<ByteSize>,
     /// Node-local scratch directory for shuffle and cache files.
     #[arg(
         long,
         env = "EMBER_LOCAL_DIR",
+        value_name = "DIR",
         default_value = "/dev/shm",
         global = true
     )]
@@ -36,6 +45,7 @@ pub struct EngineArgs {
     #[arg(
         long,
         env = "EMBER_SHUFFLE_ROUND_BYTES",
+        value_name = "SIZE",
         default_value = "256m",
         global = true
     )]
@@ -44,7 +54,7 @@ pub struct EngineArgs {
     /// files directly and sends only cross-node data with MPI_Alltoallv; `alltoallv`
     /// sends everything that crosses executors through MPI; `rma` gets it with one-sided
     /// MPI_Get.
-    #[arg(long, env = "EMBER_SHUFFLE_MODE", value_enum, default_value_t = ShuffleMode::Auto, global = true)]
+    #[arg(long, env = "EMBER_SHUFFLE_MODE", value_name = "MODE", value_enum, default_value_t = ShuffleMode::Auto, global = true)]
     pub shuffle_mode: ShuffleMode,
     /// Do not pin executors and their threads to cores.
     #[arg(long, env = "EMBER_NO_PIN", global = true)]
@@ -59,6 +69,7 @@ pub struct EngineArgs {
     #[arg(
         long,
         env = "EMBER_HEARTBEAT_TIMEOUT",
+        value_name = "DURATION",
         default_value = "120s",
         value_parser = humantime::parse_duration,
         global = true

@@ -1,5 +1,42 @@
 //! ember: a Spark-style batch data engine for supercomputers, on MPI.
 //!
+//! A job is one program that every rank runs: [`Context::init`] starts it (rank 0 the
+//! driver, the others executors, or local mode in a single process), sources such as
+//! [`Context::text_file`] make an [`Rdd`], transformations ([`Rdd::map`],
+//! [`Rdd::reduce_by_key`], [`Rdd::join`], ...) record lineage, and actions
+//! ([`Rdd::collect`], [`Rdd::count`], [`Rdd::save_as_text_file`], ...) run it on the
+//! executors. [`Rdd::persist`] keeps a result for later actions, [`Context::broadcast`] and
+//! [`Context::accumulator`] share values with tasks, and [`config::EngineArgs`] are the
+//! options every job takes. The examples run in one process, as tests do:
+//!
+//! ```
+//! use ember::config::EngineArgs;
+//! use ember::{Context, Rdd, Result};
+//!
+//! /// Words and how often they occur.
+//! fn word_counts(lines: &Rdd<String>) -> Rdd<(String, u64)> {
+//!     lines
+//!         .flat_map(|line| line.split_whitespace().map(|w| (w.to_owned(), 1)).collect::<Vec<_>>())
+//!         .reduce_by_key(|a, b| a + b)
+//! }
+//!
+//! fn run(ctx: &Context) -> Result<Vec<(String, u64)>> {
+//!     let lines = ctx.parallelize(vec!["b a b".to_string(), "c b".to_string()], Some(2));
+//!     let mut counts = word_counts(&lines).collect()?;
+//!     counts.sort();
+//!     Ok(counts)
+//! }
+//!
+//! // A job's main() calls Context::init(); here, two in-process executors.
+//! let ctx = Context::local_with_executors(&EngineArgs::default(), 2);
+//! let counts = run(&ctx)?;
+//! assert_eq!(counts, [("a".to_string(), 1), ("b".to_string(), 3), ("c".to_string(), 1)]);
+//! ctx.stop();
+//! # Ok::<(), ember::Error>(())
+//! ```
+//!
+//! `examples/template/` of the project is a job in a crate of its own, to copy.
+//!
 //! Rank 0 is the driver, every other rank an executor (`DESIGN.md` of the project). The
 //! modules are layered; each imports only modules below it (`src/README.md` draws them):
 //!

@@ -27,11 +27,13 @@ fn cluster(action: &str) -> common::Run {
     run(cmd, Duration::from_secs(300))
 }
 
-/// `sbatch --wait` from the project root, with the job binaries of this build.
+/// The README's `sbatch SCRIPT ARGS` from the project root, as a user types it (no
+/// --overcommit, the script's own task count), with --wait, the job's output file in
+/// `dir` and the job binaries of this build.
 fn sbatch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> common::Run {
     let mut cmd = Command::new("sbatch");
     cmd.current_dir(project())
-        .args(["--wait", "--overcommit", "--ntasks=4"])
+        .arg("--wait")
         .arg(format!("--output={}/slurm-%j.out", dir.display()))
         .args(args)
         .env("EMBER_BIN", Path::new(&bin("ember")).parent().unwrap())
@@ -40,7 +42,61 @@ fn sbatch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> common::Run {
         cmd.env(k, v);
     }
     std::fs::create_dir_all(dir.join("scratch")).unwrap();
-    run(cmd, Duration::from_secs(240))
+    run_sbatch(cmd, Duration::from_secs(240))
+}
+
+/// Runs an `sbatch --wait` command like [`run`], but fails at once, with Slurm's reason,
+/// when the job can never start: a request larger than every node of the partition pends
+/// forever (reason `PartitionConfig`) instead of failing.
+fn run_sbatch(cmd: Command, timeout: Duration) -> common::Run {
+    let start = std::time::Instant::now();
+    let (mut child, lines, out, err) = common::spawn_streaming(cmd);
+    // sbatch prints `Submitted batch job N` as soon as the job is queued.
+    let job = lines
+        .recv_timeout(Duration::from_secs(60))
+        .ok()
+        .and_then(|l| l.strip_prefix("Submitted batch job ").map(str::to_owned));
+    while let (Some(job), Ok(None)) = (&job, child.try_wait()) {
+        if start.elapsed() > timeout {
+            scancel(job);
+            break;
+        }
+        let squeue = Command::new("squeue")
+            .args(["-h", "-j", job, "-o", "%T %r"])
+            .output();
+        let state = squeue
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        let never = [
+            "PartitionConfig",
+            "PartitionNodeLimit",
+            "PartitionTimeLimit",
+        ];
+        if state.starts_with("PENDING") && never.iter().any(|r| state.ends_with(r)) {
+            scancel(job);
+            common::kill_group(&child);
+            panic!(
+                "Slurm job {job} can never start: {state} (the request is larger than the \
+                 local cluster's node: {})",
+                sinfo_node()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    common::wait(child, out, err, timeout.saturating_sub(start.elapsed()))
+}
+
+fn scancel(job: &str) {
+    let _ = Command::new("scancel").arg(job).status();
+}
+
+/// The node as Slurm sees it: CPUs and memory.
+fn sinfo_node() -> String {
+    Command::new("sinfo")
+        .args(["-h", "-N", "-o", "%N CPUs=%c memory=%m MB"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// The job's output file (sbatch --output) for a finished run.
@@ -200,7 +256,6 @@ fn scenarios(root: &Path) {
             "slurm",
             "--num-executors",
             "3",
-            "--overcommit",
             "--wait",
             "--time",
             "00:10:00",
@@ -213,13 +268,65 @@ fn scenarios(root: &Path) {
             dir.join("out").to_str().unwrap(),
         ])
         .env("EMBER_LOCAL_DIR", dir.join("scratch"));
-    let out = run(cmd, Duration::from_secs(240));
+    let out = run_sbatch(cmd, Duration::from_secs(240));
     assert!(out.success(), "{out:#?}");
     assert!(dir.join("ember-wordcount.sbatch").exists());
     assert_eq!(
         parse_counts(&read_lines(&dir.join("out"))),
         word_counts(&text)
     );
+
+    // A request larger than the partition would pend forever: `ember submit` refuses it.
+    let mut cmd = Command::new(bin("ember"));
+    cmd.args(["submit", "--master", "slurm", "--num-executors", "1000"])
+        .args(["--dry-run", "wordcount"]);
+    let out = run(cmd, Duration::from_secs(60));
+    assert_eq!(out.status, Some(2), "{out:#?}");
+    assert!(
+        out.stderr
+            .contains("1001 tasks (the driver and 1000 executors) of 1 CPU(s) need 1001 CPUs")
+            && out.stderr.contains("the job would pend forever"),
+        "{out:#?}"
+    );
+
+    // The job template of examples/template, built as a user builds it, submitted by
+    // its path through `ember submit --master slurm`.
+    let dir = root.join("template");
+    std::fs::create_dir_all(dir.join("scratch")).unwrap();
+    let text = common::template::text(2000);
+    std::fs::write(dir.join("in.txt"), &text).unwrap();
+    let exe = common::template::binary();
+    let mut cmd = Command::new(bin("ember"));
+    cmd.current_dir(&dir)
+        .args(["submit", "--master", "slurm", "--num-executors", "2"])
+        .args(["--wait", "--time", "00:10:00"])
+        .arg(&exe)
+        .arg("--input")
+        .arg(dir.join("in.txt"))
+        .arg("--output")
+        .arg(dir.join("out"))
+        .env("EMBER_LOCAL_DIR", dir.join("scratch"));
+    let out = run_sbatch(cmd, Duration::from_secs(240));
+    let log = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("ember-firstwords-")
+        })
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(out.success(), "{out:#?}\n{log}");
+    common::template::assert_counts(
+        &common::template::read_counts(&dir.join("out")),
+        &common::template::lines_by_first_word(&text),
+    );
+    assert!(
+        log.contains("ember: firstwords on 3 tasks (1 driver + executors) via srun"),
+        "{log}"
+    );
+    assert!(empty(&dir.join("scratch")), "scratch files left behind");
 
     // A job that reaches its time limit: Slurm signals it, ember stops cleanly. The
     // signal is the one every sbatch script of slurm/ asks for.
@@ -243,13 +350,7 @@ fn scenarios(root: &Path) {
     std::fs::write(&script, body).unwrap();
     let mut cmd = Command::new("sbatch");
     cmd.current_dir(project())
-        .args([
-            "--wait",
-            "--overcommit",
-            "--ntasks=3",
-            "--time=1",
-            "--signal=USR1@50",
-        ])
+        .args(["--wait", "--ntasks=3", "--time=1", "--signal=USR1@50"])
         .arg(format!("--output={}/slurm-%j.out", dir.display()))
         .arg(&script)
         .env("EMBER_HOME", project())

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -94,6 +95,10 @@ fn dry_run_prints_the_sbatch_script() {
     ]);
     out.assert_ok();
     let script = out.stdout;
+    let launch = format!(
+        "ember_launch {} --input edges --iterations 3",
+        job_path("pagerank")
+    );
     for line in [
         "#!/bin/bash",
         "#SBATCH --job-name=ember-pagerank",
@@ -103,18 +108,128 @@ fn dry_run_prints_the_sbatch_script() {
         "#SBATCH --time=00:20:00",
         "#SBATCH --partition=batch",
         "#SBATCH --signal=USR1@120",
+        "#SBATCH --output=ember-pagerank-%j.out",
         "export EMBER_EXECUTOR_CORES=2",
+        "export EMBER_EXECUTOR_MEMORY=3221225472",
+        // The launch of slurm/common.sh, as in the project's own scripts.
+        "    srun) srun --mpi=pmix --kill-on-bad-exit=1 \"$exe\" \"$@\" ;;",
+        "    mpirun) mpirun --oversubscribe --bind-to none \"$exe\" \"$@\" ;;",
+        &launch,
     ] {
         assert!(
             script.lines().any(|l| l == line),
             "missing {line:?} in\n{script}"
         );
     }
-    let launch = format!(
-        "  srun --mpi=pmix --kill-on-bad-exit=1 {} --input edges --iterations 3",
-        job_path("pagerank")
+    assert!(script.ends_with(&format!("\n{launch}\n")), "{script}");
+}
+
+/// `ember submit --dry-run` with `args`, run in `dir`.
+fn submit_in(dir: &Path, args: &[&str]) -> common::Run {
+    let mut cmd = Command::new(bin("ember"));
+    cmd.current_dir(dir).arg("submit").args(args);
+    common::mpi_env(&mut cmd);
+    run(cmd, Duration::from_secs(60))
+}
+
+#[test]
+fn a_job_binary_is_submitted_by_its_path() {
+    // Any job binary: here a link to the KMeans binary, named like a user's job.
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::os::unix::fs::symlink(job_path("kmeans"), dir.join("myjob")).unwrap();
+    let mine = dir.join("myjob").to_string_lossy().into_owned();
+    let job_args = ["--input", "points", "--k", "3"];
+
+    let local = submit_in(dir, &[&["--dry-run", "./myjob"][..], &job_args].concat());
+    local.assert_ok();
+    assert_eq!(local.stdout, format!("{mine} --input points --k 3\n"));
+
+    let mpirun = submit_in(
+        dir,
+        &[
+            &["--master", "mpirun", "--dry-run", "./myjob"][..],
+            &job_args,
+        ]
+        .concat(),
     );
-    assert!(script.lines().any(|l| l == launch), "{script}");
+    mpirun.assert_ok();
+    // (--oversubscribe is added between them on a machine of fewer than 3 cores.)
+    assert!(
+        mpirun.stdout.contains(" mpirun -n 3 --bind-to none ")
+            && mpirun
+                .stdout
+                .ends_with(&format!(" {mine} --input points --k 3\n")),
+        "{mpirun:#?}"
+    );
+
+    // The script for the user's binary is the built-in job's, but for its path and name.
+    let slurm = |job: &str| {
+        let out = submit_in(
+            dir,
+            &[
+                &[
+                    "--master",
+                    "slurm",
+                    "--num-executors",
+                    "3",
+                    "--executor-memory",
+                    "1g",
+                    // Whatever Slurm may be up on this machine, its size does not matter.
+                    "--overcommit",
+                    "--dry-run",
+                    job,
+                ][..],
+                &job_args,
+            ]
+            .concat(),
+        );
+        out.assert_ok();
+        out.stdout
+    };
+    let script = slurm("./myjob");
+    assert!(
+        script.ends_with(&format!("\nember_launch {mine} --input points --k 3\n")),
+        "{script}"
+    );
+    let built_in = slurm("kmeans")
+        .replace(&job_path("kmeans"), &mine)
+        .replace("ember-kmeans", "ember-myjob");
+    assert_eq!(script, built_in);
+}
+
+#[test]
+fn a_bad_job_path_is_refused_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("notes.txt"), "not a program").unwrap();
+    std::fs::create_dir(dir.join("jobs")).unwrap();
+    std::fs::write(dir.join("myjob"), "#!/bin/sh\n").unwrap();
+    for (job, expect) in [
+        (
+            "./nope",
+            format!("no job binary {}/nope: no such file", dir.display()),
+        ),
+        (
+            "./notes.txt",
+            format!("job binary {}/notes.txt is not executable", dir.display()),
+        ),
+        (
+            "./jobs",
+            format!("job binary {}/jobs is a directory", dir.display()),
+        ),
+        (
+            "myjob",
+            "; for the file myjob here, write ./myjob".to_string(),
+        ),
+    ] {
+        for master in ["local", "mpirun", "slurm"] {
+            let out = submit_in(dir, &["--master", master, "--dry-run", job, "--input", "x"]);
+            assert_eq!(out.status, Some(2), "{job} {master}: {out:#?}");
+            assert!(out.stderr.contains(&expect), "{job} {master}: {out:#?}");
+            assert!(out.stdout.is_empty(), "{job} {master}: {out:#?}");
+        }
+    }
 }
 
 #[test]
@@ -123,7 +238,7 @@ fn impossible_requests_are_refused_before_launching() {
     assert_eq!(out.status, Some(2));
     assert!(
         out.stderr
-            .contains("unknown job 'wc': one of wordcount, terasort, pagerank, kmeans"),
+            .contains("unknown job 'wc': a built-in job (wordcount, terasort, pagerank, kmeans)"),
         "{out:#?}"
     );
     let out = submit(&[
@@ -165,4 +280,43 @@ fn local_and_mpirun_submissions_run_the_job() {
         lines.sort();
         assert_eq!(lines, ["a\t1", "b\t3", "c\t1"], "{master}");
     }
+}
+
+#[test]
+fn the_job_template_runs_through_submit_and_alone() {
+    let exe = common::template::binary();
+    let exe = exe.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::template::text(3000);
+    std::fs::write(dir.path().join("in.txt"), &text).unwrap();
+    let input = dir.path().join("in.txt");
+    let reference = common::template::lines_by_first_word(&text);
+
+    let output = dir.path().join("out-mpirun");
+    submit(&[
+        "--master",
+        "mpirun",
+        "--num-executors",
+        "2",
+        exe,
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ])
+    .assert_ok();
+    common::template::assert_counts(&common::template::read_counts(&output), &reference);
+
+    // Alone, one process (local mode), with one of its own options.
+    let output = dir.path().join("out-local");
+    let mut cmd = Command::new(exe);
+    cmd.args(["--min-lines", "100", "--input"])
+        .arg(&input)
+        .arg("--output")
+        .arg(&output);
+    run(cmd, Duration::from_secs(60)).assert_ok();
+    let mut frequent = reference;
+    frequent.retain(|_, n| *n >= 100);
+    assert!(!frequent.is_empty());
+    common::template::assert_counts(&common::template::read_counts(&output), &frequent);
 }

@@ -11,27 +11,57 @@ use ember::transport::Tag;
 #[command(
     name = "ember",
     version,
-    about = "ember: a Spark-style batch engine on MPI"
+    about = "ember: a Spark-style batch engine on MPI",
+    long_about = "ember: a Spark-style batch engine on MPI. Rank 0 of a job is the driver, every \
+                  other rank an executor; a job is launched as one process, under mpirun or \
+                  by Slurm. This tool launches jobs (`ember submit`), writes test data sets \
+                  (`ember datagen`) and shows how a launch places executors (`ember info`)."
 )]
 struct Cli {
-    #[command(flatten)]
-    engine: EngineArgs,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start as an MPI program and print the executor table on the driver.
-    Info,
-    /// Launch a job locally, under mpirun, or through Slurm (like spark-submit).
+    /// Start as an ember job and print the executors the driver registered
+    #[command(
+        long_about = "Start as an ember job and print the executors the driver registered: \
+                      host, pid, NUMA domain, pinned cores, threads, memory budget. Run it \
+                      under mpirun or srun to check a launch (alone it is local mode: one \
+                      in-process executor)."
+    )]
+    Info {
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Launch a job in one process, under mpirun, or through Slurm (like spark-submit)
+    #[command(
+        long_about = "Launch a job in one process, under mpirun, or through Slurm (like \
+                      spark-submit). JOB is a built-in job or the path of any job binary built \
+                      against ember; the options before JOB are submit's, everything after it \
+                      goes to the job (engine options included: every job takes them).",
+        after_help = "Examples:\n  \
+                      ember submit --master mpirun --num-executors 3 wordcount --input in.txt --output out\n  \
+                      ember submit --master slurm --num-executors 7 --executor-cores 4 --wait ./target/release/myjob --input in\n  \
+                      ember submit --master slurm --dry-run terasort --input in.bin --output sorted"
+    )]
     Submit(ember::submit::SubmitArgs),
-    /// Write a data set of FORMATS.md as part files into a directory; under mpirun or
-    /// srun every rank writes its own parts.
+    /// Write a data set of FORMATS.md as part-NNNNN files (one writer per rank)
+    #[command(
+        long_about = "Write a data set of FORMATS.md (text, sort, graph, points, kv) as \
+                      part-NNNNN files and _SUCCESS. Under mpirun or srun every rank writes its \
+                      own parts; the data set is the same whatever the number of writers."
+    )]
     Datagen(Datagen),
     /// Diagnostics for the test suite: load, failures.
-    #[command(hide = true, subcommand)]
-    Debug(Debug),
+    #[command(hide = true)]
+    Debug {
+        #[command(flatten)]
+        engine: EngineArgs,
+        #[command(subcommand)]
+        what: Debug,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,18 +89,24 @@ struct Datagen {
     #[arg(value_enum)]
     kind: ember::datagen::Kind,
     /// About how many bytes (e.g. 1g, 512m).
-    #[arg(long, conflicts_with = "records", required_unless_present = "records")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        conflicts_with = "records",
+        required_unless_present = "records"
+    )]
     size: Option<ember::config::ByteSize>,
     /// Exactly how many records (lines; 100-byte records for sort).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     records: Option<u64>,
     /// Output directory: part-NNNNN files, concatenated in order they are the data set.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     output: std::path::PathBuf,
+    /// Seed of the generator: the same seed, the same data set.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Part files (default: one per rank, more for large sets: at most 256 MiB each).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     parts: Option<u64>,
 }
 
@@ -94,20 +130,28 @@ fn main() {
         }
         return;
     }
-    let ctx = Context::init_with(&cli.engine);
     match cli.command {
-        Command::Info => info(&ctx),
-        Command::Datagen(_) | Command::Submit(_) => {
-            unreachable!("handled before the context starts")
+        Command::Info { engine } => {
+            let ctx = Context::init_with(&engine);
+            info(&ctx);
+            ctx.stop();
         }
-        Command::Debug(Debug::Busy { seconds }) => busy(&ctx, Duration::from_secs_f64(seconds)),
-        Command::Debug(Debug::Fail {
-            rank,
-            how,
-            delay_ms,
-        }) => fail(&ctx, rank, how, Duration::from_millis(delay_ms)),
+        Command::Debug { engine, what } => {
+            let ctx = Context::init_with(&engine);
+            match what {
+                Debug::Busy { seconds } => busy(&ctx, Duration::from_secs_f64(seconds)),
+                Debug::Fail {
+                    rank,
+                    how,
+                    delay_ms,
+                } => fail(&ctx, rank, how, Duration::from_millis(delay_ms)),
+            }
+            ctx.stop();
+        }
+        Command::Datagen(_) | Command::Submit(_) => {
+            unreachable!("handled before a context starts")
+        }
     }
-    ctx.stop();
 }
 
 /// `ember submit`: plans (refusing impossible requests before anything runs), then prints
@@ -117,8 +161,8 @@ fn submit(args: &ember::submit::SubmitArgs) -> i32 {
         .ok()
         .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_default();
-    let cores = ember::submit::node_cores(args.master);
-    let outcome = ember::submit::plan(args, &bin_dir, cores)
+    let outcome = ember::submit::resolve(&args.job, &bin_dir)
+        .and_then(|job| ember::submit::plan(args, &job, ember::submit::capacity(args)))
         .and_then(|launch| ember::submit::execute(&launch, args.dry_run));
     match outcome {
         Ok(code) => code,

@@ -19,6 +19,10 @@ use crate::ids::RddId;
 use crate::io::scratch::create_private;
 
 /// Where a persisted RDD keeps its partitions.
+///
+/// Passed to [`Rdd::persist`](crate::Rdd::persist); [`Rdd::cache`](crate::Rdd::cache) is
+/// `Memory`. The budget is `--executor-memory`; a block evicted (or lost with its
+/// executor) is computed again from lineage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StorageLevel {
     /// Decoded, in the executor's memory; evicted (LRU) over the budget.

@@ -47,6 +47,22 @@ pub enum Mode {
 }
 
 /// The handle to a running job, one per rank: makes RDDs and ends the job.
+///
+/// Everything starts here: sources (`parallelize`, `range`, `text_file`, ...), shared
+/// variables (`broadcast`, `accumulator`), and the end of the job (`finish`, `stop`). A job
+/// calls [`Context::init`] in its `main()`; tests and examples run in one process with
+/// [`Context::local_with`] or [`Context::local_with_executors`]:
+///
+/// ```
+/// use ember::config::EngineArgs;
+/// use ember::Context;
+/// let ctx = Context::local_with(&EngineArgs::default());
+/// let lines = ctx.parallelize(vec!["to be".to_string(), "or not to be".to_string()], None);
+/// let words = lines.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>());
+/// assert_eq!(words.count()?, 6);
+/// ctx.stop();
+/// # Ok::<(), ember::Error>(())
+/// ```
 pub struct Context {
     pub(crate) rt: Arc<Runtime>,
     /// The threads of local mode's in-process executors.

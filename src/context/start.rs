@@ -18,6 +18,27 @@ use crate::transport::mpi_start;
 
 impl Context {
     /// Starts the job with engine settings from `EMBER_*` environment variables.
+    ///
+    /// A job's `main()`, the same on every rank (it does not run here: MPI starts once per
+    /// process):
+    ///
+    /// ```no_run
+    /// use ember::{Context, Result};
+    ///
+    /// fn run(ctx: &Context) -> Result<()> {
+    ///     let n = ctx.text_file("input/*.txt")?.count()?;
+    ///     if ctx.is_driver() {
+    ///         println!("{n} lines");
+    ///     }
+    ///     Ok(())
+    /// }
+    ///
+    /// fn main() {
+    ///     let ctx = Context::init();
+    ///     let result = run(&ctx);
+    ///     ctx.finish(result);
+    /// }
+    /// ```
     pub fn init() -> Context {
         Context::init_with(&EngineArgs::from_env())
     }
@@ -25,6 +46,28 @@ impl Context {
     /// Starts the job: initialises MPI (or local mode for a world of one), assigns the
     /// role, places executors and registers them with the driver. Any failure here ends
     /// the job on every rank with a message.
+    ///
+    /// The engine options come from the job's own parser, flattened in (`--executor-cores`,
+    /// `--local-dir`, ..., also as `EMBER_*` variables):
+    ///
+    /// ```no_run
+    /// use clap::Parser;
+    /// use ember::Context;
+    /// use ember::config::EngineArgs;
+    ///
+    /// #[derive(Parser)]
+    /// struct Args {
+    ///     #[arg(long)]
+    ///     input: String,
+    ///     #[command(flatten)]
+    ///     engine: EngineArgs,
+    /// }
+    ///
+    /// let args = Args::parse();
+    /// let ctx = Context::init_with(&args.engine);
+    /// let result = ctx.text_file(&args.input).and_then(|lines| lines.count()).map(|_| ());
+    /// ctx.finish(result);
+    /// ```
     pub fn init_with(config: &EngineArgs) -> Context {
         crate::log::init();
         failure::install_panic_hook();
@@ -88,6 +131,17 @@ impl Context {
     /// Local mode without MPI: the driver and one in-process executor thread. Used by
     /// `init` for a world of one, and by in-process tests (MPI can start only once per
     /// process, tests run many jobs).
+    ///
+    /// ```
+    /// use ember::config::EngineArgs;
+    /// use ember::{Context, Mode};
+    /// let ctx = Context::local_with(&EngineArgs::default());
+    /// assert_eq!(ctx.mode(), Mode::Local);
+    /// assert!(ctx.is_driver());
+    /// assert_eq!(ctx.range(0, 10, None).count()?, 10);
+    /// ctx.stop();
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn local_with(config: &EngineArgs) -> Context {
         Context::local_with_executors(config, 1)
     }
@@ -97,6 +151,22 @@ impl Context {
     /// transport: owners, exchanges and retries elsewhere run as under mpirun, in one
     /// process. They share one node, so `--shuffle-mode auto` reads map files in place and
     /// `alltoallv` moves every byte through the transport.
+    ///
+    /// ```
+    /// use ember::config::EngineArgs;
+    /// use ember::Context;
+    /// let ctx = Context::local_with_executors(&EngineArgs::default(), 3);
+    /// assert_eq!(ctx.executor_table().len(), 3);
+    /// let mut sums = ctx
+    ///     .range(0, 1000, Some(6))
+    ///     .map(|x| (x % 4, x))
+    ///     .reduce_by_key(|a, b| a + b) // shuffled between the 3 executors
+    ///     .collect()?;
+    /// sums.sort();
+    /// assert_eq!(sums, [(0, 124500), (1, 124750), (2, 125000), (3, 125250)]);
+    /// ctx.stop();
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn local_with_executors(config: &EngineArgs, executors: usize) -> Context {
         crate::log::init();
         crate::log::set_process_label("driver 0".to_string());

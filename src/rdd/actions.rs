@@ -81,6 +81,15 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Every element, in partition order.
+    /// Every rank gets the whole result: keep it small (`take`, `count`, or save a large
+    /// one with `save_as_text_file`).
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// assert_eq!(ctx.range(0, 5, Some(2)).collect()?, [0, 1, 2, 3, 4]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn collect(&self) -> Result<Vec<T>> {
         let parts = self.run("collect", self.all_partitions(), None, |_, batches, _| {
             crate::plan::batch::collect_partition(batches)
@@ -89,6 +98,13 @@ impl<T: Data> Rdd<T> {
     }
 
     /// The number of elements.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// assert_eq!(ctx.range(0, 1000, None).filter(|x| x % 7 == 0).count()?, 143);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn count(&self) -> Result<u64> {
         let counts = self.run("count", self.all_partitions(), None, |_, batches, _| {
             batches
@@ -99,6 +115,14 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Merges all elements with `f` (associative and commutative); `None` if empty.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// assert_eq!(ctx.range(1, 5, Some(2)).reduce(|a, b| a * b)?, Some(24));
+    /// assert_eq!(ctx.range(0, 0, None).reduce(|a, b| a + b)?, None);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn reduce(&self, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> Result<Option<T>> {
         let f = Arc::new(f);
         let g = Arc::clone(&f);
@@ -123,6 +147,14 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Folds every partition from `zero` with `f`, then the partial results the same way.
+    /// `zero` is used once per partition and once more at the end: it must be neutral.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// assert_eq!(ctx.range(1, 11, Some(3)).fold(0, |a, b| a + b)?, 55);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn fold(&self, zero: T, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> Result<T> {
         let f = Arc::new(f);
         let g = Arc::clone(&f);
@@ -140,6 +172,13 @@ impl<T: Data> Rdd<T> {
     }
 
     /// The first `n` elements, scanning as few partitions as it can (1, then 4× more).
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// assert_eq!(ctx.range(0, 1_000_000, Some(8)).take(3)?, [0, 1, 2]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn take(&self, n: usize) -> Result<Vec<T>> {
         let mut out = Vec::new();
         let total = self.num_partitions();
@@ -168,11 +207,28 @@ impl<T: Data> Rdd<T> {
     }
 
     /// The first element, if any.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// assert_eq!(ctx.range(5, 9, None).first()?, Some(5));
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn first(&self) -> Result<Option<T>> {
         Ok(self.take(1)?.into_iter().next())
     }
 
     /// Runs `f` on the executors over each partition, for its side effects.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let seen = ctx.accumulator::<u64>("records seen");
+    /// let counter = seen.clone();
+    /// ctx.range(0, 100, Some(4)).foreach_partition(move |records| counter.add(records.count() as u64))?;
+    /// assert_eq!(seen.value(), 100);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn foreach_partition(
         &self,
         f: impl Fn(PartitionIter<T>) + Send + Sync + 'static,
@@ -193,6 +249,21 @@ impl<T: Data> Rdd<T> {
     /// Writes one line per element, with `format` (followed by a newline), into
     /// `dir/part-NNNNN` files and `dir/_SUCCESS`. Refuses an existing `dir` unless
     /// `options.overwrite`.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// use ember::SaveOptions;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let out = tmp.path().join("out");
+    /// let points = ctx.parallelize(vec![(1.0, 2.5), (3.0, 4.0)], Some(1));
+    /// let csv = |(x, y): &(f64, f64), w: &mut dyn std::io::Write| write!(w, "{x},{y}");
+    /// points.save_as_text_file_with(&out, SaveOptions::default(), csv)?;
+    /// assert_eq!(std::fs::read_to_string(out.join("part-00000")).unwrap(), "1,2.5\n3,4\n");
+    /// // Again, replacing it:
+    /// points.save_as_text_file_with(&out, SaveOptions { overwrite: true }, csv)?;
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn save_as_text_file_with(
         &self,
         dir: impl AsRef<Path>,
@@ -247,6 +318,19 @@ impl<T: Data + bytemuck::Pod> Rdd<T> {
 impl<T: Data + TextRecord> Rdd<T> {
     /// Writes one line per element (pairs as `key<TAB>value`) into `dir/part-NNNNN` and
     /// `dir/_SUCCESS`; an existing `dir` is an error.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let out = tmp.path().join("counts");
+    /// let counts = ctx.parallelize(vec![("apple".to_string(), 3u64), ("fig".to_string(), 1)], Some(2));
+    /// counts.save_as_text_file(&out)?;
+    /// assert!(out.join("_SUCCESS").exists());
+    /// assert_eq!(std::fs::read_to_string(out.join("part-00000")).unwrap(), "apple\t3\n");
+    /// assert!(counts.save_as_text_file(&out).is_err(), "an existing output is refused");
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn save_as_text_file(&self, dir: impl AsRef<Path>) -> Result<()> {
         self.save_as_text_file_with(dir, SaveOptions::default(), |x, w| x.write_text(w))
     }
@@ -254,6 +338,15 @@ impl<T: Data + TextRecord> Rdd<T> {
 
 impl<K: Key, V: Data> Rdd<(K, V)> {
     /// The number of elements of each key.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let pairs = ctx.parallelize(vec![('a', 1), ('b', 1), ('a', 5)], None);
+    /// let counts = pairs.count_by_key()?;
+    /// assert_eq!((counts[&'a'], counts[&'b']), (2, 1));
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn count_by_key(&self) -> Result<HashMap<K, u64>> {
         Ok(self
             .map_values(|_| 1u64)

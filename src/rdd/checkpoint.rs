@@ -73,6 +73,20 @@ impl<T: Data> Rdd<T> {
     /// that reads them back, with no lineage behind it. If `dir` already holds a complete
     /// checkpoint of this same lineage (a job started again after a failure, a requeue
     /// or a time limit), nothing is computed: the job resumes from it.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path().join("ranks");
+    /// let ranks = ctx.range(0, 100, Some(4)).map(|v| (v, 1.0 / (v + 1) as f64));
+    /// let saved = ranks.checkpoint(&dir)?; // computes and writes the partitions
+    /// assert_eq!(saved.count()?, 100); // read back from `dir`
+    /// // The same lineage and directory in a job started again: read, not computed.
+    /// let again = ctx.range(0, 100, Some(4)).map(|v| (v, 1.0 / (v + 1) as f64));
+    /// assert_eq!(again.checkpoint(&dir)?.collect()?, saved.collect()?);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn checkpoint(&self, dir: impl Into<PathBuf>) -> Result<Rdd<T>> {
         let dir = dir.into();
         let partitions = self.num_partitions();

@@ -36,6 +36,22 @@ pub use actions::SaveOptions;
 pub use shared::{Accumulator, Broadcast};
 
 /// A resilient distributed dataset of `T`: a handle to one node of the lineage.
+///
+/// Transformations (`map`, `filter`, `reduce_by_key`, ...) only record lineage and return
+/// a new `Rdd`; actions (`collect`, `count`, `save_as_text_file`, ...) run a job on the
+/// executors and return its result on every rank. An `Rdd` is a cheap handle: clone it to
+/// use it in two lineages.
+///
+/// ```
+/// # use ember::{Context, config::EngineArgs};
+/// # let ctx = Context::local_with(&EngineArgs::default());
+/// let numbers = ctx.range(0, 100, Some(4)); // nothing runs yet
+/// let odd = numbers.filter(|x| x % 2 == 1);
+/// let total = odd.map(|x| x * 2).reduce(|a, b| a + b)?; // runs a job
+/// assert_eq!(total, Some(5000));
+/// assert_eq!(odd.count()?, 50); // runs another
+/// # Ok::<(), ember::Error>(())
+/// ```
 pub struct Rdd<T> {
     pub(crate) node: Arc<dyn Compute<T>>,
     pub(crate) rt: Arc<Runtime>,
@@ -102,6 +118,15 @@ impl Context {
 
     /// The elements of `data`, cut into `partitions` (default parallelism if `None`).
     /// Every rank must pass the same data (it is built by the same program).
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let rdd = ctx.parallelize(vec![1, 2, 3, 4, 5], Some(2));
+    /// assert_eq!(rdd.num_partitions(), 2);
+    /// assert_eq!(rdd.collect()?, [1, 2, 3, 4, 5]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn parallelize<T: Data>(&self, data: Vec<T>, partitions: Option<usize>) -> Rdd<T> {
         let partitions = partitions.unwrap_or(self.default_parallelism()).max(1);
         self.rdd(Arc::new(source::Parallelize {
@@ -112,6 +137,13 @@ impl Context {
     }
 
     /// The integers `start..end` in `partitions` runs.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// assert_eq!(ctx.range(10, 15, None).collect()?, [10, 11, 12, 13, 14]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn range(&self, start: u64, end: u64, partitions: Option<usize>) -> Rdd<u64> {
         let partitions = partitions.unwrap_or(self.default_parallelism()).max(1);
         self.rdd(Arc::new(source::Range {
@@ -126,10 +158,37 @@ impl Context {
     ///
     /// Fails when nothing matches, a directory has no files, or (at the action) a line is
     /// not UTF-8, naming the file and byte offset.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let dir = tempfile::tempdir().unwrap();
+    /// std::fs::write(dir.path().join("a.txt"), "one\ntwo\n").unwrap();
+    /// std::fs::write(dir.path().join("b.txt"), "three\n").unwrap();
+    /// let pattern = format!("{}/*.txt", dir.path().display());
+    /// let lines = ctx.text_file(&pattern)?;
+    /// assert_eq!(lines.count()?, 3);
+    /// assert!(ctx.text_file("/no/such/input").is_err()); // refused when the RDD is made
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn text_file(&self, path: &str) -> Result<Rdd<String>> {
         self.text_file_with(path, TextOptions::default())
     }
 
+    /// `text_file` with options: partitions to aim for, skipping lines that are not UTF-8.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// use ember::TextOptions;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("book.txt");
+    /// # std::fs::write(&path, b"a line\n\xff not UTF-8\nanother line\n").unwrap();
+    /// let options = TextOptions { partitions: Some(4), skip_bad_lines: true };
+    /// let lines = ctx.text_file_with(path.to_str().unwrap(), options)?;
+    /// assert_eq!(lines.collect()?, ["a line", "another line"]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn text_file_with(&self, path: &str, options: TextOptions) -> Result<Rdd<String>> {
         let files = self.input_files(path)?;
         let target = options
@@ -235,11 +294,27 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Applies `f` to every element.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let squares = ctx.range(1, 4, None).map(|x| x * x);
+    /// assert_eq!(squares.collect()?, [1, 4, 9]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Send + Sync + 'static) -> Rdd<U> {
         self.map_batches("map", move |batch| batch.into_iter().map(&f).collect())
     }
 
     /// Keeps the elements for which `f` is true.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let even = ctx.range(0, 10, Some(3)).filter(|x| x % 2 == 0);
+    /// assert_eq!(even.collect()?, [0, 2, 4, 6, 8]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn filter(&self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Rdd<T> {
         self.map_batches("filter", move |mut batch| {
             batch.retain(|x| f(x));
@@ -248,6 +323,15 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Applies `f` to every element and flattens the results.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let lines = ctx.parallelize(vec!["a b".to_string(), "c".to_string()], None);
+    /// let words = lines.flat_map(|l| l.split(' ').map(str::to_owned).collect::<Vec<_>>());
+    /// assert_eq!(words.collect()?, ["a", "b", "c"]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn flat_map<U: Data, I: IntoIterator<Item = U>>(
         &self,
         f: impl Fn(T) -> I + Send + Sync + 'static,
@@ -258,6 +342,17 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Runs `f` once per partition over an iterator of its elements.
+    /// Per-partition state (a buffer, a hash map, a connection) is set up once, not once
+    /// per record.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// // The sum of each of 3 partitions.
+    /// let sums = ctx.range(0, 9, Some(3)).map_partitions(|records| [records.sum::<u64>()]);
+    /// assert_eq!(sums.collect()?, [3, 12, 21]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn map_partitions<U: Data, I>(
         &self,
         f: impl Fn(Partition<T>) -> I + Send + Sync + 'static,
@@ -299,6 +394,17 @@ impl<T: Data> Rdd<T> {
     }
 
     /// The elements of `self` followed by those of `other` (partitions side by side).
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let a = ctx.parallelize(vec![1, 2], Some(1));
+    /// let b = ctx.parallelize(vec![3], Some(1));
+    /// let both = a.union(&b);
+    /// assert_eq!(both.num_partitions(), 2);
+    /// assert_eq!(both.collect()?, [1, 2, 3]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn union(&self, other: &Rdd<T>) -> Rdd<T> {
         self.derive(Arc::new(Union {
             id: self.rt.new_rdd_id(),
@@ -307,6 +413,15 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Pairs every element with the key `f` gives it.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let words = ctx.parallelize(vec!["apple".to_string(), "fig".to_string()], None);
+    /// let by_length = words.key_by(|w| w.len());
+    /// assert_eq!(by_length.collect()?, [(5, "apple".to_string()), (3, "fig".to_string())]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn key_by<K: Data>(&self, f: impl Fn(&T) -> K + Send + Sync + 'static) -> Rdd<(K, T)> {
         self.map_batches("key_by", move |batch| {
             batch.into_iter().map(|x| (f(&x), x)).collect()
@@ -314,6 +429,15 @@ impl<T: Data> Rdd<T> {
     }
 
     /// At most `partitions` partitions, by merging neighbours; no shuffle.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let rdd = ctx.range(0, 100, Some(8)).coalesce(3);
+    /// assert_eq!(rdd.num_partitions(), 3);
+    /// assert_eq!(rdd.count()?, 100);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn coalesce(&self, partitions: usize) -> Rdd<T> {
         self.derive(Arc::new(Coalesce {
             id: self.rt.new_rdd_id(),
@@ -323,6 +447,15 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Exactly `partitions` partitions of about equal size, by a shuffle.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let rdd = ctx.range(0, 1000, Some(1)).repartition(4);
+    /// let sizes = rdd.map_partitions(|records| [records.count()]).collect()?;
+    /// assert_eq!(sizes, [250, 250, 250, 250]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn repartition(&self, partitions: usize) -> Rdd<T> {
         let partitions = partitions.max(1);
         // Spread each input partition's records round-robin, from a different start each.
@@ -383,6 +516,21 @@ impl<T: Data> Rdd<T> {
     /// Keeps the partitions in the executors' block stores once computed (`level`: memory,
     /// memory-mapped files, or memory spilling to files). Use the returned RDD; a lost
     /// or evicted partition is computed again from lineage.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// use ember::StorageLevel;
+    /// let points = ctx.range(0, 1000, None).map(|x| x as f64 / 10.0);
+    /// let points = points.persist(StorageLevel::MemoryAndMmap);
+    /// // The first action computes and keeps the partitions, later ones read them.
+    /// let n = points.count()?;
+    /// let max = points.reduce(f64::max)?;
+    /// assert_eq!((n, max), (1000, Some(99.9)));
+    /// assert!(ctx.metrics().cache_hits > 0);
+    /// points.unpersist();
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn persist(&self, level: crate::cache::StorageLevel) -> Rdd<T> {
         self.derive(Arc::new(crate::rdd::persisted::PersistedRdd {
             id: self.rt.new_rdd_id(),
@@ -410,6 +558,15 @@ impl<T: Data> Rdd<T> {
     }
 
     /// `persist(StorageLevel::Memory)`.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let words = ctx.parallelize(vec!["a".to_string(), "b".to_string()], None).cache();
+    /// assert_eq!(words.count()?, 2);
+    /// assert_eq!(words.collect()?, ["a", "b"]); // from the executors' memory
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn cache(&self) -> Rdd<T> {
         self.persist(crate::cache::StorageLevel::Memory)
     }
@@ -420,6 +577,15 @@ impl<T: Data> Rdd<T> {
     }
 
     /// The lineage as an indented tree with partition counts and stage boundaries.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let counts = ctx.range(0, 10, Some(2)).map(|x| (x % 3, 1u64)).reduce_by_key(|a, b| a + b);
+    /// let plan = counts.explain();
+    /// assert!(plan.starts_with("stage 1 (result)"));
+    /// assert!(plan.contains("shuffle 0 <- stage 0 (shuffle map)"));
+    /// ```
     pub fn explain(&self) -> String {
         crate::plan::explain::explain(&erase(&self.node))
     }
@@ -427,6 +593,15 @@ impl<T: Data> Rdd<T> {
 
 impl<T: Key> Rdd<T> {
     /// The distinct elements.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let mut seen = ctx.parallelize(vec![3, 1, 3, 2, 1], Some(2)).distinct().collect()?;
+    /// seen.sort();
+    /// assert_eq!(seen, [1, 2, 3]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn distinct(&self) -> Rdd<T> {
         self.map(|x| (x, ()))
             .reduce_by_key(|_, _| ())

@@ -44,6 +44,14 @@ enum Side<V, W> {
 
 impl<K: Key, V: Data> Rdd<(K, V)> {
     /// Applies `f` to every value, keeping keys.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let pairs = ctx.parallelize(vec![('a', 1), ('b', 2)], None);
+    /// assert_eq!(pairs.map_values(|v| v * 10).collect()?, [('a', 10), ('b', 20)]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn map_values<U: Data>(&self, f: impl Fn(V) -> U + Send + Sync + 'static) -> Rdd<(K, U)> {
         self.map_batches("map_values", move |batch| {
             batch.into_iter().map(|(k, v)| (k, f(v))).collect()
@@ -76,6 +84,25 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// The general aggregation by key: `create` makes a combiner from a key's first value,
     /// `merge_value` adds a value, `merge_combiners` merges partial results. With
     /// `map_side_combine`, each map partition is combined before the shuffle.
+    /// `partitions` is the number of reduce partitions.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// // The mean value of each key: combiners are (sum, count).
+    /// let pairs = ctx.parallelize(vec![('a', 1.0), ('b', 4.0), ('a', 3.0)], Some(2));
+    /// let sums = pairs.combine_by_key(
+    ///     |v| (v, 1u32),
+    ///     |(s, n), v| (s + v, n + 1),
+    ///     |(s1, n1), (s2, n2)| (s1 + s2, n1 + n2),
+    ///     2,
+    ///     true,
+    /// );
+    /// let mut means = sums.map_values(|(s, n)| s / n as f64).collect()?;
+    /// means.sort_by(|x, y| x.0.cmp(&y.0));
+    /// assert_eq!(means, [('a', 2.0), ('b', 4.0)]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn combine_by_key<C: Data>(
         &self,
         create: impl Fn(V) -> C + Send + Sync + 'static,
@@ -112,6 +139,17 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Merges the values of each key with `f` (associative and commutative).
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let words = ctx.parallelize(["b", "a", "b", "c", "b"].map(String::from).to_vec(), Some(2));
+    /// let mut counts = words.map(|w| (w, 1u64)).reduce_by_key(|a, b| a + b).collect()?;
+    /// counts.sort();
+    /// let expect = [("a", 1), ("b", 3), ("c", 1)].map(|(w, n)| (w.to_string(), n));
+    /// assert_eq!(counts, expect);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)> {
         self.reduce_by_key_into(f, self.num_partitions())
     }
@@ -134,6 +172,29 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Folds each key's values into `zero` with `seq`, merging partial results with `comb`.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// // The distinct values of each key, as a sorted set.
+    /// use std::collections::BTreeSet;
+    /// let pairs = ctx.parallelize(vec![(1, 'x'), (2, 'y'), (1, 'z'), (1, 'x')], Some(2));
+    /// let sets = pairs.aggregate_by_key(
+    ///     BTreeSet::new(),
+    ///     |mut set, v| {
+    ///         set.insert(v);
+    ///         set
+    ///     },
+    ///     |mut a, mut b| {
+    ///         a.append(&mut b);
+    ///         a
+    ///     },
+    /// );
+    /// let mut sets = sets.collect()?;
+    /// sets.sort();
+    /// assert_eq!(sets, [(1, BTreeSet::from(['x', 'z'])), (2, BTreeSet::from(['y']))]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn aggregate_by_key<U: Data>(
         &self,
         zero: U,
@@ -152,6 +213,19 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// All values of each key (no map-side combine: it would not shrink the data).
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let pairs = ctx.parallelize(vec![('a', 1), ('b', 2), ('a', 3)], Some(2));
+    /// let mut groups = pairs.group_by_key().collect()?;
+    /// groups.sort();
+    /// for (_, values) in &mut groups {
+    ///     values.sort(); // values come in no particular order
+    /// }
+    /// assert_eq!(groups, [('a', vec![1, 3]), ('b', vec![2])]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
         self.group_by_key_into(self.num_partitions())
     }
@@ -173,6 +247,20 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// For each key of either side, its values in `self` and in `other`.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let left = ctx.parallelize(vec![(1, 'a'), (2, 'b')], None);
+    /// let right = ctx.parallelize(vec![(2, 10), (3, 20)], None);
+    /// let mut groups = left.cogroup(&right).collect()?;
+    /// groups.sort();
+    /// assert_eq!(
+    ///     groups,
+    ///     [(1, (vec!['a'], vec![])), (2, (vec!['b'], vec![10])), (3, (vec![], vec![20]))]
+    /// );
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> CoGrouped<K, V, W> {
         let partitions = self.num_partitions().max(other.num_partitions());
         let left: Rdd<(K, Side<V, W>)> = self.map_values(Side::Left);
@@ -192,6 +280,19 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Pairs of values for every key in both sides (inner join).
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// // (item, price) and (item, units in stock): the price and stock of each item
+    /// // that has both, once per pair of matching values.
+    /// let prices = ctx.parallelize(vec![(7, 120), (9, 80), (7, 125)], None);
+    /// let stock = ctx.parallelize(vec![(7, 3), (8, 5)], None);
+    /// let mut joined = prices.join(&stock).collect()?;
+    /// joined.sort();
+    /// assert_eq!(joined, [(7, (120, 3)), (7, (125, 3))]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
         self.cogroup(other).flat_map(|(k, (vs, ws))| {
             let mut out = Vec::with_capacity(vs.len() * ws.len());
@@ -205,6 +306,17 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// Every value of `self` with each matching value of `other`, or `None`.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let prices = ctx.parallelize(vec![(7, 120), (9, 80)], None);
+    /// let stock = ctx.parallelize(vec![(7, 3)], None);
+    /// let mut joined = prices.left_outer_join(&stock).collect()?;
+    /// joined.sort();
+    /// assert_eq!(joined, [(7, (120, Some(3))), (9, (80, None))]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
         self.cogroup(other).flat_map(|(k, (vs, ws))| {
             let mut out = Vec::new();

@@ -41,6 +41,19 @@ impl<T> Deref for Broadcast<T> {
 impl Context {
     /// Shares the driver's `value` with every rank: executors get the driver's value, not
     /// the one their own program computed. Every rank must call it at the same point.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// use std::collections::HashMap;
+    /// let names = HashMap::from([(1, "one".to_string()), (2, "two".to_string())]);
+    /// let names = ctx.broadcast(names)?;
+    /// let lookup = names.clone(); // a cheap handle, moved into the closure
+    /// let words = ctx.range(1, 3, None).map(move |x| lookup[&x].clone());
+    /// assert_eq!(words.collect()?, ["one", "two"]);
+    /// assert_eq!(names.len(), 2); // `Deref` to the value
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn broadcast<T: Data>(&self, value: T) -> Result<Broadcast<T>> {
         if self.mode() == Mode::Local {
             return Ok(Broadcast {
@@ -131,6 +144,23 @@ impl<T: AccumulatorValue> AccumulatorSlot for Slot<T> {
 
 impl Context {
     /// A new accumulator starting at zero. Every rank must create it at the same point.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let blank = ctx.accumulator::<u64>("blank lines");
+    /// let counter = blank.clone();
+    /// let lines = ctx.parallelize(vec!["a".to_string(), String::new(), "b".to_string()], None);
+    /// let words = lines.filter(move |l| {
+    ///     if l.is_empty() {
+    ///         counter.add(1);
+    ///     }
+    ///     !l.is_empty()
+    /// });
+    /// assert_eq!(words.count()?, 2);
+    /// assert_eq!(blank.value(), 1); // updated by the action
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn accumulator<T: AccumulatorValue>(&self, name: &str) -> Accumulator<T> {
         let slot = Arc::new(Slot {
             id: self.rt.new_accumulator_id(),

@@ -15,6 +15,15 @@ impl<T: Data> Rdd<T> {
     /// The records ordered by `key` (ascending or not) across `partitions` partitions
     /// (default: as many as now): every record of partition `i` sorts before (or with)
     /// every record of partition `i + 1`. Runs a sampling job to find the boundaries.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let words = ctx.parallelize(["pear", "fig", "banana", "kiwis"].map(String::from).to_vec(), None);
+    /// let by_length = words.sort_by(|w| w.len(), true, Some(2))?;
+    /// assert_eq!(by_length.collect()?, ["fig", "pear", "kiwis", "banana"]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn sort_by<K: Data + Ord>(
         &self,
         key: impl Fn(&T) -> K + Send + Sync + 'static,
@@ -48,6 +57,15 @@ impl<T: Data> Rdd<T> {
 
 impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
     /// The pairs ordered by key; see [`Rdd::sort_by`].
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let scores = ctx.parallelize(vec![(3, 'c'), (1, 'a'), (2, 'b')], Some(2));
+    /// let descending = scores.sort_by_key(false, None)?;
+    /// assert_eq!(descending.collect()?, [(3, 'c'), (2, 'b'), (1, 'a')]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
     pub fn sort_by_key(&self, ascending: bool, partitions: Option<usize>) -> Result<Rdd<(K, V)>> {
         self.sort_by(|(k, _)| k.clone(), ascending, partitions)
     }

@@ -1,13 +1,15 @@
 //! `ember submit`: launches a job in one process, under mpirun, or through Slurm, from the
 //! same options (like `spark-submit`), after checking that the request can run at all.
 
-use std::path::{Path, PathBuf};
+mod job;
+mod sbatch;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::config::ByteSize;
 
-/// The job binaries `submit` knows.
-pub const JOBS: [&str; 4] = ["wordcount", "terasort", "pagerank", "kmeans"];
+pub use job::{BUILT_IN_JOBS, JobBinary, resolve};
 
 /// Where a job runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,19 +22,21 @@ pub enum Master {
     Slurm,
 }
 
-/// Options of `ember submit`.
+/// Options of `ember submit`: everything before JOB is for `submit`, everything after it
+/// is the job's own (engine options included: every job takes them).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SubmitArgs {
+    /// Where the job runs.
     #[arg(long, value_enum, default_value_t = Master::Local)]
     pub master: Master,
     /// Executors (MPI ranks besides the driver; ignored in local mode).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_name = "N")]
     pub num_executors: usize,
     /// Worker threads per executor (Slurm: --cpus-per-task).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub executor_cores: Option<usize>,
-    /// Memory budget per executor, e.g. 2g.
-    #[arg(long)]
+    /// Memory budget per executor, e.g. 2g (Slurm: --mem-per-cpu, with headroom).
+    #[arg(long, value_name = "SIZE")]
     pub executor_memory: Option<ByteSize>,
     /// Slurm time limit (--time), e.g. 00:30:00.
     #[arg(long, default_value = "01:00:00")]
@@ -40,7 +44,7 @@ pub struct SubmitArgs {
     /// Slurm partition (--partition).
     #[arg(long)]
     pub partition: Option<String>,
-    /// Allow more tasks than CPUs (Slurm --overcommit): small test nodes.
+    /// Slurm: allow more tasks than CPUs (--overcommit), for small test nodes.
     #[arg(long)]
     pub overcommit: bool,
     /// Print the command or the sbatch script instead of running it.
@@ -50,13 +54,22 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub wait: bool,
     /// Slurm: where to write the script (default ./ember-JOB.sbatch).
-    #[arg(long)]
+    #[arg(long, value_name = "FILE")]
     pub script: Option<PathBuf>,
-    /// The job: wordcount, terasort, pagerank or kmeans.
+    #[arg(help = job_help())]
     pub job: String,
     /// The job's own arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+/// The help of JOB, naming the built-in jobs.
+fn job_help() -> String {
+    format!(
+        "A built-in job ({}) or the path of any job binary built against ember, e.g. \
+         ./target/release/myjob",
+        BUILT_IN_JOBS.join(", ")
+    )
 }
 
 /// What `submit` will do.
@@ -99,24 +112,20 @@ fn engine_env(a: &SubmitArgs) -> Vec<(String, String)> {
     env
 }
 
-/// Decides how to launch `a`: job binaries are in `bin_dir`, and a node has `node_cores`
-/// cores. Impossible requests are errors here, before anything starts.
-pub fn plan(a: &SubmitArgs, bin_dir: &Path, node_cores: usize) -> Result<Launch, String> {
-    if !JOBS.contains(&a.job.as_str()) {
-        return Err(format!(
-            "unknown job '{}': one of {}",
-            a.job,
-            JOBS.join(", ")
-        ));
-    }
-    let program = bin_dir.join(&a.job);
-    if !program.is_file() {
-        return Err(format!(
-            "no binary {} (build with cargo build --release)",
-            program.display()
-        ));
-    }
-    let program = program.to_string_lossy().into_owned();
+/// What a launch can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Cores of the largest node (this machine's without Slurm).
+    pub node_cores: usize,
+    /// Slurm: the CPUs of every node of the partition together, when `sinfo` answers.
+    pub cluster_cpus: Option<usize>,
+}
+
+/// Decides how to launch `job` (what [`resolve`] made of `a.job`). Impossible requests
+/// are errors here, before anything starts.
+pub fn plan(a: &SubmitArgs, job: &JobBinary, capacity: Capacity) -> Result<Launch, String> {
+    let node_cores = capacity.node_cores;
+    let program = job.path.to_string_lossy().into_owned();
     let cores = a.executor_cores.unwrap_or(1);
     if cores == 0 || cores > node_cores {
         return Err(format!(
@@ -159,55 +168,32 @@ pub fn plan(a: &SubmitArgs, bin_dir: &Path, node_cores: usize) -> Result<Launch,
             })
         }
         Master::Slurm => {
-            let mut s = String::from("#!/bin/bash\n");
-            s += &format!(
-                "# Written by `ember submit --master slurm` for {}.\n",
-                a.job
-            );
-            s += &format!("#SBATCH --job-name=ember-{}\n", a.job);
-            s += &format!("#SBATCH --ntasks={ranks}\n");
-            s += &format!("#SBATCH --cpus-per-task={cores}\n");
-            if let Some(m) = a.executor_memory {
-                // The budget is 3/4 of what the task gets (as slurm/common.sh assumes).
-                let per_cpu_mb = (m.0 * 4 / 3).div_ceil(1 << 20).div_ceil(cores as u64);
-                s += &format!("#SBATCH --mem-per-cpu={per_cpu_mb}M\n");
+            // Slurm does not refuse a request larger than the partition: it pends forever
+            // (reason PartitionConfig).
+            let cpus = ranks * cores;
+            if let Some(total) = capacity.cluster_cpus
+                && cpus > total
+                && !a.overcommit
+            {
+                return Err(format!(
+                    "{ranks} tasks (the driver and {} executors) of {cores} CPU(s) need {cpus} \
+                     CPUs, the Slurm partition has {total}: the job would pend forever. Ask \
+                     for fewer --num-executors or --executor-cores, or pass --overcommit",
+                    a.num_executors
+                ));
             }
-            s += &format!("#SBATCH --time={}\n", a.time);
-            if let Some(p) = &a.partition {
-                s += &format!("#SBATCH --partition={p}\n");
-            }
-            if a.overcommit {
-                s += "#SBATCH --overcommit\n";
-            }
-            s += "#SBATCH --signal=USR1@120\n";
-            s += &format!("#SBATCH --output=ember-{}-%j.out\n", a.job);
-            s += "set -euo pipefail\n";
-            s += "export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1\n";
-            for (k, v) in &env {
-                s += &format!("export {k}={}\n", shell_quote(v));
-            }
-            let cmd: Vec<String> = std::iter::once(program.as_str())
-                .chain(a.args.iter().map(String::as_str))
-                .map(shell_quote)
-                .collect();
-            let cmd = cmd.join(" ");
-            s += "# Slurm starts the ranks (PMIx); without its PMIx plugin, mpirun reads the allocation.\n";
-            s += "if srun --mpi=list 2>&1 | grep -q pmix; then\n";
-            s += &format!("  srun --mpi=pmix --kill-on-bad-exit=1 {cmd}\n");
-            s += "else\n";
-            s += &format!("  mpirun --bind-to none {cmd}\n");
-            s += "fi\n";
             let path = a
                 .script
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(format!("ember-{}.sbatch", a.job)));
+                .unwrap_or_else(|| sbatch::default_path(job));
+            let script = sbatch::script(a, job, &path, ranks, cores, &env);
             let mut sbatch_args = Vec::new();
             if a.wait {
                 sbatch_args.push("--wait".to_string());
             }
             Ok(Launch::Slurm {
                 path,
-                script: s,
+                script,
                 sbatch_args,
             })
         }
@@ -255,23 +241,69 @@ pub fn execute(launch: &Launch, dry_run: bool) -> Result<i32, String> {
     }
 }
 
-/// Cores of a node: Slurm's largest node when `sinfo` answers, else this machine's.
-pub fn node_cores(master: Master) -> usize {
-    let here = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if master != Master::Slurm {
+/// What a launch can use: for Slurm the nodes `sinfo` lists (of `--partition`, if given),
+/// else (or when `sinfo` does not answer within a few seconds: it takes 9 s to give up on
+/// a controller that is down) this machine.
+pub fn capacity(a: &SubmitArgs) -> Capacity {
+    let here = Capacity {
+        node_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cluster_cpus: None,
+    };
+    if a.master != Master::Slurm {
         return here;
     }
-    Command::new("sinfo")
-        .args(["-h", "-o", "%c"])
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter_map(|l| l.trim().trim_end_matches('+').parse::<usize>().ok())
-                .max()
-        })
+    let mut sinfo = Command::new("sinfo");
+    sinfo.args(["-h", "-o", "%c %D"]);
+    if let Some(p) = &a.partition {
+        sinfo.args(["-p", p]);
+    }
+    output_within(sinfo, std::time::Duration::from_secs(3))
+        .and_then(|text| parse_sinfo(&text))
         .unwrap_or(here)
+}
+
+/// The standard output of `cmd` if it succeeds within `limit` (else it is killed).
+fn output_within(mut cmd: Command, limit: std::time::Duration) -> Option<String> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    };
+    let mut text = String::new();
+    child.stdout.take()?.read_to_string(&mut text).ok()?;
+    status.success().then_some(text)
+}
+
+/// Lines of `sinfo -o "%c %D"` (CPUs per node, nodes of that size) as a capacity.
+fn parse_sinfo(text: &str) -> Option<Capacity> {
+    let groups: Vec<(usize, usize)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let cpus = f.next()?.trim_end_matches('+').parse().ok()?;
+            let nodes = f.next()?.parse().ok()?;
+            Some((cpus, nodes))
+        })
+        .collect();
+    Some(Capacity {
+        node_cores: groups.iter().map(|g| g.0).max()?,
+        cluster_cpus: Some(groups.iter().map(|(c, n)| c * n).sum()),
+    })
 }
 
 #[cfg(test)]
@@ -284,5 +316,46 @@ mod tests {
         assert_eq!(shell_quote("/data/a b.txt"), "'/data/a b.txt'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn capacity_is_read_from_sinfo() {
+        let c = parse_sinfo("8 1\n48 10\n").unwrap();
+        assert_eq!(c.node_cores, 48);
+        assert_eq!(c.cluster_cpus, Some(488));
+        assert_eq!(parse_sinfo(""), None);
+    }
+
+    #[test]
+    fn a_slurm_request_larger_than_the_partition_is_refused() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            submit: SubmitArgs,
+        }
+        let job = JobBinary {
+            name: "wordcount".into(),
+            path: "/bin/wordcount".into(),
+        };
+        let args = |extra: &[&str]| {
+            let words = ["submit", "--master", "slurm", "--num-executors", "3"];
+            Cli::parse_from(words.iter().chain(extra).chain(&["wordcount"])).submit
+        };
+        let small = Capacity {
+            node_cores: 2,
+            cluster_cpus: Some(2),
+        };
+        let err = plan(&args(&[]), &job, small).unwrap_err();
+        assert!(
+            err.starts_with("4 tasks (the driver and 3 executors) of 1 CPU(s) need 4 CPUs, the Slurm partition has 2"),
+            "{err}"
+        );
+        assert!(plan(&args(&["--overcommit"]), &job, small).is_ok());
+        let enough = Capacity {
+            cluster_cpus: Some(4),
+            ..small
+        };
+        assert!(plan(&args(&[]), &job, enough).is_ok());
     }
 }

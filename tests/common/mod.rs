@@ -3,6 +3,7 @@
 
 pub mod netns;
 pub mod reference;
+pub mod template;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
