@@ -46,6 +46,12 @@ pub enum Error {
     IncompleteInput(String),
     #[error("{path}: not valid UTF-8 at byte offset {offset}")]
     InvalidUtf8 { path: PathBuf, offset: u64 },
+    #[error("{path}: line {line}: {detail}")]
+    BadRecord {
+        path: PathBuf,
+        line: u64,
+        detail: String,
+    },
     #[error("{path}: length {len} is not a multiple of the record length {record_len}")]
     RecordLength {
         path: PathBuf,
@@ -75,9 +81,10 @@ pub enum Error {
 
 impl Error {
     /// Whether retrying cannot help: the local disk is full (retried tasks would fill it
-    /// again, each after a long write).
+    /// again, each after a long write), or an input line is malformed (it will be again).
     pub fn is_permanent(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+            || matches!(self, Error::BadRecord { .. })
     }
 
     /// An `Io` error about `path`.
