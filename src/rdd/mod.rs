@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod binary;
 pub mod checkpoint;
+pub mod join;
 pub mod narrow;
 pub mod pair;
 pub mod persisted;
@@ -25,7 +26,7 @@ use crate::plan::batch::PartitionIter;
 use crate::plan::node::{Compute, RddId, erase};
 use crate::plan::shuffle_dep::ShuffleDependency;
 use crate::rdd::binary::BinaryRecords;
-use crate::rdd::narrow::{Coalesce, MapBatches, MapPartitions, Union};
+use crate::rdd::narrow::{Coalesce, MapBatches, MapPartitions, Union, ZipPartitions};
 use crate::rdd::shuffled::{ReduceMode, ShuffledRdd};
 use crate::rdd::text::TextFile;
 use crate::shuffle::partitioner::hash_partition;
@@ -328,6 +329,47 @@ impl<T: Data> Rdd<T> {
             parent: Arc::clone(&self.node),
             f: Arc::new(move |split, records| Box::new(f(split, records).into_iter())),
         }))
+    }
+
+    /// Partition `i` of the result is `f` over partition `i` of `self` and of `other`
+    /// (Spark's `zipPartitions`). Both must have the same number of partitions; when both
+    /// are shuffled, the two reduce partitions `i` are placed on one executor.
+    pub fn zip_partitions<B: Data, U: Data, I>(
+        &self,
+        other: &Rdd<B>,
+        f: impl Fn(Partition<T>, Partition<B>) -> I + Send + Sync + 'static,
+    ) -> Result<Rdd<U>>
+    where
+        I: IntoIterator<Item = U>,
+        I::IntoIter: 'static,
+    {
+        self.zip_partitions_named("zip_partitions", other, f)
+    }
+
+    pub(crate) fn zip_partitions_named<B: Data, U: Data, I>(
+        &self,
+        name: &'static str,
+        other: &Rdd<B>,
+        f: impl Fn(Partition<T>, Partition<B>) -> I + Send + Sync + 'static,
+    ) -> Result<Rdd<U>>
+    where
+        I: IntoIterator<Item = U>,
+        I::IntoIter: 'static,
+    {
+        if self.num_partitions() != other.num_partitions() {
+            return Err(crate::error::Error::Other(format!(
+                "zip_partitions: {} partitions against {}",
+                self.num_partitions(),
+                other.num_partitions()
+            )));
+        }
+        Ok(self.derive(Arc::new(ZipPartitions {
+            id: self.rt.new_rdd_id(),
+            name,
+            left: Arc::clone(&self.node),
+            right: Arc::clone(&other.node),
+            f: Arc::new(move |a, b| Box::new(f(a, b).into_iter())),
+        })))
     }
 
     /// The elements of `self` followed by those of `other` (partitions side by side).
