@@ -138,10 +138,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// ```
     /// # use ember::{Context, config::EngineArgs, rdd::join::SkewJoinOptions};
     /// let ctx = Context::local_with_executors(&EngineArgs::default(), 2);
-    /// let facts = ctx.parallelize((0..3000u64).map(|i| (i % 3 * (i % 2), i)).collect(), Some(4));
-    /// let dim = ctx.parallelize(vec![(0u64, "hot"), (2, "two"), (9, "none")], Some(2));
+    /// // Key 0 in two thirds of the facts, key 1 in the rest.
+    /// let facts = ctx.parallelize((0..3000u64).map(|i| (i % 3 % 2, i)).collect(), Some(4));
+    /// let dim = ctx.parallelize(vec![(0u64, -1i64), (9, 9)], Some(2));
     /// let joined = facts.skew_join(&dim, SkewJoinOptions::default())?;
-    /// assert_eq!(joined.count()?, 2000); // key 0 holds two thirds of the facts
+    /// assert_eq!(joined.count()?, 2000);
     /// # Ok::<(), ember::Error>(())
     /// ```
     pub fn skew_join<W: Data>(
