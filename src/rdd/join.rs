@@ -157,7 +157,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let hot = self.sample_hot_keys(partitions, options.samples_per_partition)?;
         if !hot.is_empty() {
             tracing::info!(
-                "skew_join: {} hot key(s) split over {} partitions",
+                "skew_join: {} hot key(s), split over up to {} partitions",
                 hot.len(),
                 hot.values().max().copied().unwrap_or(0)
             );
@@ -182,13 +182,21 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     }
 
     /// The join with the hot keys given: both sides shuffled by salted key into
-    /// `partitions`, then a hash join per partition.
+    /// `partitions`, then a hash join per partition. A key's salts are taken between 1
+    /// and `partitions`: two salts of one key in one partition would meet its right rows
+    /// twice.
     pub fn salted_join<W: Data>(
         &self,
         other: &Rdd<(K, W)>,
         hot: Arc<HotKeys<K>>,
         partitions: usize,
     ) -> Result<Rdd<(K, (V, W))>> {
+        let partitions = partitions.max(1);
+        let hot = Arc::new(
+            hot.iter()
+                .map(|(k, &n)| (k.clone(), n.clamp(1, partitions as u32)))
+                .collect::<HotKeys<K>>(),
+        );
         let left = self.salted(Arc::clone(&hot), partitions);
         let right = other.replicated(hot, partitions);
         left.zip_partitions_named("hash_join", &right, |left, right| {
@@ -353,6 +361,12 @@ mod tests {
         assert_eq!(sizes.iter().sum::<usize>(), 2000);
         assert_eq!(sizes.iter().filter(|&&n| n > 0).count(), 4, "{sizes:?}");
         assert!(sizes.iter().all(|&n| n <= 500), "{sizes:?}");
+        // More salts than partitions are as many as partitions: still exact.
+        let too_many = Arc::new(HotKeys::from_iter([(0u64, 20u32), (5, 0)]));
+        let d = ctx.parallelize(dim.clone(), Some(2));
+        let mut got = f.salted_join(&d, too_many, 3).unwrap().collect().unwrap();
+        got.sort();
+        assert_eq!(got, reference(&facts, &dim));
         // The sampling finds key 0 hot (2000 rows against a half share of 375) and no
         // other key (about 40 rows each), and the join is still exact.
         let found = f.sample_hot_keys(8, 1000).unwrap();
