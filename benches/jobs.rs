@@ -3,6 +3,11 @@
 //!
 //!     cargo bench --bench jobs [-- --size 256m --reps 3 --jobs wordcount,terasort]
 //!
+//! Jobs: wordcount, terasort, pagerank, kmeans, groupby (uniform keys), join (uniform
+//! fact keys) and join-zipf (Zipf s = 1.1 fact keys: the top key holds about a tenth of
+//! the facts); the joins' dimension holds every key once (`ember datagen kv-dim`), its
+//! bytes counted in the input.
+//!
 //! ember = `mpirun -n 3` (the driver and 2 executors) running the job binary; its time
 //! includes mpirun's and MPI's start-up and shutdown. Baseline = this bench binary started
 //! again as a separate process running one of the standalone programs in
@@ -15,11 +20,16 @@
 //! `peak RSS per rank` log line); ratio = ember MB/s / baseline MB/s. Runs alternate
 //! baseline and ember. After the first pair the two outputs are compared (WordCount:
 //! every count; TeraSort: every byte, and order; PageRank and KMeans: every value within
-//! 1e-9 relative) and the bench stops if they differ.
+//! 1e-9 relative; group-by: every sum; join: every row) and the bench stops if they
+//! differ.
 
 // Each baseline is a standalone program with its own copy of baselines/common.rs.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "baselines/groupby.rs"]
+mod baseline_groupby;
+#[path = "baselines/join.rs"]
+mod baseline_join;
 #[path = "baselines/kmeans.rs"]
 mod baseline_kmeans;
 #[path = "baselines/pagerank.rs"]
@@ -47,6 +57,8 @@ fn main() {
         "terasort" => return baseline_terasort::main(),
         "pagerank" => return baseline_pagerank::main(),
         "kmeans" => return baseline_kmeans::main(),
+        "groupby" => return baseline_groupby::main(),
+        "join" => return baseline_join::main(),
         other => panic!("no baseline {other}"),
     }
     let size: ember::config::ByteSize = support::arg("--size", "256m".parse().unwrap());
@@ -70,25 +82,40 @@ fn main() {
         "exec MiB",
         "ratio"
     );
-    let only: String = support::arg("--jobs", "wordcount,terasort,pagerank,kmeans".to_string());
+    let only: String = support::arg(
+        "--jobs",
+        "wordcount,terasort,pagerank,kmeans,groupby,join,join-zipf".to_string(),
+    );
+    // (name, job binary, data set kind)
     let all = [
-        ("wordcount", "text"),
-        ("terasort", "sort"),
-        ("pagerank", "graph"),
-        ("kmeans", "points"),
+        ("wordcount", "wordcount", "text"),
+        ("terasort", "terasort", "sort"),
+        ("pagerank", "pagerank", "graph"),
+        ("kmeans", "kmeans", "points"),
+        ("groupby", "groupby", "kv"),
+        ("join", "join", "kv"),
+        ("join-zipf", "join", "kv-zipf"),
     ];
-    for (job, kind) in all
+    for (name, job, kind) in all
         .into_iter()
-        .filter(|(j, _)| only.split(',').any(|o| o == *j))
+        .filter(|(n, _, _)| only.split(',').any(|o| o == *n))
     {
         let input = dataset(kind, size);
-        let bytes: u64 = support::parts(&input)
-            .iter()
+        // A join's dimension: every key of the facts' range once.
+        let dim = (job == "join").then(|| {
+            let kind = <ember::datagen::Kind as clap::ValueEnum>::from_str(kind, true).unwrap();
+            let facts = kind.records_for(size.0, 1);
+            dataset_of_records("kv-dim", ember::datagen::kv_keys(facts))
+        });
+        let bytes: u64 = [Some(&input), dim.as_ref()]
+            .into_iter()
+            .flatten()
+            .flat_map(|dir| support::parts(dir))
             .map(|p| p.metadata().unwrap().len())
             .sum();
         let mb = bytes as f64 / 1e6;
-        let ember_out = PathBuf::from(format!("/dev/shm/ember-bench-{job}.ember"));
-        let base_out = PathBuf::from(format!("/dev/shm/ember-bench-{job}.baseline"));
+        let ember_out = PathBuf::from(format!("/dev/shm/ember-bench-{name}.ember"));
+        let base_out = PathBuf::from(format!("/dev/shm/ember-bench-{name}.baseline"));
         let mut extra: Vec<String> = Vec::new();
         match job {
             "pagerank" => extra.extend(["--iterations".into(), ITERATIONS.to_string()]),
@@ -101,9 +128,18 @@ fn main() {
             _ => {}
         }
         let io_args = |out: &Path| -> Vec<String> {
-            let mut a: Vec<String> = ["--input", input.to_str().unwrap(), "--output"]
+            let mut a: Vec<String> = match &dim {
+                Some(dim) => [
+                    "--fact",
+                    input.to_str().unwrap(),
+                    "--dim",
+                    dim.to_str().unwrap(),
+                ]
                 .map(String::from)
-                .to_vec();
+                .to_vec(),
+                None => vec!["--input".into(), input.to_str().unwrap().into()],
+            };
+            a.push("--output".into());
             a.push(out.to_str().unwrap().to_string());
             a.extend(extra.iter().cloned());
             a
@@ -136,6 +172,8 @@ fn main() {
                     "wordcount" => check_wordcount(&ember_out, &base_out),
                     "terasort" => support::check_terasort(&ember_out, &base_out),
                     "pagerank" => check_pagerank(&ember_out, &base_out),
+                    "groupby" => check_groupby(&ember_out, &base_out),
+                    "join" => check_join(&ember_out, &base_out),
                     _ => check_kmeans(&ember_out, &base_out),
                 };
             }
@@ -144,7 +182,7 @@ fn main() {
         let _ = std::fs::remove_dir_all(&base_out);
         let (b, e) = (support::median(base_s), support::median(ember_s));
         println!(
-            "{job:<10} {mb:>8.0} {b:>10.2} {e:>8.2} {:>10.1} {:>8.1} {base_rss:>9.0} {ember_rss:>9.0} {exec_rss:>9.0} {:>6.2}",
+            "{name:<10} {mb:>8.0} {b:>10.2} {e:>8.2} {:>10.1} {:>8.1} {base_rss:>9.0} {ember_rss:>9.0} {exec_rss:>9.0} {:>6.2}",
             mb / b,
             mb / e,
             b / e
@@ -156,7 +194,16 @@ fn main() {
 /// The data set of `kind` and `size` in /dev/shm, written by `ember datagen` if missing
 /// (into a temporary directory renamed when complete, so an interrupted run is not reused).
 fn dataset(kind: &str, size: ember::config::ByteSize) -> PathBuf {
-    let dir = PathBuf::from(format!("/dev/shm/ember-bench-{kind}-{}", size.0));
+    generated(kind, &format!("{}", size.0), "--size")
+}
+
+/// Like [`dataset`], of exactly `records` records.
+fn dataset_of_records(kind: &str, records: u64) -> PathBuf {
+    generated(kind, &format!("{records}r"), "--records")
+}
+
+fn generated(kind: &str, amount: &str, flag: &str) -> PathBuf {
+    let dir = PathBuf::from(format!("/dev/shm/ember-bench-{kind}-{amount}"));
     if !dir.exists() {
         let tmp = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
@@ -164,8 +211,8 @@ fn dataset(kind: &str, size: ember::config::ByteSize) -> PathBuf {
         cmd.args([
             "datagen",
             kind,
-            "--size",
-            &size.0.to_string(),
+            flag,
+            amount.trim_end_matches('r'),
             "--output",
             tmp.to_str().unwrap(),
         ]);
@@ -256,4 +303,39 @@ fn check_kmeans(ember: &Path, baseline: &Path) -> String {
         );
     }
     format!("{} centres within 1e-9", e.len())
+}
+
+fn check_groupby(ember: &Path, baseline: &Path) -> String {
+    let read = |dir: &Path| -> HashMap<i64, i128> {
+        lines(dir)
+            .into_iter()
+            .map(|l| {
+                let (k, s) = l.split_once('\t').expect("key<TAB>sum");
+                (k.parse().expect("key"), s.parse().expect("sum"))
+            })
+            .collect()
+    };
+    let (e, b) = (read(ember), read(baseline));
+    assert!(e == b, "group-by: ember and the baseline disagree");
+    format!("{} keys, every sum", e.len())
+}
+
+fn check_join(ember: &Path, baseline: &Path) -> String {
+    let read = |dir: &Path| -> Vec<(i64, i64, i64)> {
+        let mut rows: Vec<(i64, i64, i64)> = lines(dir)
+            .iter()
+            .map(|l| {
+                let mut f = l.split('\t').map(|x| x.parse::<i64>().expect("integer"));
+                let row = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+                assert!(f.next().is_none(), "key<TAB>fact<TAB>dim: {l}");
+                row
+            })
+            .collect();
+        rows.sort_unstable();
+        rows
+    };
+    let (e, b) = (read(ember), read(baseline));
+    assert_eq!(e.len(), b.len(), "join: row counts differ");
+    assert!(e == b, "join: ember and the baseline disagree");
+    format!("{} joined rows, every row", e.len())
 }

@@ -103,6 +103,57 @@ mod tests {
         );
     }
 
+    /// Share of each key among `draws` draws of `sampler`.
+    fn shares(sampler: &KeySampler, keys: u64, draws: u64) -> Vec<f64> {
+        let mut counts = vec![0u64; keys as usize];
+        for i in 0..draws {
+            counts[sampler.sample(&mut record_rng(5, i)) as usize] += 1;
+        }
+        counts.iter().map(|&c| c as f64 / draws as f64).collect()
+    }
+
+    #[test]
+    fn zipf_keys_follow_their_probabilities() {
+        for (keys, s) in [(1000u64, 1.1), (50, 1.0), (200, 1.5), (10, 0.5)] {
+            let sampler = KeySampler::new(keys, KeyDist::Zipf(s));
+            let draws = 1_000_000;
+            let got = shares(&sampler, keys, draws);
+            let h: f64 = (1..=keys).map(|r| 1.0 / (r as f64).powf(s)).sum();
+            for r in [1u64, 2, 3, 10] {
+                let want = 1.0 / (r as f64).powf(s) / h;
+                let have = got[r as usize - 1];
+                // Within 4.5 standard deviations: tight enough to see the rejection step
+                // missing (key 1 of s = 1.1 then comes 2.4% too often).
+                let sd = (want * (1.0 - want) / draws as f64).sqrt();
+                assert!(
+                    (have - want).abs() < 4.5 * sd,
+                    "keys {keys}, s {s}: key {} share {have}, expected {want}",
+                    r - 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn uniform_keys_cover_the_range_evenly_and_kv_data_is_unchanged() {
+        let got = shares(&KeySampler::new(20, KeyDist::Uniform), 20, 100_000);
+        assert!(got.iter().all(|&p| (p - 0.05).abs() < 0.005), "{got:?}");
+        // `kv` draws the key first, then the value, from the record's generator.
+        let mut rng = record_rng(3, 17);
+        let key = rng.random_range(0..kv_keys(1000));
+        assert_eq!(
+            kv(3, 17, 1000),
+            (key, rng.random_range(-1_000_000..1_000_000))
+        );
+    }
+
+    #[test]
+    fn a_dimension_holds_each_key_once() {
+        let rows: Vec<(u64, i64)> = (0..100).map(|k| dim_row(1, k)).collect();
+        assert!(rows.iter().enumerate().all(|(i, r)| r.0 == i as u64));
+        assert_ne!(dim_row(1, 5), dim_row(2, 5));
+    }
+
     #[test]
     fn lines_are_deterministic_and_zipf_like() {
         assert_eq!(text_line(7, 42), text_line(7, 42));
@@ -167,15 +218,137 @@ pub fn point(seed: u64, index: u64) -> [f64; POINT_DIMS] {
     p
 }
 
+/// Zipf exponent of the keys of `kv-zipf` data (and the jobs' default `--skew`): the most
+/// frequent key holds about a tenth of the rows.
+pub const KV_ZIPF_S: f64 = 1.1;
+
+/// Distinct keys of a generated key-value data set of `records` records: keys are
+/// `0..kv_keys(records)`.
+pub fn kv_keys(records: u64) -> u64 {
+    (records / KV_KEY_SHARE).max(1)
+}
+
+/// How generated keys are drawn from `0..keys`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KeyDist {
+    /// Every key equally likely.
+    Uniform,
+    /// Key `r - 1` with probability proportional to `1 / r^s`: key 0 is the most frequent.
+    Zipf(f64),
+}
+
+/// Draws keys from `0..keys` by a [`KeyDist`] in O(1) time and memory per key (Zipf by
+/// rejection-inversion, Hörmann and Derflinger 1996), so any number of keys works
+/// without a table.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySampler {
+    keys: u64,
+    zipf: Option<ZipfConsts>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ZipfConsts {
+    s: f64,
+    h_x1: f64,
+    h_n: f64,
+    cut: f64,
+}
+
+/// `ln(1 + x) / x`, accurate near 0.
+fn log1p_over(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.ln_1p() / x
+    } else {
+        1.0 - x * (0.5 - x / 3.0)
+    }
+}
+
+/// `(e^x - 1) / x`, accurate near 0.
+fn expm1_over(x: f64) -> f64 {
+    if x.abs() > 1e-8 {
+        x.exp_m1() / x
+    } else {
+        1.0 + x * (0.5 + x / 6.0)
+    }
+}
+
+impl ZipfConsts {
+    /// H(x) = the integral of x^-s (any s > 0, including 1).
+    fn h_integral(&self, x: f64) -> f64 {
+        let lx = x.ln();
+        expm1_over((1.0 - self.s) * lx) * lx
+    }
+    fn h(&self, x: f64) -> f64 {
+        (-self.s * x.ln()).exp()
+    }
+    fn h_integral_inv(&self, x: f64) -> f64 {
+        let t = (x * (1.0 - self.s)).max(-1.0);
+        (log1p_over(t) * x).exp()
+    }
+}
+
+impl KeySampler {
+    /// A sampler over `0..keys` (at least one key); a Zipf exponent must be positive.
+    pub fn new(keys: u64, dist: KeyDist) -> KeySampler {
+        let keys = keys.max(1);
+        let zipf = match dist {
+            KeyDist::Uniform => None,
+            KeyDist::Zipf(s) => {
+                assert!(s > 0.0, "Zipf exponent must be positive, not {s}");
+                let mut c = ZipfConsts {
+                    s,
+                    h_x1: 0.0,
+                    h_n: 0.0,
+                    cut: 0.0,
+                };
+                c.h_x1 = c.h_integral(1.5) - 1.0;
+                c.h_n = c.h_integral(keys as f64 + 0.5);
+                c.cut = 2.0 - c.h_integral_inv(c.h_integral(2.5) - c.h(2.0));
+                Some(c)
+            }
+        };
+        KeySampler { keys, zipf }
+    }
+
+    pub fn sample(&self, rng: &mut impl Rng) -> u64 {
+        let Some(z) = &self.zipf else {
+            return rng.random_range(0..self.keys);
+        };
+        let n = self.keys as f64;
+        loop {
+            let u = z.h_n + rng.random::<f64>() * (z.h_x1 - z.h_n);
+            let x = z.h_integral_inv(u);
+            let k = (x + 0.5).floor().clamp(1.0, n);
+            if k - x <= z.cut || u >= z.h_integral(k + 0.5) - z.h(k) {
+                return k as u64 - 1;
+            }
+        }
+    }
+}
+
 /// Key-value record `index` of `records`: an integer key (about one in
 /// [`KV_KEY_SHARE`] records share it) and an integer value.
 pub fn kv(seed: u64, index: u64, records: u64) -> (u64, i64) {
-    let keys = (records / KV_KEY_SHARE).max(1);
+    kv_with(
+        seed,
+        index,
+        &KeySampler::new(kv_keys(records), KeyDist::Uniform),
+    )
+}
+
+/// Key-value record `index`, its key drawn by `keys`.
+pub fn kv_with(seed: u64, index: u64, keys: &KeySampler) -> (u64, i64) {
     let mut rng = record_rng(seed, index);
     (
-        rng.random_range(0..keys),
+        keys.sample(&mut rng),
         rng.random_range(-1_000_000..1_000_000),
     )
+}
+
+/// The dimension row of `key` for a join: every key once, with its own value.
+pub fn dim_row(seed: u64, key: u64) -> (u64, i64) {
+    let mut rng = record_rng(seed ^ 0x6469_6d65_6e73, key);
+    (key, rng.random_range(-1_000_000..1_000_000))
 }
 
 /// The kinds of data `ember datagen` writes (FORMATS.md).
@@ -189,8 +362,13 @@ pub enum Kind {
     Graph,
     /// Points, 4 floats a line (KMeans).
     Points,
-    /// `key,value` integer pairs (group-by, join).
+    /// `key,value` integer pairs, keys uniform (group-by, join's fact side).
     Kv,
+    /// `key,value` integer pairs, keys Zipf-distributed (s = 1.1): skewed.
+    KvZipf,
+    /// `key,value` rows with keys `0..records`, each once (join's dimension side): the
+    /// dimension of a `kv` or `kv-zipf` set of N records has N / 10 records.
+    KvDim,
 }
 
 impl Kind {
@@ -215,6 +393,15 @@ impl Kind {
             }
             Kind::Kv => {
                 let (k, v) = kv(seed, index, count);
+                writeln!(out, "{k},{v}")
+            }
+            Kind::KvZipf => {
+                let keys = KeySampler::new(kv_keys(count), KeyDist::Zipf(KV_ZIPF_S));
+                let (k, v) = kv_with(seed, index, &keys);
+                writeln!(out, "{k},{v}")
+            }
+            Kind::KvDim => {
+                let (k, v) = dim_row(seed, index);
                 writeln!(out, "{k},{v}")
             }
         }

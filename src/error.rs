@@ -54,6 +54,12 @@ pub enum Error {
     },
     #[error("{path}: not valid UTF-8 at byte offset {offset}")]
     InvalidUtf8 { path: PathBuf, offset: u64 },
+    #[error("{path}: line {line}: {detail}")]
+    BadRecord {
+        path: PathBuf,
+        line: u64,
+        detail: String,
+    },
     #[error("{path}: length {len} is not a multiple of the record length {record_len}")]
     RecordLength {
         path: PathBuf,
@@ -83,12 +89,12 @@ pub enum Error {
 
 impl Error {
     /// Whether retrying cannot help: the local disk is full (retried tasks would fill it
-    /// again, each after a long write), or an input changed under the job (every attempt
-    /// would read the new length).
+    /// again, each after a long write), an input changed under the job (every attempt
+    /// would read the new length), or an input line is malformed (it will be again).
     pub fn is_permanent(&self) -> bool {
         match self {
             Error::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
-            Error::InputChanged { .. } => true,
+            Error::InputChanged { .. } | Error::BadRecord { .. } => true,
             _ => false,
         }
     }

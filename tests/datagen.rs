@@ -62,6 +62,7 @@ fn check_format(kind: &str, data: &[u8]) {
     }
     let text = std::str::from_utf8(data).expect("UTF-8");
     assert!(text.ends_with('\n'));
+    let mut dim_keys = 0u64;
     for line in text.lines() {
         match kind {
             "text" => {
@@ -81,9 +82,19 @@ fn check_format(kind: &str, data: &[u8]) {
                 let xs: Vec<f64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
                 assert_eq!(xs.len(), 4);
             }
-            "kv" => {
+            "kv" | "kv-zipf" => {
                 let (k, v) = line.split_once(',').unwrap();
                 k.parse::<u64>().unwrap();
+                v.parse::<i64>().unwrap();
+            }
+            "kv-dim" => {
+                let (k, v) = line.split_once(',').unwrap();
+                assert_eq!(
+                    k.parse::<u64>().unwrap(),
+                    dim_keys,
+                    "every key once, in order"
+                );
+                dim_keys += 1;
                 v.parse::<i64>().unwrap();
             }
             other => panic!("unknown kind {other}"),
@@ -94,7 +105,7 @@ fn check_format(kind: &str, data: &[u8]) {
 #[test]
 fn every_format_is_well_formed_and_independent_of_the_number_of_writers() {
     let root = tempfile::tempdir().unwrap();
-    for kind in ["text", "sort", "graph", "points", "kv"] {
+    for kind in ["text", "sort", "graph", "points", "kv", "kv-zipf", "kv-dim"] {
         let one = root.path().join(format!("{kind}-1"));
         let three = root.path().join(format!("{kind}-3"));
         generate(1, kind, &one, "7");
@@ -102,6 +113,16 @@ fn every_format_is_well_formed_and_independent_of_the_number_of_writers() {
         let data = concatenated(&one);
         assert_eq!(data, concatenated(&three), "{kind}: 1 and 3 writers differ");
         check_format(kind, &data);
+        if kind == "kv-zipf" {
+            // Skewed: key 0 (the most frequent) holds far more than its 1/keys share.
+            let lines = data.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+            let (mut all, mut top) = (0usize, 0usize);
+            for l in lines {
+                all += 1;
+                top += l.starts_with(b"0,") as usize;
+            }
+            assert!(top * 20 > all, "key 0 in {top} of {all} lines");
+        }
         let other = root.path().join(format!("{kind}-seed"));
         generate(1, kind, &other, "8");
         assert_ne!(

@@ -55,6 +55,8 @@ fn every_command_and_job_has_readable_help() {
             ("terasort", "Sort 100-byte records"),
             ("pagerank", "PageRank over a SNAP edge list"),
             ("kmeans", "KMeans over points"),
+            ("groupby", "Sum the values of each key"),
+            ("join", "Inner join of a fact and a dimension file"),
         ] {
             let text = help(job, &[flag]);
             assert_reads_well(&text, first, job);
@@ -64,7 +66,7 @@ fn every_command_and_job_has_readable_help() {
     let submit = help("ember", &["submit", "--help"]);
     assert!(
         submit.contains(
-            "A built-in job (wordcount, terasort, pagerank, kmeans) or the path of any job binary"
+            "A built-in job (wordcount, terasort, pagerank, kmeans, groupby, join) or the path of any job binary"
         ),
         "{submit}"
     );

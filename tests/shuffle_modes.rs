@@ -278,3 +278,59 @@ fn kmeans_matches_the_reference_in_alltoallv_and_rma_modes() {
         }
     }
 }
+
+#[test]
+fn groupby_and_join_on_a_hot_key_match_the_reference_in_alltoallv_and_rma_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Key 3 in a third of the facts; the dimension misses keys 80..97.
+    let facts: Vec<(i64, i64)> = (0..6000)
+        .map(|i| (if i % 3 == 0 { 3 } else { i % 97 }, i * 13 - 5000))
+        .collect();
+    let fact_path = dir.path().join("facts.txt");
+    let lines: String = facts.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
+    std::fs::write(&fact_path, lines).unwrap();
+    let dim_path = dir.path().join("dim.txt");
+    let lines: String = (0..80).map(|k| format!("{k},{}\n", k * k)).collect();
+    std::fs::write(&dim_path, lines).unwrap();
+    let mut sums: BTreeMap<i64, i64> = BTreeMap::new();
+    for (k, v) in &facts {
+        *sums.entry(*k).or_insert(0) += v;
+    }
+    let mut joined: Vec<String> = facts
+        .iter()
+        .filter(|(k, _)| *k < 80)
+        .map(|(k, v)| format!("{k}\t{v}\t{}", k * k))
+        .collect();
+    joined.sort();
+    // Four ranks: three executors, so the data crosses MPI.
+    for mode in MODES {
+        let output = dir.path().join(format!("sums-{mode}"));
+        let (input, out) = (fact_path.to_str().unwrap(), output.to_str().unwrap());
+        let args = ["--input", input, "--output", out, "--partitions", "5"];
+        launch(&bin("groupby"), 4, mode, &args);
+        let got: BTreeMap<i64, i64> = read_lines(&output)
+            .iter()
+            .map(|l| {
+                let (k, s) = l.split_once('\t').unwrap();
+                (k.parse().unwrap(), s.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(got, sums, "{mode}");
+
+        let output = dir.path().join(format!("joined-{mode}"));
+        let args = [
+            "--fact",
+            input,
+            "--dim",
+            dim_path.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--partitions",
+            "6",
+        ];
+        launch(&bin("join"), 4, mode, &args);
+        let mut got = read_lines(&output);
+        got.sort();
+        assert_eq!(got, joined, "{mode}");
+    }
+}

@@ -244,6 +244,62 @@ fn scenarios(root: &Path) {
         &kmeans_reference(&points, 4, 5),
     );
 
+    // Group-by and join, by their sbatch scripts; key 3 in a third of the facts.
+    let dir = root.join("keyvalue");
+    std::fs::create_dir_all(&dir).unwrap();
+    let facts: Vec<(i64, i64)> = (0..3000)
+        .map(|i| (if i % 3 == 0 { 3 } else { i % 50 }, i * 7 - 9000))
+        .collect();
+    let lines: String = facts.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
+    std::fs::write(dir.join("facts.txt"), lines).unwrap();
+    let dim: Vec<(i64, i64)> = (0..40).map(|k| (k, -k)).collect();
+    let lines: String = dim.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
+    std::fs::write(dir.join("dim.txt"), lines).unwrap();
+    let facts_path = dir.join("facts.txt");
+    let out = sbatch(
+        &dir,
+        &[
+            "slurm/groupby.sbatch",
+            facts_path.to_str().unwrap(),
+            dir.join("sums").to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(out.success(), "{out:#?}\n{}", job_log(&dir));
+    let mut want: HashMap<i64, i64> = HashMap::new();
+    for (k, v) in &facts {
+        *want.entry(*k).or_insert(0) += v;
+    }
+    let got: HashMap<i64, i64> = read_lines(&dir.join("sums"))
+        .iter()
+        .map(|l| {
+            let (k, s) = l.split_once('\t').unwrap();
+            (k.parse().unwrap(), s.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, want);
+    let out = sbatch(
+        &dir,
+        &[
+            "slurm/join.sbatch",
+            facts_path.to_str().unwrap(),
+            dir.join("dim.txt").to_str().unwrap(),
+            dir.join("joined").to_str().unwrap(),
+            "6",
+        ],
+        &[],
+    );
+    assert!(out.success(), "{out:#?}\n{}", job_log(&dir));
+    let mut want: Vec<String> = facts
+        .iter()
+        .filter(|(k, _)| *k < 40)
+        .map(|(k, v)| format!("{k}\t{v}\t{}", -k))
+        .collect();
+    let mut got = read_lines(&dir.join("joined"));
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+
     // The same WordCount through `ember submit --master slurm`.
     let dir = root.join("submit");
     std::fs::create_dir_all(dir.join("scratch")).unwrap();
@@ -330,7 +386,14 @@ fn scenarios(root: &Path) {
 
     // A job that reaches its time limit: Slurm signals it, ember stops cleanly. The
     // signal is the one every sbatch script of slurm/ asks for.
-    for script in ["wordcount", "terasort", "pagerank", "kmeans"] {
+    for script in [
+        "wordcount",
+        "terasort",
+        "pagerank",
+        "kmeans",
+        "groupby",
+        "join",
+    ] {
         let text =
             std::fs::read_to_string(project().join(format!("slurm/{script}.sbatch"))).unwrap();
         assert!(

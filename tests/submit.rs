@@ -238,7 +238,7 @@ fn impossible_requests_are_refused_before_launching() {
     assert_eq!(out.status, Some(2));
     assert!(
         out.stderr
-            .contains("unknown job 'wc': a built-in job (wordcount, terasort, pagerank, kmeans)"),
+            .contains("unknown job 'wc': a built-in job (wordcount, terasort, pagerank, kmeans, groupby, join)"),
         "{out:#?}"
     );
     let out = submit(&[

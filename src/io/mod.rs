@@ -1,7 +1,8 @@
 //! I/O: input files and their splits, memory maps, private scratch files, committed output
-//! directories, and fixed-size record formats. Knows files, not RDDs.
+//! directories, fixed-size record formats and key-value lines. Knows files, not RDDs.
 
 pub mod input;
+pub mod key_value;
 pub mod output;
 pub mod records;
 pub mod scratch;

@@ -137,6 +137,60 @@ impl<T: 'static> Compute<T> for Union<T> {
     }
 }
 
+/// A function over partition `i` of two RDDs at once (`zip_partitions`).
+pub type ZipFn<A, B, U> =
+    Arc<dyn Fn(PartitionIter<A>, PartitionIter<B>) -> Box<dyn Iterator<Item = U>> + Send + Sync>;
+
+/// Partition `i` computed from partition `i` of each of two parents with as many
+/// partitions (co-partitioned shuffles, as in a join: the driver places both reduce
+/// partitions `i` on the executor that runs task `i`).
+pub struct ZipPartitions<A, B, U> {
+    pub id: RddId,
+    pub name: &'static str,
+    pub left: Arc<dyn Compute<A>>,
+    pub right: Arc<dyn Compute<B>>,
+    pub f: ZipFn<A, B, U>,
+}
+
+impl<A: 'static, B: 'static, U: 'static> Node for ZipPartitions<A, B, U> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        self.name.to_string()
+    }
+    fn num_partitions(&self) -> usize {
+        self.left.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![
+            Dependency::Narrow(erase(&self.left)),
+            Dependency::Narrow(erase(&self.right)),
+        ]
+    }
+}
+
+impl<A: 'static, B: 'static, U: 'static> Compute<U> for ZipPartitions<A, B, U> {
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<U>> {
+        let (left, left_error) = PartitionIter::new(Arc::clone(&self.left).compute(split, tc)?);
+        let (right, right_error) = PartitionIter::new(Arc::clone(&self.right).compute(split, tc)?);
+        let output = (self.f)(left, right);
+        // As in MapPartitions: a function that stopped early on an upstream error must
+        // not turn it into a short partition.
+        let mut checked = false;
+        let tail = std::iter::from_fn(move || {
+            if checked {
+                return None;
+            }
+            checked = true;
+            take_error(&left_error)
+                .or_else(|| take_error(&right_error))
+                .map(Err)
+        });
+        Ok(Box::new(batched(output).chain(tail)))
+    }
+}
+
 /// Fewer partitions without a shuffle: partition `i` is a run of consecutive parent partitions.
 pub struct Coalesce<T> {
     pub id: RddId,

@@ -332,3 +332,43 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::EngineArgs;
+    use crate::context::Context;
+
+    #[test]
+    fn a_hot_key_crosses_the_shuffle_as_one_partial_per_map_partition() {
+        // Key 7 holds a third of 30,000 rows over 6 map partitions. With the map-side
+        // combine, the reduce side merges 6 partial results for it, not 10,000 rows.
+        let ctx = Context::local_with_executors(&EngineArgs::default(), 2);
+        let rows: Vec<(u64, u64)> = (0..30_000u64)
+            .map(|i| (if i % 3 == 0 { 7 } else { i % 1000 + 8 }, 1))
+            .collect();
+        let pairs = ctx.parallelize(rows, Some(6));
+        // Combiners are (sum, partials): only merging combiners adds partials.
+        let sums = pairs
+            .combine_by_key(
+                |v| (v, 1u64),
+                |(s, p), v| (s + v, p),
+                |(a, p), (b, q)| (a + b, p + q),
+                4,
+                true,
+            )
+            .collect()
+            .unwrap();
+        let hot = sums.iter().find(|(k, _)| *k == 7).unwrap().1;
+        assert_eq!(hot, (10_000, 6));
+        // reduce_by_key is that aggregation, map-side combine included.
+        let reduced = pairs.reduce_by_key(|a, b| a + b);
+        assert!(
+            reduced.explain().contains("map_side_combine"),
+            "{}",
+            reduced.explain()
+        );
+        let mut got = reduced.collect().unwrap();
+        got.sort();
+        assert_eq!(got[0], (7, 10_000));
+    }
+}

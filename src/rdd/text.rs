@@ -1,4 +1,6 @@
-//! `text_file`: lines of UTF-8 files, split into newline-aligned byte ranges read through mmap.
+//! `text_file`: lines of UTF-8 files, split into newline-aligned byte ranges read through mmap;
+//! `text_file_parsed`: the same lines parsed where they are read, a bad one named by file
+//! and line.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,19 +11,28 @@ use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::task::TaskContext;
 
-/// Lines of text files. A split owns the lines that start inside its byte range, so every
-/// line is read exactly once whatever the split boundaries. `\n` ends a line, a `\r`
-/// before it is dropped, and a last line without `\n` counts.
-pub struct TextFile {
+/// Lines of text files, each turned into a record by `parse` (`text_file` copies it into a
+/// `String`). A split owns the lines that start inside its byte range, so every line is
+/// read exactly once whatever the split boundaries. `\n` ends a line, a `\r` before it is
+/// dropped, and a last line without `\n` counts.
+///
+/// `parse` is a type parameter, not a boxed function, so the per-line call is inlined.
+pub struct TextFile<F> {
     pub id: RddId,
     pub pattern: String,
     pub files: Vec<InputFile>,
     pub splits: Vec<FileSplit>,
-    /// Skip lines that are not UTF-8 (counted in the log) instead of failing.
+    /// Skip lines that are not UTF-8 or that `parse` refuses (counted in the log) instead
+    /// of failing.
     pub skip_bad_lines: bool,
+    /// A line's record, `None` to leave the line out, or why the line is malformed.
+    pub parse: F,
 }
 
-impl Node for TextFile {
+/// What `parse` of a [`TextFile`] returns for one line.
+pub type Parsed<T> = std::result::Result<Option<T>, String>;
+
+impl<F: Send + Sync + 'static> Node for TextFile<F> {
     fn id(&self) -> RddId {
         self.id
     }
@@ -39,8 +50,12 @@ impl Node for TextFile {
     }
 }
 
-impl Compute<String> for TextFile {
-    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<String>> {
+impl<T, F> Compute<T> for TextFile<F>
+where
+    T: 'static,
+    F: Fn(&str) -> Parsed<T> + Send + Sync + 'static,
+{
+    fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
         tc.count_source_partition();
         let s = self.splits[split];
         let Some(file) = self.files.get(s.file) else {
@@ -57,6 +72,7 @@ impl Compute<String> for TextFile {
             skip_bad_lines: self.skip_bad_lines,
             skipped: 0,
             failed: false,
+            source: Arc::clone(&self),
         }))
     }
 }
@@ -73,7 +89,12 @@ fn first_line_start(data: &[u8], start: u64) -> u64 {
     }
 }
 
-struct LineBatches {
+/// The 1-based number of the line starting at byte `at` (counted only on the error path).
+fn line_number(data: &[u8], at: usize) -> u64 {
+    data[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+}
+
+struct LineBatches<F> {
     path: PathBuf,
     map: memmap2::Mmap,
     pos: usize,
@@ -81,16 +102,20 @@ struct LineBatches {
     skip_bad_lines: bool,
     skipped: u64,
     failed: bool,
+    source: Arc<TextFile<F>>,
 }
 
-impl Iterator for LineBatches {
-    type Item = Result<Vec<String>>;
+impl<T, F> Iterator for LineBatches<F>
+where
+    F: Fn(&str) -> Parsed<T>,
+{
+    type Item = Result<Vec<T>>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.pos >= self.end {
             if self.skipped > 0 {
                 tracing::warn!(
-                    "{}: skipped {} line(s) that are not UTF-8",
+                    "{}: skipped {} bad line(s) (not UTF-8 or malformed)",
                     self.path.display(),
                     self.skipped
                 );
@@ -112,7 +137,19 @@ impl Iterator for LineBatches {
                 line = rest;
             }
             match std::str::from_utf8(line) {
-                Ok(text) => batch.push(text.to_owned()),
+                Ok(text) => match (self.source.parse)(text) {
+                    Ok(Some(record)) => batch.push(record),
+                    Ok(None) => {}
+                    Err(_) if self.skip_bad_lines => self.skipped += 1,
+                    Err(detail) => {
+                        self.failed = true;
+                        return Some(Err(Error::BadRecord {
+                            path: self.path.clone(),
+                            line: line_number(data, line_start),
+                            detail,
+                        }));
+                    }
+                },
                 Err(_) if self.skip_bad_lines => self.skipped += 1,
                 Err(e) => {
                     self.failed = true;
@@ -157,6 +194,7 @@ mod tests {
             files,
             splits,
             skip_bad_lines: false,
+            parse: |l: &str| -> Parsed<String> { Ok(Some(l.to_string())) },
         })
     }
 
@@ -192,5 +230,14 @@ mod tests {
             "{err}"
         );
         ctx.stop();
+    }
+
+    #[test]
+    fn line_numbers_count_the_newlines_before_a_line() {
+        let d = b"ab\ncd\n\nef";
+        assert_eq!(line_number(d, 0), 1);
+        assert_eq!(line_number(d, 3), 2);
+        assert_eq!(line_number(d, 6), 3);
+        assert_eq!(line_number(d, 7), 4);
     }
 }

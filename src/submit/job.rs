@@ -5,7 +5,14 @@ use std::path::{Path, PathBuf};
 
 /// The job binaries built with ember (`jobs/`), launched by name. A new built-in job is
 /// one more entry here (and its `[[bin]]` in Cargo.toml).
-pub const BUILT_IN_JOBS: &[&str] = &["wordcount", "terasort", "pagerank", "kmeans"];
+pub const BUILT_IN_JOBS: &[&str] = &[
+    "wordcount",
+    "terasort",
+    "pagerank",
+    "kmeans",
+    "groupby",
+    "join",
+];
 
 /// The binary a JOB argument stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +135,7 @@ mod tests {
         let err = resolve("wc", dir.path()).unwrap_err();
         assert!(
             err.starts_with(
-                "unknown job 'wc': a built-in job (wordcount, terasort, pagerank, kmeans) or \
+                "unknown job 'wc': a built-in job (wordcount, terasort, pagerank, kmeans, groupby, join) or \
                  the path of a job binary"
             ),
             "{err}"

@@ -66,6 +66,8 @@ pub fn bin(name: &str) -> String {
         "terasort" => env!("CARGO_BIN_EXE_terasort").to_string(),
         "pagerank" => env!("CARGO_BIN_EXE_pagerank").to_string(),
         "kmeans" => env!("CARGO_BIN_EXE_kmeans").to_string(),
+        "groupby" => env!("CARGO_BIN_EXE_groupby").to_string(),
+        "join" => env!("CARGO_BIN_EXE_join").to_string(),
         other => panic!("unknown binary {other}"),
     }
 }

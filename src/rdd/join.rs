@@ -1,0 +1,380 @@
+//! `skew_join`: an inner hash join that splits the hot keys of its left side over several
+//! reduce partitions, so no task holds all the rows of one key.
+//!
+//! A plain hash join sends every row of a key to one reduce partition: when one key holds
+//! a third of the rows, one task receives a third of the data. `skew_join` first samples
+//! the left side's keys (a reservoir per partition, as `sort_by` samples) and estimates each
+//! key's rows. A key with more than half a partition's fair share is *hot* and gets a
+//! number of *salts* n: its left rows are dealt round-robin over n consecutive reduce
+//! partitions, and each right row of the key is copied to all n of them. Every left row
+//! still meets every right row of its key exactly once. Both sides are shuffled by the same
+//! partitioner; reduce partition `i` of both lands on one executor, which builds a hash
+//! table of its right rows and streams its left rows through it.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::Result;
+use crate::rdd::shuffled::ReduceMode;
+use crate::rdd::{Data, Key, Rdd};
+use crate::shuffle::partitioner::hash_partition;
+use crate::shuffle::range::reservoir;
+
+/// Options of [`Rdd::skew_join`].
+#[derive(Debug, Clone)]
+pub struct SkewJoinOptions {
+    /// Reduce partitions (default: the larger side's number of partitions).
+    pub partitions: Option<usize>,
+    /// Keys sampled per partition of the left side to find the hot keys.
+    pub samples_per_partition: usize,
+}
+
+impl Default for SkewJoinOptions {
+    fn default() -> Self {
+        SkewJoinOptions {
+            partitions: None,
+            samples_per_partition: 1000,
+        }
+    }
+}
+
+/// Hot keys and the number of reduce partitions (salts, at least 2) each is split over.
+pub type HotKeys<K> = FxHashMap<K, u32>;
+
+/// The hot keys of a sample: `samples` holds, per partition, its sampled keys and the rows
+/// it had. A key stands for `rows / sampled` rows of its partition; a key estimated at
+/// more than half of `total / partitions` rows is hot, split into pieces of about that
+/// half share (at most `partitions` of them).
+pub fn hot_keys<K: Key>(samples: Vec<(Vec<K>, u64)>, partitions: usize) -> HotKeys<K> {
+    let total: u64 = samples.iter().map(|s| s.1).sum();
+    if partitions <= 1 || total == 0 {
+        return HotKeys::default();
+    }
+    let mut rows: FxHashMap<K, f64> = FxHashMap::default();
+    for (keys, seen) in samples {
+        if keys.is_empty() {
+            continue;
+        }
+        let weight = seen as f64 / keys.len() as f64;
+        for k in keys {
+            *rows.entry(k).or_default() += weight;
+        }
+    }
+    let piece = total as f64 / partitions as f64 / 2.0;
+    rows.into_iter()
+        .filter_map(|(k, n)| {
+            let salts = (n / piece).ceil().min(partitions as f64) as u32;
+            (salts >= 2).then_some((k, salts))
+        })
+        .collect()
+}
+
+/// The reduce partition of a salted key: salt `s` of a key goes `s` partitions after the
+/// key's hash partition, so a hot key's pieces land on different partitions (and, as the
+/// driver places partitions round-robin, on different executors).
+fn salted_partition<K: Key>(key: &K, salt: u32, partitions: usize) -> usize {
+    (hash_partition(key, partitions) + salt as usize) % partitions
+}
+
+/// The right rows of one key in a reduce partition: usually one (a dimension), any number
+/// in general.
+enum Matches<W> {
+    One(W),
+    Many(Vec<W>),
+}
+
+impl<W> Matches<W> {
+    fn as_slice(&self) -> &[W] {
+        match self {
+            Matches::One(w) => std::slice::from_ref(w),
+            Matches::Many(ws) => ws,
+        }
+    }
+}
+
+/// Streams left rows through the hash table of the right rows, yielding each match.
+struct Probe<K, V, W, I> {
+    table: FxHashMap<K, Matches<W>>,
+    left: I,
+    /// A left row with more than one match, and the next match to pair it with.
+    pending: Option<(K, V, usize)>,
+}
+
+impl<K: Key, V: Data, W: Data, I: Iterator<Item = ((K, u32), V)>> Iterator for Probe<K, V, W, I> {
+    type Item = (K, (V, W));
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((k, v, i)) = &mut self.pending {
+                let ws = self.table.get(k).map_or(&[][..], Matches::as_slice);
+                if *i + 1 < ws.len() {
+                    *i += 1;
+                    return Some((k.clone(), (v.clone(), ws[*i - 1].clone())));
+                }
+                let w = ws.get(*i).cloned();
+                let (k, v, _) = self.pending.take()?;
+                if let Some(w) = w {
+                    return Some((k, (v, w)));
+                }
+            }
+            let ((k, _), v) = self.left.next()?;
+            match self.table.get(&k).map(Matches::as_slice) {
+                Some([w]) => return Some((k, (v, w.clone()))),
+                Some([]) | None => {}
+                Some(_) => self.pending = Some((k, v, 0)),
+            }
+        }
+    }
+}
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    /// The inner join of `self` and `other` on key, like [`join`](Rdd::join), for a left
+    /// side whose keys may be skewed: runs a sampling job over `self` first, then splits
+    /// its hot keys over several reduce partitions (copying the matching rows of `other`
+    /// to each), so one key's rows never all go to one task. Put the large, skewed side
+    /// on the left; a key hot on the right is not split.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs, rdd::join::SkewJoinOptions};
+    /// let ctx = Context::local_with_executors(&EngineArgs::default(), 2);
+    /// // Key 0 in two thirds of the facts, key 1 in the rest.
+    /// let facts = ctx.parallelize((0..3000u64).map(|i| (i % 3 % 2, i)).collect(), Some(4));
+    /// let dim = ctx.parallelize(vec![(0u64, -1i64), (9, 9)], Some(2));
+    /// let joined = facts.skew_join(&dim, SkewJoinOptions::default())?;
+    /// assert_eq!(joined.count()?, 2000);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
+    pub fn skew_join<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        options: SkewJoinOptions,
+    ) -> Result<Rdd<(K, (V, W))>> {
+        let partitions = options
+            .partitions
+            .unwrap_or(self.num_partitions().max(other.num_partitions()))
+            .max(1);
+        let hot = self.sample_hot_keys(partitions, options.samples_per_partition)?;
+        if !hot.is_empty() {
+            tracing::info!(
+                "skew_join: {} hot key(s), split over up to {} partitions",
+                hot.len(),
+                hot.values().max().copied().unwrap_or(0)
+            );
+        }
+        self.salted_join(other, Arc::new(hot), partitions)
+    }
+
+    /// The hot keys of `self` for a join into `partitions` (see [`hot_keys`]), from a
+    /// sampling job that reads `self` once.
+    pub fn sample_hot_keys(
+        &self,
+        partitions: usize,
+        samples_per_partition: usize,
+    ) -> Result<HotKeys<K>> {
+        let per_partition = samples_per_partition.max(1);
+        let samples: Vec<(Vec<K>, u64)> = self
+            .map_partitions_with_index(move |i, records| {
+                vec![reservoir(records.map(|(k, _)| k), per_partition, i as u64)]
+            })
+            .collect()?;
+        Ok(hot_keys(samples, partitions))
+    }
+
+    /// The join with the hot keys given: both sides shuffled by salted key into
+    /// `partitions`, then a hash join per partition. A key's salts are taken between 1
+    /// and `partitions`: two salts of one key in one partition would meet its right rows
+    /// twice.
+    pub fn salted_join<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        hot: Arc<HotKeys<K>>,
+        partitions: usize,
+    ) -> Result<Rdd<(K, (V, W))>> {
+        let partitions = partitions.max(1);
+        let hot = Arc::new(
+            hot.iter()
+                .map(|(k, &n)| (k.clone(), n.clamp(1, partitions as u32)))
+                .collect::<HotKeys<K>>(),
+        );
+        let left = self.salted(Arc::clone(&hot), partitions);
+        let right = other.replicated(hot, partitions);
+        left.zip_partitions_named("hash_join", &right, |left, right| {
+            let mut table: FxHashMap<K, Matches<W>> = FxHashMap::default();
+            for ((k, _), w) in right {
+                match table.get_mut(&k) {
+                    None => {
+                        table.insert(k, Matches::One(w));
+                    }
+                    Some(m) => {
+                        let all = match std::mem::replace(m, Matches::Many(Vec::new())) {
+                            Matches::One(first) => vec![first, w],
+                            Matches::Many(mut ws) => {
+                                ws.push(w);
+                                ws
+                            }
+                        };
+                        *m = Matches::Many(all);
+                    }
+                }
+            }
+            Probe {
+                table,
+                left,
+                pending: None,
+            }
+        })
+    }
+
+    /// The left side shuffled by salted key: a hot key's rows dealt round-robin over its
+    /// salts (from a different start in each partition), others with salt 0.
+    pub(crate) fn salted(&self, hot: Arc<HotKeys<K>>, partitions: usize) -> Rdd<((K, u32), V)> {
+        let salted: Rdd<((K, u32), V)> = self.partition_op("salt_hot_keys", move |split, rows| {
+            let hot = Arc::clone(&hot);
+            let mut turn = split as u32;
+            rows.map(move |(k, v)| {
+                let salt = match hot.get(&k) {
+                    Some(&n) => {
+                        turn = turn.wrapping_add(1);
+                        turn % n
+                    }
+                    None => 0,
+                };
+                ((k, salt), v)
+            })
+        });
+        salted.shuffle(
+            "skew_join left",
+            partitions,
+            move |((k, salt), _)| salted_partition(k, *salt, partitions),
+            ReduceMode::Plain,
+        )
+    }
+
+    /// The right side shuffled by salted key: each row of a hot key once per salt.
+    fn replicated(&self, hot: Arc<HotKeys<K>>, partitions: usize) -> Rdd<((K, u32), V)> {
+        let copies: Rdd<((K, u32), V)> = self.map_batches("copy_hot_keys", move |rows| {
+            let mut out = Vec::with_capacity(rows.len());
+            for (k, v) in rows {
+                match hot.get(&k) {
+                    Some(&n) => out.extend((0..n).map(|s| ((k.clone(), s), v.clone()))),
+                    None => out.push(((k, 0), v)),
+                }
+            }
+            out
+        });
+        copies.shuffle(
+            "skew_join right",
+            partitions,
+            move |((k, salt), _)| salted_partition(k, *salt, partitions),
+            ReduceMode::Plain,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::EngineArgs;
+    use crate::context::Context;
+
+    #[test]
+    fn hot_keys_are_those_above_half_a_fair_share() {
+        // 4000 rows for 4 partitions: fair share 1000, half 500. 300 keys sampled from 3000
+        // rows stand for 10 rows each: key 7 for 1400 rows (3 salts), key 8 for 600 (2),
+        // the others for 10 each.
+        let mut keys: Vec<u64> = vec![7; 140];
+        keys.extend([8; 60]);
+        keys.extend(100..200);
+        let hot = hot_keys(vec![(keys, 3000), (vec![], 1000)], 4);
+        assert_eq!(hot.len(), 2, "{hot:?}");
+        assert_eq!(hot[&7], 3);
+        assert_eq!(hot[&8], 2);
+        // One partition, or no rows: nothing to split.
+        assert!(hot_keys(vec![(vec![7u64; 10], 10)], 1).is_empty());
+        assert!(hot_keys::<u64>(vec![(vec![], 0)], 4).is_empty());
+        // A key can be split at most over every partition.
+        assert_eq!(hot_keys(vec![(vec![1u64; 50], 1_000_000)], 3)[&1], 3);
+    }
+
+    type Facts = Vec<(u64, u64)>;
+    type Dim = Vec<(u64, i32)>;
+
+    /// Facts with key 0 in a third of the rows, the rest spread; a dimension with keys
+    /// missing, a key without facts, and key 5 twice (a general right side).
+    fn skewed(n: u64) -> (Facts, Dim) {
+        let facts = (0..n)
+            .map(|i| (if i % 3 == 0 { 0 } else { 1 + i * 7 % 101 }, i))
+            .collect();
+        let mut dim: Vec<(u64, i32)> = (0..90).map(|k| (k, k as i32 * 10)).collect();
+        dim.push((5, -5));
+        dim.push((500, 1));
+        (facts, dim)
+    }
+
+    fn reference(facts: &[(u64, u64)], dim: &[(u64, i32)]) -> Vec<(u64, (u64, i32))> {
+        let mut out = Vec::new();
+        for &(k, v) in facts {
+            for &(k2, w) in dim {
+                if k == k2 {
+                    out.push((k, (v, w)));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn skew_join_matches_a_nested_loop_join_on_skewed_keys() {
+        let (facts, dim) = skewed(6000);
+        for executors in [1, 3] {
+            let ctx = Context::local_with_executors(&EngineArgs::default(), executors);
+            let f = ctx.parallelize(facts.clone(), Some(5));
+            let d = ctx.parallelize(dim.clone(), Some(2));
+            let mut got = f
+                .skew_join(&d, SkewJoinOptions::default())
+                .unwrap()
+                .collect()
+                .unwrap();
+            got.sort();
+            assert_eq!(got, reference(&facts, &dim), "{executors} executor(s)");
+            // The plain join agrees.
+            let mut plain = f.join(&d).collect().unwrap();
+            plain.sort();
+            assert_eq!(plain, got);
+        }
+    }
+
+    #[test]
+    fn a_hot_key_is_spread_over_partitions_and_its_dimension_rows_copied() {
+        let (facts, dim) = skewed(6000);
+        let ctx = Context::local_with_executors(&EngineArgs::default(), 2);
+        let f = ctx.parallelize(facts.clone(), Some(4));
+        let hot = Arc::new(HotKeys::from_iter([(0u64, 4u32)]));
+        let sizes = f
+            .salted(Arc::clone(&hot), 8)
+            .map_partitions(|rows| vec![rows.filter(|((k, _), _)| *k == 0).count()])
+            .collect()
+            .unwrap();
+        // 2000 rows of key 0 in four pieces of 500, not one partition of 2000.
+        assert_eq!(sizes.iter().sum::<usize>(), 2000);
+        assert_eq!(sizes.iter().filter(|&&n| n > 0).count(), 4, "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= 500), "{sizes:?}");
+        // More salts than partitions are as many as partitions: still exact.
+        let too_many = Arc::new(HotKeys::from_iter([(0u64, 20u32), (5, 0)]));
+        let d = ctx.parallelize(dim.clone(), Some(2));
+        let mut got = f.salted_join(&d, too_many, 3).unwrap().collect().unwrap();
+        got.sort();
+        assert_eq!(got, reference(&facts, &dim));
+        // The sampling finds key 0 hot (2000 rows against a half share of 375) and no
+        // other key (about 40 rows each), and the join is still exact.
+        let found = f.sample_hot_keys(8, 1000).unwrap();
+        assert_eq!(found.keys().collect::<Vec<_>>(), [&0]);
+        assert_eq!(found[&0], 6);
+        let d = ctx.parallelize(dim.clone(), Some(2));
+        let mut got = f.salted_join(&d, hot, 8).unwrap().collect().unwrap();
+        got.sort();
+        assert_eq!(got, reference(&facts, &dim));
+    }
+}
