@@ -1,7 +1,10 @@
 //! Shuffle throughput: bytes that cross between executors, through raw `MPI_Alltoallv`
 //! and through ember's shuffle exchange, in one run, at 2 and 4 executors.
 //!
-//!     cargo bench --bench shuffle [-- --mib 256 --reps 3]
+//!     cargo bench --bench shuffle [-- --mib 256 --reps 3] [--nodes]
+//!
+//! With `--nodes` (root), every rank runs in a network namespace of its own: each executor
+//! is a node, and all cross-executor bytes go over TCP in every mode (`auto` included).
 //!
 //! Only bytes that move from one executor to another are counted. Raw: every executor
 //! sends `mib / executors` MiB to each *other* executor and nothing to itself (so MPI
@@ -21,6 +24,8 @@
 //! so it has no exchange data rate: compare the whole shuffle job's seconds ("job s": map
 //! side, exchange and reading every record on the reduce side) instead.
 
+#[path = "../tests/common/netns.rs"]
+mod netns;
 #[path = "support.rs"]
 mod support;
 
@@ -36,10 +41,16 @@ fn main() {
     }
     let mib: usize = support::arg("--mib", 256);
     let reps: usize = support::arg("--reps", 3);
+    let nodes = std::env::args().any(|a| a == "--nodes");
     let exe = std::env::current_exe().expect("own path");
     println!(
         "shuffle benchmark: {mib} MiB per executor, median of {reps}; bytes = bytes that \
-         crossed from one executor to another (own share excluded, raw sends none to itself)"
+         crossed from one executor to another (own share excluded, raw sends none to itself){}",
+        if nodes {
+            "; one rank per network-namespace node, over TCP"
+        } else {
+            ""
+        }
     );
     println!(
         "{:>9} {:>9} {:>11} {:>11} {:>9} {:>15} {:>6} {:>9}",
@@ -53,6 +64,10 @@ fn main() {
         "job s"
     );
     for executors in [2, 4] {
+        let namespaces = nodes.then(|| {
+            netns::Nodes::create(executors + 1)
+                .unwrap_or_else(|e| panic!("--nodes: cannot make network namespaces: {e}"))
+        });
         for mode in ["alltoallv", "rma", "auto"] {
             let args = vec![
                 "--mib".to_string(),
@@ -60,7 +75,11 @@ fn main() {
                 "--reps".into(),
                 reps.to_string(),
             ];
-            let mut cmd = support::mpirun(executors + 1, exe.to_str().unwrap(), &args);
+            let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut cmd = match &namespaces {
+                Some(ns) => ns.mpirun(exe.to_str().unwrap(), &args_ref),
+                None => support::mpirun(executors + 1, exe.to_str().unwrap(), &args),
+            };
             cmd.env("EMBER_SHUFFLE_MODE", mode);
             let (_, stdout, stderr) = support::timed(cmd);
             print!("{stdout}");

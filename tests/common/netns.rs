@@ -129,8 +129,9 @@ impl Nodes {
             .args(["-H", &hosts.join(",")])
             .args(["-n", &self.count.to_string(), "--bind-to", "none"])
             .arg(program)
-            .args(args);
-        super::mpi_env(&mut cmd);
+            .args(args)
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
         cmd
     }
 }
