@@ -142,6 +142,9 @@ fn expect_corruption(fault: &str, mode: &str, message: &str) {
         "6",
         "--shuffle-mode",
         mode,
+        // Several data rounds, so a fault can strike in round 1 of many.
+        "--shuffle-round-bytes",
+        "2k",
     ];
     let mut cmd = mpirun(4, &bin("wordcount"), &args);
     cmd.env("EMBER_TEST_SHUFFLE_FAULT", fault);

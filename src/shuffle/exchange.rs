@@ -14,8 +14,9 @@
 //! 4. Remote sources: rounds of `MPI_Alltoall` (counts) and `MPI_Alltoallv` (data), sent
 //!    straight from the mapped map file and received straight into one mapped reduce
 //!    file, at most `round_bytes / executors` per destination per round, so memory stays
-//!    at the executor's own data plus one round. Every executor runs the agreed maximum
-//!    number of rounds. A source that sends more or less than it announced is
+//!    at the executor's own data plus one round. Small map files share a round (packed
+//!    by destination), so the number of rounds follows the bytes, not the number of map
+//!    files. Every executor runs the agreed maximum number of rounds. A source that sends more or less than it announced is
 //!    `CorruptShuffle` naming the shuffle and the source executor.
 
 use std::collections::HashMap;
@@ -403,7 +404,7 @@ fn receive_remote(
     let quota = (ex.round_bytes / n).max(1) as u64;
     let remote_len = |f: &MapFile, peer: usize| if in_place(peer) { 0 } else { f.runs[peer].1 };
     let mut maps = Vec::with_capacity(files.len());
-    let mut plan: Vec<(usize, u64)> = Vec::new(); // (file, round within the file)
+    let mut pieces: Vec<Piece> = Vec::new();
     let ready = (|| {
         reduce_map = reduce_file(ex.store, shuffle, total)?;
         for (i, f) in files.iter().enumerate() {
@@ -412,25 +413,38 @@ fn receive_remote(
                 .max()
                 .unwrap_or(0);
             maps.push(if rounds > 0 { map_read(&f.data)? } else { None });
-            plan.extend((0..rounds).map(|k| (i, k)));
+            pieces.extend((0..rounds).map(|k| {
+                Piece {
+                    file: i,
+                    counts: (0..n)
+                        .map(|p| remote_len(f, p).saturating_sub(k * quota).min(quota) as usize)
+                        .collect(),
+                    displs: (0..n)
+                        .map(|p| (f.runs[p].0 + (k * quota).min(f.runs[p].1)) as usize)
+                        .collect(),
+                }
+            }));
         }
         Ok(())
     })();
+    let plan = group_pieces(pieces, quota as usize);
     agree(peers, shuffle, ready)?;
     let rounds = peers.all_max(plan.len() as u64)? as usize;
     let mut cursor = base.clone();
     let mut send_short = ex.fault == Some(ShuffleFault::Truncate);
+    let mut packed = Vec::new();
     for round in 0..rounds {
         let (send, mut counts, displs): (&[u8], Vec<usize>, Vec<usize>) = match plan.get(round) {
-            Some(&(i, k)) => {
-                let f = &files[i];
-                let counts = (0..n)
-                    .map(|p| remote_len(f, p).saturating_sub(k * quota).min(quota) as usize)
-                    .collect();
-                let displs = (0..n)
-                    .map(|p| (f.runs[p].0 + (k * quota).min(f.runs[p].1)) as usize)
-                    .collect();
-                (maps[i].as_deref().unwrap_or(&[]), counts, displs)
+            // One map file's piece: sent straight from the mapped file.
+            Some(one) if one.len() == 1 => {
+                let p = &one[0];
+                let map = maps[p.file].as_deref().unwrap_or(&[]);
+                (map, p.counts.clone(), p.displs.clone())
+            }
+            // Several small files' pieces share the round: packed by destination.
+            Some(several) => {
+                let (counts, displs) = pack_pieces(several, &maps, n, &mut packed);
+                (&packed[..], counts, displs)
             }
             None => (&[], vec![0; n], vec![0; n]),
         };
@@ -471,6 +485,59 @@ fn receive_remote(
     }
     add_received_blocks(reduce_map, remote, &base, first_id, blocks)?;
     Ok((total as u64, rounds as u32))
+}
+
+/// One map file's share of a data round: per destination, bytes and where they start.
+struct Piece {
+    file: usize,
+    counts: Vec<usize>,
+    displs: Vec<usize>,
+}
+
+/// Rounds of consecutive pieces whose bytes for every destination fit `quota` together, so
+/// the number of rounds follows the bytes, not the number of map files (each round
+/// synchronises every executor).
+fn group_pieces(pieces: Vec<Piece>, quota: usize) -> Vec<Vec<Piece>> {
+    let mut rounds: Vec<Vec<Piece>> = Vec::new();
+    let mut load: Vec<usize> = Vec::new();
+    for piece in pieces {
+        let fits =
+            !rounds.is_empty() && load.iter().zip(&piece.counts).all(|(l, c)| l + c <= quota);
+        if fits {
+            load.iter_mut()
+                .zip(&piece.counts)
+                .for_each(|(l, c)| *l += c);
+            if let Some(round) = rounds.last_mut() {
+                round.push(piece);
+            }
+        } else {
+            load = piece.counts.clone();
+            rounds.push(vec![piece]);
+        }
+    }
+    rounds
+}
+
+/// Copies `pieces` into `buf`, each destination's bytes together in piece order (the
+/// order a receiver expects them in); returns the round's counts and displacements.
+fn pack_pieces(
+    pieces: &[Piece],
+    maps: &[Option<memmap2::Mmap>],
+    n: usize,
+    buf: &mut Vec<u8>,
+) -> (Vec<usize>, Vec<usize>) {
+    buf.clear();
+    let mut counts = vec![0; n];
+    let mut displs = vec![0; n];
+    for (dest, (count, displ)) in counts.iter_mut().zip(&mut displs).enumerate() {
+        *displ = buf.len();
+        for p in pieces {
+            let map = maps[p.file].as_deref().unwrap_or(&[]);
+            buf.extend_from_slice(&map[p.displs[dest]..p.displs[dest] + p.counts[dest]]);
+            *count += p.counts[dest];
+        }
+    }
+    (counts, displs)
 }
 
 /// The error an injected fault raises.
@@ -689,6 +756,21 @@ mod tests {
             let total: u64 = got.iter().map(|g| g.len() as u64).sum();
             assert_eq!(stats.iter().map(|s| s.bytes).sum::<u64>(), total);
         }
+    }
+
+    #[test]
+    fn small_map_files_share_rounds() {
+        // 8 map files per executor, all of them well within one round: one round, not 8.
+        for n in [2, 3, 4] {
+            let (got, stats) = run_exchange(n, 8, 6, ShuffleMode::Alltoallv, 1 << 20, |_| 0);
+            assert_eq!(got, expected(n, 8, 6), "{n} executors");
+            assert!(stats.iter().all(|s| s.rounds == 1), "{n}: {stats:?}");
+        }
+        // A quota a few files fill: rounds follow the bytes, data still in order.
+        let (got, stats) = run_exchange(3, 8, 6, ShuffleMode::Alltoallv, 6000, |_| 0);
+        assert_eq!(got, expected(3, 8, 6));
+        let rounds = stats.iter().map(|s| s.rounds).max().unwrap();
+        assert!((2..8).contains(&rounds), "{stats:?}");
     }
 
     #[test]
