@@ -54,6 +54,8 @@ pub struct Runtime {
     /// their threads get here (every rank must see the same order).
     job_lock: Mutex<()>,
     accumulators: Mutex<Vec<Arc<dyn AccumulatorSlot>>>,
+    /// Shuffles whose last handle dropped, for the driver to forget before its next job.
+    forgotten: Mutex<Vec<ShuffleId>>,
     next_accumulator: AtomicU32,
     next_rdd: AtomicU32,
     next_shuffle: AtomicU32,
@@ -82,6 +84,7 @@ impl Runtime {
             driver: Mutex::new(DriverState::default()),
             job_lock: Mutex::new(()),
             accumulators: Mutex::new(Vec::new()),
+            forgotten: Mutex::new(Vec::new()),
             next_accumulator: AtomicU32::new(0),
             next_rdd: AtomicU32::new(0),
             next_shuffle: AtomicU32::new(0),
@@ -125,6 +128,17 @@ impl Runtime {
         lock(&self.driver).blocks.retain(|(r, _), _| *r != rdd);
     }
 
+    /// No lineage can read `shuffle` any more: delete its files on this rank's executor
+    /// (or the in-process ones) and, on the driver, forget where its partitions live
+    /// before the next job. Runs wherever the last handle drops, possibly on an executor
+    /// thread while the driver holds its state for a job: so it only queues that part.
+    pub fn forget_shuffle(&self, shuffle: ShuffleId) {
+        for e in self.executor.iter().chain(&self.local_executors) {
+            e.shuffle.remove_shuffle(shuffle);
+        }
+        lock(&self.forgotten).push(shuffle);
+    }
+
     pub fn new_shuffle_id(&self) -> ShuffleId {
         ShuffleId(self.next_shuffle.fetch_add(1, Ordering::Relaxed))
     }
@@ -163,7 +177,7 @@ impl Runtime {
             Some(o) => match OutputCommitter::setup(&o.dir, o.overwrite) {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    self.end_job(&job, Err(e.to_string()), false);
+                    self.end_job(&job, Err(e.to_string()), false, Vec::new());
                     return Err(e);
                 }
             },
@@ -179,12 +193,14 @@ impl Runtime {
                 ));
             }
         }
-        let result = driver::run_job(
-            self.world.as_ref(),
-            &self.table,
-            &mut lock(&self.driver),
-            &job,
-        );
+        let result = {
+            let mut state = lock(&self.driver);
+            for s in std::mem::take(&mut *lock(&self.forgotten)) {
+                state.shuffles.remove(&s);
+            }
+            driver::run_job(self.world.as_ref(), &self.table, &mut state, &job)
+        };
+        let mut obsolete = Vec::new();
         let result = result.and_then(|out| {
             if let (Some(c), Some(o)) = (&committer, &output) {
                 c.commit(o.partitions)?;
@@ -192,15 +208,16 @@ impl Runtime {
             for (id, bytes) in &out.accumulator_updates {
                 self.accumulator(*id)?.merge(bytes)?;
             }
+            obsolete = out.obsolete_shuffles;
             Ok(out.results)
         });
         match &result {
-            Ok(r) => self.end_job(&job, Ok(r.clone()), true),
+            Ok(r) => self.end_job(&job, Ok(r.clone()), true, obsolete),
             Err(e) => {
                 if let Some(c) = &committer {
                     c.abort();
                 }
-                self.end_job(&job, Err(e.to_string()), true)
+                self.end_job(&job, Err(e.to_string()), true, Vec::new())
             }
         }
         result
@@ -213,6 +230,7 @@ impl Runtime {
         job: &Job,
         outcome: std::result::Result<Vec<Vec<u8>>, String>,
         started: bool,
+        obsolete_shuffles: Vec<ShuffleId>,
     ) {
         if self.mode == Mode::Local && !started {
             return;
@@ -221,6 +239,7 @@ impl Runtime {
             job: job.id,
             outcome,
             accumulators: self.accumulator_values(),
+            obsolete_shuffles,
         });
         for e in self.table.iter() {
             if let Err(err) = self.world.send(e.id.rank(), TO_EXECUTOR, &msg) {

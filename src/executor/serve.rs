@@ -105,7 +105,11 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                     job: j,
                     outcome,
                     accumulators,
+                    obsolete_shuffles,
                 } if j == job.id => {
+                    for s in obsolete_shuffles {
+                        executor.shuffle.remove_shuffle(s);
+                    }
                     let results = outcome.map_err(Error::JobFailed)?;
                     return Ok(JobEnd {
                         results,

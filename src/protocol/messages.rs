@@ -41,6 +41,8 @@ pub enum ToExecutor {
         job: u64,
         outcome: Result<Vec<Vec<u8>>, String>,
         accumulators: Vec<(u32, Vec<u8>)>,
+        /// Shuffles no longer needed: remove their files.
+        obsolete_shuffles: Vec<ShuffleId>,
     },
     /// This executor is taken out of service: drop its cached blocks.
     Decommission { job: u64 },

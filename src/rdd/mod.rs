@@ -573,8 +573,9 @@ impl<T: Data> Rdd<T> {
         partition_of: impl Fn(&T) -> usize + Send + Sync + 'static,
         mode: ReduceMode<T>,
     ) -> Rdd<T> {
+        let shuffle = self.rt.new_shuffle_id();
         let dep = Arc::new(ShuffleDependency {
-            id: self.rt.new_shuffle_id(),
+            id: shuffle,
             parent: Arc::clone(&self.node),
             partitions,
             partition_of: Arc::new(partition_of),
@@ -584,6 +585,10 @@ impl<T: Data> Rdd<T> {
             name,
             dep,
             mode,
+            cleaner: crate::rdd::shuffled::ShuffleCleaner {
+                shuffle,
+                rt: Arc::downgrade(&self.rt),
+            },
         }))
     }
 

@@ -78,6 +78,25 @@ pub struct ShuffledRdd<S> {
     pub name: &'static str,
     pub dep: Arc<ShuffleDependency<S>>,
     pub mode: ReduceMode<S>,
+    /// Removes the shuffle's files when this node, the only way to read them, is dropped.
+    pub cleaner: ShuffleCleaner,
+}
+
+/// Spark's ContextCleaner for shuffles, made deterministic by ownership: when the last
+/// handle to a shuffled RDD goes (on every rank alike: the program is SPMD), no lineage
+/// can read its shuffle any more, so its map and reduce files are deleted and the driver
+/// forgets it. An iterative job (PageRank) thus keeps only the shuffles it still holds.
+pub struct ShuffleCleaner {
+    pub shuffle: ShuffleId,
+    pub rt: std::sync::Weak<crate::context::Runtime>,
+}
+
+impl Drop for ShuffleCleaner {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.upgrade() {
+            rt.forget_shuffle(self.shuffle);
+        }
+    }
 }
 
 impl<S: serde::Serialize + Send + Sync + 'static> Node for ShuffledRdd<S> {

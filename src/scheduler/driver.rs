@@ -1,10 +1,10 @@
 //! The driver's side of a job: check lineages, run stages in order, place and retry tasks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::ids::{ExecutorId, RddId, ShuffleId};
+use crate::ids::{ExecutorId, RddId, ShuffleId, StageId};
 use crate::plan::job::Job;
 use crate::plan::node::cached_blocks;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
@@ -70,6 +70,10 @@ pub struct JobOutput {
     pub results: Vec<Vec<u8>>,
     /// Accumulator updates of every successful task, once per task.
     pub accumulator_updates: Vec<(u32, Vec<u8>)>,
+    /// Shuffles of this job's lineage that no stage of it read or wrote: their consumers'
+    /// outputs exist, so their files can go (the driver has forgotten them; a lost block
+    /// that needs one computes it again from lineage).
+    pub obsolete_shuffles: Vec<ShuffleId>,
 }
 
 /// Runs `job` on the executors of `table`. The caller announces the end of the job
@@ -113,9 +117,11 @@ pub fn run_job(
     let mut results = vec![Vec::new(); job.partitions.len()];
     let mut updates = Vec::new();
     let mut injected = false;
+    let mut ran: HashSet<StageId> = HashSet::new();
     // Runs the stages in order; after an executor leaves, starts over (stages whose
     // output still exists are skipped, lost ones computed again).
     'stages: loop {
+        let wanted = wanted(&stages, state);
         for stage in &stages {
             if !injected
                 && let Some(e) = crate::faults::decommission_at(job.id, stage.id.0).map(ExecutorId)
@@ -134,6 +140,13 @@ pub fn run_job(
                 return Err(Error::Other("no executor is in service".into()));
             }
             match &stage.kind {
+                StageKind::ShuffleMap(_) if !wanted.contains(&stage.id) => {
+                    tracing::info!(
+                        "job {}: {} skipped: no stage of this job needs it",
+                        job.id,
+                        stage.describe()
+                    );
+                }
                 StageKind::ShuffleMap(dep) => {
                     let owners = choose_owners(stage, &stages, job, &in_service, state);
                     if state.shuffles.get(&dep.id()) == Some(&owners) {
@@ -156,11 +169,13 @@ pub fn run_job(
                     run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
                         updates.extend(acc)
                     })?;
+                    ran.insert(stage.id);
                     let stats = exchange(world, &executors, job, dep.id())?;
                     state.exchanges.push(stats);
                     state.shuffles.insert(dep.id(), owners);
                 }
                 StageKind::Result => {
+                    ran.insert(stage.id);
                     run_stage(
                         world,
                         table,
@@ -185,10 +200,63 @@ pub fn run_job(
         stages.len(),
         started.elapsed().as_secs_f64()
     );
+    let obsolete_shuffles = obsolete(&stages, &ran);
+    for s in &obsolete_shuffles {
+        state.shuffles.remove(s);
+    }
+    if !obsolete_shuffles.is_empty() {
+        tracing::info!(
+            "job {}: shuffle(s) {obsolete_shuffles:?} no longer needed: their files are removed",
+            job.id
+        );
+    }
     Ok(JobOutput {
         results,
         accumulator_updates: updates,
+        obsolete_shuffles,
     })
+}
+
+/// The stages this job must run, found from the result stage back (as Spark submits
+/// missing parent stages): a stage is wanted if a wanted stage reads its output and that
+/// output is missing (never exchanged, forgotten, or with an owner out of service).
+fn wanted(stages: &[Stage], state: &DriverState) -> HashSet<StageId> {
+    let mut wanted = HashSet::new();
+    if let Some(last) = stages.last() {
+        wanted.insert(last.id);
+    }
+    for stage in stages.iter().rev() {
+        if !wanted.contains(&stage.id) {
+            continue;
+        }
+        for &p in &stage.parents {
+            let available = stages[p.index()].shuffle().is_some_and(|d| {
+                state
+                    .shuffles
+                    .get(&d.id())
+                    .is_some_and(|owners| owners.iter().all(|o| !state.out_of_service.contains(o)))
+            });
+            if !available {
+                wanted.insert(p);
+            }
+        }
+    }
+    wanted
+}
+
+/// The shuffles of `stages` that no stage that `ran` wrote or read: stages that ran (and
+/// the stages they read from) keep theirs, as a lost cached block may need them again;
+/// one further back only fed a skipped stage whose output exists.
+fn obsolete(stages: &[Stage], ran: &HashSet<StageId>) -> Vec<ShuffleId> {
+    let mut needed: HashSet<StageId> = ran.clone();
+    for stage in stages.iter().filter(|s| ran.contains(&s.id)) {
+        needed.extend(stage.parents.iter().copied());
+    }
+    stages
+        .iter()
+        .filter(|s| !needed.contains(&s.id))
+        .filter_map(|s| s.shuffle().map(|d| d.id()))
+        .collect()
 }
 
 /// Reduce partition owners for the shuffle of `stage`: the executor that will run each

@@ -264,7 +264,7 @@ fn reduce_file(
     if total == 0 {
         return Ok(None);
     }
-    let path = store.dir().join(format!("shuffle-{shuffle}-reduce.data"));
+    let path = store.reduce_path(shuffle);
     let file = create_private(&path)?;
     // Blocks reserved now: a full local dir is this error, not a SIGBUS when MPI writes
     // into a hole of a sparse mapping.

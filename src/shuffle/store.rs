@@ -156,6 +156,27 @@ impl ShuffleStore {
         }
     }
 
+    /// Where this executor receives the partitions of `shuffle` it owns.
+    pub fn reduce_path(&self, shuffle: ShuffleId) -> std::path::PathBuf {
+        self.dir().join(format!("shuffle-{shuffle}-reduce.data"))
+    }
+
+    /// Forgets `shuffle` once no lineage can read it: deletes its map files (pending and
+    /// kept for in-place readers) and its reduce file. Mappings still held stay valid.
+    pub fn remove_shuffle(&self, shuffle: ShuffleId) {
+        lock(&self.owners).remove(&shuffle);
+        let pending = lock(&self.map_files).remove(&shuffle);
+        let kept = lock(&self.retained).remove(&shuffle);
+        pending
+            .iter()
+            .chain(&kept)
+            .flatten()
+            .for_each(MapFile::remove);
+        if lock(&self.reduce).remove(&shuffle).is_some() {
+            let _ = std::fs::remove_file(self.reduce_path(shuffle));
+        }
+    }
+
     /// Bytes of reduce partitions this executor holds (for logs and memory accounting).
     pub fn reduce_bytes(&self) -> usize {
         lock(&self.reduce)
