@@ -198,6 +198,14 @@ fn a_failure_on_one_executor_at_any_exchange_step_ends_the_job_on_every_rank() {
         ("fail:2", "rma", "after the metadata step"),
         ("fail-window:2", "rma", "filling its window"),
     ] {
+        if let (true, Some(why)) = (
+            fault.starts_with("fail-window"),
+            common::library::windows_unusable(),
+        ) {
+            // Nobody makes a window here, so no window is filled and no fault fires.
+            common::skip("shuffle: a failure filling a window", &why);
+            continue;
+        }
         let started = std::time::Instant::now();
         expect_corruption(fault, mode, &format!("shuffle 0: executor 2 failed {step}"));
         assert!(

@@ -56,6 +56,32 @@ pub fn library_version() -> String {
         .to_string()
 }
 
+/// Why one-sided windows must not be used with the linked library, if they must not.
+///
+/// MPICH 4.0 with the `ch4:ucx` device (Debian 12's MPICH 4.0.2) makes windows, but
+/// `MPI_Get` between ranks of one node returns wrong bytes: always when the parts'
+/// sizes are not multiples of 16, and now and then (on a loaded machine, one rank gets
+/// wrong data for every read) even when they are. Reproduced with a plain C program
+/// (`MPI_Win_allocate`, fill, barrier, `MPI_Win_lock_all`, `MPI_Get`s, flush), so it is
+/// the library's, not ember's; the shuffle falls back to `MPI_Alltoallv`.
+pub fn windows_unusable() -> Option<String> {
+    windows_unusable_in(&library_version())
+}
+
+fn windows_unusable_in(version: &str) -> Option<String> {
+    let field = |name: &str| {
+        version
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let mpich = field("MPICH Version:")?;
+    let device = field("MPICH Device:").unwrap_or("");
+    (mpich.starts_with("4.0") && device.contains("ucx")).then(|| {
+        format!("MPICH {mpich} ({device}) reads wrong bytes with MPI_Get between ranks of one node")
+    })
+}
+
 /// This process's world rank as its launcher announced it (Open MPI, PMI of MPICH, Slurm),
 /// read from the environment without MPI; `None` outside a launcher.
 pub fn launcher_rank() -> Option<(u64, u64)> {
@@ -88,6 +114,26 @@ mod tests {
             Some(MpiFamily::Mpich)
         );
         assert_eq!(MpiFamily::of_version("something else"), None);
+    }
+
+    #[test]
+    fn windows_are_refused_only_where_they_read_wrong_bytes() {
+        let debian =
+            "MPICH Version:\t4.0.2\nMPICH Release date:\tThu Apr  7 2022\nMPICH Device:\tch4:ucx\n";
+        let why = windows_unusable_in(debian).expect("refused");
+        assert!(why.contains("MPICH 4.0.2 (ch4:ucx)"), "{why}");
+        assert_eq!(
+            windows_unusable_in("MPICH Version:\t4.1.2\nMPICH Device:\tch4:ucx\n"),
+            None
+        );
+        assert_eq!(
+            windows_unusable_in("MPICH Version:\t4.0.2\nMPICH Device:\tch4:ofi\n"),
+            None
+        );
+        assert_eq!(
+            windows_unusable_in("Open MPI v4.1.4, package: Debian"),
+            None
+        );
     }
 
     #[test]
