@@ -43,7 +43,7 @@ pub(crate) fn owner_is_gone(dir: &Path) -> bool {
 /// Whether process `pid` of this host exists and has not exited. A zombie has exited: it
 /// stays in /proc until its parent reaps it, which for ranks a launcher SIGKILLed and left
 /// behind (MPICH's hydra does, on `MPI_Abort`) is whenever pid 1 gets round to it.
-fn process_runs(pid: &str) -> bool {
+pub(crate) fn process_runs(pid: &str) -> bool {
     match std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")) {
         // Field 3 of proc(5), after the parenthesised command name: the state.
         Ok(stat) => stat
