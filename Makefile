@@ -16,12 +16,13 @@ MPI ?=
 RUN_MPI := $(or $(MPI),openmpi)
 TEST_MPIS := $(or $(MPI),openmpi mpich)
 # Per MPI: its own target directory (mpi-sys does not rebuild when the MPI changes), how
-# to find it (build-probe-mpi reads MPI_PKG_CONFIG before MPICC, so clear it), its launcher.
+# to find it (`env` arguments; build-probe-mpi reads MPI_PKG_CONFIG before MPICC, so clear
+# it), its launcher.
 TARGET_openmpi := target
 BUILD_ENV_openmpi :=
 MPIRUN_openmpi := mpirun --oversubscribe --bind-to none
 TARGET_mpich := target/mpich
-BUILD_ENV_mpich := env -u MPI_PKG_CONFIG MPICC=mpicc.mpich
+BUILD_ENV_mpich := -u MPI_PKG_CONFIG MPICC=mpicc.mpich
 MPIRUN_mpich := mpiexec.mpich
 ifeq ($(TARGET_$(RUN_MPI)),)
 $(error MPI=$(MPI): one of openmpi, mpich)
@@ -42,7 +43,7 @@ deps:
 	@command -v cargo >/dev/null || { echo "cargo not found: install a Rust toolchain (rustup) first" >&2; exit 1; }
 
 build: deps
-	$(BUILD_ENV_$(RUN_MPI)) CARGO_TARGET_DIR=$(TARGET_$(RUN_MPI)) cargo build --release --bins
+	env $(BUILD_ENV_$(RUN_MPI)) CARGO_TARGET_DIR=$(TARGET_$(RUN_MPI)) cargo build --release --bins
 
 ## The main job, WordCount, on built-in generated text under a local mpirun with $(RANKS)
 ## ranks (rank 0 the driver, the others executors).
@@ -71,7 +72,8 @@ test: lint
 	  esac; \
 	  echo "=== test suite under $$mpi (CARGO_TARGET_DIR=$$target)"; \
 	  start=$$(date +%s); \
-	  EMBER_MPI=$$mpi $$build_env CARGO_TARGET_DIR=$$target cargo test --release || status=1; \
+	  env $$build_env EMBER_MPI=$$mpi CARGO_TARGET_DIR=$$target cargo test --release --no-fail-fast \
+	    || status=1; \
 	  times="$$times $$mpi $$(( $$(date +%s) - start )) s;"; \
 	done; \
 	echo "suite times:$$times"; \
