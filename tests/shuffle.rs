@@ -203,7 +203,7 @@ fn a_failure_on_one_executor_at_any_exchange_step_ends_the_job_on_every_rank() {
             common::library::windows_unusable(),
         ) {
             // Nobody makes a window here, so no window is filled and no fault fires.
-            common::skip("shuffle: a failure filling a window", &why);
+            common::skip("shuffle, a failure filling a window", &why);
             continue;
         }
         let started = std::time::Instant::now();
