@@ -159,8 +159,12 @@ fn a_job_binary_is_submitted_by_its_path() {
     );
     mpirun.assert_ok();
     // (--oversubscribe is added between them on a machine of fewer than 3 cores.)
+    let launch = match common::mpi_family() {
+        common::MpiFamily::OpenMpi => " mpirun -n 3 --bind-to none ",
+        common::MpiFamily::Mpich => "mpiexec.mpich -n 3 ",
+    };
     assert!(
-        mpirun.stdout.contains(" mpirun -n 3 --bind-to none ")
+        mpirun.stdout.contains(launch)
             && mpirun
                 .stdout
                 .ends_with(&format!(" {mine} --input points --k 3\n")),
