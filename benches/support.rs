@@ -12,20 +12,29 @@ pub fn under_mpi() -> bool {
 }
 
 /// `mpirun -n ranks program args` with the flags of this machine (root, oversubscribed,
-/// binding left to ember).
+/// binding left to ember), or MPICH's `mpiexec.mpich -n ranks program args` when the
+/// benchmarks are linked against MPICH (its hydra needs none of those flags).
 pub fn mpirun(ranks: usize, program: &str, args: &[String]) -> Command {
-    let mut cmd = Command::new("mpirun");
-    cmd.args([
-        "-n",
-        &ranks.to_string(),
-        "--oversubscribe",
-        "--bind-to",
-        "none",
-        program,
-    ])
-    .args(args)
-    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    use ember::transport::library::MpiFamily;
+    let mut cmd = if MpiFamily::linked() == Some(MpiFamily::Mpich) {
+        let mut cmd = Command::new("mpiexec.mpich");
+        cmd.args(["-n", &ranks.to_string()]);
+        cmd
+    } else {
+        let mut cmd = Command::new("mpirun");
+        cmd.args([
+            "-n",
+            &ranks.to_string(),
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+        ]);
+        cmd
+    };
+    cmd.arg(program)
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     cmd
 }
 

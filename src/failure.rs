@@ -111,9 +111,33 @@ pub fn abort_job(code: i32) -> ! {
     remove_scratch();
     let abort = *crate::sync::lock(&ABORT);
     if let Some(abort) = abort {
+        wait_for_launcher_to_read_output(std::time::Duration::from_secs(2));
         abort(code);
     }
     std::process::exit(code)
+}
+
+/// Waits, at most `limit`, until whoever reads this process's stdout and stderr pipes (the
+/// launcher) has taken everything written to them. MPICH's hydra kills the job as soon as
+/// a rank calls `MPI_Abort` and drops what is still unread in the rank's pipes, which
+/// would lose the line saying why the job failed. Files and terminals need no wait.
+fn wait_for_launcher_to_read_output(limit: std::time::Duration) {
+    let start = std::time::Instant::now();
+    for fd in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        // SAFETY: fstat and ioctl(FIONREAD) on our own descriptors, into local integers.
+        let is_pipe = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFIFO
+        };
+        while is_pipe && start.elapsed() < limit {
+            let mut unread: libc::c_int = 0;
+            // Linux answers FIONREAD on either end of a pipe: the bytes not yet read.
+            if unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) } != 0 || unread == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
 }
 
 /// Installs the panic hook that turns a panic into a job abort (once per process).

@@ -194,6 +194,14 @@ fn operators(nodes: &Nodes, mode: &str) {
 
 #[test]
 fn jobs_across_four_nodes_match_their_references_in_every_shuffle_mode() {
+    if common::mpi_family() == common::MpiFamily::Mpich {
+        common::skip(
+            "multinode",
+            "tests/common/netns.rs starts the ranks in their namespaces with OpenMPI's \
+             mpirun (an rsh agent per namespace, --mca btl tcp); no MPICH hydra launch yet",
+        );
+        return;
+    }
     let nodes = match Nodes::create(NODES) {
         Ok(nodes) => nodes,
         Err(reason) => {

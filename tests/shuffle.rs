@@ -116,6 +116,17 @@ fn a_failed_job_leaves_no_scratch_files() {
     let out = run(cmd, Duration::from_secs(60));
     assert_ne!(out.status, Some(0));
     assert!(!out.timed_out);
+    if common::mpi_family() == common::MpiFamily::Mpich {
+        // MPICH's hydra ends the other ranks with SIGKILL, not SIGTERM: what they leave
+        // is removed by the next ember process on the node, as a dead owner's scratch.
+        assert!(out.stderr.contains("ember: [driver 0] failed:"), "{out:#?}");
+        let next = mpirun(2, &bin("ember"), &["info"]);
+        run(
+            with_local_dir(next, scratch.path()),
+            Duration::from_secs(60),
+        )
+        .assert_ok();
+    }
     // The ranks mpirun terminated remove their directories on SIGTERM.
     let start = std::time::Instant::now();
     while !leftovers(scratch.path()).is_empty() && start.elapsed() < Duration::from_secs(5) {
@@ -190,6 +201,14 @@ fn a_failure_on_one_executor_at_any_exchange_step_ends_the_job_on_every_rank() {
         ("fail:2", "rma", "after the metadata step"),
         ("fail-window:2", "rma", "filling its window"),
     ] {
+        if let (true, Some(why)) = (
+            fault.starts_with("fail-window"),
+            common::library::windows_unusable(),
+        ) {
+            // Nobody makes a window here, so no window is filled and no fault fires.
+            common::skip("shuffle, a failure filling a window", &why);
+            continue;
+        }
         let started = std::time::Instant::now();
         expect_corruption(fault, mode, &format!("shuffle 0: executor 2 failed {step}"));
         assert!(

@@ -52,18 +52,34 @@ impl OutputCommitter {
         }
         let staging = staging(dir);
         remove_if_stale(&staging);
-        std::fs::create_dir(&staging).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => Error::Other(format!(
-                "output {}: another job is writing it ({} exists, {}); remove that directory if no job is",
-                dir.display(),
-                staging.display(),
-                owner_text(&staging)
-            )),
-            _ => Error::io(&staging, e),
-        })?;
+        // Made under a name of its own with its owner recorded, then renamed into place:
+        // the staging directory is never there without `_OWNER`. (A job SIGKILLed between
+        // the two steps, as MPICH's hydra does to every rank when one fails, left one that
+        // blocked the output until removed by hand.)
+        let fresh = fresh_staging(&staging);
+        let _ = std::fs::remove_dir_all(&fresh); // this pid's, from an earlier process
+        std::fs::create_dir(&fresh).map_err(|e| Error::io(&fresh, e))?;
         // A job killed or signalled before it commits leaves nothing behind.
+        crate::failure::remove_on_exit(&fresh);
+        let placed = write_owner(&fresh).and_then(|()| {
+            rename(&fresh, &staging, libc::RENAME_NOREPLACE).map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists
+                | std::io::ErrorKind::DirectoryNotEmpty => Error::Other(format!(
+                    "output {}: another job is writing it ({} exists, {}); remove that directory if no job is",
+                    dir.display(),
+                    staging.display(),
+                    owner_text(&staging)
+                )),
+                _ => Error::io(&staging, e),
+            })
+        });
+        if let Err(e) = placed {
+            let _ = std::fs::remove_dir_all(&fresh);
+            crate::failure::forget_on_exit(&fresh);
+            return Err(e);
+        }
         crate::failure::remove_on_exit(&staging);
-        write_owner(&staging)?;
+        crate::failure::forget_on_exit(&fresh);
         Ok(OutputCommitter {
             dir: dir.to_path_buf(),
             staging,
@@ -179,11 +195,53 @@ fn owner_text(staging: &Path) -> String {
     }
 }
 
-/// Removes a staging directory whose owner was a process on this host that is gone.
+/// Where this process makes the staging directory `staging` before renaming it into
+/// place: `STAGING.new-HOST-PID`.
+fn fresh_staging(staging: &Path) -> PathBuf {
+    let name = staging.file_name().unwrap_or_default().to_string_lossy();
+    staging.with_file_name(format!(
+        "{name}.new-{}-{}",
+        crate::topology::host_name(),
+        std::process::id()
+    ))
+}
+
+/// Removes a staging directory whose owner was a process on this host that is gone, and
+/// what such processes left while making one (`STAGING.new-HOST-PID`).
 fn remove_if_stale(staging: &Path) {
     if owner_is_gone(staging) {
         tracing::warn!("removing {}: its owner process is gone", staging.display());
         let _ = std::fs::remove_dir_all(staging);
+    }
+    let (Some(parent), Some(name)) = (staging.parent(), staging.file_name()) else {
+        return;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!(
+        "{}.new-{}-",
+        name.to_string_lossy(),
+        crate::topology::host_name()
+    );
+    for entry in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_string_lossy()
+            .strip_prefix(&prefix)
+            .map(String::from)
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok()
+            && pid != std::process::id().to_string()
+            && !crate::io::scratch::process_runs(&pid)
+        {
+            tracing::warn!("removing {}: its maker is gone", entry.path().display());
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -227,6 +285,32 @@ mod tests {
             let lines = vec![Ok(format!("{text}{p}"))].into_iter();
             write_part(out, p, 0, lines, |w, l: &String| writeln!(w, "{l}")).unwrap();
         }
+    }
+
+    #[test]
+    fn a_staging_directory_half_made_by_a_dead_process_is_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("out");
+        // Made but never renamed into place (its maker was killed), by a pid that is gone.
+        let name = format!(
+            ".out.ember-staging.new-{}-{}",
+            crate::topology::host_name(),
+            u32::MAX
+        );
+        std::fs::create_dir(root.path().join(&name)).unwrap();
+        let c = OutputCommitter::setup(&out, false).unwrap();
+        assert!(!root.path().join(&name).exists(), "removed");
+        assert!(
+            staging(&out).join(crate::io::scratch::OWNER).exists(),
+            "the staging directory appears with its owner"
+        );
+        let left: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(".out.ember-staging")]);
+        c.abort();
     }
 
     #[test]

@@ -36,8 +36,22 @@ pub(crate) fn owner_is_gone(dir: &Path) -> bool {
     read_owner(dir).is_some_and(|(host, pid)| {
         host == crate::topology::host_name()
             && pid != std::process::id().to_string()
-            && !Path::new("/proc").join(&pid).exists()
+            && !process_runs(&pid)
     })
+}
+
+/// Whether process `pid` of this host exists and has not exited. A zombie has exited: it
+/// stays in /proc until its parent reaps it, which for ranks a launcher SIGKILLed and left
+/// behind (MPICH's hydra does, on `MPI_Abort`) is whenever pid 1 gets round to it.
+pub(crate) fn process_runs(pid: &str) -> bool {
+    match std::fs::read_to_string(Path::new("/proc").join(pid).join("stat")) {
+        // Field 3 of proc(5), after the parenthesised command name: the state.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => Path::new("/proc").join(pid).exists(),
+    }
 }
 
 impl ScratchDir {
@@ -223,6 +237,34 @@ mod tests {
                 .file_type()
                 .is_symlink()
         );
+    }
+
+    #[test]
+    fn a_zombie_owner_is_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id().to_string();
+        // Exited but not yet reaped: a zombie, still listed in /proc.
+        let start = std::time::Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        {
+            assert!(start.elapsed().as_secs() < 10, "child {pid} did not exit");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            Path::new("/proc").join(&pid).exists(),
+            "a zombie is in /proc"
+        );
+        let host = crate::topology::host_name();
+        std::fs::write(root.path().join(OWNER), format!("{host} {pid}\n")).unwrap();
+        assert!(
+            owner_is_gone(root.path()),
+            "a zombie owner cleans nothing up"
+        );
+        child.wait().unwrap();
+        std::fs::write(root.path().join(OWNER), format!("{host} 1\n")).unwrap();
+        assert!(!owner_is_gone(root.path()), "pid 1 runs");
     }
 
     #[test]

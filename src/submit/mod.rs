@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::config::ByteSize;
+use crate::transport::library::MpiFamily;
 
 pub use job::{BUILT_IN_JOBS, JobBinary, resolve};
 
@@ -16,7 +17,8 @@ pub use job::{BUILT_IN_JOBS, JobBinary, resolve};
 pub enum Master {
     /// One process: the driver with an in-process executor.
     Local,
-    /// `mpirun` on this machine: rank 0 the driver, one rank per executor.
+    /// `mpirun` on this machine (`mpiexec` for a binary linked against MPICH): rank 0 the
+    /// driver, one rank per executor.
     Mpirun,
     /// An sbatch script from these options, submitted to Slurm.
     Slurm,
@@ -143,6 +145,22 @@ pub fn plan(a: &SubmitArgs, job: &JobBinary, capacity: Capacity) -> Result<Launc
             program,
             args: a.args.clone(),
         }),
+        Master::Mpirun if MpiFamily::linked() == Some(MpiFamily::Mpich) => {
+            // MPICH's hydra: no binding and oversubscription unless told otherwise; the
+            // launcher's environment reaches every rank, the list names what ember adds.
+            let mut args = vec!["-n".to_string(), ranks.to_string()];
+            if !env.is_empty() {
+                let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+                args.extend(["-genvlist".to_string(), keys.join(",")]);
+            }
+            args.push(program);
+            args.extend(a.args.iter().cloned());
+            Ok(Launch::Command {
+                env,
+                program: mpich_launcher(),
+                args,
+            })
+        }
         Master::Mpirun => {
             let mut args = vec![
                 "-n".to_string(),
@@ -197,6 +215,20 @@ pub fn plan(a: &SubmitArgs, job: &JobBinary, capacity: Capacity) -> Result<Launc
                 sbatch_args,
             })
         }
+    }
+}
+
+/// The launcher of a binary linked against MPICH: `mpiexec.mpich` where it is installed
+/// beside another MPI (Debian), else the `mpiexec` on PATH (a site's `module load`).
+fn mpich_launcher() -> String {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+    };
+    if on_path("mpiexec.mpich") {
+        "mpiexec.mpich".into()
+    } else {
+        "mpiexec".into()
     }
 }
 

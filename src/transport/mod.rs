@@ -7,6 +7,7 @@
 //! on the MPI backend; nothing else may reach around the trait.
 
 pub mod backoff;
+pub mod library;
 pub mod local;
 pub mod mpi;
 pub mod mpi_start;

@@ -60,6 +60,9 @@ impl MpiWindow {
         len: usize,
         serialized: bool,
     ) -> Result<MpiWindow, String> {
+        if let Some(why) = super::library::windows_unusable() {
+            return Err(why);
+        }
         let size =
             ffi::MPI_Aint::try_from(len.max(1)).map_err(|_| format!("a window of {len} bytes"))?;
         let mut base: *mut u8 = std::ptr::null_mut();

@@ -108,10 +108,10 @@ fn run(ctx: &Context, args: &Args) -> ember::Result<()> {
 }
 
 /// Appends `line` to `dir/r<rank>`, the rank of the process running the task (read from
-/// the environment mpirun gives each rank, independently of ember).
+/// the environment the launcher gives each rank, independently of ember's own ids).
 fn mark(dir: &std::path::Path, line: String) {
     use std::io::Write;
-    let rank = std::env::var("OMPI_COMM_WORLD_RANK").unwrap_or_else(|_| "0".into());
+    let rank = ember::transport::library::launcher_rank().map_or(0, |(rank, _)| rank);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -12,6 +12,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub use ember::transport::library::{self, MpiFamily};
+
 /// What a finished (or timed-out) launch printed.
 #[derive(Debug)]
 pub struct Run {
@@ -34,28 +36,84 @@ impl Run {
     }
 }
 
-/// `mpirun` with the flags every test needs: root allowed, oversubscription on the 2-core
-/// machine, binding left to ember.
+/// The MPI implementation the tests launch with: `EMBER_MPI` (`openmpi`, `mpich`; set by
+/// `make test`), which must be the one the binaries are linked against (a rank started by
+/// another implementation's launcher would come up alone); unset, the linked one.
+pub fn mpi_family() -> MpiFamily {
+    static FAMILY: std::sync::OnceLock<MpiFamily> = std::sync::OnceLock::new();
+    *FAMILY.get_or_init(|| {
+        let version = library::library_version();
+        let linked = MpiFamily::of_version(&version);
+        match std::env::var("EMBER_MPI").ok().filter(|v| !v.is_empty()) {
+            Some(name) => {
+                let want = MpiFamily::parse(&name)
+                    .unwrap_or_else(|| panic!("EMBER_MPI={name}: one of openmpi, mpich"));
+                assert!(
+                    linked.is_none() || linked == Some(want),
+                    "EMBER_MPI={name} but the tests are linked against {version:?}: build \
+                     each MPI in its own CARGO_TARGET_DIR (mpi-sys does not rebuild when \
+                     MPICC or MPI_PKG_CONFIG changes)"
+                );
+                want
+            }
+            None => linked.unwrap_or(MpiFamily::OpenMpi),
+        }
+    })
+}
+
+/// The launcher of [`mpi_family`]: `EMBER_MPIEXEC` if set, else `mpirun` (Open MPI) or
+/// `mpiexec.mpich` (Debian's MPICH).
+pub fn launcher() -> String {
+    std::env::var("EMBER_MPIEXEC")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| {
+            match mpi_family() {
+                MpiFamily::OpenMpi => "mpirun",
+                MpiFamily::Mpich => "mpiexec.mpich",
+            }
+            .to_string()
+        })
+}
+
+/// The launcher with the flags every test needs. Open MPI: root allowed, oversubscription on
+/// the 2-core machine, binding left to ember. MPICH's hydra needs none of these (it runs as
+/// root, oversubscribes and does not bind unless told to). Both pass the launcher's whole
+/// environment to the ranks, so `cmd.env(...)` reaches them.
 pub fn mpirun(ranks: usize, program: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new("mpirun");
-    cmd.args([
-        "-n",
-        &ranks.to_string(),
-        "--oversubscribe",
-        "--bind-to",
-        "none",
-    ])
-    .arg(program)
-    .args(args);
+    let mut cmd = Command::new(launcher());
+    cmd.args(["-n", &ranks.to_string()]);
+    if mpi_family() == MpiFamily::OpenMpi {
+        cmd.args(["--oversubscribe", "--bind-to", "none"]);
+    }
+    cmd.arg(program).args(args);
     mpi_env(&mut cmd);
     cmd
 }
 
-/// The environment OpenMPI needs to run as root inside the test machine.
+/// The environment OpenMPI needs to run as root inside the test machine (ignored by MPICH).
 pub fn mpi_env(cmd: &mut Command) {
     cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
+}
+
+/// The world rank a launcher gave a process, from its environment (`name=value` entries):
+/// `OMPI_COMM_WORLD_RANK` (Open MPI) or `PMI_RANK` (MPICH's hydra).
+pub fn rank_in_environ<'a>(vars: impl IntoIterator<Item = &'a [u8]>) -> Option<usize> {
+    let mut pmi = None;
+    for v in vars {
+        let Ok(v) = std::str::from_utf8(v) else {
+            continue;
+        };
+        if let Some(r) = v.strip_prefix("OMPI_COMM_WORLD_RANK=") {
+            return r.parse().ok();
+        }
+        if let Some(r) = v.strip_prefix("PMI_RANK=") {
+            pmi = r.parse().ok();
+        }
+    }
+    pmi
 }
 
 /// Path of a binary of this package.
@@ -244,12 +302,12 @@ pub fn skipped_file() -> std::path::PathBuf {
         })
 }
 
-/// Records that `suite` was skipped and why: on stderr (written past the test harness's
+/// Records that `suite` was skipped under this MPI ([`mpi_family`]) and why: on stderr (written past the test harness's
 /// capture, so CI shows it) and as one line in [`skipped_file`].
 pub fn skip(suite: &str, reason: &str) {
     use std::io::Write;
     let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
-    let line = format!("{suite}: {reason}");
+    let line = format!("{suite} [{}]: {reason}", mpi_family().name());
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED {line}");
     let path = skipped_file();
     if let Some(dir) = path.parent() {
@@ -263,8 +321,8 @@ pub fn skip(suite: &str, reason: &str) {
     writeln!(file, "{line}").expect("record the skip");
 }
 
-/// Marks `cmd` so that [`rank_pids`] finds the processes it starts (mpirun passes its
-/// environment to every rank it starts on this node).
+/// Marks `cmd` so that [`rank_pids`] finds the processes it starts (both launchers pass
+/// their environment to every rank they start on this node).
 pub fn tag(cmd: &mut Command) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tag = format!(
@@ -276,8 +334,8 @@ pub fn tag(cmd: &mut Command) -> String {
     tag
 }
 
-/// Pids of the running ranks of the job marked with `tag`, by `OMPI_COMM_WORLD_RANK`
-/// (read from /proc, independently of ember).
+/// Pids of the running ranks of the job marked with `tag`, by `OMPI_COMM_WORLD_RANK` or
+/// `PMI_RANK` (read from /proc, independently of ember).
 pub fn rank_pids(tag: &str) -> std::collections::BTreeMap<usize, u32> {
     let want = format!("EMBER_TEST_TAG={tag}");
     let mut pids = std::collections::BTreeMap::new();
@@ -292,13 +350,7 @@ pub fn rank_pids(tag: &str) -> std::collections::BTreeMap<usize, u32> {
         if !vars.contains(&want.as_bytes()) {
             continue;
         }
-        let rank = vars.iter().find_map(|v| {
-            std::str::from_utf8(v)
-                .ok()?
-                .strip_prefix("OMPI_COMM_WORLD_RANK=")?
-                .parse::<usize>()
-                .ok()
-        });
+        let rank = rank_in_environ(vars.iter().copied());
         if let Some(rank) = rank {
             pids.insert(rank, pid);
         }
