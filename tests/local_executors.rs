@@ -218,3 +218,47 @@ fn an_iterative_job_keeps_only_the_shuffles_it_still_holds() {
     );
     ctx.stop();
 }
+
+/// Files left in a fresh local dir after PageRank-shaped `iterations` run as one action.
+fn files_after_one_action(iterations: usize) -> (usize, Vec<(u32, f64)>) {
+    let scratch = tempfile::tempdir().unwrap();
+    let config = EngineArgs {
+        local_dir: scratch.path().to_path_buf(),
+        ..EngineArgs::default()
+    };
+    let ctx = Context::local_with_executors(&config, 2);
+    let edges: Vec<(u32, u32)> = (0..2000u32).map(|i| (i % 97, (i * 31) % 89)).collect();
+    let links = ctx
+        .parallelize(edges, Some(4))
+        .group_by_key()
+        .persist(ember::StorageLevel::Memory);
+    let mut ranks = links.map_values(|_| 1.0f64);
+    for _ in 0..iterations {
+        ranks = links
+            .join(&ranks)
+            .flat_map(|(_, (dests, rank))| {
+                let share = rank / dests.len() as f64;
+                dests.into_iter().map(move |d| (d, share))
+            })
+            .reduce_by_key(|a, b| a + b)
+            .map_values(|s| 0.15 + 0.85 * s);
+    }
+    let mut got = ranks.collect().unwrap();
+    got.sort_by_key(|r| r.0);
+    let files = files_under(scratch.path());
+    ctx.stop();
+    (files, got)
+}
+
+#[test]
+fn one_action_over_many_iterations_keeps_only_the_last_shuffles() {
+    // All iterations in one job: each iteration's shuffles are removed once the next
+    // iteration has read them, so 8 iterations leave what 2 do.
+    let (two, _) = files_after_one_action(2);
+    let (eight, got) = files_after_one_action(8);
+    assert!(!got.is_empty());
+    assert!(
+        eight <= two + 4,
+        "2 iterations leave {two} files, 8 leave {eight}"
+    );
+}

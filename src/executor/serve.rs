@@ -116,6 +116,9 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                         accumulators,
                     });
                 }
+                ToExecutor::RemoveShuffle { job: j, shuffle } if j == job.id => {
+                    executor.shuffle.remove_shuffle(shuffle);
+                }
                 ToExecutor::Decommission { job: j } if j == job.id => {
                     executor.blocks.clear();
                     tracing::warn!("executor {} taken out of service", executor.info.id);

@@ -44,6 +44,8 @@ pub enum ToExecutor {
         /// Shuffles no longer needed: remove their files.
         obsolete_shuffles: Vec<ShuffleId>,
     },
+    /// No remaining stage of `job` reads `shuffle`: delete its map and reduce files.
+    RemoveShuffle { job: u64, shuffle: ShuffleId },
     /// This executor is taken out of service: drop its cached blocks.
     Decommission { job: u64 },
     /// The driver's program has ended.

@@ -122,6 +122,8 @@ pub fn run_job(
     // output still exists are skipped, lost ones computed again).
     'stages: loop {
         let wanted = wanted(&stages, state);
+        // (After an executor leaves, stages run again: what they read must stay.)
+        ran.clear();
         for stage in &stages {
             if !injected
                 && let Some(e) = crate::faults::decommission_at(job.id, stage.id.0).map(ExecutorId)
@@ -173,6 +175,20 @@ pub fn run_job(
                     let stats = exchange(world, &executors, job, dep.id())?;
                     state.exchanges.push(stats);
                     state.shuffles.insert(dep.id(), owners);
+                    for done in consumed(&stages, &wanted, &ran, state) {
+                        tracing::info!(
+                            "job {}: shuffle {done} read by every stage that needs it: its files are removed",
+                            job.id
+                        );
+                        state.shuffles.remove(&done);
+                        for &e in &executors {
+                            let msg = ToExecutor::RemoveShuffle {
+                                job: job.id,
+                                shuffle: done,
+                            };
+                            send(world, e, &msg)?;
+                        }
+                    }
                 }
                 StageKind::Result => {
                     ran.insert(stage.id);
@@ -242,6 +258,32 @@ fn wanted(stages: &[Stage], state: &DriverState) -> HashSet<StageId> {
         }
     }
     wanted
+}
+
+/// Exchanged shuffles that every stage of this job reading them has now read, and that the
+/// result stage does not read: nothing left in the job needs their files (an iterative
+/// job run as one action keeps at most the last iterations' shuffles). A later job that
+/// needs one (a lost cached block, an old RDD used again) computes it from lineage.
+fn consumed(
+    stages: &[Stage],
+    wanted: &HashSet<StageId>,
+    ran: &HashSet<StageId>,
+    state: &DriverState,
+) -> Vec<ShuffleId> {
+    stages
+        .iter()
+        .filter_map(|p| Some((p, p.shuffle()?.id())))
+        .filter(|(_, id)| state.shuffles.contains_key(id))
+        .filter(|(p, _)| {
+            let mut readers = stages
+                .iter()
+                .filter(|c| c.parents.contains(&p.id) && wanted.contains(&c.id))
+                .peekable();
+            readers.peek().is_some()
+                && readers.all(|c| ran.contains(&c.id) && c.shuffle().is_some())
+        })
+        .map(|(_, id)| id)
+        .collect()
 }
 
 /// The shuffles of `stages` that no stage that `ran` wrote or read: stages that ran (and
