@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use common::netns::Nodes;
 use common::reference::{
-    assert_sorted_permutation, pagerank_reference, random_graph, read_lines, read_parts,
+    assert_ranks, assert_sorted_permutation, pagerank_reference, parse_ranks, random_graph,
+    read_lines, read_parts,
 };
 use common::{bin, run};
 use ember::io::records::Record;
@@ -149,18 +150,10 @@ fn pagerank(nodes: &Nodes, mode: &str) {
             "6",
         ],
     );
-    let want = pagerank_reference(&edges, 4);
-    let got: HashMap<u64, f64> = read_lines(&output)
-        .iter()
-        .map(|l| {
-            let (v, r) = l.split_once('\t').unwrap();
-            (v.parse().unwrap(), r.parse().unwrap())
-        })
-        .collect();
-    assert_eq!(got.len(), want.len(), "pagerank in {mode}: vertices");
-    for (v, r) in &want {
-        assert!(((got[v] - r) / r).abs() < 1e-9, "vertex {v} in {mode}");
-    }
+    assert_ranks(
+        &parse_ranks(&read_lines(&output)),
+        &pagerank_reference(&edges, 4),
+    );
 }
 
 /// Every operator (joins, cogroup, sorts, ...) against its sequential reference.

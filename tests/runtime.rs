@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, executor_rows, mpirun, run};
+use common::{ExecutorRow, bin, executor_rows, mpirun, run};
 
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -92,6 +92,22 @@ fn four_ranks_register_three_executors() {
 }
 
 /// CPUs a thread may run on, from /proc (the kernel's view, not ember's).
+/// Reads the job's output until the driver has printed the table of `executors`
+/// executors (30 s at most per line) and returns its rows.
+fn await_table(lines: &std::sync::mpsc::Receiver<String>, executors: usize) -> Vec<ExecutorRow> {
+    let mut table = String::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+        table.push_str(&line);
+        table.push('\n');
+        if executor_rows(&table).len() == executors {
+            break;
+        }
+    }
+    let rows = executor_rows(&table);
+    assert_eq!(rows.len(), executors, "no table: {table}");
+    rows
+}
+
 fn allowed_cpus(pid: u32, tid: &str) -> Vec<u32> {
     let status =
         std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
@@ -118,16 +134,7 @@ fn executor_worker_threads_are_pinned_to_their_cores() {
         &["debug", "busy", "--seconds", "4"],
     ));
     // The table is printed before the executors finish their work.
-    let mut table = String::new();
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
-        table.push_str(&line);
-        table.push('\n');
-        if executor_rows(&table).len() == 2 {
-            break;
-        }
-    }
-    let rows = executor_rows(&table);
-    assert_eq!(rows.len(), 2, "no table: {table}");
+    let rows = await_table(&lines, 2);
     std::thread::sleep(Duration::from_millis(300));
     for row in &rows {
         let cores = row.cores.clone().expect("pinned");
@@ -279,16 +286,7 @@ fn a_killed_executor_does_not_hang_the_job() {
     let mut cmd = mpirun(4, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
     cmd.env("EMBER_LOCAL_DIR", scratch.path());
     let (child, lines, out, err) = common::spawn_streaming(cmd);
-    let mut table = String::new();
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
-        table.push_str(&line);
-        table.push('\n');
-        if executor_rows(&table).len() == 3 {
-            break;
-        }
-    }
-    let rows = executor_rows(&table);
-    assert_eq!(rows.len(), 3, "no table: {table}");
+    let rows = await_table(&lines, 3);
     // SAFETY: signalling a pid we just read from our own job's table.
     unsafe {
         libc::kill(rows[1].pid as i32, libc::SIGKILL);
@@ -323,15 +321,7 @@ fn the_next_job_removes_what_a_sigkilled_rank_left() {
         cmd.env("EMBER_LOCAL_DIR", scratch.path());
         let tag = common::tag(&mut cmd);
         let (child, lines, out, err) = common::spawn_streaming(cmd);
-        let mut table = String::new();
-        while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
-            table.push_str(&line);
-            table.push('\n');
-            if executor_rows(&table).len() == 2 {
-                break;
-            }
-        }
-        assert_eq!(executor_rows(&table).len(), 2, "no table: {table}");
+        await_table(&lines, 2);
         let pids = common::rank_pids(&tag);
         let pid = *pids
             .get(&victim)
@@ -375,15 +365,7 @@ fn a_stopped_rank_ends_the_job_on_the_heartbeat_timeout() {
             .env("EMBER_HEARTBEAT_TIMEOUT", "2s");
         let tag = common::tag(&mut cmd);
         let (child, lines, out, err) = common::spawn_streaming(cmd);
-        let mut table = String::new();
-        while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
-            table.push_str(&line);
-            table.push('\n');
-            if executor_rows(&table).len() == 2 {
-                break;
-            }
-        }
-        assert_eq!(executor_rows(&table).len(), 2, "no table: {table}");
+        await_table(&lines, 2);
         let pids = common::rank_pids(&tag);
         let pid = *pids
             .get(&victim)
