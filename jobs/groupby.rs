@@ -9,7 +9,7 @@
 
 use clap::Parser;
 use ember::config::{ByteSize, EngineArgs};
-use ember::datagen::{self, KeyDist, KeySampler};
+use ember::datagen::{self, KeySampler};
 use ember::io::key_value::parse_key_value;
 use ember::{Context, Rdd, Result, SaveOptions, TextOptions};
 
@@ -23,13 +23,8 @@ struct Args {
     /// made on the executors (the lines `ember datagen kv` or `kv-zipf` writes).
     #[arg(long, conflicts_with = "input")]
     generate: Option<ByteSize>,
-    /// How generated keys are drawn: uniform, or zipf (skewed: key 0 the most frequent).
-    #[arg(long, value_enum, default_value_t = Keys::Uniform)]
-    keys: Keys,
-    /// Zipf exponent of `--keys zipf`: 1.1 gives the top key about a tenth of the rows,
-    /// 1.5 about a third.
-    #[arg(long, default_value_t = datagen::KV_ZIPF_S)]
-    skew: f64,
+    #[command(flatten)]
+    keys: datagen::KeyArgs,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Output directory (part-NNNNN files and _SUCCESS). Without it, the driver prints
@@ -53,12 +48,6 @@ struct Args {
     engine: EngineArgs,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Keys {
-    Uniform,
-    Zipf,
-}
-
 /// The group-by lineage: the sum of each key's values (in i128, which no sum of i64
 /// values can overflow).
 pub fn sums_by_key(pairs: &Rdd<(i64, i64)>) -> Rdd<(i64, i128)> {
@@ -75,10 +64,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             ctx.text_file_parsed(input, options, parse_key_value)?
         }
         (None, Some(size)) => {
-            let (kind, dist) = match args.keys {
-                Keys::Uniform => (datagen::Kind::Kv, KeyDist::Uniform),
-                Keys::Zipf => (datagen::Kind::KvZipf, KeyDist::Zipf(args.skew)),
-            };
+            let (kind, dist) = args.keys.kind_and_dist();
             let n = kind.records_for(size.0, args.seed);
             let (seed, keys) = (args.seed, KeySampler::new(datagen::kv_keys(n), dist));
             let parts = args
@@ -121,10 +107,6 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
 
 fn main() {
     let args = Args::parse();
-    if args.skew <= 0.0 {
-        eprintln!("groupby: --skew must be positive, not {}", args.skew);
-        std::process::exit(2);
-    }
     let ctx = Context::init_with(&args.engine);
     let result = run(&ctx, &args);
     ctx.finish(result);

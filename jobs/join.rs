@@ -10,7 +10,7 @@
 
 use clap::Parser;
 use ember::config::{ByteSize, EngineArgs};
-use ember::datagen::{self, KeyDist, KeySampler};
+use ember::datagen::{self, KeySampler};
 use ember::io::key_value::parse_key_value;
 use ember::rdd::join::SkewJoinOptions;
 use ember::{Context, Rdd, Result, SaveOptions, TextOptions};
@@ -32,13 +32,8 @@ struct Args {
     /// executors.
     #[arg(long, conflicts_with_all = ["fact", "dim"])]
     generate: Option<ByteSize>,
-    /// How generated fact keys are drawn: uniform, or zipf (skewed: key 0 the most frequent).
-    #[arg(long, value_enum, default_value_t = Keys::Uniform)]
-    keys: Keys,
-    /// Zipf exponent of `--keys zipf`: 1.1 gives the top key about a tenth of the rows,
-    /// 1.5 about a third.
-    #[arg(long, default_value_t = datagen::KV_ZIPF_S)]
-    skew: f64,
+    #[command(flatten)]
+    keys: datagen::KeyArgs,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Output directory (part-NNNNN files and _SUCCESS). Without it, the driver prints
@@ -65,12 +60,6 @@ struct Args {
     engine: EngineArgs,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Keys {
-    Uniform,
-    Zipf,
-}
-
 type Pairs = Rdd<(i64, i64)>;
 
 /// The fact and dimension sides, read or generated.
@@ -88,10 +77,7 @@ fn inputs(ctx: &Context, args: &Args) -> Result<(Pairs, Pairs)> {
     let size = args
         .generate
         .expect("clap requires --fact and --dim or --generate");
-    let (kind, dist) = match args.keys {
-        Keys::Uniform => (datagen::Kind::Kv, KeyDist::Uniform),
-        Keys::Zipf => (datagen::Kind::KvZipf, KeyDist::Zipf(args.skew)),
-    };
+    let (kind, dist) = args.keys.kind_and_dist();
     let n = kind.records_for(size.0, args.seed);
     let (seed, keys) = (args.seed, datagen::kv_keys(n));
     let sampler = KeySampler::new(keys, dist);
@@ -151,10 +137,6 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
 
 fn main() {
     let args = Args::parse();
-    if args.skew <= 0.0 {
-        eprintln!("join: --skew must be positive, not {}", args.skew);
-        std::process::exit(2);
-    }
     let ctx = Context::init_with(&args.engine);
     let result = run(&ctx, &args);
     ctx.finish(result);

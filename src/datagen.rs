@@ -92,6 +92,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_zipf_exponent_must_be_positive() {
+        assert_eq!(positive_exponent("1.5"), Ok(1.5));
+        for bad in ["0", "-1", "NaN", "x"] {
+            assert!(positive_exponent(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn vocabulary_is_distinct_lowercase_words_of_2_to_12_letters() {
         let words = vocabulary();
         assert_eq!(words.len(), VOCABULARY);
@@ -349,6 +357,45 @@ pub fn kv_with(seed: u64, index: u64, keys: &KeySampler) -> (u64, i64) {
 pub fn dim_row(seed: u64, key: u64) -> (u64, i64) {
     let mut rng = record_rng(seed ^ 0x6469_6d65_6e73, key);
     (key, rng.random_range(-1_000_000..1_000_000))
+}
+
+/// How the key-value jobs (groupby, join) draw generated keys: `--keys`, `--skew`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyArgs {
+    /// How generated keys are drawn: uniform, or zipf (skewed: key 0 the most frequent).
+    #[arg(long, value_enum, default_value_t = Keys::Uniform)]
+    pub keys: Keys,
+    /// Zipf exponent of `--keys zipf`: 1.1 gives the top key about a tenth of the rows,
+    /// 1.5 about a third.
+    #[arg(long, default_value_t = KV_ZIPF_S, value_parser = positive_exponent)]
+    pub skew: f64,
+}
+
+/// The key distributions of [`KeyArgs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Keys {
+    Uniform,
+    Zipf,
+}
+
+impl KeyArgs {
+    /// The data set these keys make and their distribution.
+    pub fn kind_and_dist(&self) -> (Kind, KeyDist) {
+        match self.keys {
+            Keys::Uniform => (Kind::Kv, KeyDist::Uniform),
+            Keys::Zipf => (Kind::KvZipf, KeyDist::Zipf(self.skew)),
+        }
+    }
+}
+
+/// `--skew`: a Zipf exponent must be a positive number.
+fn positive_exponent(text: &str) -> Result<f64, String> {
+    let s: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if s > 0.0 {
+        Ok(s)
+    } else {
+        Err(format!("must be positive, not {s}"))
+    }
 }
 
 /// The kinds of data `ember datagen` writes (FORMATS.md).
