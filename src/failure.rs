@@ -73,6 +73,7 @@ pub fn install_signal_handlers() {
                 .name("ember-signals".into())
                 .spawn(move || {
                     if let Some(signal) = signals.forever().next() {
+                        remove_scratch();
                         let name = match signal {
                             SIGTERM => "SIGTERM",
                             SIGINT => "SIGINT",
@@ -87,17 +88,11 @@ pub fn install_signal_handlers() {
                             "stopped by {name}: {why}; output was not committed and scratch files were removed; a job that writes checkpoints resumes from them when submitted again"
                         );
                         // Executors get SIGTERM whenever mpirun ends a failed job: only
-                        // the driver's line is news. It is written first; executors
-                        // linger a moment, because a launcher that kills the whole step
-                        // at the first exit (srun --kill-on-bad-exit) would otherwise cut
-                        // the driver off before its line is out.
+                        // the driver's line is news.
                         if crate::log::current_label().starts_with("driver") {
                             report(&message);
-                            remove_scratch();
                         } else {
                             tracing::debug!("{message}");
-                            remove_scratch();
-                            std::thread::sleep(std::time::Duration::from_millis(300));
                         }
                         std::process::exit(128 + signal);
                     }
