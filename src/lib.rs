@@ -62,6 +62,7 @@ pub mod failure;
 pub mod faults;
 pub mod ids;
 pub mod io;
+pub mod launcher;
 pub mod log;
 pub mod plan;
 pub mod protocol;
