@@ -195,6 +195,7 @@ fn run_task(
             accumulators,
             metrics: TaskMetrics {
                 cache_memory_peak: executor.blocks.memory().1,
+                memory_peak: executor.memory.peak(),
                 ..tc.counters.snapshot()
             },
             cached: std::mem::take(

@@ -14,6 +14,8 @@ pub struct TaskCounters {
     pub source_partitions: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Bytes the task wrote to disk because they did not fit the memory budget.
+    pub spilled_bytes: AtomicU64,
     /// Partitions the task stored in its executor's block store: (rdd, partition).
     pub cached: std::sync::Mutex<Vec<(RddId, u32)>>,
 }
@@ -21,6 +23,11 @@ pub struct TaskCounters {
 impl TaskCounters {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The task spilled `bytes`.
+    pub fn add_spill(&self, bytes: u64) {
+        self.spilled_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The task stored partition `split` of `rdd` (the driver learns where it lives).
@@ -37,6 +44,8 @@ impl TaskCounters {
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
             cache_memory_peak: 0,
+            spilled_bytes: self.spilled_bytes.load(Ordering::Relaxed),
+            memory_peak: 0,
         }
     }
 }

@@ -13,6 +13,11 @@ pub struct TaskMetrics {
     pub cache_misses: u64,
     /// The largest memory an executor's block store held (bytes), as it accounts it.
     pub cache_memory_peak: u64,
+    /// Bytes written to disk because they did not fit an executor's memory budget (map
+    /// output spilled by tasks, shuffle files placed on disk instead of in memory).
+    pub spilled_bytes: u64,
+    /// The most an executor had reserved against its budget at once (bytes).
+    pub memory_peak: u64,
 }
 
 impl TaskMetrics {
@@ -22,5 +27,7 @@ impl TaskMetrics {
         self.cache_hits += other.cache_hits;
         self.cache_misses += other.cache_misses;
         self.cache_memory_peak = self.cache_memory_peak.max(other.cache_memory_peak);
+        self.spilled_bytes += other.spilled_bytes;
+        self.memory_peak = self.memory_peak.max(other.memory_peak);
     }
 }
