@@ -248,6 +248,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             partitions,
             move |((k, salt), _)| salted_partition(k, *salt, partitions),
             ReduceMode::Plain,
+            None,
         )
     }
 
@@ -268,6 +269,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             partitions,
             move |((k, salt), _)| salted_partition(k, *salt, partitions),
             ReduceMode::Plain,
+            None,
         )
     }
 }
