@@ -105,9 +105,6 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         .group_by_key()
         .persist(StorageLevel::Memory);
     // map_values keeps the partitioner: the ranks start co-partitioned with the links.
-    let links_partitioner = links
-        .partitioner()
-        .ok_or_else(|| Error::Other("grouped links have no partitioner".into()))?;
     let mut ranks: Rdd<(u64, f64)> = links.map_values(|_| 1.0);
     for i in 1..=args.iterations {
         // Both sides have the links' partitioner: the join shuffles neither.
@@ -117,9 +114,10 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
                 .map(move |d| (d, share))
                 .collect::<Vec<_>>()
         });
-        // Reduced into the links' partitioner, so the next join needs no shuffle either.
+        // Reduced by hash into as many partitions as the links: their partitioner, so the
+        // next join needs no shuffle either.
         ranks = contributions
-            .reduce_by_key_with(|a, b| a + b, links_partitioner.clone())
+            .reduce_by_key(|a, b| a + b)
             .map_values(|sum| 0.15 + 0.85 * sum);
         if let Some(dir) = &args.checkpoint
             && i % args.checkpoint_every.max(1) == 0
