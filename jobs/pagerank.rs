@@ -110,9 +110,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         // Both sides have the links' partitioner: the join shuffles neither.
         let contributions = links.join(&ranks).flat_map(|(_, (dsts, rank))| {
             let share = rank / dsts.len() as f64;
-            dsts.into_iter()
-                .map(move |d| (d, share))
-                .collect::<Vec<_>>()
+            dsts.into_iter().map(move |d| (d, share))
         });
         // Reduced by hash into as many partitions as the links: their partitioner, so the
         // next join needs no shuffle either.

@@ -49,6 +49,9 @@ fn placement<K: Key>(partitioner: Partitioner) -> (Partitioner, KeyPartition<K>)
     }
 }
 
+/// The two sides of a join, partitioned alike.
+type Sides<K, V, W> = (Rdd<(K, V)>, Rdd<(K, W)>);
+
 /// The result of `cogroup`: each key with its values from both sides.
 pub type CoGrouped<K, V, W> = Rdd<(K, (Vec<V>, Vec<W>))>;
 
@@ -391,6 +394,19 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.cogroup_with(other, partitioner)
     }
 
+    /// Both sides partitioned by the default partitioner of the two (see `cogroup`): a
+    /// side already partitioned so is used as it is.
+    fn co_partitioned<W: Data>(&self, other: &Rdd<(K, W)>) -> Sides<K, V, W> {
+        let partitioner = default_partitioner(&[
+            (self.partitioner(), self.num_partitions()),
+            (other.partitioner(), other.num_partitions()),
+        ]);
+        (
+            self.partitioned_as(partitioner.clone()),
+            other.partitioned_as(partitioner),
+        )
+    }
+
     /// `cogroup` into the partitions of `partitioner`, which the result keeps. A side
     /// already partitioned by it is read where it is (Spark's one-to-one dependency of
     /// `CoGroupedRDD`); only the other side is shuffled, if it is not partitioned so too.
@@ -428,7 +444,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         })
     }
 
-    /// Pairs of values for every key in both sides (inner join).
+    /// Pairs of values for every key in both sides (inner join), partitioned as `cogroup`
+    /// partitions (a side already partitioned so is not shuffled). Each partition builds a
+    /// hash table of `other`'s rows and streams `self`'s through it: put the larger side
+    /// first.
     ///
     /// ```
     /// # use ember::{Context, config::EngineArgs};
@@ -443,14 +462,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), ember::Error>(())
     /// ```
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
-        self.cogroup(other).flat_map_values(|(vs, ws)| {
-            let mut out = Vec::with_capacity(vs.len() * ws.len());
-            for v in &vs {
-                for w in &ws {
-                    out.push((v.clone(), w.clone()));
-                }
-            }
-            out
+        let (left, right) = self.co_partitioned(other);
+        let partitioner = left.partitioner();
+        left.zip_partitioned("join", &right, partitioner, |left, right| {
+            crate::rdd::join::hash_join(left, right)
         })
     }
 
