@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod binary;
 pub mod checkpoint;
+pub mod cogroup;
 pub mod join;
 pub mod narrow;
 pub mod pair;
