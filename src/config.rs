@@ -55,6 +55,18 @@ pub struct EngineArgs {
         global = true
     )]
     pub shuffle_round_bytes: ByteSize,
+    /// The largest total an action may return (`collect`, `take`, ...): results reach the
+    /// driver and every executor (each rank runs the job's main), so a larger one fails
+    /// the job saying to save it instead (like Spark's spark.driver.maxResultSize; 0: no
+    /// limit).
+    #[arg(
+        long,
+        env = "EMBER_MAX_RESULT_SIZE",
+        value_name = "SIZE",
+        default_value = "1g",
+        global = true
+    )]
+    pub max_result_size: ByteSize,
     /// How shuffles move data: `auto` lets executors on one node read each other's shuffle
     /// files directly and sends only cross-node data with MPI_Alltoallv; `alltoallv`
     /// sends everything that crosses executors through MPI; `rma` gets it with one-sided
@@ -98,6 +110,7 @@ impl EngineArgs {
                 EngineArgs {
                     local_dir: PathBuf::from("/dev/shm"),
                     shuffle_round_bytes: ByteSize(256 << 20),
+                    max_result_size: ByteSize(1 << 30),
                     heartbeat_timeout: std::time::Duration::from_secs(120),
                     ..EngineArgs::default()
                 }

@@ -262,3 +262,24 @@ fn one_action_over_many_iterations_keeps_only_the_last_shuffles() {
         "2 iterations leave {two} files, 8 leave {eight}"
     );
 }
+
+#[test]
+fn a_result_over_the_limit_fails_the_action_saying_to_save_it() {
+    let config = EngineArgs {
+        max_result_size: ember::config::ByteSize(4096),
+        ..EngineArgs::default()
+    };
+    let ctx = Context::local_with_executors(&config, 2);
+    let small = ctx.range(0, 100, Some(4)).collect().unwrap();
+    assert_eq!(small.len(), 100);
+    let err = ctx.range(0, 100_000, Some(4)).collect().unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.contains("more than --max-result-size (4.0 KiB)")
+            && said.contains("save_as_text_file"),
+        "{said}"
+    );
+    // The context is still usable after the refused action.
+    assert_eq!(ctx.range(0, 100_000, Some(4)).count().unwrap(), 100_000);
+    ctx.stop();
+}

@@ -165,6 +165,7 @@ impl Runtime {
             final_rdd,
             partitions,
             result_fn,
+            max_result_bytes: self.config.max_result_size.0,
         });
         if let Some(executor) = &self.executor {
             let end = serve_job(executor, self.world.as_ref(), &job)?;

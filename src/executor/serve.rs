@@ -169,9 +169,11 @@ fn run_task(
             let output = dep.run_map_task(tc.partition, &tc)?;
             let first_id = executor.info.id.rank() - executor.peers.rank();
             let peers = executor.peers.size();
-            executor
-                .shuffle
-                .put_map_output(dep.id(), tc.partition, output, first_id, peers)?;
+            let on_disk =
+                executor
+                    .shuffle
+                    .put_map_output(dep.id(), tc.partition, output, first_id, peers)?;
+            tc.counters.add_spill(on_disk);
             Ok(Vec::new())
         }
         StageKind::Result => (job.result_fn)(tc.partition, &tc),

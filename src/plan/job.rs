@@ -18,4 +18,6 @@ pub struct Job {
     /// Partitions of the final RDD the action needs (all, or a prefix for `take`).
     pub partitions: Vec<usize>,
     pub result_fn: ResultFn,
+    /// The most bytes the action's results may total (0: no limit).
+    pub max_result_bytes: u64,
 }

@@ -116,6 +116,7 @@ pub fn run_job(
 
     let stages = plan(&job.final_rdd);
     let mut results = vec![Vec::new(); job.partitions.len()];
+    let mut result_bytes = 0u64;
     let mut updates = Vec::new();
     let mut injected = false;
     let mut ran: HashSet<StageId> = HashSet::new();
@@ -170,7 +171,8 @@ pub fn run_job(
                     }
                     let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
                     run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
-                        updates.extend(acc)
+                        updates.extend(acc);
+                        Ok(())
                     })?;
                     ran.insert(stage.id);
                     let stats = exchange(world, &executors, job, dep.id())?;
@@ -201,8 +203,14 @@ pub fn run_job(
                         stage,
                         &job.partitions,
                         |i, out, acc| {
+                            // A partition computed again (after an executor left)
+                            // replaces its earlier result.
+                            result_bytes =
+                                result_bytes + out.len() as u64 - results[i].len() as u64;
+                            check_result_size(job, result_bytes)?;
                             results[i] = out;
                             updates.extend(acc);
+                            Ok(())
                         },
                     )?;
                 }
@@ -399,7 +407,7 @@ fn run_stage(
     job: &Job,
     stage: &Stage,
     partitions: &[usize],
-    mut on_output: impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>),
+    mut on_output: impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>) -> Result<()>,
 ) -> Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(partitions.len());
@@ -459,7 +467,7 @@ fn run_stage(
                 for (rdd, p) in cached {
                     state.blocks.insert((rdd, p), from);
                 }
-                on_output(index, output, accumulators);
+                on_output(index, output, accumulators)?;
             }
             ToDriver::TaskFailed {
                 job: j,
@@ -519,6 +527,19 @@ fn run_stage(
     );
     state.metrics.add(&metrics);
     Ok(())
+}
+
+/// Fails `job` once its results total more than it may return.
+fn check_result_size(job: &Job, bytes: u64) -> Result<()> {
+    if job.max_result_bytes == 0 || bytes <= job.max_result_bytes {
+        return Ok(());
+    }
+    Err(Error::Other(format!(
+        "job {} ({}): its results total more than --max-result-size ({}); an action's result reaches the driver and every executor: write a large one with save_as_text_file or save_as_binary instead, or raise --max-result-size",
+        job.id,
+        job.name,
+        ByteSize(job.max_result_bytes)
+    )))
 }
 
 /// Reports about an earlier job (possible after a failed job) are dropped.

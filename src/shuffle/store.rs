@@ -102,18 +102,19 @@ impl ShuffleStore {
     /// The directory for a new file of `bytes`: the scratch directory, unless it is in
     /// memory and the budget has no room for the file, then the spill directory (disk).
     /// Whatever the file takes in memory stays reserved until [`ShuffleStore::remove_file`].
-    fn place(&self, name: &str, bytes: u64) -> PathBuf {
+    /// Also says whether the file went to disk for want of memory.
+    fn place(&self, name: &str, bytes: u64) -> (PathBuf, bool) {
         if !self.scratch_in_memory {
-            return self.dir().join(name);
+            return (self.dir().join(name), false);
         }
         let mut reservation = self.memory.reservation();
         if reservation.grow_to(bytes) {
             let path = self.dir().join(name);
             lock(&self.held).insert(path.clone(), reservation);
-            path
+            (path, false)
         } else {
             self.memory.note_spill(bytes);
-            self.spill_dir().join(name)
+            (self.spill_dir().join(name), true)
         }
     }
 
@@ -143,7 +144,8 @@ impl ShuffleStore {
 
     /// Writes map partition `split`'s buckets to its file, grouped by owner (after the
     /// pieces it spilled, which are then removed); `first_id` is the executor id of peer
-    /// 0 and `peers` the number of executors.
+    /// 0 and `peers` the number of executors. Returns the bytes written to disk for want
+    /// of memory (0 when the file fits the budget or the local dir is on disk anyway).
     pub fn put_map_output(
         &self,
         shuffle: ShuffleId,
@@ -151,7 +153,7 @@ impl ShuffleStore {
         output: MapOutput,
         first_id: usize,
         peers: usize,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let owners = self.owners(shuffle)?;
         let owner_peers: Vec<usize> = owners.iter().map(|&o| o - first_id).collect();
         let generation = self
@@ -177,7 +179,7 @@ impl ShuffleStore {
             })
             .collect();
         let bytes = pieces.iter().flatten().map(|p| p.len() as u64).sum();
-        let path = self.place(&map_file_name(shuffle, split, generation), bytes);
+        let (path, on_disk) = self.place(&map_file_name(shuffle, split, generation), bytes);
         let file = write_map_file(path, split, &pieces, &owner_peers, peers)?;
         drop(pieces);
         drop(spilled);
@@ -193,7 +195,7 @@ impl ShuffleStore {
             !stale
         });
         list.push(file);
-        Ok(())
+        Ok(if on_disk { bytes } else { 0 })
     }
 
     /// Writes a map task's buckets that do not fit the memory budget to the spill
@@ -256,7 +258,7 @@ impl ShuffleStore {
 
     /// Where this executor receives the `bytes` of the partitions of `shuffle` it owns.
     pub fn place_reduce_file(&self, shuffle: ShuffleId, bytes: u64) -> PathBuf {
-        let path = self.place(&format!("shuffle-{shuffle}-reduce.data"), bytes);
+        let (path, _) = self.place(&format!("shuffle-{shuffle}-reduce.data"), bytes);
         lock(&self.reduce_files).insert(shuffle, path.clone());
         path
     }
@@ -316,17 +318,19 @@ mod tests {
             spills,
             reservation: None,
         };
-        store
+        let on_disk = store
             .put_map_output(shuffle, 0, output(b"a2", b"b2", vec![spill.clone()]), 1, 1)
             .unwrap();
+        assert_eq!(on_disk, 0);
         assert!(
             !spill.data.exists(),
             "the spilled piece is gathered and removed"
         );
         // 8 bytes fit the budget of 10: in memory, reserved; the next 8 do not: on disk.
-        store
+        let on_disk = store
             .put_map_output(shuffle, 1, output(b"c3", b"d3333", Vec::new()), 1, 1)
             .unwrap();
+        assert_eq!(on_disk, 7);
         let files = store.take_map_files(shuffle);
         assert_eq!(std::fs::read(&files[0].data).unwrap(), b"a1a2b1b2");
         assert!(files[0].data.starts_with(shm.path()));
