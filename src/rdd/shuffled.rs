@@ -147,9 +147,11 @@ where
                 "shuffle {shuffle}: a block lies outside its file"
             )));
         }
+        let bytes = blocks.iter().map(|b| b.range.len()).sum();
         match &self.mode {
             ReduceMode::Sort(plan) => {
                 let order = plan.order(&blocks, shuffle)?;
+                tc.counters.note_shuffle_read(order.len(), bytes);
                 let mut next = 0;
                 Ok(Box::new(std::iter::from_fn(move || {
                     if next >= order.len() {
@@ -177,6 +179,7 @@ where
                     codec::decode_all_into(block.bytes(), &mut records)
                         .map_err(|detail| corrupt(shuffle, block, detail))?;
                 }
+                tc.counters.note_shuffle_read(records.len(), bytes);
                 if let ReduceMode::Combine(combine) = mode {
                     records = combine(records);
                 }
