@@ -4,11 +4,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
+use crate::events::{Event, Listeners};
 use crate::ids::{ExecutorId, RddId, ShuffleId, StageId};
 use crate::plan::job::Job;
 use crate::plan::node::cached_blocks;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
 use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
+use crate::protocol::metrics::now_us;
 use crate::protocol::{ExecutorTable, TaskMetrics};
 use crate::scheduler::task_set::{Pending, TaskSet};
 use crate::transport::{Backoff, Group};
@@ -32,6 +34,8 @@ pub struct DriverState {
     pub metrics: TaskMetrics,
     /// Executors taken out of service: no tasks, no reduce partitions.
     pub out_of_service: std::collections::BTreeSet<ExecutorId>,
+    /// The event log and progress display.
+    pub events: Listeners,
 }
 
 impl DriverState {
@@ -62,6 +66,32 @@ pub struct ExchangeStats {
     pub one_sided: bool,
     /// From sending `Exchange` to the last `ExchangeDone`.
     pub seconds: f64,
+}
+
+impl ExchangeStats {
+    /// How the data moved: `rma`, `alltoallv`, or `in place` (no round: co-located
+    /// executors read each other's map files).
+    pub fn mode(&self) -> &'static str {
+        match (self.one_sided, self.rounds) {
+            (true, _) => "rma",
+            (false, 0) => "in place",
+            _ => "alltoallv",
+        }
+    }
+
+    /// The event log's record of it.
+    pub fn event(&self) -> Event {
+        Event::Exchange {
+            job: self.job,
+            shuffle: self.shuffle,
+            mode: self.mode().into(),
+            bytes: self.bytes,
+            cross_node: self.cross_node,
+            rounds: self.rounds,
+            seconds: self.seconds,
+            time_us: now_us(),
+        }
+    }
 }
 
 /// What a finished job produced on the driver.
@@ -143,6 +173,7 @@ pub fn run_job(
             }
             match &stage.kind {
                 StageKind::ShuffleMap(_) if !wanted.contains(&stage.id) => {
+                    skipped(state, job, stage, "no stage of this job needs it");
                     tracing::info!(
                         "job {}: {} skipped: no stage of this job needs it",
                         job.id,
@@ -152,6 +183,7 @@ pub fn run_job(
                 StageKind::ShuffleMap(dep) => {
                     let owners = choose_owners(stage, &stages, job, &in_service, state);
                     if state.shuffles.get(&dep.id()) == Some(&owners) {
+                        skipped(state, job, stage, "its output exists");
                         tracing::info!(
                             "job {}: {} skipped: its output exists",
                             job.id,
@@ -173,6 +205,7 @@ pub fn run_job(
                     })?;
                     ran.insert(stage.id);
                     let stats = exchange(world, &executors, job, dep.id())?;
+                    state.events.post(&stats.event());
                     state.exchanges.push(stats);
                     state.shuffles.insert(dep.id(), owners);
                     for done in consumed(&stages, &wanted, &ran, state) {
@@ -411,6 +444,12 @@ fn run_stage(
         .iter()
         .filter(|e| !state.out_of_service.contains(&e.id));
     let mut set = TaskSet::new(tasks, in_service);
+    state.events.post(&Event::StageStart {
+        job: job.id,
+        stage: stage.id,
+        tasks: partitions.len(),
+        time_us: now_us(),
+    });
     let mut backoff = Backoff::new();
     let mut metrics = TaskMetrics::default();
     loop {
@@ -451,10 +490,21 @@ fn run_stage(
                 output,
                 accumulators,
                 metrics: task_metrics,
+                timing,
                 cached,
             } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
                 let index = set.done(from, partition);
                 metrics.add(&task_metrics);
+                state.events.post(&Event::TaskEnd {
+                    job: j,
+                    stage: s,
+                    partition,
+                    attempt,
+                    executor: from.rank(),
+                    timing,
+                    metrics: task_metrics,
+                    failure: None,
+                });
                 for (rdd, p) in cached {
                     state.blocks.insert((rdd, p), from);
                 }
@@ -466,8 +516,19 @@ fn run_stage(
                 partition,
                 attempt,
                 message,
+                timing,
                 retry,
             } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
+                state.events.post(&Event::TaskEnd {
+                    job: j,
+                    stage: s,
+                    partition,
+                    attempt,
+                    executor: from.rank(),
+                    timing,
+                    metrics: TaskMetrics::default(),
+                    failure: Some(message.clone()),
+                });
                 tracing::warn!(
                     "task {partition} of stage {s} (attempt {}) failed on executor {from}: {message}",
                     attempt + 1
@@ -508,7 +569,23 @@ fn run_stage(
         started.elapsed().as_secs_f64()
     );
     state.metrics.add(&metrics);
+    state.events.post(&Event::StageEnd {
+        job: job.id,
+        stage: stage.id,
+        tasks: partitions.len(),
+        time_us: now_us(),
+        metrics,
+    });
     Ok(())
+}
+
+fn skipped(state: &mut DriverState, job: &Job, stage: &Stage, reason: &str) {
+    state.events.post(&Event::StageSkipped {
+        job: job.id,
+        stage: stage.id,
+        reason: reason.into(),
+        time_us: now_us(),
+    });
 }
 
 /// Reports about an earlier job (possible after a failed job) are dropped.
@@ -579,17 +656,7 @@ fn exchange(
             "exchange of shuffle {shuffle} failed on {message}"
         )));
     }
-    tracing::info!(
-        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {rounds} round(s) by {} ({cross_node} bytes across nodes), {:.3} s",
-        job.id,
-        match (one_sided, rounds) {
-            (true, _) => "rma",
-            (false, 0) => "reading in place",
-            _ => "alltoallv",
-        },
-        started.elapsed().as_secs_f64()
-    );
-    Ok(ExchangeStats {
+    let stats = ExchangeStats {
         job: job.id,
         shuffle,
         bytes,
@@ -597,7 +664,17 @@ fn exchange(
         rounds,
         one_sided,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    tracing::info!(
+        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {rounds} round(s) by {} ({cross_node} bytes across nodes), {:.3} s",
+        job.id,
+        match stats.mode() {
+            "in place" => "reading in place",
+            mode => mode,
+        },
+        stats.seconds
+    );
+    Ok(stats)
 }
 
 fn send(world: &dyn Group, to: ExecutorId, msg: &ToExecutor) -> Result<()> {
