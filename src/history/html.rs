@@ -159,10 +159,16 @@ fn job_section(job: &JobRun, colours: &Colours) -> String {
         out.push_str(&stage_row(job, s, colours));
     }
     out.push_str("</table>");
+    out.push_str(
+        "<p>Records and bytes in: read from shuffles (records read from sources are not \
+         counted); out: written to a shuffle, or a result sent to the driver.</p>",
+    );
+    // Lineages open under the table, unless an iterative job has too many to read.
+    let open = if job.stages.len() <= 8 { " open" } else { "" };
     for s in &job.stages {
         let _ = write!(
             out,
-            "<details><summary>stage {} lineage</summary><pre>{}</pre></details>",
+            "<details{open}><summary>stage {} lineage</summary><pre>{}</pre></details>",
             s.info.stage.0,
             escape(&s.info.lineage)
         );
@@ -260,6 +266,9 @@ fn failures(app: &App) -> String {
             "<li class=\"failure\">application failed: {}</li>",
             escape(f)
         );
+    }
+    if !out.contains("<li") {
+        out.push_str("<li>none</li>");
     }
     out.push_str("</ul></section>");
     out

@@ -134,7 +134,7 @@ pub fn timeline(app: &App, colours: &Colours) -> String {
             };
             let _ = write!(
                 rows,
-                "<rect class=\"task\" x=\"{x0:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"{fill}\"><title>job {} stage {} task {} attempt {}: {:.3} s{}</title></rect>",
+                "<rect class=\"task\" x=\"{x0:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"{fill}\" stroke=\"#fff\" stroke-width=\"0.5\"><title>job {} stage {} task {} attempt {}: {:.3} s{}</title></rect>",
                 y + t.timing.thread as usize * ROW + 1,
                 (x1 - x0).max(1.0),
                 ROW - 2,
