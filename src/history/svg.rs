@@ -152,14 +152,15 @@ pub fn timeline(app: &App, colours: &Colours) -> String {
         rows.push_str("</g>");
         y += height + 4;
     }
+    // Scales down to the window's width (a laptop after scp), never up.
     format!(
-        "<svg class=\"timeline\" width=\"{W}\" height=\"{}\">{rows}\
+        "<svg class=\"timeline\" viewBox=\"0 0 {W} {h}\" width=\"100%\" style=\"max-width:{W}px\">{rows}\
          <text x=\"{LABEL}\" y=\"{}\">0 s</text><text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.2} s</text></svg>",
-        y + 16,
         y + 12,
         W - 10.0,
         y + 12,
-        span / 1e6
+        span / 1e6,
+        h = y + 16,
     )
 }
 
