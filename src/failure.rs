@@ -35,14 +35,18 @@ pub fn set_last_words(hook: Option<LastWords>) {
 
 /// Reports `message` as this rank's failure and ends the job on every rank. Never returns.
 pub fn fatal(message: &str) -> ! {
+    last_words(message);
+    report(message);
+    abort_job(1)
+}
+
+fn last_words(message: &str) {
     // Only tried: a fatal error inside the hook itself must still abort.
     if let Ok(hook) = LAST_WORDS.try_lock()
         && let Some(hook) = hook.as_ref()
     {
         hook(message);
     }
-    report(message);
-    abort_job(1)
 }
 
 fn report(message: &str) {
@@ -106,6 +110,7 @@ pub fn install_signal_handlers() {
                         // Executors get SIGTERM whenever mpirun ends a failed job: only
                         // the driver's line is news.
                         if crate::log::current_label().starts_with("driver") {
+                            last_words(&message);
                             report(&message);
                         } else {
                             tracing::debug!("{message}");

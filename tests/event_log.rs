@@ -337,3 +337,50 @@ fn no_event_log_writes_none() {
         .count();
     assert_eq!(logs, 1, "on by default, in the working directory");
 }
+
+#[test]
+fn a_job_ended_by_a_signal_leaves_a_log_that_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("events");
+    let args = [
+        "--generate-lines",
+        "20000000",
+        "--partitions",
+        "200",
+        "--event-log",
+        logs.to_str().unwrap(),
+    ];
+    let mut child = common::spawn(mpirun(3, &bin("wordcount"), &args));
+    let (out, err) = (
+        common::drain_output(child.stdout.take()),
+        common::drain_output(child.stderr.take()),
+    );
+    // Once a task has ended, the launcher ends the job (as Slurm's time limit would).
+    let started = std::time::Instant::now();
+    let log = loop {
+        assert!(started.elapsed() < TIMEOUT, "no task ended");
+        let found = std::fs::read_dir(&logs)
+            .ok()
+            .and_then(|d| d.flatten().next())
+            .map(|e| e.path());
+        if let Some(log) = found
+            && std::fs::read_to_string(&log)
+                .unwrap()
+                .contains("\"task_end\"")
+        {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // SAFETY: a plain signal to the launcher we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let run = common::wait(child, out, err, TIMEOUT);
+    assert!(!run.success() && !run.timed_out, "{run:#?}");
+    let events = read_events(&log).unwrap();
+    assert!(
+        matches!(events.last(), Some(Event::ApplicationEnd { status, failure: Some(f), .. })
+            if status == "failed" && f.contains("stopped by SIGTERM")),
+        "the log ends with the signal: {:?}",
+        events.last()
+    );
+}

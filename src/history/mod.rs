@@ -98,3 +98,153 @@ impl Colours {
         PALETTE[i % PALETTE.len()].to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, EventLog, StageInfo};
+    use crate::ids::{ExecutorId, StageId};
+    use crate::protocol::{ExecutorInfo, TaskMetrics, TaskTiming};
+
+    fn executor(id: usize) -> ExecutorInfo {
+        ExecutorInfo {
+            id: ExecutorId(id),
+            host: "node".into(),
+            pid: 1,
+            node: 1,
+            node_rank: id - 1,
+            node_size: 2,
+            numa_domain: 0,
+            cores: vec![],
+            pinned: false,
+            threads: 1,
+            memory_budget: 1 << 30,
+            in_process: false,
+        }
+    }
+
+    /// A job whose map stage ran and whose result stage failed on a `<b>`-bearing message.
+    fn failed_app() -> Vec<Event> {
+        let stage = |id: u32, kind: &str, parents: Vec<StageId>| StageInfo {
+            stage: StageId(id),
+            kind: kind.into(),
+            shuffle: None,
+            partitions: 1,
+            parents,
+            lineage: "(1) map [rdd 1]\n".into(),
+        };
+        let task = |stage: u32, executor: usize, failure: Option<&str>| Event::TaskEnd {
+            job: 0,
+            stage: StageId(stage),
+            partition: 0,
+            attempt: 0,
+            executor,
+            timing: TaskTiming {
+                start_us: 1_000_000,
+                end_us: 1_500_000,
+                thread: 0,
+            },
+            metrics: TaskMetrics::default(),
+            failure: failure.map(str::to_string),
+        };
+        vec![
+            Event::ApplicationStart {
+                schema: 1,
+                app_id: "app-x".into(),
+                command: vec!["job".into()],
+                mode: "cluster".into(),
+                time_us: 1_000_000,
+                executors: vec![executor(1), executor(2)],
+                settings: Default::default(),
+            },
+            Event::JobStart {
+                job: 0,
+                name: "collect".into(),
+                time_us: 1_000_000,
+                stages: vec![
+                    stage(0, "shuffle_map", vec![]),
+                    stage(1, "result", vec![StageId(0)]),
+                ],
+            },
+            Event::StageStart {
+                job: 0,
+                stage: StageId(0),
+                tasks: 1,
+                time_us: 1_000_000,
+            },
+            task(0, 1, None),
+            Event::StageEnd {
+                job: 0,
+                stage: StageId(0),
+                tasks: 1,
+                time_us: 1_600_000,
+                metrics: TaskMetrics::default(),
+            },
+            Event::StageStart {
+                job: 0,
+                stage: StageId(1),
+                tasks: 1,
+                time_us: 1_600_000,
+            },
+            task(1, 2, Some("bad <b>input</b>")),
+            Event::JobEnd {
+                job: 0,
+                time_us: 2_000_000,
+                failure: Some("aborted".into()),
+            },
+            Event::ApplicationEnd {
+                time_us: 2_000_000,
+                status: "failed".into(),
+                exit_code: 1,
+                failure: Some("aborted".into()),
+            },
+        ]
+    }
+
+    #[test]
+    fn a_failed_application_reports_its_stages_executors_and_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::create(dir.path(), "app-x").unwrap();
+        for e in failed_app() {
+            log.write(&e);
+        }
+        let html = report(log.path()).unwrap();
+        assert_eq!(html.matches("class=\"stage-node\"").count(), 2);
+        assert_eq!(html.matches("class=\"executor-row\"").count(), 2);
+        assert!(
+            html.contains("data-stage=\"1\" data-status=\"failed\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("bad &lt;b&gt;input&lt;/b&gt;"),
+            "escaped failure"
+        );
+        assert!(!html.contains("<b>input"));
+        assert!(!html.contains("http://") && !html.contains("<script"));
+        let list = list(dir.path()).unwrap();
+        assert!(
+            list.lines()
+                .any(|l| l.starts_with("app-x") && l.ends_with("failed")),
+            "{list}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_event_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.jsonl");
+        std::fs::write(
+            &path,
+            "{\"event\":\"job_end\",\"job\":0,\"time_us\":1,\"failure\":null}\n",
+        )
+        .unwrap();
+        assert!(
+            report(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("no application_start")
+        );
+        std::fs::write(&path, "hello\nworld\n").unwrap();
+        assert!(report(&path).unwrap_err().to_string().contains("line 1"));
+    }
+}
