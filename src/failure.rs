@@ -108,8 +108,9 @@ pub fn install_signal_handlers() {
                             "stopped by {name}: {why}; output was not committed and scratch files were removed; a job that writes checkpoints resumes from them when submitted again"
                         );
                         // Executors get SIGTERM whenever mpirun ends a failed job: only
-                        // the driver's line is news.
-                        if crate::log::current_label().starts_with("driver") {
+                        // the driver's line is news (and a process whose role is not
+                        // known yet says it, rather than dying silently).
+                        if !crate::log::current_label().starts_with("executor") {
                             last_words(&message);
                             report(&message);
                         } else {

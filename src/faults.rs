@@ -82,6 +82,12 @@ pub fn serve_panic(me: usize) -> bool {
     std::env::var("EMBER_TEST_SERVE_PANIC").is_ok_and(|v| v.parse::<usize>() == Ok(me))
 }
 
+/// `EMBER_TEST_SIGNAL_AT_START`: every rank sends itself SIGUSR1 before MPI starts, as
+/// Slurm's early time-limit signal can.
+pub fn signal_at_start() -> bool {
+    std::env::var_os("EMBER_TEST_SIGNAL_AT_START").is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,7 @@ pub mod faults;
 pub mod history;
 pub mod ids;
 pub mod io;
+pub mod launcher;
 pub mod log;
 pub mod plan;
 pub mod protocol;

@@ -7,7 +7,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use tracing::{Event, Subscriber};
@@ -16,16 +16,16 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-static PROCESS_LABEL: OnceLock<String> = OnceLock::new();
+static PROCESS_LABEL: RwLock<Option<String>> = RwLock::new(None);
 static START: OnceLock<Instant> = OnceLock::new();
 
 thread_local! {
     static THREAD_LABEL: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// Sets the label of this process's log lines (first call wins), e.g. `driver 0`.
+/// Sets the label of this process's log lines, e.g. `driver 0`.
 pub fn set_process_label(label: String) {
-    let _ = PROCESS_LABEL.set(label);
+    *PROCESS_LABEL.write().unwrap_or_else(|p| p.into_inner()) = Some(label);
 }
 
 /// Overrides the label for lines written by the calling thread.
@@ -37,7 +37,10 @@ pub fn set_thread_label(label: String) {
 pub fn current_label() -> String {
     THREAD_LABEL
         .with(|l| l.borrow().clone())
-        .or_else(|| PROCESS_LABEL.get().cloned())
+        .or_else(|| {
+            let label = PROCESS_LABEL.read().unwrap_or_else(|p| p.into_inner());
+            label.clone()
+        })
         .unwrap_or_else(|| "ember".to_string())
 }
 

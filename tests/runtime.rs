@@ -351,6 +351,22 @@ fn the_next_job_removes_what_a_sigkilled_rank_left() {
 }
 
 #[test]
+fn a_signal_during_start_up_is_reported_by_the_driver() {
+    // Slurm's time-limit signal can come before MPI is up: the ranks know their roles from
+    // the launcher by then, so the driver still says why the job stopped.
+    let scratch = tempfile::tempdir().unwrap();
+    let mut cmd = mpirun(3, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
+    cmd.env("EMBER_LOCAL_DIR", scratch.path())
+        .env("EMBER_TEST_SIGNAL_AT_START", "1");
+    let done = run(cmd, Duration::from_secs(40));
+    assert!(!done.timed_out, "{done:#?}");
+    assert_ne!(done.status, Some(0), "{done:#?}");
+    let line = "ember: [driver 0] failed: stopped by SIGUSR1: the job's time limit is near";
+    assert_eq!(done.stderr.matches(line).count(), 1, "{done:#?}");
+    assert!(!done.stderr.contains("[executor"), "{done:#?}");
+}
+
+#[test]
 fn a_stopped_rank_ends_the_job_on_the_heartbeat_timeout() {
     // SIGSTOP neither exits nor closes a socket: only heartbeats notice. A stopped
     // executor is named by the driver; a stopped driver by the executors, which end the

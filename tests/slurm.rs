@@ -415,13 +415,16 @@ fn scenarios(root: &Path) {
     let output = dir.join("out");
     let script = dir.join("long.sbatch");
     let body = format!(
-        "#!/bin/bash\nsource \"$EMBER_HOME/slurm/common.sh\"\nember_launch wordcount --generate-lines 400000000 --output {}\n",
+        "#!/bin/bash\nsource \"$EMBER_HOME/slurm/common.sh\"\nember_launch wordcount --generate-lines 4000000000 --output {}\n",
         output.display()
     );
     std::fs::write(&script, body).unwrap();
     let mut cmd = Command::new("sbatch");
     cmd.current_dir(project())
-        .args(["--wait", "--ntasks=3", "--time=1", "--signal=USR1@50"])
+        // Slurm checks limits every 30 s and may signal up to a minute before the time
+        // asked: with a 2 min limit and 60 s lead the signal comes 30-60 s in, after
+        // start-up (with a 1 min limit it came during start-up under load).
+        .args(["--wait", "--ntasks=3", "--time=2", "--signal=USR1@60"])
         .arg(format!("--output={}/slurm-%j.out", dir.display()))
         .arg(&script)
         .env("EMBER_HOME", project())

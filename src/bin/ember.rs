@@ -222,23 +222,10 @@ fn submit(args: &ember::submit::SubmitArgs) -> i32 {
     }
 }
 
-/// This process's rank and the number of ranks, from the launcher's environment (no MPI
-/// needed): OpenMPI, PMI (MPICH), Slurm; else one process.
-fn launcher_rank() -> (u64, u64) {
-    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-    [
-        ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
-        ("PMI_RANK", "PMI_SIZE"),
-        ("SLURM_PROCID", "SLURM_NTASKS"),
-    ]
-    .iter()
-    .find_map(|(r, n)| Some((var(r)?, var(n)?)))
-    .unwrap_or((0, 1))
-}
-
 fn datagen(what: &Datagen) -> std::io::Result<()> {
     use ember::datagen::{part_range, write_part};
-    let (rank, ranks) = launcher_rank();
+    // One process when no launcher started this one.
+    let (rank, ranks) = ember::launcher::launcher_rank().unwrap_or((0, 1));
     let count = match (what.records, what.size) {
         (Some(n), _) => n,
         (None, Some(size)) => what.kind.records_for(size.0, what.seed),

@@ -70,8 +70,20 @@ impl Context {
     /// ```
     pub fn init_with(config: &EngineArgs) -> Context {
         crate::log::init();
+        // The role is known from the launcher before MPI starts, so a signal that arrives
+        // during start-up (Slurm's --signal fires up to a minute early) is reported by the
+        // driver like any other.
+        if let Some(label) = crate::launcher::launcher_rank()
+            .and_then(|(rank, ranks)| crate::launcher::rank_label(rank, ranks))
+        {
+            crate::log::set_process_label(label);
+        }
         failure::install_panic_hook();
         failure::install_signal_handlers();
+        if crate::faults::signal_at_start() {
+            // SAFETY: raise() sends a signal to this process; the handler is installed.
+            unsafe { libc::raise(libc::SIGUSR1) };
+        }
         let started = mpi_start::start().unwrap_or_else(|e| fatal(&e));
         if started.world.size() == 1 {
             let mut ctx = Context::local(config, 1, true);

@@ -14,6 +14,7 @@ pub mod persisted;
 pub mod shared;
 pub mod shuffled;
 pub mod sort;
+pub mod sorted_runs;
 pub mod source;
 pub mod text;
 
@@ -579,6 +580,10 @@ impl<T: Data> Rdd<T> {
             parent: Arc::clone(&self.node),
             partitions,
             partition_of: Arc::new(partition_of),
+            map_sort: match &mode {
+                ReduceMode::Sort(plan) => Some(Arc::clone(plan) as _),
+                _ => None,
+            },
         });
         self.derive(Arc::new(ShuffledRdd {
             id: self.rt.new_rdd_id(),

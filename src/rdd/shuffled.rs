@@ -7,21 +7,20 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::ids::ShuffleId;
-use crate::plan::batch::{BATCH_SIZE, BatchIter, batched};
+use crate::plan::batch::{BatchIter, batched};
 use crate::plan::node::ShuffleDep;
 use crate::plan::node::{Compute, Dependency, Node, RddId};
-use crate::plan::shuffle_dep::ShuffleDependency;
+use crate::plan::shuffle_dep::{MapSort, ShuffleDependency};
 use crate::plan::task::TaskContext;
 use crate::shuffle::store::{Block, ReduceInput};
 
 /// Merges the decoded records of one reduce partition (e.g. sums values by key).
 pub type Combine<S> = Arc<dyn Fn(Vec<S>) -> Vec<S> + Send + Sync>;
 
-/// Orders a reduce partition without materialising it: returns the byte offsets of its
-/// records (in the reduce file) in output order.
-pub trait SortPlan<S>: Send + Sync {
-    /// (block index, byte offset within the block's file) of every record, in order.
-    fn order(&self, blocks: &[Block], shuffle: ShuffleId) -> Result<Vec<(u32, usize)>>;
+/// The reduce side of a sort shuffle (the map side ordered each bucket: [`MapSort`]).
+pub trait SortPlan<S>: MapSort<S> {
+    /// The records of `blocks` in order.
+    fn merge(&self, blocks: Vec<Block>, shuffle: ShuffleId) -> Result<BatchIter<S>>;
 }
 
 /// What the reduce side does with the records of a partition.
@@ -30,40 +29,11 @@ pub enum ReduceMode<S> {
     Plain,
     /// Decode them all and merge them.
     Combine(Combine<S>),
-    /// Sort compact (key, offset) entries, then decode each record once, in order.
+    /// Merge the sorted runs the map side wrote.
     Sort(Arc<dyn SortPlan<S>>),
 }
 
-/// Sorting by a key of each record.
-pub struct KeySort<S, K> {
-    pub key: Arc<dyn Fn(&S) -> K + Send + Sync>,
-    pub ascending: bool,
-}
-
-impl<S: DeserializeOwned, K: Ord> SortPlan<S> for KeySort<S, K> {
-    fn order(&self, blocks: &[Block], shuffle: ShuffleId) -> Result<Vec<(u32, usize)>> {
-        let mut entries: Vec<(K, (u32, usize))> = Vec::new();
-        for (b, block) in blocks.iter().enumerate() {
-            let data = &block.data[..block.range.end];
-            let mut at = block.range.start;
-            while at < block.range.end {
-                let (record, rest) = postcard::take_from_bytes::<S>(&data[at..]).map_err(|e| {
-                    let offset = at - block.range.start;
-                    corrupt(shuffle, block, format!("record at byte {offset}: {e}"))
-                })?;
-                entries.push(((self.key)(&record), (b as u32, at)));
-                at = block.range.end - rest.len();
-            }
-        }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-        if !self.ascending {
-            entries.reverse();
-        }
-        Ok(entries.into_iter().map(|(_, at)| at).collect())
-    }
-}
-
-fn corrupt(shuffle: ShuffleId, block: &Block, detail: String) -> Error {
+pub(crate) fn corrupt(shuffle: ShuffleId, block: &Block, detail: String) -> Error {
     Error::CorruptShuffle {
         shuffle,
         executor: block.source.into(),
@@ -150,27 +120,14 @@ where
         let bytes = blocks.iter().map(|b| b.range.len()).sum();
         match &self.mode {
             ReduceMode::Sort(plan) => {
-                let order = plan.order(&blocks, shuffle)?;
-                tc.counters.note_shuffle_read(order.len(), bytes);
-                let mut next = 0;
-                Ok(Box::new(std::iter::from_fn(move || {
-                    if next >= order.len() {
-                        return None;
+                // The merge streams: records count as they come out of it.
+                tc.counters.note_shuffle_read(0, bytes);
+                let counters = Arc::clone(&tc.counters);
+                let merged = plan.merge(blocks, shuffle)?;
+                Ok(Box::new(merged.inspect(move |batch| {
+                    if let Ok(batch) = batch {
+                        counters.note_shuffle_read(batch.len(), 0);
                     }
-                    let end = (next + BATCH_SIZE).min(order.len());
-                    let batch = order[next..end]
-                        .iter()
-                        .map(|&(b, at)| {
-                            let block = &blocks[b as usize];
-                            postcard::take_from_bytes::<S>(&block.data[at..block.range.end])
-                                .map(|(r, _)| r)
-                                .map_err(|e| {
-                                    corrupt(shuffle, block, format!("record at byte {at}: {e}"))
-                                })
-                        })
-                        .collect::<Result<Vec<S>>>();
-                    next = end;
-                    Some(batch)
                 })))
             }
             mode => {

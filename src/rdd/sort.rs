@@ -1,13 +1,13 @@
 //! Sorting: range-partition by sampled boundaries, then sort each partition.
 //!
-//! The reduce side sorts compact entries (the key and the record's offset in the reduce
-//! file) and decodes each record once, in order, instead of moving whole records through
-//! the sort: memory holds the entries, not a second copy of the data.
+//! Map tasks order each bucket by key; the reduce side merges the sorted runs it received,
+//! holding one record per run (see `sorted_runs`).
 
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::rdd::shuffled::{KeySort, ReduceMode};
+use crate::rdd::shuffled::ReduceMode;
+use crate::rdd::sorted_runs::KeySort;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::range::{SAMPLES_PER_PARTITION, boundaries, range_partition, reservoir};
 

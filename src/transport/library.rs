@@ -82,19 +82,6 @@ fn windows_unusable_in(version: &str) -> Option<String> {
     })
 }
 
-/// This process's world rank as its launcher announced it (Open MPI, PMI of MPICH, Slurm),
-/// read from the environment without MPI; `None` outside a launcher.
-pub fn launcher_rank() -> Option<(u64, u64)> {
-    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
-    [
-        ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
-        ("PMI_RANK", "PMI_SIZE"),
-        ("SLURM_PROCID", "SLURM_NTASKS"),
-    ]
-    .iter()
-    .find_map(|(r, n)| Some((var(r)?, var(n)?)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,7 +111,7 @@ fn run(ctx: &Context, args: &Args) -> ember::Result<()> {
 /// the environment the launcher gives each rank, independently of ember's own ids).
 fn mark(dir: &std::path::Path, line: String) {
     use std::io::Write;
-    let rank = ember::transport::library::launcher_rank().map_or(0, |(rank, _)| rank);
+    let rank = ember::launcher::launcher_rank().map_or(0, |(rank, _)| rank);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
