@@ -43,6 +43,11 @@ struct StageTotals {
 /// Checks what every log of a successful job must say, and returns the stages by
 /// (job, stage) in the order they ran.
 fn check_log(events: &[Event]) -> BTreeMap<(u64, u32), StageTotals> {
+    check_log_with(events, 2)
+}
+
+/// [`check_log`] for an application of `n_executors`.
+fn check_log_with(events: &[Event], n_executors: usize) -> BTreeMap<(u64, u32), StageTotals> {
     let Some(Event::ApplicationStart {
         schema, executors, ..
     }) = events.first()
@@ -53,7 +58,7 @@ fn check_log(events: &[Event]) -> BTreeMap<(u64, u32), StageTotals> {
         );
     };
     assert_eq!(*schema, SCHEMA_VERSION);
-    assert_eq!(executors.len(), 2, "the executor table of 3 ranks");
+    assert_eq!(executors.len(), n_executors, "the executor table");
     assert!(
         matches!(events.last(), Some(Event::ApplicationEnd { status, exit_code: 0, .. }) if status == "succeeded"),
         "{:?}",
@@ -383,4 +388,48 @@ fn a_job_ended_by_a_signal_leaves_a_log_that_says_so() {
         "the log ends with the signal: {:?}",
         events.last()
     );
+}
+
+/// In one process: a context made for tests logs only when given a directory, and then
+/// every job with a failed attempt and its retry.
+#[test]
+fn in_process_contexts_log_when_asked_with_retries() {
+    use ember::Context;
+    use ember::config::EngineArgs;
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineArgs {
+        event_log: Some(dir.path().to_path_buf()),
+        ..EngineArgs::default()
+    };
+    let ctx = Context::local_with_executors(&config, 2);
+    let tries = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = std::sync::Arc::clone(&tries);
+    let n = ctx
+        .range(0, 100, Some(4))
+        .map(move |x| {
+            // The first attempt of the partition holding 0 fails once.
+            if x == 0 && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("first attempt fails");
+            }
+            (x % 3, 1u64)
+        })
+        .reduce_by_key(|a, b| a + b)
+        .count()
+        .unwrap();
+    assert_eq!(n, 3);
+    ctx.stop();
+    let log = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let events = read_events(&log).unwrap();
+    let stages = check_log_with(&events, 2);
+    check_records_flow(&stages);
+    let failures: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::TaskEnd { failure: Some(f), .. } if f.contains("first attempt fails")))
+        .collect();
+    assert_eq!(failures.len(), 1, "the failed attempt is logged");
 }
