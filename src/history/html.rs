@@ -12,7 +12,7 @@ h1{font-size:20px}h2{font-size:16px;margin-top:24px}h3{font-size:14px}\
 table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ccc;padding:2px 6px;\
 text-align:right;vertical-align:middle}th{background:#eee}td.l,th.l{text-align:left}\
 .failed{color:#b00;font-weight:bold}.ok{color:#070}pre{background:#f6f6f6;padding:6px;margin:2px 0;\
-font-size:11px}svg text{font:11px sans-serif}details{margin:2px 0}";
+font-size:11px}svg text{font:11px sans-serif}details{margin:2px 0}.dagbox{overflow-x:auto}";
 
 pub fn page(app: &App) -> String {
     let colours = Colours::new(app);
@@ -147,7 +147,7 @@ fn job_section(job: &JobRun, colours: &Colours) -> String {
         None => "<span class=\"failed\">incomplete</span>".into(),
     };
     let mut out = format!(
-        "<div class=\"job\" id=\"job-{id}\" data-job=\"{id}\"><h2>Job {id}: {name}</h2><p>{duration}, {status}</p>{dag}\
+        "<div class=\"job\" id=\"job-{id}\" data-job=\"{id}\"><h2>Job {id}: {name}</h2><p>{duration}, {status}</p><div class=\"dagbox\">{dag}</div>\
          <table><tr><th>stage</th><th class=\"l\">status</th><th>tasks</th><th>duration</th>\
          <th>records in</th><th>bytes in</th><th>records out</th><th>bytes out</th><th>task time (sorted)</th>\
          <th>max / median</th><th>task bytes (sorted)</th></tr>",

@@ -10,6 +10,8 @@ const BOX_W: usize = 170;
 const BOX_H: usize = 54;
 const GAP_X: usize = 60;
 const GAP_Y: usize = 18;
+/// Room above the boxes for edges that jump over columns.
+const TOP: usize = 40;
 
 /// A job's stages as boxes in columns by depth, arrows from each parent to its readers.
 pub fn dag(job: &JobRun, colours: &Colours) -> String {
@@ -32,12 +34,12 @@ pub fn dag(job: &JobRun, colours: &Colours) -> String {
         let row = rows.entry(d).or_insert(0);
         place.insert(
             s.info.stage.0,
-            (d * (BOX_W + GAP_X) + 4, *row * (BOX_H + GAP_Y) + 4),
+            (d * (BOX_W + GAP_X) + 4, *row * (BOX_H + GAP_Y) + TOP),
         );
         *row += 1;
     }
     let width = (rows.len().max(1)) * (BOX_W + GAP_X);
-    let height = rows.values().max().copied().unwrap_or(1) * (BOX_H + GAP_Y) + 8;
+    let height = rows.values().max().copied().unwrap_or(1) * (BOX_H + GAP_Y) + TOP;
     let mut out = format!(
         "<svg class=\"dag\" width=\"{width}\" height=\"{height}\">\
          <defs><marker id=\"arrow-{0}\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" \
@@ -48,12 +50,21 @@ pub fn dag(job: &JobRun, colours: &Colours) -> String {
         let (x, y) = place[&s.info.stage.0];
         for p in &s.info.parents {
             if let Some(&(px, py)) = place.get(&p.0) {
+                let (x1, y1, y2) = (px + BOX_W, py + BOX_H / 2, y + BOX_H / 2);
+                // A parent columns away (cached links read by every iteration) arcs over
+                // the boxes between; a neighbour gets a straight arrow.
+                let lift = if x1 + GAP_X < x {
+                    y1.min(y2) - 4
+                } else {
+                    0
+                };
                 let _ = write!(
                     out,
-                    "<line x1=\"{}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#555\" marker-end=\"url(#arrow-{})\"/>",
-                    px + BOX_W,
-                    py + BOX_H / 2,
-                    y + BOX_H / 2,
+                    "<path d=\"M{x1},{y1} C{},{} {},{} {x},{y2}\" fill=\"none\" stroke=\"#555\" marker-end=\"url(#arrow-{})\"/>",
+                    x1 + GAP_X,
+                    y1 - lift,
+                    x - GAP_X,
+                    y2 - lift,
                     job.job
                 );
             }
