@@ -331,11 +331,11 @@ fn no_event_log_writes_none() {
         &bin("wordcount"),
         &["--generate-lines", "1000", "--no-event-log"],
     );
-    cmd.current_dir(dir.path());
+    cmd.current_dir(dir.path()).env_remove("EMBER_EVENT_LOG");
     run(cmd, TIMEOUT).assert_ok();
     assert!(!dir.path().join("ember-events").exists());
     let mut cmd = mpirun(2, &bin("wordcount"), &["--generate-lines", "1000"]);
-    cmd.current_dir(dir.path());
+    cmd.current_dir(dir.path()).env_remove("EMBER_EVENT_LOG");
     run(cmd, TIMEOUT).assert_ok();
     let logs = std::fs::read_dir(dir.path().join("ember-events"))
         .unwrap()

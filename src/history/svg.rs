@@ -53,11 +53,7 @@ pub fn dag(job: &JobRun, colours: &Colours) -> String {
                 let (x1, y1, y2) = (px + BOX_W, py + BOX_H / 2, y + BOX_H / 2);
                 // A parent columns away (cached links read by every iteration) arcs over
                 // the boxes between; a neighbour gets a straight arrow.
-                let lift = if x1 + GAP_X < x {
-                    y1.min(y2) - 4
-                } else {
-                    0
-                };
+                let lift = if x1 + GAP_X < x { y1.min(y2) - 4 } else { 0 };
                 let _ = write!(
                     out,
                     "<path d=\"M{x1},{y1} C{},{} {},{} {x},{y2}\" fill=\"none\" stroke=\"#555\" marker-end=\"url(#arrow-{})\"/>",
