@@ -40,6 +40,11 @@ pub struct EngineArgs {
         global = true
     )]
     pub local_dir: PathBuf,
+    /// On-disk directory for what does not fit the memory budget (spilled map output,
+    /// shuffle files when the local dir is in memory); default: `$TMPDIR`, else
+    /// `/var/tmp`. On a cluster, a node-local disk.
+    #[arg(long, env = "EMBER_SPILL_DIR", value_name = "DIR", global = true)]
+    pub spill_dir: Option<PathBuf>,
     /// Bytes an executor sends per shuffle round (all destinations together): bounds the
     /// memory MPI needs during an exchange.
     #[arg(

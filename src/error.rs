@@ -74,6 +74,14 @@ pub enum Error {
         executor: crate::ids::ExecutorId,
         detail: String,
     },
+    #[error(
+        "{what}: a record of {bytes} bytes is larger than the executor memory budget ({budget} bytes); raise --executor-memory"
+    )]
+    RecordTooLarge {
+        what: String,
+        bytes: u64,
+        budget: u64,
+    },
     #[error("{0}")]
     Task(String),
     /// The driver failed the job; executors get its message.
@@ -94,7 +102,9 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         match self {
             Error::Io { source, .. } => source.raw_os_error() == Some(libc::ENOSPC),
-            Error::InputChanged { .. } | Error::BadRecord { .. } => true,
+            Error::InputChanged { .. } | Error::BadRecord { .. } | Error::RecordTooLarge { .. } => {
+                true
+            }
             _ => false,
         }
     }

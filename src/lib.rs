@@ -67,6 +67,7 @@ pub mod ids;
 pub mod io;
 pub mod launcher;
 pub mod log;
+pub mod memory;
 pub mod plan;
 pub mod protocol;
 pub mod rdd;

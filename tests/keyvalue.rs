@@ -319,3 +319,55 @@ fn a_malformed_line_fails_the_job_naming_the_file_and_line() {
         out.stderr
     );
 }
+
+#[test]
+fn an_aggregation_of_many_times_the_memory_budget_spills_and_stays_right() {
+    // 1.2 M facts over a million keys (16 MB of text) through executors of 1 MiB each:
+    // the map-side-combined output still holds most rows, so map tasks spill and the
+    // reduce side folds the rows as it reads them.
+    let root = tempfile::tempdir().unwrap();
+    let input = root.path().join("facts");
+    std::fs::create_dir(&input).unwrap();
+    let facts: Vec<(i64, i64)> = (0..1_200_000i64)
+        .map(|i| ((i * 2_654_435_761) % 1_000_000, i % 1000 - 500))
+        .collect();
+    let text: String = facts.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
+    std::fs::write(input.join("part-00000"), text).unwrap();
+    std::fs::write(input.join("_SUCCESS"), "").unwrap();
+    let spill = root.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let output = root.path().join("sums");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--partitions",
+        "2",
+        "--executor-memory",
+        "1m",
+    ];
+    let mut cmd = mpirun(3, &bin("groupby"), &args);
+    cmd.env("EMBER_SPILL_DIR", &spill);
+    let out = run(cmd, TIMEOUT);
+    out.assert_ok();
+    let (got, want) = (read_sums(&output), sums_reference(&facts));
+    let wrong = want.iter().find(|(k, s)| got.get(k) != Some(s));
+    assert!(
+        got.len() == want.len() && wrong.is_none(),
+        "{} keys summed, {} expected; first wrong: {wrong:?}",
+        got.len(),
+        want.len()
+    );
+    assert!(
+        out.stderr
+            .lines()
+            .any(|l| l.contains("shuffle map stage") && l.contains(", spilled ")),
+        "{out:#?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&spill).unwrap().count(),
+        0,
+        "spill files left"
+    );
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &[
         "error", "ids", "sync", "config", "log", "codec", "failure", "faults", "topology",
-        "launcher",
+        "launcher", "memory",
     ],
     &["transport"],
     &["protocol"],

@@ -143,3 +143,89 @@ fn rma_without_windows_falls_back_to_alltoallv_and_says_why() {
     );
     check_sorted(&output, 5000, 4);
 }
+
+/// Files left in `dir` (recursively).
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_in(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+#[test]
+fn a_sort_of_many_times_the_memory_budget_spills_and_stays_right() {
+    // 30 MB of records through executors of 2 MiB each, with their scratch directory in
+    // memory (tmpfs, as the default /dev/shm): map tasks spill sorted buckets, shuffle
+    // files go to the spill directory on disk, reduce tasks merge runs.
+    let dir = tempfile::tempdir().unwrap();
+    let (n, seed) = (300_000, 9);
+    let input = dir.path().join("records.bin");
+    write_input(&input, n, seed);
+    for ranks in [2, 4] {
+        let scratch = tempfile::tempdir_in("/dev/shm").unwrap();
+        let spill = dir.path().join(format!("spill-{ranks}"));
+        std::fs::create_dir(&spill).unwrap();
+        let output = dir.path().join(format!("sorted-{ranks}"));
+        let mut cmd = mpirun(
+            ranks,
+            &bin("terasort"),
+            &[
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                output.to_str().unwrap(),
+                "--partitions",
+                "6",
+                "--executor-memory",
+                "2m",
+            ],
+        );
+        cmd.env("EMBER_LOCAL_DIR", scratch.path())
+            .env("EMBER_SPILL_DIR", &spill);
+        let out = run(cmd, Duration::from_secs(120));
+        out.assert_ok();
+        check_sorted(&output, n, seed);
+        let map_stage = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("shuffle map stage"))
+            .unwrap_or_else(|| panic!("{out:#?}"));
+        assert!(
+            map_stage.contains(", spilled ") && map_stage.contains("memory peak"),
+            "{map_stage}"
+        );
+        assert_eq!(files_in(&spill), Vec::<std::path::PathBuf>::new());
+        assert_eq!(files_in(scratch.path()), Vec::<std::path::PathBuf>::new());
+    }
+}
+
+#[test]
+fn a_record_larger_than_the_memory_budget_is_an_error_on_every_rank() {
+    let out = run(
+        mpirun(
+            3,
+            &bin("terasort"),
+            &["--generate-records", "1000", "--executor-memory", "64"],
+        ),
+        Duration::from_secs(60),
+    );
+    assert!(!out.timed_out, "{out:#?}");
+    assert_ne!(out.status, Some(0), "{out:#?}");
+    let said = "a record of 10";
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("[driver 0] failed") && l.contains(said))
+        .unwrap_or_else(|| panic!("{out:#?}"));
+    assert!(
+        line.contains(
+            "is larger than the executor memory budget (64 bytes); raise --executor-memory"
+        ),
+        "{line}"
+    );
+}

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::codec;
 use crate::ids::RddId;
 use crate::io::scratch::create_private;
+use crate::memory::MemoryManager;
 
 /// Where a persisted RDD keeps its partitions.
 ///
@@ -95,7 +96,9 @@ struct Inner {
 
 /// An executor's cached partitions, within a memory budget.
 pub struct BlockStore {
-    budget: u64,
+    /// The executor's budget, shared with its tasks: a block that cannot reserve its bytes
+    /// (after evicting older blocks) is not kept in memory.
+    memory: Arc<MemoryManager>,
     dir: PathBuf,
     inner: Mutex<Inner>,
 }
@@ -118,9 +121,9 @@ fn encode_vec<T: Serialize + Send + Sync + 'static>(value: &(dyn Any + Send + Sy
 }
 
 impl BlockStore {
-    pub fn new(budget: u64, dir: &Path) -> Self {
+    pub fn new(memory: Arc<MemoryManager>, dir: &Path) -> Self {
         BlockStore {
-            budget,
+            memory,
             dir: dir.to_path_buf(),
             inner: Mutex::default(),
         }
@@ -155,9 +158,8 @@ impl BlockStore {
         if let Some(old) = inner.blocks.remove(&(rdd, split)) {
             self.forget(&mut inner, old);
         }
-        let in_memory = level != StorageLevel::Mmap && bytes <= self.budget;
+        let in_memory = level != StorageLevel::Mmap && self.make_room(&mut inner, bytes);
         if in_memory {
-            self.make_room(&mut inner, bytes);
             inner.memory_used += bytes;
             inner.memory_peak = inner.memory_peak.max(inner.memory_used);
             let stored = Stored::Memory {
@@ -205,20 +207,25 @@ impl BlockStore {
         }
     }
 
-    /// Evicts (or spills) least-recently-used memory blocks until `bytes` more fit.
-    fn make_room(&self, inner: &mut Inner, bytes: u64) {
-        while inner.memory_used + bytes > self.budget {
+    /// Evicts (or spills) least-recently-used memory blocks until `bytes` more fit the
+    /// budget, and reserves them; false if they cannot (what tasks hold is not evicted).
+    fn make_room(&self, inner: &mut Inner, bytes: u64) -> bool {
+        if bytes > self.memory.budget() {
+            return false;
+        }
+        while !self.memory.try_reserve(bytes) {
             let victim = inner
                 .blocks
                 .iter()
                 .filter(|(_, e)| matches!(e.stored, Stored::Memory { .. }))
                 .min_by_key(|(_, e)| e.last_use)
                 .map(|(k, _)| *k);
-            let Some(key) = victim else { return };
+            let Some(key) = victim else { return false };
             let Some(entry) = inner.blocks.remove(&key) else {
-                return;
+                return false;
             };
             inner.memory_used -= entry.bytes;
+            self.memory.release(entry.bytes);
             if entry.level == StorageLevel::MemoryAndMmap
                 && let Stored::Memory { value, encode } = &entry.stored
             {
@@ -241,11 +248,15 @@ impl BlockStore {
                 key.0
             );
         }
+        true
     }
 
     fn forget(&self, inner: &mut Inner, entry: Entry) {
         match entry.stored {
-            Stored::Memory { .. } => inner.memory_used -= entry.bytes,
+            Stored::Memory { .. } => {
+                inner.memory_used -= entry.bytes;
+                self.memory.release(entry.bytes);
+            }
             Stored::File(path) => {
                 let _ = std::fs::remove_file(path);
             }
@@ -322,7 +333,7 @@ impl BlockStore {
     }
 
     pub fn budget(&self) -> u64 {
-        self.budget
+        self.memory.budget()
     }
 }
 
@@ -347,7 +358,7 @@ mod tests {
     #[test]
     fn memory_blocks_are_evicted_least_recently_used() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlockStore::new(30, dir.path());
+        let store = BlockStore::new(MemoryManager::new(30), dir.path());
         for p in 0..3 {
             assert!(store.put(
                 RddId(1),
@@ -370,7 +381,7 @@ mod tests {
     #[test]
     fn memory_and_mmap_spills_and_a_deleted_file_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlockStore::new(15, dir.path());
+        let store = BlockStore::new(MemoryManager::new(15), dir.path());
         store.put(
             RddId(2),
             0,

@@ -51,13 +51,26 @@ impl EventLog {
         append(&mut file, &self.path, event);
     }
 
-    /// A fatal error (an aborted job, a lost executor, a panic on the driver) ends the log
-    /// with an `application_end` that carries it, before the process goes down. The file
-    /// is only tried: a thread that holds it while failing must not hang the abort.
+    /// A fatal error (an aborted job, a lost executor, a panic on the driver) or a signal
+    /// ends the log with an `application_end` that carries it, before the process goes
+    /// down. Another thread holds the file for one write at most, so the lock is tried
+    /// for a moment, never waited on: a thread that fails while holding it must not hang
+    /// the abort.
     fn write_last_words_on_fatal(&self) {
         let log = self.clone();
         crate::failure::set_last_words(Some(Box::new(move |message: &str| {
-            if let Ok(mut file) = log.file.try_lock() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            let try_lock = || match log.file.try_lock() {
+                Ok(file) => Some(file),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            let mut locked = try_lock();
+            while locked.is_none() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                locked = try_lock();
+            }
+            if let Some(mut file) = locked {
                 let end = Event::ApplicationEnd {
                     time_us: now_us(),
                     status: "failed".into(),

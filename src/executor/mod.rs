@@ -2,12 +2,14 @@
 
 pub mod serve;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cache::BlockStore;
 use crate::config::EngineArgs;
 use crate::failure::fatal;
 use crate::io::scratch::ScratchDir;
+use crate::memory::MemoryManager;
 use crate::protocol::ExecutorInfo;
 use crate::shuffle::exchange::Exchange;
 use crate::shuffle::store::ShuffleStore;
@@ -26,6 +28,8 @@ pub struct Executor {
     pub shuffle: Arc<ShuffleStore>,
     /// Cached partitions of persisted RDDs, within the memory budget.
     pub blocks: Arc<BlockStore>,
+    /// The memory budget, reserved by tasks and shuffle files.
+    pub memory: Arc<MemoryManager>,
     pub shuffle_round_bytes: usize,
     pub shuffle_mode: crate::config::ShuffleMode,
     /// The node id of every peer (index = rank in `peers`).
@@ -63,7 +67,8 @@ impl Executor {
         let memory_budget = config
             .executor_memory
             .map(|b| b.0)
-            .unwrap_or_else(|| machine.memory_bytes / 4 * 3 / node_size.max(1) as u64);
+            .unwrap_or_else(|| crate::memory::default_budget(machine.memory_bytes, node_size));
+        let memory = MemoryManager::new(memory_budget);
         let local_dir = if config.local_dir.as_os_str().is_empty() {
             std::env::temp_dir()
         } else {
@@ -74,6 +79,15 @@ impl Executor {
                 "executor {id}: cannot create its scratch directory: {e}"
             ))
         });
+        let spill_dir = config.spill_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from)
+        });
+        let spill = ScratchDir::create(&spill_dir, &format!("{job_token}-spill"), id)
+            .unwrap_or_else(|e| {
+                fatal(&format!(
+                    "executor {id}: cannot create its spill directory: {e}"
+                ))
+            });
         let peer_nodes = peers
             .all_to_all_counts(&vec![locality.node; peers.size()])
             .unwrap_or_else(|e| fatal(&format!("executor {id}: learning the peers' nodes: {e}")));
@@ -106,8 +120,9 @@ impl Executor {
             placement,
             pool,
             peers,
-            blocks: Arc::new(BlockStore::new(memory_budget, scratch.path())),
-            shuffle: Arc::new(ShuffleStore::new(scratch)),
+            blocks: Arc::new(BlockStore::new(Arc::clone(&memory), scratch.path())),
+            shuffle: Arc::new(ShuffleStore::new(scratch, spill, Arc::clone(&memory))),
+            memory,
             shuffle_round_bytes: (config.shuffle_round_bytes.0 as usize).clamp(1 << 10, 1 << 30),
             shuffle_mode: config.shuffle_mode,
             peer_nodes,

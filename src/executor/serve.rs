@@ -210,6 +210,7 @@ fn run_task(
                 shuffle_write_bytes: written.1,
                 result_bytes: output.len() as u64,
                 executor_memory_peak: process_memory_peak(),
+                memory_peak: executor.memory.peak(),
                 ..tc.counters.snapshot()
             },
             timing,

@@ -119,7 +119,7 @@ fn executors(app: &App) -> String {
             mine.iter().map(|t| t.seconds()).sum::<f64>(),
             ByteSize(sum(|m| m.shuffle_read_bytes)),
             ByteSize(sum(|m| m.shuffle_write_bytes)),
-            ByteSize(sum(|m| m.spill_bytes)),
+            ByteSize(sum(|m| m.spilled_bytes)),
             ByteSize(peak),
         );
     }
@@ -131,7 +131,8 @@ fn executors(app: &App) -> String {
         );
     }
     out.push_str(
-        "</table><p>Spill is 0 until ember spills (the schema carries it already).</p></section>",
+        "</table><p>Spill: bytes written to disk because they did not fit the executor's \
+         memory budget. Peak memory: the process's peak resident memory.</p></section>",
     );
     out
 }

@@ -201,6 +201,21 @@ pub fn map_read(path: &Path) -> Result<Option<memmap2::Mmap>> {
     Ok(Some(map))
 }
 
+/// Whether files in `dir` live in memory (tmpfs, ramfs), like the default `/dev/shm`.
+pub fn in_memory(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs on a NUL-terminated path into a zeroed struct of ours.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    const RAMFS_MAGIC: libc::__fsword_t = 0x8584_58f6;
+    st.f_type == libc::TMPFS_MAGIC || st.f_type == RAMFS_MAGIC
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

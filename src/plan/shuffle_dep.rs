@@ -4,7 +4,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use crate::codec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::ShuffleId;
 use crate::plan::node::{Compute, Node, ShuffleDep, erase};
 use crate::plan::task::TaskContext;
@@ -31,8 +31,11 @@ pub trait MapSort<S>: Send + Sync {
 pub trait BucketSorter<S> {
     /// Notes `record`, just encoded into `bucket` at bytes `range`.
     fn push(&mut self, bucket: usize, record: &S, range: Range<usize>);
-    /// Reorders the records of every bucket by key (stable: equal keys keep their order).
+    /// Reorders the records of every bucket by key (stable: equal keys keep their order),
+    /// and forgets them.
     fn sort(&mut self, buckets: &mut [Vec<u8>]);
+    /// Memory the sorter holds for the records pushed since the last sort.
+    fn held_bytes(&self) -> usize;
 }
 
 impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
@@ -49,11 +52,15 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
     }
 
     fn run_map_task(&self, split: usize, tc: &TaskContext) -> Result<MapOutput> {
+        let memory = tc.shuffle.memory();
         let mut out = MapOutput {
             buckets: vec![Vec::new(); self.partitions],
             records: 0,
+            spills: Vec::new(),
+            reservation: Some(memory.reservation()),
         };
         let mut sorter = self.map_sort.as_ref().map(|s| s.sorter(self.partitions));
+        let mut held = 0u64;
         for batch in Arc::clone(&self.parent).compute(split, tc)? {
             let batch = batch?;
             out.records += batch.len() as u64;
@@ -62,14 +69,67 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
                 let bucket = &mut out.buckets[r];
                 let start = bucket.len();
                 codec::encode_into(bucket, record);
+                let bytes = (bucket.len() - start) as u64;
+                if bytes > memory.budget() {
+                    return Err(Error::RecordTooLarge {
+                        what: format!("shuffle {}, map partition {split}", self.id),
+                        bytes,
+                        budget: memory.budget(),
+                    });
+                }
+                held += bytes;
                 if let Some(sorter) = &mut sorter {
                     sorter.push(r, record, start..bucket.len());
                 }
+            }
+            let held_now = held + sorter.as_ref().map_or(0, |s| s.held_bytes() as u64);
+            if !fits(&mut out, held_now) {
+                self.spill(split, tc, &mut out, sorter.as_deref_mut())?;
+                held = 0;
             }
         }
         if let Some(sorter) = &mut sorter {
             sorter.sort(&mut out.buckets);
         }
         Ok(out)
+    }
+}
+
+/// Below this a map task keeps its buckets even over the budget: spilling smaller pieces
+/// would cost more than it saves.
+const MIN_SPILL: u64 = 1 << 20;
+
+/// Whether a map task's buckets of `held` bytes may stay in memory: its reservation
+/// grows to cover them (in steps, to touch the shared counter rarely).
+fn fits(out: &mut MapOutput, held: u64) -> bool {
+    let Some(reservation) = &mut out.reservation else {
+        return true;
+    };
+    held <= reservation.bytes()
+        || reservation.grow_to(held + (held / 4).max(MIN_SPILL))
+        || held < MIN_SPILL
+}
+
+impl<S: serde::Serialize + 'static> ShuffleDependency<S> {
+    /// Writes the buckets to a spill file (sorted first, for a sort shuffle) and starts
+    /// them again empty, giving their memory back.
+    fn spill(
+        &self,
+        split: usize,
+        tc: &TaskContext,
+        out: &mut MapOutput,
+        sorter: Option<&mut (dyn BucketSorter<S> + '_)>,
+    ) -> Result<()> {
+        if let Some(sorter) = sorter {
+            sorter.sort(&mut out.buckets);
+        }
+        let file = tc.shuffle.spill_map_buckets(self.id, split, &out.buckets)?;
+        tc.counters.add_spill(file.bytes());
+        out.spills.push(file);
+        out.buckets.iter_mut().for_each(|b| *b = Vec::new());
+        if let Some(reservation) = &mut out.reservation {
+            reservation.clear();
+        }
+        Ok(())
     }
 }

@@ -17,6 +17,8 @@ pub struct TaskCounters {
     /// Records and bytes read from shuffles.
     pub shuffle_read_records: AtomicU64,
     pub shuffle_read_bytes: AtomicU64,
+    /// Bytes the task wrote to disk because they did not fit the memory budget.
+    pub spilled_bytes: AtomicU64,
     /// Partitions the task stored in its executor's block store: (rdd, partition).
     pub cached: std::sync::Mutex<Vec<(RddId, u32)>>,
 }
@@ -24,6 +26,11 @@ pub struct TaskCounters {
 impl TaskCounters {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The task spilled `bytes`.
+    pub fn add_spill(&self, bytes: u64) {
+        self.spilled_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The task stored partition `split` of `rdd` (the driver learns where it lives).
@@ -49,6 +56,7 @@ impl TaskCounters {
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
             shuffle_read_records: self.shuffle_read_records.load(Ordering::Relaxed),
             shuffle_read_bytes: self.shuffle_read_bytes.load(Ordering::Relaxed),
+            spilled_bytes: self.spilled_bytes.load(Ordering::Relaxed),
             ..TaskMetrics::default()
         }
     }

@@ -21,10 +21,13 @@ pub struct TaskMetrics {
     pub shuffle_write_bytes: u64,
     /// Encoded bytes a result task sent to the driver.
     pub result_bytes: u64,
-    /// Bytes spilled to the local directory (0 until spilling exists).
-    pub spill_bytes: u64,
     /// The executor process's peak resident memory (`VmHWM`) when the task ended.
     pub executor_memory_peak: u64,
+    /// Bytes written to disk because they did not fit an executor's memory budget (map
+    /// output spilled by tasks, shuffle files placed on disk instead of in memory).
+    pub spilled_bytes: u64,
+    /// The most an executor had reserved against its budget at once (bytes).
+    pub memory_peak: u64,
 }
 
 impl TaskMetrics {
@@ -39,8 +42,9 @@ impl TaskMetrics {
         self.shuffle_write_records += other.shuffle_write_records;
         self.shuffle_write_bytes += other.shuffle_write_bytes;
         self.result_bytes += other.result_bytes;
-        self.spill_bytes += other.spill_bytes;
         self.executor_memory_peak = self.executor_memory_peak.max(other.executor_memory_peak);
+        self.spilled_bytes += other.spilled_bytes;
+        self.memory_peak = self.memory_peak.max(other.memory_peak);
     }
 }
 

@@ -128,13 +128,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "combine_by_key",
             partitions,
             move |(k, _)| hash_partition(k, partitions),
-            ReduceMode::Combine(Arc::new(move |records: Vec<(K, C)>| {
-                let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
-                for (k, c) in records {
-                    merge_into(&mut acc, k, c, &|c| c, &*merge);
-                }
-                acc.into_iter().filter_map(|(k, c)| Some((k, c?))).collect()
-            })),
+            ReduceMode::Combine(Arc::new(
+                move |records: &mut dyn Iterator<Item = (K, C)>| {
+                    let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
+                    for (k, c) in records {
+                        merge_into(&mut acc, k, c, &|c| c, &*merge);
+                    }
+                    acc.into_iter().filter_map(|(k, c)| Some((k, c?))).collect()
+                },
+            )),
         )
     }
 

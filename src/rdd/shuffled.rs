@@ -4,18 +4,18 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::codec;
 use crate::error::{Error, Result};
 use crate::ids::ShuffleId;
-use crate::plan::batch::{BatchIter, batched};
+use crate::plan::batch::{BATCH_SIZE, BatchIter, batched};
 use crate::plan::node::ShuffleDep;
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::shuffle_dep::{MapSort, ShuffleDependency};
 use crate::plan::task::TaskContext;
 use crate::shuffle::store::{Block, ReduceInput};
 
-/// Merges the decoded records of one reduce partition (e.g. sums values by key).
-pub type Combine<S> = Arc<dyn Fn(Vec<S>) -> Vec<S> + Send + Sync>;
+/// Merges the records of one reduce partition as they are decoded (e.g. sums values by
+/// key), so memory holds the merged records, not every record received.
+pub type Combine<S> = Arc<dyn Fn(&mut dyn Iterator<Item = S>) -> Vec<S> + Send + Sync>;
 
 /// The reduce side of a sort shuffle (the map side ordered each bucket: [`MapSort`]).
 pub trait SortPlan<S>: MapSort<S> {
@@ -118,10 +118,10 @@ where
             )));
         }
         let bytes = blocks.iter().map(|b| b.range.len()).sum();
+        tc.counters.note_shuffle_read(0, bytes);
         match &self.mode {
+            // Records count as they are decoded (the reduce side streams).
             ReduceMode::Sort(plan) => {
-                // The merge streams: records count as they come out of it.
-                tc.counters.note_shuffle_read(0, bytes);
                 let counters = Arc::clone(&tc.counters);
                 let merged = plan.merge(blocks, shuffle)?;
                 Ok(Box::new(merged.inspect(move |batch| {
@@ -130,18 +130,83 @@ where
                     }
                 })))
             }
-            mode => {
-                let mut records = Vec::new();
-                for block in &blocks {
-                    codec::decode_all_into(block.bytes(), &mut records)
-                        .map_err(|detail| corrupt(shuffle, block, detail))?;
+            ReduceMode::Combine(combine) => {
+                let (mut error, mut read) = (None, 0);
+                let mut records = BlockRecords::<S>::new(blocks, shuffle)
+                    .map_while(|r| r.map_err(|e| error = Some(e)).ok())
+                    .inspect(|_| read += 1);
+                let merged = combine(&mut records);
+                tc.counters.note_shuffle_read(read, 0);
+                match error {
+                    Some(e) => Err(e),
+                    None => Ok(batched(merged.into_iter())),
                 }
-                tc.counters.note_shuffle_read(records.len(), bytes);
-                if let ReduceMode::Combine(combine) = mode {
-                    records = combine(records);
-                }
-                Ok(batched(records.into_iter()))
             }
+            ReduceMode::Plain => {
+                let counters = Arc::clone(&tc.counters);
+                let mut records = BlockRecords::<S>::new(blocks, shuffle);
+                Ok(Box::new(std::iter::from_fn(move || {
+                    let batch: Result<Vec<S>> = records.by_ref().take(BATCH_SIZE).collect();
+                    match batch {
+                        Ok(b) if b.is_empty() => None,
+                        Ok(b) => {
+                            counters.note_shuffle_read(b.len(), 0);
+                            Some(Ok(b))
+                        }
+                        other => Some(other),
+                    }
+                })))
+            }
+        }
+    }
+}
+
+/// The records of a reduce partition's blocks, decoded one at a time; stops after an error.
+struct BlockRecords<S> {
+    blocks: std::vec::IntoIter<Block>,
+    current: Option<(Block, usize)>,
+    shuffle: ShuffleId,
+    _records: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<S> BlockRecords<S> {
+    fn new(blocks: Vec<Block>, shuffle: ShuffleId) -> Self {
+        BlockRecords {
+            blocks: blocks.into_iter(),
+            current: None,
+            shuffle,
+            _records: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<S: DeserializeOwned> Iterator for BlockRecords<S> {
+    type Item = Result<S>;
+
+    fn next(&mut self) -> Option<Result<S>> {
+        loop {
+            if let Some((block, at)) = &mut self.current
+                && *at < block.range.end
+            {
+                let data = &block.data[*at..block.range.end];
+                return Some(match postcard::take_from_bytes::<S>(data) {
+                    Ok((record, rest)) => {
+                        *at = block.range.end - rest.len();
+                        Ok(record)
+                    }
+                    Err(e) => {
+                        let offset = *at - block.range.start;
+                        let error =
+                            corrupt(self.shuffle, block, format!("record at byte {offset}: {e}"));
+                        self.current = None;
+                        self.blocks = Vec::new().into_iter();
+                        Err(error)
+                    }
+                });
+            }
+            let block = self.blocks.next()?;
+            let start = block.range.start;
+            self.current = Some((block, start));
         }
     }
 }

@@ -56,6 +56,7 @@ impl<S, K: Ord> BucketSorter<S> for KeyBuckets<S, K> {
 
     fn sort(&mut self, buckets: &mut [Vec<u8>]) {
         for (entries, bucket) in self.entries.iter_mut().zip(buckets.iter_mut()) {
+            let mut entries = std::mem::take(entries);
             if entries
                 .windows(2)
                 .all(|w| in_order(self.ascending, &w[0].0, &w[1].0))
@@ -74,6 +75,11 @@ impl<S, K: Ord> BucketSorter<S> for KeyBuckets<S, K> {
             }
             *bucket = sorted;
         }
+    }
+
+    fn held_bytes(&self) -> usize {
+        let entries: usize = self.entries.iter().map(Vec::capacity).sum();
+        entries * std::mem::size_of::<(K, Range<usize>)>()
     }
 }
 

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+use crate::config::ByteSize;
 use crate::error::{Error, Result};
 use crate::events::{Event, Listeners};
 use crate::ids::{ExecutorId, RddId, ShuffleId, StageId};
@@ -559,8 +560,17 @@ fn run_stage(
     } else {
         String::new()
     };
+    let memory = if metrics.spilled_bytes > 0 {
+        format!(
+            ", spilled {}, memory peak {} (largest executor)",
+            ByteSize(metrics.spilled_bytes),
+            ByteSize(metrics.memory_peak)
+        )
+    } else {
+        format!(", memory peak {}", ByteSize(metrics.memory_peak))
+    };
     tracing::info!(
-        "job {}: {} ({}) finished {} task(s) on {} executor(s) in {:.3} s{cache}",
+        "job {}: {} ({}) finished {} task(s) on {} executor(s) in {:.3} s{cache}{memory}",
         job.id,
         stage.describe(),
         stage.rdd.describe(),

@@ -184,7 +184,7 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<Exchanged> {
     let (received, rounds) = receive_remote(ex, shuffle, &files, &remote, &in_place, &mut blocks)?;
     if ex.mode == ShuffleMode::Alltoallv {
         // Nobody reads these files in place: free their memory now.
-        files.iter().for_each(MapFile::remove);
+        files.iter().for_each(|f| ex.store.remove_map_file(f));
     } else {
         ex.store.retain_map_files(shuffle, files);
     }
@@ -264,7 +264,7 @@ fn reduce_file(
     if total == 0 {
         return Ok(None);
     }
-    let path = store.reduce_path(shuffle);
+    let path = store.place_reduce_file(shuffle, total as u64);
     let file = create_private(&path)?;
     // Blocks reserved now: a full local dir is this error, not a SIGBUS when MPI writes
     // into a hole of a sparse mapping.
@@ -680,7 +680,11 @@ mod tests {
                 let dir = root.path().to_path_buf();
                 std::thread::spawn(move || {
                     let me = 1 + peer;
-                    let store = ShuffleStore::new(ScratchDir::create(&dir, "x", me).unwrap());
+                    let store = ShuffleStore::new(
+                        ScratchDir::create(&dir, "x", me).unwrap(),
+                        ScratchDir::create(&dir, "x-spill", me).unwrap(),
+                        crate::memory::MemoryManager::new(u64::MAX),
+                    );
                     store.set_owners(shuffle, owners.clone());
                     for m in 0..maps_per_executor {
                         let split = peer * maps_per_executor + m;
@@ -688,6 +692,8 @@ mod tests {
                         let output = MapOutput {
                             buckets,
                             records: 0,
+                            spills: Vec::new(),
+                            reservation: None,
                         };
                         store.put_map_output(shuffle, split, output, 1, n).unwrap();
                     }

@@ -7,7 +7,7 @@
 //! executor stops or the job fails.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::io::scratch::create_private;
@@ -29,29 +29,41 @@ impl MapFile {
     pub fn bytes(&self) -> u64 {
         self.runs.iter().map(|r| r.1).sum()
     }
+}
 
-    /// Removes the files.
-    pub fn remove(&self) {
-        let _ = std::fs::remove_file(&self.data);
-        let _ = std::fs::remove_file(&self.index);
+impl MapFile {
+    /// The byte range of every reduce partition's bucket in the data file.
+    pub fn bucket_ranges(&self, partitions: usize) -> Vec<std::ops::Range<usize>> {
+        let mut ranges = vec![0..0; partitions];
+        for (peer, parts) in self.parts.iter().enumerate() {
+            let mut at = self.runs[peer].0 as usize;
+            for &(r, len) in parts {
+                ranges[r as usize] = at..at + len as usize;
+                at += len as usize;
+            }
+        }
+        ranges
     }
 }
 
-/// Writes `buckets` (one per reduce partition) of map task `map`, grouped by owner:
-/// `owners[r]` is the peer index that owns reduce partition `r`, of `peers`. Each write
-/// gets a new file (`generation`), so a map stage that runs again never rewrites a file
-/// another executor may still have mapped.
+/// The data file name of map task `map`'s output of `shuffle`, write `generation`.
+pub fn map_file_name(shuffle: ShuffleId, map: usize, generation: u64) -> String {
+    format!("shuffle-{shuffle}-map-{map}-{generation}.data")
+}
+
+/// Writes the buckets of map task `map` (per reduce partition, its pieces in order) to
+/// `data` and its index beside it, grouped by owner: `owners[r]` is the peer index that
+/// owns reduce partition `r`, of `peers`. Each write gets a new file name (a generation),
+/// so a map stage that runs again never rewrites a file another executor may still have
+/// mapped.
 pub fn write_map_file(
-    dir: &Path,
-    shuffle: ShuffleId,
+    data: PathBuf,
     map: usize,
-    generation: u64,
-    buckets: &[Vec<u8>],
+    buckets: &[Vec<&[u8]>],
     owners: &[usize],
     peers: usize,
 ) -> Result<MapFile> {
-    let data = dir.join(format!("shuffle-{shuffle}-map-{map}-{generation}.data"));
-    let index = dir.join(format!("shuffle-{shuffle}-map-{map}-{generation}.index"));
+    let index = data.with_extension("index");
     let mut out = std::io::BufWriter::with_capacity(1 << 20, create_private(&data)?);
     let mut offsets = vec![(0u64, 0u64); buckets.len()];
     let mut runs = Vec::with_capacity(peers);
@@ -59,14 +71,17 @@ pub fn write_map_file(
     let mut at = 0u64;
     for (peer, peer_parts) in parts.iter_mut().enumerate() {
         let start = at;
-        for (r, bucket) in buckets.iter().enumerate() {
-            if owners[r] != peer || bucket.is_empty() {
+        for (r, pieces) in buckets.iter().enumerate() {
+            let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+            if owners[r] != peer || len == 0 {
                 continue;
             }
-            out.write_all(bucket).map_err(|e| Error::io(&data, e))?;
-            offsets[r] = (at, bucket.len() as u64);
-            peer_parts.push((r as u32, bucket.len() as u64));
-            at += bucket.len() as u64;
+            for piece in pieces {
+                out.write_all(piece).map_err(|e| Error::io(&data, e))?;
+            }
+            offsets[r] = (at, len);
+            peer_parts.push((r as u32, len));
+            at += len;
         }
         runs.push((start, at - start));
     }
@@ -92,20 +107,19 @@ mod tests {
     use super::*;
     use crate::io::scratch::ScratchDir;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     #[test]
     fn map_files_group_buckets_by_owner_and_are_private() {
         let root = tempfile::tempdir().unwrap();
         let dir = ScratchDir::create(root.path(), "t", 1).unwrap();
-        let buckets = vec![
-            b"r0".to_vec(),
-            b"r1-".to_vec(),
-            Vec::new(),
-            b"r3!!".to_vec(),
-        ];
+        let buckets: Vec<Vec<&[u8]>> =
+            vec![vec![b"r0"], vec![b"r1", b"-"], Vec::new(), vec![b"r3!!"]];
         let owners = [1, 0, 1, 1];
-        let f = write_map_file(dir.path(), ShuffleId(3), 7, 0, &buckets, &owners, 2).unwrap();
+        let name = map_file_name(ShuffleId(3), 7, 0);
+        let f = write_map_file(dir.path().join(name), 7, &buckets, &owners, 2).unwrap();
         assert_eq!(std::fs::read(&f.data).unwrap(), b"r1-r0r3!!");
+        assert_eq!(f.bucket_ranges(4), [3..5, 0..3, 0..0, 5..9]);
         assert_eq!(f.runs, vec![(0, 3), (3, 6)]);
         assert_eq!(f.parts, vec![vec![(1, 3)], vec![(0, 2), (3, 4)]]);
         let index = std::fs::read(&f.index).unwrap();

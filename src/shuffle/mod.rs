@@ -19,4 +19,9 @@ pub use crate::ids::ShuffleId;
 pub struct MapOutput {
     pub buckets: Vec<Vec<u8>>,
     pub records: u64,
+    /// Earlier buckets of the same task, spilled to disk when they did not fit the memory
+    /// budget; the map file holds each bucket's spilled pieces, then `buckets`.
+    pub spills: Vec<files::MapFile>,
+    /// The memory the buckets hold, reserved until they are written.
+    pub reservation: Option<crate::memory::Reservation>,
 }

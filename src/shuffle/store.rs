@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use std::path::{Path, PathBuf};
+
 use crate::error::{Error, Result};
 use crate::io::scratch::ScratchDir;
-use crate::shuffle::files::{MapFile, write_map_file};
+use crate::memory::{MemoryManager, Reservation};
+use crate::shuffle::files::{MapFile, map_file_name, write_map_file};
 use crate::shuffle::{MapOutput, ShuffleId};
 use crate::sync::lock;
 
@@ -46,6 +49,16 @@ pub enum ReduceInput {
 
 pub struct ShuffleStore {
     scratch: ScratchDir,
+    /// On disk, for what does not fit the memory budget when `scratch` is in memory.
+    spill: ScratchDir,
+    /// Whether `scratch` is in memory (tmpfs, like the default `/dev/shm`): its files are
+    /// then reserved against the budget.
+    scratch_in_memory: bool,
+    memory: Arc<MemoryManager>,
+    /// Reservations of files in `scratch`, released when a file is removed.
+    held: Mutex<HashMap<PathBuf, Reservation>>,
+    /// Where each shuffle's reduce file was placed.
+    reduce_files: Mutex<HashMap<ShuffleId, PathBuf>>,
     /// Executor id owning each reduce partition, per shuffle (set before its map stage).
     owners: Mutex<HashMap<ShuffleId, Arc<Vec<usize>>>>,
     map_files: Mutex<HashMap<ShuffleId, Vec<MapFile>>>,
@@ -57,9 +70,14 @@ pub struct ShuffleStore {
 }
 
 impl ShuffleStore {
-    pub fn new(scratch: ScratchDir) -> Self {
+    pub fn new(scratch: ScratchDir, spill: ScratchDir, memory: Arc<MemoryManager>) -> Self {
         ShuffleStore {
+            scratch_in_memory: crate::io::scratch::in_memory(scratch.path()),
             scratch,
+            spill,
+            memory,
+            held: Mutex::default(),
+            reduce_files: Mutex::default(),
             owners: Mutex::default(),
             map_files: Mutex::default(),
             retained: Mutex::default(),
@@ -68,8 +86,47 @@ impl ShuffleStore {
         }
     }
 
-    pub fn dir(&self) -> &std::path::Path {
+    pub fn dir(&self) -> &Path {
         self.scratch.path()
+    }
+
+    /// The on-disk directory for spills.
+    pub fn spill_dir(&self) -> &Path {
+        self.spill.path()
+    }
+
+    pub fn memory(&self) -> &Arc<MemoryManager> {
+        &self.memory
+    }
+
+    /// The directory for a new file of `bytes`: the scratch directory, unless it is in
+    /// memory and the budget has no room for the file, then the spill directory (disk).
+    /// Whatever the file takes in memory stays reserved until [`ShuffleStore::remove_file`].
+    fn place(&self, name: &str, bytes: u64) -> PathBuf {
+        if !self.scratch_in_memory {
+            return self.dir().join(name);
+        }
+        let mut reservation = self.memory.reservation();
+        if reservation.grow_to(bytes) {
+            let path = self.dir().join(name);
+            lock(&self.held).insert(path.clone(), reservation);
+            path
+        } else {
+            self.memory.note_spill(bytes);
+            self.spill_dir().join(name)
+        }
+    }
+
+    /// Removes a file this store placed and gives back its memory.
+    pub fn remove_file(&self, path: &Path) {
+        let _ = std::fs::remove_file(path);
+        lock(&self.held).remove(path);
+    }
+
+    /// Removes a map output's files.
+    pub fn remove_map_file(&self, file: &MapFile) {
+        self.remove_file(&file.data);
+        let _ = std::fs::remove_file(&file.index);
     }
 
     /// Records who owns each reduce partition of `shuffle` (executor ids).
@@ -84,8 +141,9 @@ impl ShuffleStore {
             .ok_or_else(|| Error::Other(format!("shuffle {shuffle}: owners were never announced")))
     }
 
-    /// Writes map partition `split`'s buckets to its file, grouped by owner; `first_id`
-    /// is the executor id of peer 0 and `peers` the number of executors.
+    /// Writes map partition `split`'s buckets to its file, grouped by owner (after the
+    /// pieces it spilled, which are then removed); `first_id` is the executor id of peer
+    /// 0 and `peers` the number of executors.
     pub fn put_map_output(
         &self,
         shuffle: ShuffleId,
@@ -99,27 +157,67 @@ impl ShuffleStore {
         let generation = self
             .generation
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file = write_map_file(
-            self.dir(),
-            shuffle,
-            split,
-            generation,
-            &output.buckets,
-            &owner_peers,
-            peers,
-        )?;
+        let spilled = output
+            .spills
+            .iter()
+            .map(|f| {
+                let map = crate::io::scratch::map_read(&f.data)?;
+                Ok((map, f.bucket_ranges(output.buckets.len())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pieces: Vec<Vec<&[u8]>> = output
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(r, bucket)| {
+                let earlier = spilled
+                    .iter()
+                    .filter_map(|(map, ranges)| map.as_ref().map(|m| &m[ranges[r].clone()]));
+                earlier.chain([bucket.as_slice()]).collect()
+            })
+            .collect();
+        let bytes = pieces.iter().flatten().map(|p| p.len() as u64).sum();
+        let path = self.place(&map_file_name(shuffle, split, generation), bytes);
+        let file = write_map_file(path, split, &pieces, &owner_peers, peers)?;
+        drop(pieces);
+        drop(spilled);
+        output.spills.iter().for_each(|f| self.remove_map_file(f));
         let mut files = lock(&self.map_files);
         let list = files.entry(shuffle).or_default();
         // A retried task replaces its earlier output.
         list.retain(|f| {
             let stale = f.map == split;
             if stale {
-                f.remove();
+                self.remove_map_file(f);
             }
             !stale
         });
         list.push(file);
         Ok(())
+    }
+
+    /// Writes a map task's buckets that do not fit the memory budget to the spill
+    /// directory, counting them as spilled; [`ShuffleStore::put_map_output`] gathers them.
+    pub fn spill_map_buckets(
+        &self,
+        shuffle: ShuffleId,
+        split: usize,
+        buckets: &[Vec<u8>],
+    ) -> Result<MapFile> {
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("spill-{}", map_file_name(shuffle, split, generation));
+        let pieces: Vec<Vec<&[u8]>> = buckets.iter().map(|b| vec![b.as_slice()]).collect();
+        let file = write_map_file(
+            self.spill_dir().join(name),
+            split,
+            &pieces,
+            &vec![0; buckets.len()],
+            1,
+        )?;
+        self.memory.note_spill(file.bytes());
+        Ok(file)
     }
 
     /// Takes every map output file of `shuffle` made here, in map-partition order.
@@ -133,7 +231,7 @@ impl ShuffleStore {
     /// same shuffle kept (readers' existing mappings stay valid after the unlink).
     pub fn retain_map_files(&self, shuffle: ShuffleId, files: Vec<MapFile>) {
         if let Some(old) = lock(&self.retained).insert(shuffle, files) {
-            old.iter().for_each(MapFile::remove);
+            old.iter().for_each(|f| self.remove_map_file(f));
         }
     }
 
@@ -156,9 +254,11 @@ impl ShuffleStore {
         }
     }
 
-    /// Where this executor receives the partitions of `shuffle` it owns.
-    pub fn reduce_path(&self, shuffle: ShuffleId) -> std::path::PathBuf {
-        self.dir().join(format!("shuffle-{shuffle}-reduce.data"))
+    /// Where this executor receives the `bytes` of the partitions of `shuffle` it owns.
+    pub fn place_reduce_file(&self, shuffle: ShuffleId, bytes: u64) -> PathBuf {
+        let path = self.place(&format!("shuffle-{shuffle}-reduce.data"), bytes);
+        lock(&self.reduce_files).insert(shuffle, path.clone());
+        path
     }
 
     /// Forgets `shuffle` once no lineage can read it: deletes its map files (pending and
@@ -171,9 +271,11 @@ impl ShuffleStore {
             .iter()
             .chain(&kept)
             .flatten()
-            .for_each(MapFile::remove);
-        if lock(&self.reduce).remove(&shuffle).is_some() {
-            let _ = std::fs::remove_file(self.reduce_path(shuffle));
+            .for_each(|f| self.remove_map_file(f));
+        lock(&self.reduce).remove(&shuffle);
+        let reduce_file = lock(&self.reduce_files).remove(&shuffle);
+        if let Some(path) = reduce_file {
+            self.remove_file(&path);
         }
     }
 
@@ -184,5 +286,54 @@ impl ShuffleStore {
             .flat_map(|s| s.blocks.values().flatten())
             .map(|b| b.range.len())
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spilled_pieces_come_first_and_files_over_the_budget_go_to_disk() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let disk = tempfile::tempdir().unwrap();
+        let memory = MemoryManager::new(10);
+        let store = ShuffleStore::new(
+            ScratchDir::create(shm.path(), "t", 1).unwrap(),
+            ScratchDir::create(disk.path(), "t", 1).unwrap(),
+            Arc::clone(&memory),
+        );
+        let shuffle = ShuffleId(1);
+        store.set_owners(shuffle, vec![1, 1]);
+        let spill = store
+            .spill_map_buckets(shuffle, 0, &[b"a1".to_vec(), b"b1".to_vec()])
+            .unwrap();
+        assert!(spill.data.starts_with(disk.path()));
+        assert_eq!(memory.spilled(), 4);
+        let output = |a: &[u8], b: &[u8], spills| MapOutput {
+            buckets: vec![a.to_vec(), b.to_vec()],
+            records: 0,
+            spills,
+            reservation: None,
+        };
+        store
+            .put_map_output(shuffle, 0, output(b"a2", b"b2", vec![spill.clone()]), 1, 1)
+            .unwrap();
+        assert!(
+            !spill.data.exists(),
+            "the spilled piece is gathered and removed"
+        );
+        // 8 bytes fit the budget of 10: in memory, reserved; the next 8 do not: on disk.
+        store
+            .put_map_output(shuffle, 1, output(b"c3", b"d3333", Vec::new()), 1, 1)
+            .unwrap();
+        let files = store.take_map_files(shuffle);
+        assert_eq!(std::fs::read(&files[0].data).unwrap(), b"a1a2b1b2");
+        assert!(files[0].data.starts_with(shm.path()));
+        assert!(files[1].data.starts_with(disk.path()));
+        assert_eq!(memory.reserved(), 8);
+        files.iter().for_each(|f| store.remove_map_file(f));
+        assert_eq!(memory.reserved(), 0);
+        assert!(!files[0].data.exists() && !files[1].data.exists());
     }
 }
