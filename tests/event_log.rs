@@ -215,7 +215,7 @@ fn wordcount_logs_every_stage_task_and_exchange() {
 }
 
 #[test]
-fn terasort_moves_every_record_through_its_sort_shuffle() {
+fn terasort_moves_every_record_through_its_sort_shuffle_and_logs_its_spills() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sorted");
     let log = run_logged(
@@ -225,6 +225,9 @@ fn terasort_moves_every_record_through_its_sort_shuffle() {
             "30000",
             "--partitions",
             "4",
+            // A budget the map output does not fit: the tasks spill.
+            "--executor-memory",
+            "1m",
             "--output",
             out.to_str().unwrap(),
         ],
@@ -234,6 +237,12 @@ fn terasort_moves_every_record_through_its_sort_shuffle() {
     let stages = check_log(&read_events(&log).unwrap());
     check_records_flow(&stages);
     let last = stages.values().rev().find(|s| s.ended.is_some()).unwrap();
+    let spilled: u64 = stages
+        .values()
+        .filter_map(|s| s.ended)
+        .map(|e| e.1.spilled_bytes)
+        .sum();
+    assert!(spilled > 0, "the map tasks' spills are logged");
     assert_eq!(
         last.ended.unwrap().1.shuffle_read_records,
         30_000,
