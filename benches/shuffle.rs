@@ -160,7 +160,7 @@ fn rank_main() {
         // Random keys: their high 64 bits spread records evenly over the partitions.
         let p = parts as u128;
         let counts = source
-            .partition_by(parts, move |r| ((r.packed_key() >> 64) % p) as usize)
+            .partition_with(parts, move |r| ((r.packed_key() >> 64) % p) as usize)
             .map_partitions(|records| {
                 let me = my_rank();
                 let (mut n, mut others) = (0u64, 0u64);

@@ -2,7 +2,12 @@
 //! by src and cached; ranks start at 1.0 per src; each iteration sends rank / out-degree
 //! along every link, sums by dst and sets rank = 0.15 + 0.85 × sum.
 //!
-//!     pagerank --input EDGES --output DIR --iterations N
+//! As in Spark's example, the links are shuffled once for the whole job: grouping by src
+//! hash-partitions them and the cached links keep that partitioner; the ranks, reduced by
+//! key into the same partitioner, are co-partitioned with them, so each iteration's join
+//! reads both sides in place and only the contributions cross the network.
+//!
+//!     pagerank --input EDGES --output DIR --iterations N [--explain]
 
 use clap::Parser;
 use ember::config::EngineArgs;
@@ -40,6 +45,9 @@ struct Args {
     /// Iterations between two checkpoints.
     #[arg(long, default_value_t = 2)]
     checkpoint_every: usize,
+    /// Print the final ranks' lineage with its stages (on the driver) before running.
+    #[arg(long)]
+    explain: bool,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -91,18 +99,21 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         }
         (None, None) => return Err(Error::Other("give --input or --generate".into())),
     };
+    // Hash-partitioned by src (group_by_key), cached with that partitioner.
     let links: Rdd<(u64, Vec<u64>)> = edges
         .distinct()
         .group_by_key()
         .persist(StorageLevel::Memory);
+    // map_values keeps the partitioner: the ranks start co-partitioned with the links.
     let mut ranks: Rdd<(u64, f64)> = links.map_values(|_| 1.0);
     for i in 1..=args.iterations {
+        // Both sides have the links' partitioner: the join shuffles neither.
         let contributions = links.join(&ranks).flat_map(|(_, (dsts, rank))| {
             let share = rank / dsts.len() as f64;
-            dsts.into_iter()
-                .map(move |d| (d, share))
-                .collect::<Vec<_>>()
+            dsts.into_iter().map(move |d| (d, share))
         });
+        // Reduced by hash into as many partitions as the links: their partitioner, so the
+        // next join needs no shuffle either.
         ranks = contributions
             .reduce_by_key(|a, b| a + b)
             .map_values(|sum| 0.15 + 0.85 * sum);
@@ -111,6 +122,9 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         {
             ranks = ranks.checkpoint(std::path::Path::new(dir).join(format!("iter-{i}")))?;
         }
+    }
+    if args.explain && ctx.is_driver() {
+        print!("{}", ranks.explain());
     }
     match &args.output {
         Some(dir) => {

@@ -84,3 +84,4 @@ pub use error::{Error, Result};
 pub use ids::{RddId, ShuffleId, StageId};
 pub use rdd::actions::{SaveOptions, TextRecord};
 pub use rdd::{Accumulator, Broadcast, Data, Key, Rdd, TextOptions};
+pub use shuffle::partitioner::Partitioner;

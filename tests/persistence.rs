@@ -155,11 +155,45 @@ fn check_pagerank(ranks: usize, env: Option<(&str, &str)>) -> common::Run {
     out
 }
 
+/// How many times the driver logged each shuffle as exchanged, and its bytes.
+fn exchanged_shuffles(stderr: &str) -> std::collections::BTreeMap<u64, (usize, u64)> {
+    let mut out: std::collections::BTreeMap<u64, (usize, u64)> = Default::default();
+    for line in stderr.lines() {
+        let Some((head, rest)) = line.split_once(" exchanged ") else {
+            continue;
+        };
+        let Some((_, shuffle)) = head.rsplit_once("shuffle ") else {
+            continue;
+        };
+        let bytes: Option<u64> = rest.split_once(" bytes").and_then(|(b, _)| b.parse().ok());
+        let (Ok(shuffle), Some(bytes)) = (shuffle.parse(), bytes) else {
+            panic!("unreadable exchange line: {line}");
+        };
+        let e = out.entry(shuffle).or_default();
+        e.0 += 1;
+        e.1 += bytes;
+    }
+    out
+}
+
 #[test]
 fn pagerank_matches_the_sequential_reference() {
     for ranks in [1, 2, 4] {
         let out = check_pagerank(ranks, None);
         assert!(out.stderr.contains("cache hits"), "{out:#?}");
+        // The links are shuffled once for all 6 iterations: distinct (shuffle 0), group
+        // by src (shuffle 1), then only each iteration's contributions, each exchanged
+        // once. A join that shuffled the links again would add a shuffle per iteration.
+        let shuffles = exchanged_shuffles(&out.stderr);
+        assert_eq!(
+            shuffles.keys().copied().collect::<Vec<_>>(),
+            (0..8).collect::<Vec<u64>>(),
+            "{ranks} ranks: {shuffles:?}"
+        );
+        assert!(
+            shuffles.values().all(|&(n, _)| n == 1),
+            "{ranks} ranks: {shuffles:?}"
+        );
     }
 }
 

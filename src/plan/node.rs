@@ -8,6 +8,7 @@ use crate::ids::ShuffleId;
 use crate::plan::batch::BatchIter;
 use crate::plan::task::TaskContext;
 use crate::shuffle::MapOutput;
+use crate::shuffle::partitioner::Partitioner;
 
 /// How an RDD depends on a parent.
 #[derive(Clone)]
@@ -36,14 +37,21 @@ pub trait Node: Send + Sync + 'static {
         0
     }
 
-    /// Appends the shuffle blocks partition `split` reads, as (shuffle, reduce partition).
-    /// The default suits operators whose partition `i` reads partition `i` of each parent.
+    /// How this RDD's records are spread over its partitions by key, when known (a pair
+    /// RDD just shuffled by key, or derived from one without changing keys). An operation
+    /// by key on an equal partitioner needs no shuffle of this RDD.
+    fn partitioner(&self) -> Option<Partitioner> {
+        None
+    }
+
     /// The block this RDD itself caches for partition `split` (persisted RDDs only).
     fn cached_block(&self, split: usize) -> Option<(RddId, usize)> {
         let _ = split;
         None
     }
 
+    /// Appends the shuffle blocks partition `split` reads, as (shuffle, reduce partition).
+    /// The default suits operators whose partition `i` reads partition `i` of each parent.
     fn shuffle_inputs(&self, split: usize, out: &mut Vec<(ShuffleId, usize)>) {
         for dep in self.dependencies() {
             match dep {

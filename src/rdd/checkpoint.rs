@@ -20,6 +20,8 @@ pub struct CheckpointRdd<T> {
     pub id: RddId,
     pub dir: PathBuf,
     pub partitions: usize,
+    /// The checkpointed RDD's partitioner: part `i` holds its partition `i`.
+    pub partitioner: Option<crate::shuffle::partitioner::Partitioner>,
     pub _records: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -35,6 +37,9 @@ impl<T: Data> Node for CheckpointRdd<T> {
     }
     fn dependencies(&self) -> Vec<Dependency> {
         Vec::new()
+    }
+    fn partitioner(&self) -> Option<crate::shuffle::partitioner::Partitioner> {
+        self.partitioner.clone()
     }
 }
 
@@ -121,6 +126,7 @@ impl<T: Data> Rdd<T> {
                 id: self.rt.new_rdd_id(),
                 dir,
                 partitions,
+                partitioner: self.node.partitioner(),
                 _records: std::marker::PhantomData,
             }),
             rt: Arc::clone(&self.rt),

@@ -93,6 +93,43 @@ impl<W> Matches<W> {
     }
 }
 
+/// The hash table of one partition's right rows.
+fn build_table<K: Key, W>(right: impl Iterator<Item = (K, W)>) -> FxHashMap<K, Matches<W>> {
+    let mut table: FxHashMap<K, Matches<W>> = FxHashMap::default();
+    for (k, w) in right {
+        match table.get_mut(&k) {
+            None => {
+                table.insert(k, Matches::One(w));
+            }
+            Some(m) => {
+                let all = match std::mem::replace(m, Matches::Many(Vec::new())) {
+                    Matches::One(first) => vec![first, w],
+                    Matches::Many(mut ws) => {
+                        ws.push(w);
+                        ws
+                    }
+                };
+                *m = Matches::Many(all);
+            }
+        }
+    }
+    table
+}
+
+/// The inner join of one partition of each side: a hash table of the right rows, the left
+/// rows streamed through it. A left row is moved into its last (usually only) match, not
+/// cloned, and no per-key groups are built: what `join` runs on co-partitioned sides.
+pub(crate) fn hash_join<K: Key, V: Data, W: Data>(
+    left: impl Iterator<Item = (K, V)>,
+    right: impl Iterator<Item = (K, W)>,
+) -> impl Iterator<Item = (K, (V, W))> {
+    Probe {
+        table: build_table(right),
+        left,
+        pending: None,
+    }
+}
+
 /// Streams left rows through the hash table of the right rows, yielding each match.
 struct Probe<K, V, W, I> {
     table: FxHashMap<K, Matches<W>>,
@@ -101,7 +138,7 @@ struct Probe<K, V, W, I> {
     pending: Option<(K, V, usize)>,
 }
 
-impl<K: Key, V: Data, W: Data, I: Iterator<Item = ((K, u32), V)>> Iterator for Probe<K, V, W, I> {
+impl<K: Key, V: Data, W: Data, I: Iterator<Item = (K, V)>> Iterator for Probe<K, V, W, I> {
     type Item = (K, (V, W));
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -118,7 +155,7 @@ impl<K: Key, V: Data, W: Data, I: Iterator<Item = ((K, u32), V)>> Iterator for P
                     return Some((k, (v, w)));
                 }
             }
-            let ((k, _), v) = self.left.next()?;
+            let (k, v) = self.left.next()?;
             match self.table.get(&k).map(Matches::as_slice) {
                 Some([w]) => return Some((k, (v, w.clone()))),
                 Some([]) | None => {}
@@ -200,29 +237,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let left = self.salted(Arc::clone(&hot), partitions);
         let right = other.replicated(hot, partitions);
         left.zip_partitions_named("hash_join", &right, |left, right| {
-            let mut table: FxHashMap<K, Matches<W>> = FxHashMap::default();
-            for ((k, _), w) in right {
-                match table.get_mut(&k) {
-                    None => {
-                        table.insert(k, Matches::One(w));
-                    }
-                    Some(m) => {
-                        let all = match std::mem::replace(m, Matches::Many(Vec::new())) {
-                            Matches::One(first) => vec![first, w],
-                            Matches::Many(mut ws) => {
-                                ws.push(w);
-                                ws
-                            }
-                        };
-                        *m = Matches::Many(all);
-                    }
-                }
-            }
-            Probe {
-                table,
-                left,
-                pending: None,
-            }
+            // The salt only chose the partition: rows of one key meet whatever their salt.
+            hash_join(
+                left.map(|((k, _), v)| (k, v)),
+                right.map(|((k, _), w)| (k, w)),
+            )
         })
     }
 
@@ -248,6 +267,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             partitions,
             move |((k, salt), _)| salted_partition(k, *salt, partitions),
             ReduceMode::Plain,
+            None,
         )
     }
 
@@ -268,6 +288,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             partitions,
             move |((k, salt), _)| salted_partition(k, *salt, partitions),
             ReduceMode::Plain,
+            None,
         )
     }
 }

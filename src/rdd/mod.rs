@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod binary;
 pub mod checkpoint;
+pub mod cogroup;
 pub mod join;
 pub mod narrow;
 pub mod pair;
@@ -30,7 +31,7 @@ use crate::rdd::binary::BinaryRecords;
 use crate::rdd::narrow::{Coalesce, MapBatches, MapPartitions, Union, ZipPartitions};
 use crate::rdd::shuffled::{ReduceMode, ShuffledRdd};
 use crate::rdd::text::TextFile;
-use crate::shuffle::partitioner::hash_partition;
+use crate::shuffle::partitioner::{Partitioner, hash_partition};
 
 pub use crate::plan::batch::PartitionIter as Partition;
 pub use crate::plan::{Data, Key};
@@ -307,6 +308,26 @@ impl<T: Data> Rdd<T> {
         self.node.num_partitions()
     }
 
+    /// How the records are spread over the partitions by key, when known: set by a
+    /// shuffle by key (`partition_by`, `reduce_by_key`, `group_by_key`, `sort_by_key`,
+    /// joins) and kept by operations that keep keys in place (`filter`, `map_values`,
+    /// `flat_map_values`, `map_partitions_preserving`, `persist`, `checkpoint`); `map`
+    /// and other operations that may change keys drop it.
+    ///
+    /// ```
+    /// # use ember::{Context, Partitioner, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let pairs = ctx.parallelize(vec![(1, 'a'), (2, 'b')], Some(2));
+    /// assert_eq!(pairs.partitioner(), None);
+    /// let by_key = pairs.partition_by(Partitioner::hash(4))?;
+    /// assert_eq!(by_key.map_values(|c| c as u32).partitioner(), Some(Partitioner::hash(4)));
+    /// assert_eq!(by_key.map(|(k, c)| (c, k)).partitioner(), None);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
+    pub fn partitioner(&self) -> Option<Partitioner> {
+        self.node.partitioner()
+    }
+
     fn derive<U>(&self, node: Arc<dyn Compute<U>>) -> Rdd<U> {
         Rdd {
             node,
@@ -314,9 +335,28 @@ impl<T: Data> Rdd<T> {
         }
     }
 
+    /// A batch-wise operation that may change keys: the result has no partitioner.
     fn map_batches<U: Data>(
         &self,
         name: &'static str,
+        f: impl Fn(Vec<T>) -> Vec<U> + Send + Sync + 'static,
+    ) -> Rdd<U> {
+        self.map_batches_with(name, false, f)
+    }
+
+    /// A batch-wise operation that keeps every record's key: the partitioner holds.
+    fn map_batches_keeping_keys<U: Data>(
+        &self,
+        name: &'static str,
+        f: impl Fn(Vec<T>) -> Vec<U> + Send + Sync + 'static,
+    ) -> Rdd<U> {
+        self.map_batches_with(name, true, f)
+    }
+
+    fn map_batches_with<U: Data>(
+        &self,
+        name: &'static str,
+        keeps_keys: bool,
         f: impl Fn(Vec<T>) -> Vec<U> + Send + Sync + 'static,
     ) -> Rdd<U> {
         self.derive(Arc::new(MapBatches {
@@ -324,6 +364,7 @@ impl<T: Data> Rdd<T> {
             name,
             parent: Arc::clone(&self.node),
             f: Arc::new(f),
+            keeps_keys,
         }))
     }
 
@@ -350,7 +391,7 @@ impl<T: Data> Rdd<T> {
     /// # Ok::<(), ember::Error>(())
     /// ```
     pub fn filter(&self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Rdd<T> {
-        self.map_batches("filter", move |mut batch| {
+        self.map_batches_keeping_keys("filter", move |mut batch| {
             batch.retain(|x| f(x));
             batch
         })
@@ -398,6 +439,30 @@ impl<T: Data> Rdd<T> {
         self.map_partitions_with_index(move |_, records| f(records))
     }
 
+    /// Like `map_partitions`, for an `f` that keeps every record's key (Spark's
+    /// `mapPartitions` with `preservesPartitioning = true`): the result keeps this RDD's
+    /// partitioner, so a later operation by key on it needs no shuffle. Changing keys in
+    /// `f` would then give wrong results.
+    ///
+    /// ```
+    /// # use ember::{Context, Partitioner, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let pairs = ctx.parallelize(vec![(1, 2), (1, 3), (4, 5)], Some(2)).partition_by(Partitioner::hash(2))?;
+    /// let doubled = pairs.map_partitions_preserving(|it| it.map(|(k, v)| (k, v * 2)));
+    /// assert_eq!(doubled.partitioner(), Some(Partitioner::hash(2)));
+    /// # Ok::<(), ember::Error>(())
+    /// ```
+    pub fn map_partitions_preserving<U: Data, I>(
+        &self,
+        f: impl Fn(Partition<T>) -> I + Send + Sync + 'static,
+    ) -> Rdd<U>
+    where
+        I: IntoIterator<Item = U>,
+        I::IntoIter: 'static,
+    {
+        self.partition_op_with("map_partitions", true, move |_, records| f(records))
+    }
+
     /// Like `map_partitions`, also given the partition's index.
     pub fn map_partitions_with_index<U: Data, I>(
         &self,
@@ -419,11 +484,27 @@ impl<T: Data> Rdd<T> {
         I: IntoIterator<Item = U>,
         I::IntoIter: 'static,
     {
+        self.partition_op_with(name, false, f)
+    }
+
+    /// A whole-partition operation; `keeps_keys`: it keeps every record's key, so the
+    /// result keeps this RDD's partitioner.
+    fn partition_op_with<U: Data, I>(
+        &self,
+        name: &'static str,
+        keeps_keys: bool,
+        f: impl Fn(usize, PartitionIter<T>) -> I + Send + Sync + 'static,
+    ) -> Rdd<U>
+    where
+        I: IntoIterator<Item = U>,
+        I::IntoIter: 'static,
+    {
         self.derive(Arc::new(MapPartitions {
             id: self.rt.new_rdd_id(),
             name,
             parent: Arc::clone(&self.node),
             f: Arc::new(move |split, records| Box::new(f(split, records).into_iter())),
+            keeps_keys,
         }))
     }
 
@@ -459,13 +540,31 @@ impl<T: Data> Rdd<T> {
                 other.num_partitions()
             )));
         }
-        Ok(self.derive(Arc::new(ZipPartitions {
+        Ok(self.zip_partitioned(name, other, None, f))
+    }
+
+    /// Zips partitions `i` of two RDDs of as many partitions; the result is partitioned
+    /// by `partitioner` (when `f` keeps keys of co-partitioned sides, as a cogroup does).
+    pub(crate) fn zip_partitioned<B: Data, U: Data, I>(
+        &self,
+        name: &'static str,
+        other: &Rdd<B>,
+        partitioner: Option<Partitioner>,
+        f: impl Fn(Partition<T>, Partition<B>) -> I + Send + Sync + 'static,
+    ) -> Rdd<U>
+    where
+        I: IntoIterator<Item = U>,
+        I::IntoIter: 'static,
+    {
+        debug_assert_eq!(self.num_partitions(), other.num_partitions());
+        self.derive(Arc::new(ZipPartitions {
             id: self.rt.new_rdd_id(),
             name,
             left: Arc::clone(&self.node),
             right: Arc::clone(&other.node),
             f: Arc::new(move |a, b| Box::new(f(a, b).into_iter())),
-        })))
+            partitioner,
+        }))
     }
 
     /// The elements of `self` followed by those of `other` (partitions side by side).
@@ -543,6 +642,7 @@ impl<T: Data> Rdd<T> {
             partitions,
             move |(i, _)| (*i % partitions as u64) as usize,
             ReduceMode::Plain,
+            None,
         );
         shuffled.map_batches("drop_position", |batch| {
             batch.into_iter().map(|(_, x)| x).collect()
@@ -550,29 +650,34 @@ impl<T: Data> Rdd<T> {
     }
 
     /// Redistributes the records by a shuffle: record `r` goes to partition
-    /// `partition_of(&r)` of `partitions` (which must be below `partitions`).
-    pub fn partition_by(
+    /// `partition_of(&r)` of `partitions` (clamped below `partitions`). The result has no
+    /// partitioner (ember cannot compare functions); for pair RDDs, `partition_by` with a
+    /// [`Partitioner`] gives one.
+    pub fn partition_with(
         &self,
         partitions: usize,
         partition_of: impl Fn(&T) -> usize + Send + Sync + 'static,
     ) -> Rdd<T> {
         let partitions = partitions.max(1);
         self.shuffle(
-            "partition_by",
+            "partition_with",
             partitions,
             move |r| partition_of(r).min(partitions - 1),
             ReduceMode::Plain,
+            None,
         )
     }
 
-    /// Sends every record to partition `partition_of(record)` of `partitions`, merging
-    /// each reduce partition's records with `combine` when given.
+    /// Sends every record to partition `partition_of(record)` of `partitions`, handling
+    /// each reduce partition's records by `mode`. `partitioner`: the one `partition_of`
+    /// applies to the records' keys, if any.
     pub(crate) fn shuffle(
         &self,
         name: &'static str,
         partitions: usize,
         partition_of: impl Fn(&T) -> usize + Send + Sync + 'static,
         mode: ReduceMode<T>,
+        partitioner: Option<Partitioner>,
     ) -> Rdd<T> {
         let shuffle = self.rt.new_shuffle_id();
         let dep = Arc::new(ShuffleDependency {
@@ -590,6 +695,7 @@ impl<T: Data> Rdd<T> {
             name,
             dep,
             mode,
+            partitioner,
             cleaner: crate::rdd::shuffled::ShuffleCleaner {
                 shuffle,
                 rt: Arc::downgrade(&self.rt),

@@ -7,6 +7,7 @@ use crate::plan::batch::{BatchIter, PartitionIter, batched, take_error};
 use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
 use crate::plan::task::TaskContext;
 use crate::shuffle::ShuffleId;
+use crate::shuffle::partitioner::Partitioner;
 
 /// A function applied to each batch (map, filter, flat_map, key_by, map_values...).
 pub type BatchFn<T, U> = Arc<dyn Fn(Vec<T>) -> Vec<U> + Send + Sync>;
@@ -17,6 +18,8 @@ pub struct MapBatches<T, U> {
     pub name: &'static str,
     pub parent: Arc<dyn Compute<T>>,
     pub f: BatchFn<T, U>,
+    /// `f` keeps every record's key (filter, map_values): the parent's partitioner holds.
+    pub keeps_keys: bool,
 }
 
 impl<T: 'static, U: 'static> Node for MapBatches<T, U> {
@@ -31,6 +34,9 @@ impl<T: 'static, U: 'static> Node for MapBatches<T, U> {
     }
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::Narrow(erase(&self.parent))]
+    }
+    fn partitioner(&self) -> Option<Partitioner> {
+        self.keeps_keys.then(|| self.parent.partitioner()).flatten()
     }
 }
 
@@ -52,6 +58,8 @@ pub struct MapPartitions<T, U> {
     pub name: &'static str,
     pub parent: Arc<dyn Compute<T>>,
     pub f: PartitionFn<T, U>,
+    /// `f` keeps every record's key in its partition: the parent's partitioner holds.
+    pub keeps_keys: bool,
 }
 
 impl<T: 'static, U: 'static> Node for MapPartitions<T, U> {
@@ -66,6 +74,9 @@ impl<T: 'static, U: 'static> Node for MapPartitions<T, U> {
     }
     fn dependencies(&self) -> Vec<Dependency> {
         vec![Dependency::Narrow(erase(&self.parent))]
+    }
+    fn partitioner(&self) -> Option<Partitioner> {
+        self.keeps_keys.then(|| self.parent.partitioner()).flatten()
     }
 }
 
@@ -150,6 +161,8 @@ pub struct ZipPartitions<A, B, U> {
     pub left: Arc<dyn Compute<A>>,
     pub right: Arc<dyn Compute<B>>,
     pub f: ZipFn<A, B, U>,
+    /// How `f`'s output is partitioned by key, if it is (a cogroup of co-partitioned sides).
+    pub partitioner: Option<Partitioner>,
 }
 
 impl<A: 'static, B: 'static, U: 'static> Node for ZipPartitions<A, B, U> {
@@ -167,6 +180,9 @@ impl<A: 'static, B: 'static, U: 'static> Node for ZipPartitions<A, B, U> {
             Dependency::Narrow(erase(&self.left)),
             Dependency::Narrow(erase(&self.right)),
         ]
+    }
+    fn partitioner(&self) -> Option<Partitioner> {
+        self.partitioner.clone()
     }
 }
 

@@ -1,16 +1,18 @@
-//! Operations on RDDs of key-value pairs: aggregation by key, grouping and joins.
+//! Operations on RDDs of key-value pairs: values, aggregation by key, grouping and
+//! `partition_by` (the joins of two are in `cogroup.rs`).
 //!
-//! All of them rest on `combine_by_key` (map-side combine, hash shuffle, reduce-side
-//! merge) and `cogroup`, as in Spark.
+//! The aggregations rest on `combine_by_key` (map-side combine, hash shuffle, reduce-side
+//! merge), as in Spark, and know partitioners: an input already partitioned as the result
+//! must be is not shuffled (a narrow, per-partition pass instead), and with no partitioner
+//! given they use the input's own (Spark's `defaultPartitioner`).
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
-
+use crate::error::{Error, Result};
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::{Data, Key, Rdd};
-use crate::shuffle::partitioner::hash_partition;
+use crate::shuffle::partitioner::{KeyPartition, Partitioner, default_partitioner, hash_partition};
+use rustc_hash::FxHashMap;
 
 /// Adds `v` to `k`'s combiner: one hash lookup when the key is known (the common case),
 /// updating in place. Values are `Option`s so a combiner can be moved out and back
@@ -32,15 +34,23 @@ fn merge_into<K: Key, V, C>(
     }
 }
 
-/// The result of `cogroup`: each key with its values from both sides.
-pub type CoGrouped<K, V, W> = Rdd<(K, (Vec<V>, Vec<W>))>;
-
-/// Which side of a cogroup a value came from.
-#[derive(Clone, Serialize, Deserialize)]
-enum Side<V, W> {
-    Left(V),
-    Right(W),
+/// `partitioner` and its placement of keys of type `K`; a hash partitioner of as many
+/// partitions in place of one that cannot place `K` (a range partitioner made for another
+/// key type), so the records still go where the recorded partitioner says.
+fn placement<K: Key>(partitioner: Partitioner) -> (Partitioner, KeyPartition<K>) {
+    match partitioner.for_keys::<K>() {
+        Some(place) => (partitioner, place),
+        None => {
+            let n = partitioner.num_partitions();
+            (
+                Partitioner::hash(n),
+                Arc::new(move |k: &K| hash_partition(k, n)),
+            )
+        }
+    }
 }
+
+pub use crate::rdd::cogroup::CoGrouped;
 
 impl<K: Key, V: Data> Rdd<(K, V)> {
     /// Applies `f` to every value, keeping keys.
@@ -53,7 +63,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), ember::Error>(())
     /// ```
     pub fn map_values<U: Data>(&self, f: impl Fn(V) -> U + Send + Sync + 'static) -> Rdd<(K, U)> {
-        self.map_batches("map_values", move |batch| {
+        self.map_batches_keeping_keys("map_values", move |batch| {
             batch.into_iter().map(|(k, v)| (k, f(v))).collect()
         })
     }
@@ -63,7 +73,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         f: impl Fn(V) -> I + Send + Sync + 'static,
     ) -> Rdd<(K, U)> {
-        self.map_batches("flat_map_values", move |batch| {
+        self.map_batches_keeping_keys("flat_map_values", move |batch| {
             batch
                 .into_iter()
                 .flat_map(|(k, v)| f(v).into_iter().map(move |u| (k.clone(), u)))
@@ -111,7 +121,53 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitions: usize,
         map_side_combine: bool,
     ) -> Rdd<(K, C)> {
-        let partitions = partitions.max(1);
+        let partitioner = Partitioner::hash(partitions);
+        self.combine_by_key_with(
+            create,
+            merge_value,
+            merge_combiners,
+            partitioner,
+            map_side_combine,
+        )
+    }
+
+    /// `combine_by_key` into the partitions of `partitioner`. On an RDD already
+    /// partitioned by an equal partitioner every key's values are in one partition: each
+    /// partition is combined where it is, with no shuffle (and `merge_combiners` unused).
+    ///
+    /// ```
+    /// # use ember::{Context, Partitioner, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let pairs = ctx.parallelize(vec![('a', 1), ('b', 4), ('a', 3)], Some(2));
+    /// let by_key = pairs.partition_by(Partitioner::hash(3))?;
+    /// let sums = by_key.combine_by_key_with(|v| v, |c, v| c + v, |a, b| a + b, Partitioner::hash(3), true);
+    /// assert!(!sums.explain().contains("shuffle 1")); // only partition_by's shuffle 0
+    /// let mut sums = sums.collect()?;
+    /// sums.sort();
+    /// assert_eq!(sums, [('a', 4), ('b', 4)]);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
+    pub fn combine_by_key_with<C: Data>(
+        &self,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+        partitioner: Partitioner,
+        map_side_combine: bool,
+    ) -> Rdd<(K, C)> {
+        if self.partitioner().as_ref() == Some(&partitioner) {
+            return self.partition_op_with("combine_by_key (co-partitioned: no shuffle)", true, {
+                move |_, records| {
+                    let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
+                    for (k, v) in records {
+                        merge_into(&mut acc, k, v, &create, &merge_value);
+                    }
+                    acc.into_iter().filter_map(|(k, c)| Some((k, c?)))
+                }
+            });
+        }
+        let (partitioner, place) = placement::<K>(partitioner);
+        let partitions = partitioner.num_partitions();
         let combiners: Rdd<(K, C)> = if map_side_combine {
             self.partition_op("map_side_combine", move |_, records| {
                 let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
@@ -127,7 +183,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         combiners.shuffle(
             "combine_by_key",
             partitions,
-            move |(k, _)| hash_partition(k, partitions),
+            move |(k, _)| place(k),
             ReduceMode::Combine(Arc::new(
                 move |records: &mut dyn Iterator<Item = (K, C)>| {
                     let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
@@ -137,6 +193,55 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                     acc.into_iter().filter_map(|(k, c)| Some((k, c?))).collect()
                 },
             )),
+            Some(partitioner),
+        )
+    }
+
+    /// The partitioner an aggregation of this RDD alone uses when given none: its own if
+    /// it has one, else hash partitioning into as many partitions as it has.
+    fn own_partitioner(&self) -> Partitioner {
+        default_partitioner(&[(self.partitioner(), self.num_partitions())])
+    }
+
+    /// The records shuffled so that key `k` is in partition `partitioner`'s place for
+    /// `k`; the result has that partitioner. An RDD already partitioned so is returned as
+    /// it is (no shuffle). Fails for a range partitioner made for another key type.
+    ///
+    /// ```
+    /// # use ember::{Context, Partitioner, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// let pairs = ctx.parallelize((0..100u32).map(|i| (i % 10, i)).collect(), Some(3));
+    /// let by_key = pairs.partition_by(Partitioner::hash(4))?.cache();
+    /// assert_eq!(by_key.num_partitions(), 4);
+    /// // Grouping by the same partitioner adds no shuffle: only partition_by's shuffle 0.
+    /// let groups = by_key.group_by_key();
+    /// assert!(!groups.explain().contains("shuffle 1"), "{}", groups.explain());
+    /// assert_eq!(groups.count()?, 10);
+    /// # Ok::<(), ember::Error>(())
+    /// ```
+    pub fn partition_by(&self, partitioner: Partitioner) -> Result<Rdd<(K, V)>> {
+        if partitioner.for_keys::<K>().is_none() {
+            return Err(Error::Other(format!(
+                "partition_by: {partitioner} was made for another key type than {}",
+                std::any::type_name::<K>()
+            )));
+        }
+        Ok(self.partitioned_as(partitioner))
+    }
+
+    /// This RDD partitioned by `partitioner` (a hash partitioner of as many partitions if
+    /// that one cannot place `K`): itself when it already is, else a shuffle.
+    pub(crate) fn partitioned_as(&self, partitioner: Partitioner) -> Rdd<(K, V)> {
+        if self.partitioner().as_ref() == Some(&partitioner) {
+            return self.clone();
+        }
+        let (partitioner, place) = placement::<K>(partitioner);
+        self.shuffle(
+            "partition_by",
+            partitioner.num_partitions(),
+            move |(k, _)| place(k),
+            ReduceMode::Plain,
+            Some(partitioner),
         )
     }
 
@@ -153,22 +258,32 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), ember::Error>(())
     /// ```
     pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)> {
-        self.reduce_by_key_into(f, self.num_partitions())
+        self.reduce_by_key_with(f, self.own_partitioner())
     }
 
-    /// `reduce_by_key` into `partitions` partitions.
+    /// `reduce_by_key` into `partitions` partitions (hash partitioned).
     pub fn reduce_by_key_into(
         &self,
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         partitions: usize,
     ) -> Rdd<(K, V)> {
+        self.reduce_by_key_with(f, Partitioner::hash(partitions))
+    }
+
+    /// `reduce_by_key` into the partitions of `partitioner`: no shuffle when this RDD is
+    /// already partitioned by it.
+    pub fn reduce_by_key_with(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        partitioner: Partitioner,
+    ) -> Rdd<(K, V)> {
         let f = Arc::new(f);
         let g = Arc::clone(&f);
-        self.combine_by_key(
+        self.combine_by_key_with(
             |v| v,
             move |a, b| f(a, b),
             move |a, b| g(a, b),
-            partitions,
+            partitioner,
             true,
         )
     }
@@ -205,11 +320,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     ) -> Rdd<(K, U)> {
         let seq = Arc::new(seq);
         let first = Arc::clone(&seq);
-        self.combine_by_key(
+        self.combine_by_key_with(
             move |v| first(zero.clone(), v),
             move |u, v| seq(u, v),
             comb,
-            self.num_partitions(),
+            self.own_partitioner(),
             true,
         )
     }
@@ -229,11 +344,18 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), ember::Error>(())
     /// ```
     pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
-        self.group_by_key_into(self.num_partitions())
+        self.group_by_key_with(self.own_partitioner())
     }
 
+    /// `group_by_key` into `partitions` partitions (hash partitioned).
     pub fn group_by_key_into(&self, partitions: usize) -> Rdd<(K, Vec<V>)> {
-        self.combine_by_key(
+        self.group_by_key_with(Partitioner::hash(partitions))
+    }
+
+    /// `group_by_key` into the partitions of `partitioner`: no shuffle when this RDD is
+    /// already partitioned by it.
+    pub fn group_by_key_with(&self, partitioner: Partitioner) -> Rdd<(K, Vec<V>)> {
+        self.combine_by_key_with(
             |v| vec![v],
             |mut c, v| {
                 c.push(v);
@@ -243,95 +365,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 a.append(&mut b);
                 a
             },
-            partitions,
+            partitioner,
             false,
         )
-    }
-
-    /// For each key of either side, its values in `self` and in `other`.
-    ///
-    /// ```
-    /// # use ember::{Context, config::EngineArgs};
-    /// # let ctx = Context::local_with(&EngineArgs::default());
-    /// let left = ctx.parallelize(vec![(1, 'a'), (2, 'b')], None);
-    /// let right = ctx.parallelize(vec![(2, 10), (3, 20)], None);
-    /// let mut groups = left.cogroup(&right).collect()?;
-    /// groups.sort();
-    /// assert_eq!(
-    ///     groups,
-    ///     [(1, (vec!['a'], vec![])), (2, (vec!['b'], vec![10])), (3, (vec![], vec![20]))]
-    /// );
-    /// # Ok::<(), ember::Error>(())
-    /// ```
-    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> CoGrouped<K, V, W> {
-        let partitions = self.num_partitions().max(other.num_partitions());
-        let left: Rdd<(K, Side<V, W>)> = self.map_values(Side::Left);
-        let right: Rdd<(K, Side<V, W>)> = other.map_values(Side::Right);
-        left.union(&right)
-            .group_by_key_into(partitions)
-            .map_values(|sides| {
-                let (mut vs, mut ws) = (Vec::new(), Vec::new());
-                for side in sides {
-                    match side {
-                        Side::Left(v) => vs.push(v),
-                        Side::Right(w) => ws.push(w),
-                    }
-                }
-                (vs, ws)
-            })
-    }
-
-    /// Pairs of values for every key in both sides (inner join).
-    ///
-    /// ```
-    /// # use ember::{Context, config::EngineArgs};
-    /// # let ctx = Context::local_with(&EngineArgs::default());
-    /// // (item, price) and (item, units in stock): the price and stock of each item
-    /// // that has both, once per pair of matching values.
-    /// let prices = ctx.parallelize(vec![(7, 120), (9, 80), (7, 125)], None);
-    /// let stock = ctx.parallelize(vec![(7, 3), (8, 5)], None);
-    /// let mut joined = prices.join(&stock).collect()?;
-    /// joined.sort();
-    /// assert_eq!(joined, [(7, (120, 3)), (7, (125, 3))]);
-    /// # Ok::<(), ember::Error>(())
-    /// ```
-    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
-        self.cogroup(other).flat_map(|(k, (vs, ws))| {
-            let mut out = Vec::with_capacity(vs.len() * ws.len());
-            for v in &vs {
-                for w in &ws {
-                    out.push((k.clone(), (v.clone(), w.clone())));
-                }
-            }
-            out
-        })
-    }
-
-    /// Every value of `self` with each matching value of `other`, or `None`.
-    ///
-    /// ```
-    /// # use ember::{Context, config::EngineArgs};
-    /// # let ctx = Context::local_with(&EngineArgs::default());
-    /// let prices = ctx.parallelize(vec![(7, 120), (9, 80)], None);
-    /// let stock = ctx.parallelize(vec![(7, 3)], None);
-    /// let mut joined = prices.left_outer_join(&stock).collect()?;
-    /// joined.sort();
-    /// assert_eq!(joined, [(7, (120, Some(3))), (9, (80, None))]);
-    /// # Ok::<(), ember::Error>(())
-    /// ```
-    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
-        self.cogroup(other).flat_map(|(k, (vs, ws))| {
-            let mut out = Vec::new();
-            for v in &vs {
-                if ws.is_empty() {
-                    out.push((k.clone(), (v.clone(), None)));
-                }
-                for w in &ws {
-                    out.push((k.clone(), (v.clone(), Some(w.clone()))));
-                }
-            }
-            out
-        })
     }
 }
 

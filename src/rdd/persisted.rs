@@ -43,6 +43,9 @@ impl<T: Data> Node for PersistedRdd<T> {
     fn cached_block(&self, split: usize) -> Option<(RddId, usize)> {
         Some((self.id, split))
     }
+    fn partitioner(&self) -> Option<crate::shuffle::partitioner::Partitioner> {
+        self.parent.partitioner()
+    }
 }
 
 impl<T: Data> Compute<T> for PersistedRdd<T> {

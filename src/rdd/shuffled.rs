@@ -11,6 +11,7 @@ use crate::plan::node::ShuffleDep;
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::shuffle_dep::{MapSort, ShuffleDependency};
 use crate::plan::task::TaskContext;
+use crate::shuffle::partitioner::Partitioner;
 use crate::shuffle::store::{Block, ReduceInput};
 
 /// Merges the records of one reduce partition as they are decoded (e.g. sums values by
@@ -48,6 +49,8 @@ pub struct ShuffledRdd<S> {
     pub name: &'static str,
     pub dep: Arc<ShuffleDependency<S>>,
     pub mode: ReduceMode<S>,
+    /// How records were sent to partitions, when by key with a known partitioner.
+    pub partitioner: Option<Partitioner>,
     /// Removes the shuffle's files when this node, the only way to read them, is dropped.
     pub cleaner: ShuffleCleaner,
 }
@@ -89,6 +92,9 @@ impl<S: serde::Serialize + Send + Sync + 'static> Node for ShuffledRdd<S> {
     }
     fn shuffle_inputs(&self, split: usize, out: &mut Vec<(ShuffleId, usize)>) {
         out.push((self.dep.id, split));
+    }
+    fn partitioner(&self) -> Option<Partitioner> {
+        self.partitioner.clone()
     }
 }
 

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::sorted_runs::KeySort;
 use crate::rdd::{Data, Key, Rdd};
+use crate::shuffle::partitioner::Partitioner;
 use crate::shuffle::range::{SAMPLES_PER_PARTITION, boundaries, range_partition, reservoir};
 
 impl<T: Data> Rdd<T> {
@@ -30,6 +31,18 @@ impl<T: Data> Rdd<T> {
         ascending: bool,
         partitions: Option<usize>,
     ) -> Result<Rdd<T>> {
+        self.sorted_by(key, ascending, partitions, |_, _| None)
+    }
+
+    /// `sort_by`, the result partitioned by what `partitioner` makes of the sampled bounds
+    /// and the partition count.
+    fn sorted_by<K: Data + Ord>(
+        &self,
+        key: impl Fn(&T) -> K + Send + Sync + 'static,
+        ascending: bool,
+        partitions: Option<usize>,
+        partitioner: impl FnOnce(&[K], usize) -> Option<Partitioner>,
+    ) -> Result<Rdd<T>> {
         let partitions = partitions.unwrap_or(self.num_partitions()).max(1);
         let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
         let per_input = (SAMPLES_PER_PARTITION * partitions).div_ceil(self.num_partitions().max(1));
@@ -41,6 +54,7 @@ impl<T: Data> Rdd<T> {
             })
             .collect()?;
         let bounds = Arc::new(boundaries(samples, partitions));
+        let partitioner = partitioner(&bounds, partitions);
         let partition_key = Arc::clone(&key);
         let sort_key = Arc::clone(&key);
         Ok(self.shuffle(
@@ -51,12 +65,14 @@ impl<T: Data> Rdd<T> {
                 key: sort_key,
                 ascending,
             })),
+            partitioner,
         ))
     }
 }
 
 impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
-    /// The pairs ordered by key; see [`Rdd::sort_by`].
+    /// The pairs ordered by key; see [`Rdd::sort_by`]. The result is range-partitioned
+    /// by key (its [`partitioner`](Rdd::partitioner) says so).
     ///
     /// ```
     /// # use ember::{Context, config::EngineArgs};
@@ -67,6 +83,11 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
     /// # Ok::<(), ember::Error>(())
     /// ```
     pub fn sort_by_key(&self, ascending: bool, partitions: Option<usize>) -> Result<Rdd<(K, V)>> {
-        self.sort_by(|(k, _)| k.clone(), ascending, partitions)
+        self.sorted_by(
+            |(k, _)| k.clone(),
+            ascending,
+            partitions,
+            |bounds, n| Some(Partitioner::range(bounds.to_vec(), n, ascending)),
+        )
     }
 }

@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use ember::{Context, Result};
+use ember::shuffle::partitioner::hash_partition;
+use ember::{Context, Partitioner, Result};
 
 /// Deterministic input of the suite.
 #[derive(Debug, Clone)]
@@ -157,6 +158,7 @@ pub fn run_ember(
         .map_values(|(a, b)| (sorted(a), sorted(b)))
         .collect()?;
     put(&mut r, "cogroup", sorted(cg));
+    partitioned(ctx, &mut r, &pairs, &other, partitions)?;
     put(&mut r, "count", nums.count()?);
     put(&mut r, "reduce", nums.reduce(|a, b| a + b)?);
     put(&mut r, "fold", nums.fold(0, |a, b| a + b)?);
@@ -241,6 +243,77 @@ pub fn run_ember(
     Ok(r)
 }
 
+/// Partitions partition_by makes in the suite: more than the input has, when it has one.
+fn by_key_partitions(partitions: usize) -> usize {
+    partitions.max(2)
+}
+
+/// The operators by key on inputs partitioned by key: `partition_by` itself (which
+/// partition each record lands in), and the aggregations and joins that then run without
+/// shuffling the partitioned side.
+fn partitioned(
+    ctx: &Context,
+    r: &mut Results,
+    pairs: &ember::Rdd<(u32, i64)>,
+    other: &ember::Rdd<(u32, String)>,
+    partitions: usize,
+) -> Result<()> {
+    let n = by_key_partitions(partitions);
+    let p = Partitioner::hash(n);
+    let exchanges_before = ctx.shuffle_stats().len();
+    let by_key = pairs.partition_by(p.clone())?.cache();
+    let placed = by_key
+        .map_partitions_with_index(|i, it| it.map(move |(k, v)| (i, k, v)))
+        .collect()?;
+    put(r, "partition_by", sorted(placed));
+    put(
+        r,
+        "partitioned_reduce_by_key",
+        sorted(by_key.reduce_by_key(|a, b| a + b).collect()?),
+    );
+    let groups = by_key.group_by_key().map_values(sorted).collect()?;
+    put(r, "partitioned_group_by_key", sorted(groups));
+    let avg = by_key.aggregate_by_key(
+        (0i64, 0u64),
+        |(s, c), v| (s + v, c + 1),
+        |a, b| (a.0 + b.0, a.1 + b.1),
+    );
+    put(r, "partitioned_aggregate_by_key", sorted(avg.collect()?));
+    let other_by_key = other.partition_by(p)?;
+    put(
+        r,
+        "copartitioned_join",
+        sorted(by_key.join(&other_by_key).collect()?),
+    );
+    put(
+        r,
+        "partitioned_left_outer_join",
+        sorted(by_key.left_outer_join(other).collect()?),
+    );
+    let cg: Vec<CoGroup> = by_key
+        .cogroup(other)
+        .map_values(|(a, b)| (sorted(a), sorted(b)))
+        .collect()?;
+    put(r, "partitioned_cogroup", sorted(cg));
+    // Sorted by key: range-partitioned, so reducing by key needs no shuffle either.
+    let by_range = pairs.sort_by_key(true, Some(n))?;
+    put(
+        r,
+        "range_partitioned_reduce_by_key",
+        sorted(by_range.reduce_by_key(|a, b| a + b).collect()?),
+    );
+    if ctx.is_driver() {
+        // Shuffles: `by_key`'s, `other_by_key`'s, `other` for the left outer join and for
+        // the cogroup (each to `by_key`'s partitioner), the sort's; none for the rest.
+        put(
+            r,
+            "partitioned_exchanges",
+            ctx.shuffle_stats().len() - exchanges_before,
+        );
+    }
+    Ok(())
+}
+
 /// Lines of every `part-*` file of `dir`, sorted, and whether `_SUCCESS` exists.
 pub fn read_output(dir: &Path) -> (bool, Vec<String>) {
     let mut lines = Vec::new();
@@ -321,30 +394,29 @@ pub fn run_reference(input: &Input, partitions: usize) -> Results {
     for (k, w) in &input.other {
         other_by_key.entry(*k).or_default().push(w.clone());
     }
-    put(
-        &mut r,
+    let sums: Vec<(u32, i64)> = by_key
+        .iter()
+        .map(|(&k, vs)| (k, vs.iter().sum::<i64>()))
+        .collect();
+    let averages: Vec<(u32, (i64, u64))> = by_key
+        .iter()
+        .map(|(&k, vs)| (k, (vs.iter().sum::<i64>(), vs.len() as u64)))
+        .collect();
+    let groups: Vec<(u32, Vec<i64>)> = by_key
+        .iter()
+        .map(|(&k, vs)| (k, sorted(vs.clone())))
+        .collect();
+    for name in [
         "reduce_by_key",
-        by_key
-            .iter()
-            .map(|(&k, vs)| (k, vs.iter().sum::<i64>()))
-            .collect::<Vec<_>>(),
-    );
-    put(
-        &mut r,
-        "aggregate_by_key",
-        by_key
-            .iter()
-            .map(|(&k, vs)| (k, (vs.iter().sum::<i64>(), vs.len() as u64)))
-            .collect::<Vec<_>>(),
-    );
-    put(
-        &mut r,
-        "group_by_key",
-        by_key
-            .iter()
-            .map(|(&k, vs)| (k, sorted(vs.clone())))
-            .collect::<Vec<_>>(),
-    );
+        "partitioned_reduce_by_key",
+        "range_partitioned_reduce_by_key",
+    ] {
+        put(&mut r, name, &sums);
+    }
+    put(&mut r, "aggregate_by_key", &averages);
+    put(&mut r, "partitioned_aggregate_by_key", &averages);
+    put(&mut r, "group_by_key", &groups);
+    put(&mut r, "partitioned_group_by_key", &groups);
     let mut join = Vec::new();
     let mut left = Vec::new();
     for &(k, v) in pairs {
@@ -358,7 +430,9 @@ pub fn run_reference(input: &Input, partitions: usize) -> Results {
             None => left.push((k, (v, None))),
         }
     }
+    put(&mut r, "copartitioned_join", sorted(join.clone()));
     put(&mut r, "join", sorted(join));
+    put(&mut r, "partitioned_left_outer_join", sorted(left.clone()));
     put(&mut r, "left_outer_join", sorted(left));
     let mut keys: Vec<u32> = by_key.keys().chain(other_by_key.keys()).copied().collect();
     keys.sort();
@@ -371,7 +445,15 @@ pub fn run_reference(input: &Input, partitions: usize) -> Results {
             (*k, (a, b))
         })
         .collect();
+    put(&mut r, "partitioned_cogroup", cg.clone());
     put(&mut r, "cogroup", cg);
+    let n = by_key_partitions(partitions);
+    let placed: Vec<(usize, u32, i64)> = pairs
+        .iter()
+        .map(|&(k, v)| (hash_partition(&k, n), k, v))
+        .collect();
+    put(&mut r, "partition_by", sorted(placed));
+    put(&mut r, "partitioned_exchanges", 5usize);
     put(&mut r, "count", nums.len() as u64);
     put(&mut r, "reduce", nums.iter().copied().reduce(|a, b| a + b));
     put(&mut r, "fold", nums.iter().sum::<i64>());
