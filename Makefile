@@ -3,8 +3,9 @@
 
 SHELL := /bin/bash
 # OpenMPI (the system's default mpicc/mpirun) and MPICH (only by its explicit names
-# mpicc.mpich/mpiexec.mpich, so the default alternatives stay OpenMPI's).
-APT_PACKAGES := libopenmpi-dev openmpi-bin libmpich-dev mpich libclang-dev libhwloc-dev pkg-config iproute2
+# mpicc.mpich/mpiexec.mpich, so the default alternatives stay OpenMPI's). chromium: the
+# headless browser tests/history.rs renders `ember history` reports in.
+APT_PACKAGES := libopenmpi-dev openmpi-bin libmpich-dev mpich libclang-dev libhwloc-dev pkg-config iproute2 chromium
 RANKS ?= 3
 # OpenMPI refuses to run as root without these; harmless otherwise.
 export OMPI_ALLOW_RUN_AS_ROOT := 1

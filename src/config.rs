@@ -92,9 +92,48 @@ pub struct EngineArgs {
         global = true
     )]
     pub heartbeat_timeout: std::time::Duration,
+    /// Directory of the driver's event log (one JSON-lines file per application, read by
+    /// `ember history`); default `ember-events` in the driver's working directory.
+    #[arg(long, env = "EMBER_EVENT_LOG", value_name = "DIR", global = true)]
+    pub event_log: Option<PathBuf>,
+    /// Write no event log.
+    #[arg(long, env = "EMBER_NO_EVENT_LOG", global = true)]
+    pub no_event_log: bool,
+    /// Progress of running stages on the driver's stderr: `auto` draws live bars on a
+    /// terminal and plain lines every few seconds elsewhere; `always` also prints a line
+    /// when each stage finishes (and every second); `never` prints none.
+    #[arg(long, env = "EMBER_PROGRESS", value_name = "WHEN", value_enum, default_value_t = ProgressMode::Auto, global = true)]
+    pub progress: ProgressMode,
 }
 
 impl EngineArgs {
+    /// Every setting by option name, as the event log records them.
+    pub fn settings(&self) -> std::collections::BTreeMap<String, String> {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "default".into());
+        [
+            (
+                "executor-cores",
+                opt(self.executor_cores.map(|c| c.to_string())),
+            ),
+            (
+                "executor-memory",
+                opt(self.executor_memory.map(|m| m.to_string())),
+            ),
+            ("local-dir", self.local_dir.display().to_string()),
+            ("shuffle-round-bytes", self.shuffle_round_bytes.to_string()),
+            (
+                "shuffle-mode",
+                format!("{:?}", self.shuffle_mode).to_lowercase(),
+            ),
+            ("no-pin", self.no_pin.to_string()),
+            ("heartbeat-timeout", format!("{:?}", self.heartbeat_timeout)),
+            ("progress", format!("{:?}", self.progress).to_lowercase()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
     /// Settings from environment variables alone (for `Context::init()` without a parser).
     pub fn from_env() -> Self {
         use clap::Parser;
@@ -116,6 +155,15 @@ impl EngineArgs {
                 }
             })
     }
+}
+
+/// When the driver shows the progress of running stages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    Never,
+    #[default]
+    Auto,
+    Always,
 }
 
 /// How a shuffle's exchange moves data between executors.

@@ -23,10 +23,30 @@ pub fn set_abort(abort: Option<AbortFn>) {
     *crate::sync::lock(&ABORT) = abort;
 }
 
+/// What a rank writes down before it goes down (the driver's event log ends with it).
+pub type LastWords = Box<dyn Fn(&str) + Send + Sync>;
+
+static LAST_WORDS: Mutex<Option<LastWords>> = Mutex::new(None);
+
+/// Sets (or with `None`, clears) what [`fatal`] calls with its message before aborting.
+pub fn set_last_words(hook: Option<LastWords>) {
+    *crate::sync::lock(&LAST_WORDS) = hook;
+}
+
 /// Reports `message` as this rank's failure and ends the job on every rank. Never returns.
 pub fn fatal(message: &str) -> ! {
+    last_words(message);
     report(message);
     abort_job(1)
+}
+
+fn last_words(message: &str) {
+    // Only tried: a fatal error inside the hook itself must still abort.
+    if let Ok(hook) = LAST_WORDS.try_lock()
+        && let Some(hook) = hook.as_ref()
+    {
+        hook(message);
+    }
 }
 
 fn report(message: &str) {
@@ -91,6 +111,7 @@ pub fn install_signal_handlers() {
                         // the driver's line is news (and a process whose role is not
                         // known yet says it, rather than dying silently).
                         if !crate::log::current_label().starts_with("executor") {
+                            last_words(&message);
                             report(&message);
                         } else {
                             tracing::debug!("{message}");

@@ -46,6 +46,7 @@
 //! - [`scheduler`] (the driver's side) and [`executor`] (serve loop, tasks)
 //! - [`plan`]: node traits, stages, fingerprint, `explain`, the task context
 //! - [`cache`], [`shuffle`], [`io`]: block store; shuffle store, exchange; files
+//! - [`events`]: the driver's event log and progress display ([`history`] draws a log)
 //! - [`protocol`]: control messages, executor table, task metrics
 //! - [`transport`]: the `Group` trait, MPI and in-process backends
 //! - leaves: [`ids`], [`codec`], [`failure`], [`faults`], [`config`], [`log`], [`topology`],
@@ -57,9 +58,11 @@ pub mod config;
 pub mod context;
 pub mod datagen;
 pub mod error;
+pub mod events;
 pub mod executor;
 pub mod failure;
 pub mod faults;
+pub mod history;
 pub mod ids;
 pub mod io;
 pub mod launcher;

@@ -14,13 +14,13 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["transport"],
     &["protocol"],
-    &["io"],
+    &["io", "events"],
     &["cache", "shuffle"],
     &["plan"],
     &["executor", "scheduler"],
     &["context"],
     &["rdd"],
-    &["datagen", "submit"],
+    &["datagen", "submit", "history"],
 ];
 
 fn layer_of(part: &str) -> Option<usize> {

@@ -54,6 +54,18 @@ enum Command {
                       own parts; the data set is the same whatever the number of writers."
     )]
     Datagen(Datagen),
+    /// Turn a job's event log into one self-contained HTML report, or list event logs
+    #[command(
+        long_about = "Turn a job's event log (written by the driver, by default under \
+                      ember-events/ in its working directory) into one self-contained HTML \
+                      page: the summary, each job's stage DAG and lineage, a task timeline per \
+                      executor, task time and bytes per stage, shuffles, memory and failures. \
+                      It loads nothing from the network: copy it anywhere and open it.",
+        after_help = "Examples:\n  \
+                      ember history --list ember-events\n  \
+                      ember history ember-events/app-20261201T142000Z-4242.jsonl --output report.html"
+    )]
+    History(History),
     /// Diagnostics for the test suite: load, failures.
     #[command(hide = true)]
     Debug {
@@ -62,6 +74,19 @@ enum Command {
         #[command(subcommand)]
         what: Debug,
     },
+}
+
+#[derive(clap::Args)]
+struct History {
+    /// The event log (a .jsonl file), or with --list a directory of them.
+    #[arg(value_name = "EVENT_LOG")]
+    path: std::path::PathBuf,
+    /// List the applications logged in the directory EVENT_LOG: start, duration, status.
+    #[arg(long)]
+    list: bool,
+    /// Where to write the report (default: the log's path with .html).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +155,13 @@ fn main() {
         }
         return;
     }
+    if let Command::History(what) = &cli.command {
+        if let Err(e) = history(what) {
+            eprintln!("ember history: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     match cli.command {
         Command::Info { engine } => {
             let ctx = Context::init_with(&engine);
@@ -148,10 +180,27 @@ fn main() {
             }
             ctx.stop();
         }
-        Command::Datagen(_) | Command::Submit(_) => {
+        Command::Datagen(_) | Command::Submit(_) | Command::History(_) => {
             unreachable!("handled before a context starts")
         }
     }
+}
+
+/// `ember history`: writes the report of one log, or lists a directory's logs.
+fn history(what: &History) -> ember::Result<()> {
+    if what.list {
+        print!("{}", ember::history::list(&what.path)?);
+        return Ok(());
+    }
+    let html = ember::history::report(&what.path)?;
+    let output = what
+        .output
+        .clone()
+        .unwrap_or_else(|| what.path.with_extension("html"));
+    std::fs::write(&output, html)
+        .map_err(|e| ember::Error::Other(format!("cannot write {}: {e}", output.display())))?;
+    println!("{}", output.display());
+    Ok(())
 }
 
 /// `ember submit`: plans (refusing impossible requests before anything runs), then prints

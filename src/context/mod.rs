@@ -7,6 +7,7 @@
 //! plain `cargo run`.
 
 pub mod liveness;
+mod observe;
 pub mod runtime;
 mod start;
 
@@ -188,18 +189,23 @@ impl Context {
     }
 
     /// Gathers every rank's peak RSS on the driver and logs it, with the job's cache and
-    /// source-partition totals (at stop).
+    /// source-partition totals, and ends the event log with them (at stop).
     fn report_peak_memory(&self) {
         let mine = peak_rss_bytes();
+        let mut peaks = vec![(0, mine)];
         let line = if self.rt.mode == Mode::Cluster {
             let Ok(all) = self.rt.world.gather(0, &mine.to_le_bytes()) else {
                 return;
             };
             let Some(all) = all else { return };
-            all.iter()
+            peaks = all
+                .iter()
+                .map(|b| b.as_slice().try_into().map(u64::from_le_bytes).unwrap_or(0))
                 .enumerate()
-                .map(|(rank, b)| {
-                    let bytes = b.as_slice().try_into().map(u64::from_le_bytes).unwrap_or(0);
+                .collect();
+            peaks
+                .iter()
+                .map(|&(rank, bytes)| {
                     let who = if rank == 0 {
                         "driver".to_string()
                     } else {
@@ -217,6 +223,7 @@ impl Context {
         };
         tracing::info!("peak RSS per rank: {line}");
         if self.is_driver() {
+            self.rt.end_listeners(peaks);
             let m = self.metrics();
             tracing::info!(
                 "cache hits {}, misses {}, source partitions computed {}",

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use crate::config::EngineArgs;
 use crate::context::{Mode, Role};
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::executor::Executor;
 use crate::executor::serve::serve_job;
 use crate::failure::fatal;
@@ -17,7 +18,9 @@ use crate::plan::job::{Job, ResultFn};
 use crate::plan::node::Node;
 use crate::protocol::ExecutorTable;
 use crate::protocol::messages::{self, TO_EXECUTOR, ToExecutor};
+use crate::protocol::metrics::now_us;
 use crate::scheduler::driver::{self, DriverState};
+use crate::scheduler::observe;
 use crate::sync::lock;
 use crate::transport::Group;
 
@@ -199,6 +202,7 @@ impl Runtime {
             for s in std::mem::take(&mut *lock(&self.forgotten)) {
                 state.shuffles.remove(&s);
             }
+            state.events.post(&observe::job_start(&job));
             driver::run_job(self.world.as_ref(), &self.table, &mut state, &job)
         };
         let mut obsolete = Vec::new();
@@ -211,6 +215,11 @@ impl Runtime {
             }
             obsolete = out.obsolete_shuffles;
             Ok(out.results)
+        });
+        self.post(&Event::JobEnd {
+            job: job.id,
+            time_us: now_us(),
+            failure: result.as_ref().err().map(|e| e.to_string()),
         });
         match &result {
             Ok(r) => self.end_job(&job, Ok(r.clone()), true, obsolete),

@@ -86,7 +86,7 @@ impl Context {
         }
         let started = mpi_start::start().unwrap_or_else(|e| fatal(&e));
         if started.world.size() == 1 {
-            let mut ctx = Context::local_with(config);
+            let mut ctx = Context::local(config, 1, true);
             ctx.mpi = Some(started.session);
             return ctx;
         }
@@ -135,6 +135,9 @@ impl Context {
             }],
         };
         let liveness = Liveness::start(Arc::clone(&rt.world), watched, config.heartbeat_timeout);
+        if role == Role::Driver {
+            rt.start_listeners(true);
+        }
         let mut ctx = Context::with_runtime(rt, Vec::new(), Some(started.session));
         ctx.liveness = liveness;
         ctx
@@ -180,6 +183,12 @@ impl Context {
     /// # Ok::<(), ember::Error>(())
     /// ```
     pub fn local_with_executors(config: &EngineArgs, executors: usize) -> Context {
+        Context::local(config, executors, false)
+    }
+
+    /// Local mode; `defaults`: the event log and progress as for a job (`init`), not only
+    /// when asked for.
+    fn local(config: &EngineArgs, executors: usize, defaults: bool) -> Context {
         crate::log::init();
         crate::log::set_process_label("driver 0".to_string());
         let n = executors.max(1);
@@ -236,6 +245,7 @@ impl Context {
             None,
             local,
         );
+        rt.start_listeners(defaults);
         Context::with_runtime(rt, handles, None)
     }
 }

@@ -11,8 +11,9 @@ use crate::plan::accumulators;
 use crate::plan::job::Job;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
 use crate::plan::task::TaskContext;
-use crate::protocol::TaskMetrics;
 use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
+use crate::protocol::metrics::{now_us, process_memory_peak};
+use crate::protocol::{TaskMetrics, TaskTiming};
 use crate::shuffle::exchange::exchange;
 use crate::transport::{Backoff, Group};
 
@@ -163,10 +164,16 @@ fn run_task(
         attempt,
         counters: Arc::default(),
     };
+    let start_us = now_us();
+    let mut written = (0, 0);
     accumulators::begin_task_updates();
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;
+            written = (
+                output.records,
+                output.buckets.iter().map(|b| b.len() as u64).sum(),
+            );
             let first_id = executor.info.id.rank() - executor.peers.rank();
             let peers = executor.peers.size();
             let on_disk =
@@ -179,12 +186,18 @@ fn run_task(
         StageKind::Result => (job.result_fn)(tc.partition, &tc),
     });
     let accumulators = accumulators::end_task_updates();
+    let timing = TaskTiming {
+        start_us,
+        end_us: now_us(),
+        thread: rayon::current_thread_index().unwrap_or(0) as u32,
+    };
     let failed = |message: String, retry: bool| ToDriver::TaskFailed {
         job: job.id,
         stage: stage.id,
         partition,
         attempt,
         message,
+        timing,
         retry,
     };
     match outcome {
@@ -193,13 +206,18 @@ fn run_task(
             stage: stage.id,
             partition,
             attempt,
-            output,
-            accumulators,
             metrics: TaskMetrics {
                 cache_memory_peak: executor.blocks.memory().1,
+                shuffle_write_records: written.0,
+                shuffle_write_bytes: written.1,
+                result_bytes: output.len() as u64,
+                executor_memory_peak: process_memory_peak(),
                 memory_peak: executor.memory.peak(),
                 ..tc.counters.snapshot()
             },
+            timing,
+            output,
+            accumulators,
             cached: std::mem::take(
                 &mut *tc.counters.cached.lock().unwrap_or_else(|p| p.into_inner()),
             ),

@@ -14,6 +14,9 @@ pub struct TaskCounters {
     pub source_partitions: AtomicU64,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Records and bytes read from shuffles.
+    pub shuffle_read_records: AtomicU64,
+    pub shuffle_read_bytes: AtomicU64,
     /// Bytes the task wrote to disk because they did not fit the memory budget.
     pub spilled_bytes: AtomicU64,
     /// Partitions the task stored in its executor's block store: (rdd, partition).
@@ -38,14 +41,23 @@ impl TaskCounters {
             .push((rdd, split as u32));
     }
 
+    /// The task read `records` records in `bytes` bytes from a shuffle.
+    pub fn note_shuffle_read(&self, records: usize, bytes: usize) {
+        self.shuffle_read_records
+            .fetch_add(records as u64, Ordering::Relaxed);
+        self.shuffle_read_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> TaskMetrics {
         TaskMetrics {
             source_partitions: self.source_partitions.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
-            cache_memory_peak: 0,
+            shuffle_read_records: self.shuffle_read_records.load(Ordering::Relaxed),
+            shuffle_read_bytes: self.shuffle_read_bytes.load(Ordering::Relaxed),
             spilled_bytes: self.spilled_bytes.load(Ordering::Relaxed),
-            memory_peak: 0,
+            ..TaskMetrics::default()
         }
     }
 }

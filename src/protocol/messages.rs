@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ExecutorId, RddId, ShuffleId, StageId};
-use crate::protocol::TaskMetrics;
+use crate::protocol::{TaskMetrics, TaskTiming};
 use crate::transport::Tag;
 
 /// Driver to executor control messages.
@@ -68,6 +68,7 @@ pub enum ToDriver {
         /// The task's accumulator updates: (accumulator id, encoded partial value).
         accumulators: Vec<(u32, Vec<u8>)>,
         metrics: TaskMetrics,
+        timing: TaskTiming,
         /// Partitions the task left cached on its executor: (rdd, partition).
         cached: Vec<(RddId, u32)>,
     },
@@ -77,6 +78,7 @@ pub enum ToDriver {
         partition: u32,
         attempt: u32,
         message: String,
+        timing: TaskTiming,
         /// False when another attempt cannot succeed (a full local disk).
         retry: bool,
     },

@@ -8,5 +8,5 @@ pub mod metrics;
 pub mod registration;
 
 pub use executor_table::ExecutorTable;
-pub use metrics::TaskMetrics;
+pub use metrics::{TaskMetrics, TaskTiming};
 pub use registration::ExecutorInfo;

@@ -123,24 +123,42 @@ where
                 "shuffle {shuffle}: a block lies outside its file"
             )));
         }
+        let bytes = blocks.iter().map(|b| b.range.len()).sum();
+        tc.counters.note_shuffle_read(0, bytes);
         match &self.mode {
-            ReduceMode::Sort(plan) => plan.merge(blocks, shuffle),
+            // Records count as they are decoded (the reduce side streams).
+            ReduceMode::Sort(plan) => {
+                let counters = Arc::clone(&tc.counters);
+                let merged = plan.merge(blocks, shuffle)?;
+                Ok(Box::new(merged.inspect(move |batch| {
+                    if let Ok(batch) = batch {
+                        counters.note_shuffle_read(batch.len(), 0);
+                    }
+                })))
+            }
             ReduceMode::Combine(combine) => {
-                let mut error = None;
+                let (mut error, mut read) = (None, 0);
                 let mut records = BlockRecords::<S>::new(blocks, shuffle)
-                    .map_while(|r| r.map_err(|e| error = Some(e)).ok());
+                    .map_while(|r| r.map_err(|e| error = Some(e)).ok())
+                    .inspect(|_| read += 1);
                 let merged = combine(&mut records);
+                tc.counters.note_shuffle_read(read, 0);
                 match error {
                     Some(e) => Err(e),
                     None => Ok(batched(merged.into_iter())),
                 }
             }
             ReduceMode::Plain => {
+                let counters = Arc::clone(&tc.counters);
                 let mut records = BlockRecords::<S>::new(blocks, shuffle);
                 Ok(Box::new(std::iter::from_fn(move || {
                     let batch: Result<Vec<S>> = records.by_ref().take(BATCH_SIZE).collect();
                     match batch {
                         Ok(b) if b.is_empty() => None,
+                        Ok(b) => {
+                            counters.note_shuffle_read(b.len(), 0);
+                            Some(Ok(b))
+                        }
                         other => Some(other),
                     }
                 })))

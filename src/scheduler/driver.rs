@@ -5,11 +5,13 @@ use std::time::Instant;
 
 use crate::config::ByteSize;
 use crate::error::{Error, Result};
+use crate::events::{Event, Listeners};
 use crate::ids::{ExecutorId, RddId, ShuffleId, StageId};
 use crate::plan::job::Job;
 use crate::plan::node::cached_blocks;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
 use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
+use crate::protocol::metrics::now_us;
 use crate::protocol::{ExecutorTable, TaskMetrics};
 use crate::scheduler::task_set::{Pending, TaskSet};
 use crate::transport::{Backoff, Group};
@@ -33,6 +35,8 @@ pub struct DriverState {
     pub metrics: TaskMetrics,
     /// Executors taken out of service: no tasks, no reduce partitions.
     pub out_of_service: std::collections::BTreeSet<ExecutorId>,
+    /// The event log and progress display.
+    pub events: Listeners,
 }
 
 impl DriverState {
@@ -63,6 +67,32 @@ pub struct ExchangeStats {
     pub one_sided: bool,
     /// From sending `Exchange` to the last `ExchangeDone`.
     pub seconds: f64,
+}
+
+impl ExchangeStats {
+    /// How the data moved: `rma`, `alltoallv`, or `in place` (no round: co-located
+    /// executors read each other's map files).
+    pub fn mode(&self) -> &'static str {
+        match (self.one_sided, self.rounds) {
+            (true, _) => "rma",
+            (false, 0) => "in place",
+            _ => "alltoallv",
+        }
+    }
+
+    /// The event log's record of it.
+    pub fn event(&self) -> Event {
+        Event::Exchange {
+            job: self.job,
+            shuffle: self.shuffle,
+            mode: self.mode().into(),
+            bytes: self.bytes,
+            cross_node: self.cross_node,
+            rounds: self.rounds,
+            seconds: self.seconds,
+            time_us: now_us(),
+        }
+    }
 }
 
 /// What a finished job produced on the driver.
@@ -145,6 +175,7 @@ pub fn run_job(
             }
             match &stage.kind {
                 StageKind::ShuffleMap(_) if !wanted.contains(&stage.id) => {
+                    skipped(state, job, stage, "no stage of this job needs it");
                     tracing::info!(
                         "job {}: {} skipped: no stage of this job needs it",
                         job.id,
@@ -154,6 +185,7 @@ pub fn run_job(
                 StageKind::ShuffleMap(dep) => {
                     let owners = choose_owners(stage, &stages, job, &in_service, state);
                     if state.shuffles.get(&dep.id()) == Some(&owners) {
+                        skipped(state, job, stage, "its output exists");
                         tracing::info!(
                             "job {}: {} skipped: its output exists",
                             job.id,
@@ -176,6 +208,7 @@ pub fn run_job(
                     })?;
                     ran.insert(stage.id);
                     let stats = exchange(world, &executors, job, dep.id())?;
+                    state.events.post(&stats.event());
                     state.exchanges.push(stats);
                     state.shuffles.insert(dep.id(), owners);
                     for done in consumed(&stages, &wanted, &ran, state) {
@@ -420,6 +453,12 @@ fn run_stage(
         .iter()
         .filter(|e| !state.out_of_service.contains(&e.id));
     let mut set = TaskSet::new(tasks, in_service);
+    state.events.post(&Event::StageStart {
+        job: job.id,
+        stage: stage.id,
+        tasks: partitions.len(),
+        time_us: now_us(),
+    });
     let mut backoff = Backoff::new();
     let mut metrics = TaskMetrics::default();
     loop {
@@ -460,10 +499,21 @@ fn run_stage(
                 output,
                 accumulators,
                 metrics: task_metrics,
+                timing,
                 cached,
             } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
                 let index = set.done(from, partition);
                 metrics.add(&task_metrics);
+                state.events.post(&Event::TaskEnd {
+                    job: j,
+                    stage: s,
+                    partition,
+                    attempt,
+                    executor: from.rank(),
+                    timing,
+                    metrics: task_metrics,
+                    failure: None,
+                });
                 for (rdd, p) in cached {
                     state.blocks.insert((rdd, p), from);
                 }
@@ -475,8 +525,19 @@ fn run_stage(
                 partition,
                 attempt,
                 message,
+                timing,
                 retry,
             } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
+                state.events.post(&Event::TaskEnd {
+                    job: j,
+                    stage: s,
+                    partition,
+                    attempt,
+                    executor: from.rank(),
+                    timing,
+                    metrics: TaskMetrics::default(),
+                    failure: Some(message.clone()),
+                });
                 tracing::warn!(
                     "task {partition} of stage {s} (attempt {}) failed on executor {from}: {message}",
                     attempt + 1
@@ -526,6 +587,13 @@ fn run_stage(
         started.elapsed().as_secs_f64()
     );
     state.metrics.add(&metrics);
+    state.events.post(&Event::StageEnd {
+        job: job.id,
+        stage: stage.id,
+        tasks: partitions.len(),
+        time_us: now_us(),
+        metrics,
+    });
     Ok(())
 }
 
@@ -540,6 +608,15 @@ fn check_result_size(job: &Job, bytes: u64) -> Result<()> {
         job.name,
         ByteSize(job.max_result_bytes)
     )))
+}
+
+fn skipped(state: &mut DriverState, job: &Job, stage: &Stage, reason: &str) {
+    state.events.post(&Event::StageSkipped {
+        job: job.id,
+        stage: stage.id,
+        reason: reason.into(),
+        time_us: now_us(),
+    });
 }
 
 /// Reports about an earlier job (possible after a failed job) are dropped.
@@ -610,17 +687,7 @@ fn exchange(
             "exchange of shuffle {shuffle} failed on {message}"
         )));
     }
-    tracing::info!(
-        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {rounds} round(s) by {} ({cross_node} bytes across nodes), {:.3} s",
-        job.id,
-        match (one_sided, rounds) {
-            (true, _) => "rma",
-            (false, 0) => "reading in place",
-            _ => "alltoallv",
-        },
-        started.elapsed().as_secs_f64()
-    );
-    Ok(ExchangeStats {
+    let stats = ExchangeStats {
         job: job.id,
         shuffle,
         bytes,
@@ -628,7 +695,17 @@ fn exchange(
         rounds,
         one_sided,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    tracing::info!(
+        "job {}: shuffle {shuffle} exchanged {bytes} bytes in {rounds} round(s) by {} ({cross_node} bytes across nodes), {:.3} s",
+        job.id,
+        match stats.mode() {
+            "in place" => "reading in place",
+            mode => mode,
+        },
+        stats.seconds
+    );
+    Ok(stats)
 }
 
 fn send(world: &dyn Group, to: ExecutorId, msg: &ToExecutor) -> Result<()> {

@@ -2,4 +2,5 @@
 //! their tasks, and starts the exchanges (the protocol is in `protocol/README.md`).
 
 pub mod driver;
+pub mod observe;
 mod task_set;

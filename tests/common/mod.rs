@@ -91,9 +91,12 @@ pub fn mpirun(ranks: usize, program: &str, args: &[&str]) -> Command {
     cmd
 }
 
-/// The environment OpenMPI needs to run as root inside the test machine (ignored by MPICH).
+/// The environment OpenMPI needs to run as root inside the test machine (ignored by MPICH),
+/// and the jobs' event logs kept under `target/` rather than in the project directory.
 pub fn mpi_env(cmd: &mut Command) {
-    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-event-logs");
+    cmd.env("EMBER_EVENT_LOG", logs)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
 }
