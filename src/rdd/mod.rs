@@ -411,8 +411,16 @@ impl<T: Data> Rdd<T> {
         &self,
         f: impl Fn(T) -> I + Send + Sync + 'static,
     ) -> Rdd<U> {
+        // A batch of lines fans out to ~10× as many words: collecting grew the output by
+        // doubling, copying it each time. The previous batch's output size (and a quarter
+        // more) is a close guess of this one's.
+        let hint = std::sync::atomic::AtomicUsize::new(0);
         self.map_batches("flat_map", move |batch| {
-            batch.into_iter().flat_map(&f).collect()
+            let guess = hint.load(std::sync::atomic::Ordering::Relaxed);
+            let mut out = Vec::with_capacity(guess + guess / 4);
+            out.extend(batch.into_iter().flat_map(&f));
+            hint.store(out.len(), std::sync::atomic::Ordering::Relaxed);
+            out
         })
     }
 
