@@ -28,7 +28,7 @@ use crate::plan::batch::PartitionIter;
 use crate::plan::node::{Compute, RddId, erase};
 use crate::plan::shuffle_dep::ShuffleDependency;
 use crate::rdd::binary::BinaryRecords;
-use crate::rdd::narrow::{Coalesce, MapBatches, MapPartitions, Union, ZipPartitions};
+use crate::rdd::narrow::{Coalesce, FlatMap, MapBatches, MapPartitions, Union, ZipPartitions};
 use crate::rdd::shuffled::{ReduceMode, ShuffledRdd};
 use crate::rdd::text::TextFile;
 use crate::shuffle::partitioner::{Partitioner, hash_partition};
@@ -411,17 +411,11 @@ impl<T: Data> Rdd<T> {
         &self,
         f: impl Fn(T) -> I + Send + Sync + 'static,
     ) -> Rdd<U> {
-        // A batch of lines fans out to ~10× as many words: collecting grew the output by
-        // doubling, copying it each time. The previous batch's output size (and a quarter
-        // more) is a close guess of this one's.
-        let hint = std::sync::atomic::AtomicUsize::new(0);
-        self.map_batches("flat_map", move |batch| {
-            let guess = hint.load(std::sync::atomic::Ordering::Relaxed);
-            let mut out = Vec::with_capacity(guess + guess / 4);
-            out.extend(batch.into_iter().flat_map(&f));
-            hint.store(out.len(), std::sync::atomic::Ordering::Relaxed);
-            out
-        })
+        self.derive(Arc::new(FlatMap {
+            id: self.rt.new_rdd_id(),
+            parent: Arc::clone(&self.node),
+            f,
+        }))
     }
 
     /// Runs `f` once per partition over an iterator of its elements.
