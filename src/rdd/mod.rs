@@ -28,7 +28,7 @@ use crate::plan::batch::PartitionIter;
 use crate::plan::node::{Compute, RddId, erase};
 use crate::plan::shuffle_dep::ShuffleDependency;
 use crate::rdd::binary::BinaryRecords;
-use crate::rdd::narrow::{Coalesce, MapBatches, MapPartitions, Union, ZipPartitions};
+use crate::rdd::narrow::{Coalesce, FlatMap, MapBatches, MapPartitions, Union, ZipPartitions};
 use crate::rdd::shuffled::{ReduceMode, ShuffledRdd};
 use crate::rdd::text::TextFile;
 use crate::shuffle::partitioner::{Partitioner, hash_partition};
@@ -411,9 +411,11 @@ impl<T: Data> Rdd<T> {
         &self,
         f: impl Fn(T) -> I + Send + Sync + 'static,
     ) -> Rdd<U> {
-        self.map_batches("flat_map", move |batch| {
-            batch.into_iter().flat_map(&f).collect()
-        })
+        self.derive(Arc::new(FlatMap {
+            id: self.rt.new_rdd_id(),
+            parent: Arc::clone(&self.node),
+            f,
+        }))
     }
 
     /// Runs `f` once per partition over an iterator of its elements.

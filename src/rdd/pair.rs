@@ -17,12 +17,15 @@ use rustc_hash::FxHashMap;
 /// Adds `v` to `k`'s combiner: one hash lookup when the key is known (the common case),
 /// updating in place. Values are `Option`s so a combiner can be moved out and back
 /// without a second lookup; a panic in `merge` leaves `None`, which is skipped.
+/// `create` and `merge` are type parameters so a `reduce_by_key`'s `a + b` is inlined into
+/// the per-record loop.
+#[inline]
 fn merge_into<K: Key, V, C>(
     acc: &mut FxHashMap<K, Option<C>>,
     k: K,
     v: V,
-    create: &dyn Fn(V) -> C,
-    merge: &dyn Fn(C, V) -> C,
+    create: &impl Fn(V) -> C,
+    merge: &impl Fn(C, V) -> C,
 ) {
     if let Some(slot) = acc.get_mut(&k) {
         *slot = Some(match slot.take() {
