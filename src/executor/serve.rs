@@ -167,6 +167,7 @@ fn run_task(
     let start_us = now_us();
     let mut written = (0, 0);
     accumulators::begin_task_updates();
+    let _budget = crate::plan::task::enter_task_memory(Arc::clone(&executor.memory));
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;

@@ -1,10 +1,12 @@
 //! TaskContext: what a running task knows about itself, the stores it reads, and what it counts.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cache::BlockStore;
 use crate::ids::{RddId, StageId};
+use crate::memory::MemoryManager;
 use crate::protocol::TaskMetrics;
 use crate::shuffle::store::ShuffleStore;
 
@@ -83,5 +85,30 @@ impl TaskContext {
     /// A source RDD computes one of its partitions.
     pub fn count_source_partition(&self) {
         TaskCounters::bump(&self.counters.source_partitions);
+    }
+}
+
+thread_local! {
+    static TASK_MEMORY: RefCell<Option<Arc<MemoryManager>>> = const { RefCell::new(None) };
+}
+
+/// The memory budget of the task running on this thread (like Spark's `TaskContext.get()`),
+/// for operators that hold memory but see only their records; `None` outside a task.
+pub fn task_memory() -> Option<Arc<MemoryManager>> {
+    TASK_MEMORY.with(|m| m.borrow().clone())
+}
+
+/// Makes `memory` the budget of what runs on this thread until the guard drops.
+pub fn enter_task_memory(memory: Arc<MemoryManager>) -> TaskMemory {
+    TASK_MEMORY.with(|m| *m.borrow_mut() = Some(memory));
+    TaskMemory
+}
+
+/// While it lives, this thread runs a task with a budget (see [`enter_task_memory`]).
+pub struct TaskMemory;
+
+impl Drop for TaskMemory {
+    fn drop(&mut self) {
+        TASK_MEMORY.with(|m| *m.borrow_mut() = None);
     }
 }

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod binary;
 pub mod checkpoint;
 pub mod cogroup;
+pub mod combine;
 pub mod join;
 pub mod narrow;
 pub mod pair;

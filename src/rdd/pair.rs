@@ -20,7 +20,7 @@ use rustc_hash::FxHashMap;
 /// `create` and `merge` are type parameters so a `reduce_by_key`'s `a + b` is inlined into
 /// the per-record loop.
 #[inline]
-fn merge_into<K: Key, V, C>(
+pub(crate) fn merge_into<K: Key, V, C>(
     acc: &mut FxHashMap<K, Option<C>>,
     k: K,
     v: V,
@@ -172,12 +172,14 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let (partitioner, place) = placement::<K>(partitioner);
         let partitions = partitioner.num_partitions();
         let combiners: Rdd<(K, C)> = if map_side_combine {
+            let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
             self.partition_op("map_side_combine", move |_, records| {
-                let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
-                for (k, v) in records {
-                    merge_into(&mut acc, k, v, &create, &merge_value);
-                }
-                acc.into_iter().filter_map(|(k, c)| Some((k, c?)))
+                let (create, merge_value) = (Arc::clone(&create), Arc::clone(&merge_value));
+                crate::rdd::combine::bounded_combine(
+                    records,
+                    move |v| create(v),
+                    move |c, v| merge_value(c, v),
+                )
             })
         } else {
             self.map_values(create)
