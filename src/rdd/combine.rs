@@ -12,13 +12,35 @@ use rustc_hash::FxHashMap;
 
 use crate::memory::Reservation;
 use crate::rdd::Key;
-use crate::rdd::pair::merge_into;
 
 /// How many records are combined between two looks at the budget.
 const CHECK_EVERY: usize = 4096;
 /// Below this a map is kept even over the budget: emptying smaller ones costs more than
 /// it saves.
 const MIN_FLUSH: u64 = 1 << 20;
+
+/// Adds `v` to `k`'s combiner: one hash lookup when the key is known (the common case),
+/// updating in place. Values are `Option`s so a combiner can be moved out and back
+/// without a second lookup; a panic in `merge` leaves `None`, which is skipped.
+/// `create` and `merge` are type parameters so a `reduce_by_key`'s `a + b` is inlined into
+/// the per-record loop.
+#[inline]
+pub fn merge_into<K: Key, V, C>(
+    acc: &mut FxHashMap<K, Option<C>>,
+    k: K,
+    v: V,
+    create: &impl Fn(V) -> C,
+    merge: &impl Fn(C, V) -> C,
+) {
+    if let Some(slot) = acc.get_mut(&k) {
+        *slot = Some(match slot.take() {
+            Some(c) => merge(c, v),
+            None => create(v),
+        });
+    } else {
+        acc.insert(k, Some(create(v)));
+    }
+}
 
 /// Combines `records` by key, within the running task's budget (unbounded outside a task).
 pub fn bounded_combine<K, V, C, F, G>(

@@ -9,33 +9,11 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::rdd::combine::merge_into;
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::{KeyPartition, Partitioner, default_partitioner, hash_partition};
 use rustc_hash::FxHashMap;
-
-/// Adds `v` to `k`'s combiner: one hash lookup when the key is known (the common case),
-/// updating in place. Values are `Option`s so a combiner can be moved out and back
-/// without a second lookup; a panic in `merge` leaves `None`, which is skipped.
-/// `create` and `merge` are type parameters so a `reduce_by_key`'s `a + b` is inlined into
-/// the per-record loop.
-#[inline]
-pub(crate) fn merge_into<K: Key, V, C>(
-    acc: &mut FxHashMap<K, Option<C>>,
-    k: K,
-    v: V,
-    create: &impl Fn(V) -> C,
-    merge: &impl Fn(C, V) -> C,
-) {
-    if let Some(slot) = acc.get_mut(&k) {
-        *slot = Some(match slot.take() {
-            Some(c) => merge(c, v),
-            None => create(v),
-        });
-    } else {
-        acc.insert(k, Some(create(v)));
-    }
-}
 
 /// `partitioner` and its placement of keys of type `K`; a hash partitioner of as many
 /// partitions in place of one that cannot place `K` (a range partitioner made for another
