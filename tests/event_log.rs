@@ -243,6 +243,16 @@ fn terasort_moves_every_record_through_its_sort_shuffle_and_logs_its_spills() {
         .map(|e| e.1.spilled_bytes)
         .sum();
     assert!(spilled > 0, "the map tasks' spills are logged");
+    let written: u64 = stages
+        .values()
+        .filter_map(|s| s.ended)
+        .map(|e| e.1.shuffle_write_bytes)
+        .sum();
+    assert_eq!(
+        written,
+        last.ended.unwrap().1.shuffle_read_bytes,
+        "the map side's bytes, spilled pieces included, are what the sort read"
+    );
     assert_eq!(
         last.ended.unwrap().1.shuffle_read_records,
         30_000,

@@ -171,9 +171,11 @@ fn run_task(
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;
+            // The pieces spilled during the task are part of what it wrote.
+            let spilled: u64 = output.spills.iter().map(|f| f.bytes()).sum();
             written = (
                 output.records,
-                output.buckets.iter().map(|b| b.len() as u64).sum(),
+                spilled + output.buckets.iter().map(|b| b.len() as u64).sum::<u64>(),
             );
             let first_id = executor.info.id.rank() - executor.peers.rank();
             let peers = executor.peers.size();
