@@ -156,9 +156,7 @@ impl ShuffleStore {
     ) -> Result<u64> {
         let owners = self.owners(shuffle)?;
         let owner_peers: Vec<usize> = owners.iter().map(|&o| o - first_id).collect();
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = self.map_file_name(shuffle, split);
         let spilled = output
             .spills
             .iter()
@@ -179,7 +177,7 @@ impl ShuffleStore {
             })
             .collect();
         let bytes = pieces.iter().flatten().map(|p| p.len() as u64).sum();
-        let (path, on_disk) = self.place(&map_file_name(shuffle, split, generation), bytes);
+        let (path, on_disk) = self.place(&name, bytes);
         let file = write_map_file(path, split, &pieces, &owner_peers, peers)?;
         drop(pieces);
         drop(spilled);
@@ -198,6 +196,15 @@ impl ShuffleStore {
         Ok(if on_disk { bytes } else { 0 })
     }
 
+    /// A new map file name for map task `split` of `shuffle`: each write gets its own
+    /// generation, so a file another executor may still have mapped is never rewritten.
+    fn map_file_name(&self, shuffle: ShuffleId, split: usize) -> String {
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        map_file_name(shuffle, split, generation)
+    }
+
     /// Writes a map task's buckets that do not fit the memory budget to the spill
     /// directory, counting them as spilled; [`ShuffleStore::put_map_output`] gathers them.
     pub fn spill_map_buckets(
@@ -206,10 +213,7 @@ impl ShuffleStore {
         split: usize,
         buckets: &[Vec<u8>],
     ) -> Result<MapFile> {
-        let generation = self
-            .generation
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("spill-{}", map_file_name(shuffle, split, generation));
+        let name = format!("spill-{}", self.map_file_name(shuffle, split));
         let pieces: Vec<Vec<&[u8]>> = buckets.iter().map(|b| vec![b.as_slice()]).collect();
         let file = write_map_file(
             self.spill_dir().join(name),
