@@ -371,3 +371,73 @@ fn an_aggregation_of_many_times_the_memory_budget_spills_and_stays_right() {
         "spill files left"
     );
 }
+
+#[path = "common/groups.rs"]
+mod groups;
+
+/// The `name = ...` lines tests/bin/groups.rs prints, computed sequentially.
+fn groups_reference(n: u64, keys: u64) -> Vec<String> {
+    let side = |n: u64, salt: u64| {
+        let mut m: HashMap<String, Vec<u64>> = HashMap::new();
+        for i in 0..n {
+            m.entry(groups::key_of(i ^ salt, keys))
+                .or_default()
+                .push(groups::value_of(i));
+        }
+        m.values_mut().for_each(|vs| vs.sort_unstable());
+        m
+    };
+    let (left, right) = (side(n, 0), side(n / 2, 1));
+    let mut sum = 0u64;
+    for (k, vs) in &left {
+        sum = sum.wrapping_add(groups::digest(k, vs));
+    }
+    let group = groups::summary("group_by_key", left.len() as u64, n, sum);
+    let mut all: std::collections::BTreeSet<&String> = left.keys().collect();
+    all.extend(right.keys());
+    let (empty, mut sum) = (Vec::new(), 0u64);
+    for k in &all {
+        let vs = left.get(*k).unwrap_or(&empty);
+        let ws = right.get(*k).unwrap_or(&empty);
+        let d = groups::digest(k, vs).wrapping_mul(3);
+        sum = sum.wrapping_add(d.wrapping_add(groups::digest(k, ws)));
+    }
+    let co = groups::summary("cogroup", all.len() as u64, n + n / 2, sum);
+    vec![group, co]
+}
+
+#[test]
+fn groups_of_many_times_the_memory_budget_spill_on_the_reduce_side_and_stay_whole() {
+    // 1.5 M string-keyed values in 200,000 groups (about 20 MB decoded per side) through
+    // executors of 1 MiB: the reduce side of group_by_key and of cogroup spills its map of
+    // groups and merges the runs, every value kept, every key once.
+    let (n, keys) = (1_000_000u64, 200_000u64);
+    let want = groups_reference(n, keys);
+    for ranks in [2, 3] {
+        let spill = tempfile::tempdir().unwrap();
+        let (n_arg, keys_arg) = (n.to_string(), keys.to_string());
+        let args = [
+            "--n",
+            &n_arg,
+            "--keys",
+            &keys_arg,
+            "--executor-memory",
+            "1m",
+            "--no-event-log",
+        ];
+        let mut cmd = mpirun(ranks, &common::example("groups"), &args);
+        cmd.env("EMBER_SPILL_DIR", spill.path());
+        let out = run(cmd, TIMEOUT);
+        out.assert_ok();
+        let got: Vec<&str> = out.stdout.lines().filter(|l| l.contains(" = ")).collect();
+        assert_eq!(got, want, "at {ranks} ranks");
+        let reduce_spills = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("result stage") && l.contains(", spilled "))
+            .count();
+        assert_eq!(reduce_spills, 2, "both reduce sides spill: {out:#?}");
+        let left = std::fs::read_dir(spill.path()).unwrap().count();
+        assert_eq!(left, 0, "spill files left at {ranks} ranks");
+    }
+}

@@ -167,7 +167,11 @@ fn run_task(
     let start_us = now_us();
     let mut written = (0, 0);
     accumulators::begin_task_updates();
-    let _budget = crate::plan::task::enter_task_memory(Arc::clone(&executor.memory));
+    let _scope = crate::plan::task::enter_task(crate::plan::task::TaskScope {
+        memory: Arc::clone(&executor.memory),
+        spill_dir: executor.shuffle.spill_dir().to_path_buf(),
+        counters: Arc::clone(&tc.counters),
+    });
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;

@@ -1,6 +1,7 @@
 //! TaskContext: what a running task knows about itself, the stores it reads, and what it counts.
 
 use std::cell::RefCell;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -88,27 +89,52 @@ impl TaskContext {
     }
 }
 
+/// What an operator that holds memory needs of the task running it, but cannot see in
+/// its records alone (Spark's `TaskContext.get()`): the executor's budget, where to spill,
+/// and the task's counters.
+#[derive(Clone)]
+pub struct TaskScope {
+    pub memory: Arc<MemoryManager>,
+    /// A private on-disk directory for spill files, removed with the executor.
+    pub spill_dir: PathBuf,
+    pub counters: Arc<TaskCounters>,
+}
+
 thread_local! {
-    static TASK_MEMORY: RefCell<Option<Arc<MemoryManager>>> = const { RefCell::new(None) };
+    static TASK_SCOPE: RefCell<Option<TaskScope>> = const { RefCell::new(None) };
 }
 
-/// The memory budget of the task running on this thread (like Spark's `TaskContext.get()`),
-/// for operators that hold memory but see only their records; `None` outside a task.
+/// The scope of the task running on this thread; `None` outside a task.
+pub fn task_scope() -> Option<TaskScope> {
+    TASK_SCOPE.with(|m| m.borrow().clone())
+}
+
+/// The memory budget of the task running on this thread; `None` outside a task.
 pub fn task_memory() -> Option<Arc<MemoryManager>> {
-    TASK_MEMORY.with(|m| m.borrow().clone())
+    TASK_SCOPE.with(|m| m.borrow().as_ref().map(|s| Arc::clone(&s.memory)))
 }
 
-/// Makes `memory` the budget of what runs on this thread until the guard drops.
-pub fn enter_task_memory(memory: Arc<MemoryManager>) -> TaskMemory {
-    TASK_MEMORY.with(|m| *m.borrow_mut() = Some(memory));
-    TaskMemory
+/// Makes `scope` that of what runs on this thread until the guard drops.
+pub fn enter_task(scope: TaskScope) -> TaskGuard {
+    TASK_SCOPE.with(|m| *m.borrow_mut() = Some(scope));
+    TaskGuard
 }
 
-/// While it lives, this thread runs a task with a budget (see [`enter_task_memory`]).
-pub struct TaskMemory;
+/// A scope with `memory`, spilling to the system's temporary directory (tests).
+#[cfg(test)]
+pub fn enter_task_memory(memory: Arc<MemoryManager>) -> TaskGuard {
+    enter_task(TaskScope {
+        memory,
+        spill_dir: std::env::temp_dir(),
+        counters: Arc::default(),
+    })
+}
 
-impl Drop for TaskMemory {
+/// While it lives, this thread runs a task (see [`enter_task`]).
+pub struct TaskGuard;
+
+impl Drop for TaskGuard {
     fn drop(&mut self) {
-        TASK_MEMORY.with(|m| *m.borrow_mut() = None);
+        TASK_SCOPE.with(|m| *m.borrow_mut() = None);
     }
 }

@@ -4,9 +4,10 @@
 //! own); a side already partitioned so is read where it is, the other shuffled. Partition
 //! `i` is then computed from partition `i` of each side, on one executor.
 
-use rustc_hash::FxHashMap;
+use std::sync::Arc;
 
 use crate::rdd::join::hash_join;
+use crate::rdd::spill_combine::combine_spilling;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::{Partitioner, default_partitioner};
 
@@ -16,20 +17,37 @@ pub type CoGrouped<K, V, W> = Rdd<(K, (Vec<V>, Vec<W>))>;
 /// The two sides of a join, partitioned alike.
 type Sides<K, V, W> = (Rdd<(K, V)>, Rdd<(K, W)>);
 
-/// The cogroup of two sides partitioned alike, which keeps their partitioner.
+/// A value of either side of a cogroup, on its way into the key's groups.
+enum Side<V, W> {
+    Left(V),
+    Right(W),
+}
+
+/// The cogroup of two sides partitioned alike, which keeps their partitioner. The groups
+/// are combined within the memory budget (spilling over it), like an aggregation's.
 fn cogrouped<K: Key, V: Data, W: Data>(
     left: &Rdd<(K, V)>,
     right: &Rdd<(K, W)>,
 ) -> CoGrouped<K, V, W> {
-    left.zip_partitioned("cogroup", right, left.partitioner(), |left, right| {
-        let mut groups: FxHashMap<K, (Vec<V>, Vec<W>)> = FxHashMap::default();
-        for (k, v) in left {
-            groups.entry(k).or_default().0.push(v);
-        }
-        for (k, w) in right {
-            groups.entry(k).or_default().1.push(w);
-        }
-        groups
+    left.zip_batches("cogroup", right, left.partitioner(), |left, right| {
+        let values = left
+            .map(|(k, v)| (k, Side::Left(v)))
+            .chain(right.map(|(k, w)| (k, Side::Right(w))));
+        let add = |(mut vs, mut ws): (Vec<V>, Vec<W>), value| {
+            match value {
+                Side::Left(v) => vs.push(v),
+                Side::Right(w) => ws.push(w),
+            }
+            (vs, ws)
+        };
+        let merge = |(mut vs, mut ws): (Vec<V>, Vec<W>),
+                     (mut more_v, mut more_w): (Vec<V>, Vec<W>)| {
+            vs.append(&mut more_v);
+            ws.append(&mut more_w);
+            (vs, ws)
+        };
+        combine_spilling(values, |v| add(Default::default(), v), add, Arc::new(merge))
+            .unwrap_or_else(|e| Box::new(std::iter::once(Err(e))))
     })
 }
 

@@ -11,10 +11,13 @@ use std::collections::hash_map;
 use rustc_hash::FxHashMap;
 
 use crate::memory::Reservation;
+use crate::memory::estimate::{EntrySizes, heap_size};
 use crate::rdd::Key;
 
 /// How many records are combined between two looks at the budget.
 const CHECK_EVERY: usize = 4096;
+/// One record in this many has its entry's heap measured.
+const SAMPLE_EVERY: usize = 64;
 /// Below this a map is kept even over the budget: emptying smaller ones costs more than
 /// it saves.
 const MIN_FLUSH: u64 = 1 << 20;
@@ -25,24 +28,120 @@ const MIN_FLUSH: u64 = 1 << 20;
 /// `create` and `merge` are type parameters so a `reduce_by_key`'s `a + b` is inlined into
 /// the per-record loop.
 #[inline]
-pub fn merge_into<K: Key, V, C>(
-    acc: &mut FxHashMap<K, Option<C>>,
+fn merge_into<'m, K: Key, V, C>(
+    acc: &'m mut FxHashMap<K, Option<C>>,
     k: K,
     v: V,
     create: &impl Fn(V) -> C,
     merge: &impl Fn(C, V) -> C,
-) {
-    if let Some(slot) = acc.get_mut(&k) {
-        *slot = Some(match slot.take() {
-            Some(c) => merge(c, v),
-            None => create(v),
-        });
-    } else {
-        acc.insert(k, Some(create(v)));
+) -> &'m Option<C> {
+    match acc.entry(k) {
+        hash_map::Entry::Occupied(slot) => {
+            let slot = slot.into_mut();
+            *slot = Some(match slot.take() {
+                Some(c) => merge(c, v),
+                None => create(v),
+            });
+            slot
+        }
+        hash_map::Entry::Vacant(slot) => slot.insert(Some(create(v))),
     }
 }
 
-/// Combines `records` by key, within the running task's budget (unbounded outside a task).
+/// A combine's hash map and what it holds against the running task's budget: its
+/// estimated decoded size (slots, plus the heap its keys and combiners own, sampled as
+/// they grow), reserved as it grows. Shared by the map-side combine (which hands partial
+/// combiners on when over the budget) and the reduce side's (which spills them).
+pub struct CombineMap<K, C> {
+    pub acc: FxHashMap<K, Option<C>>,
+    sizes: EntrySizes,
+    reservation: Option<Reservation>,
+    /// Records merged since the last look at the budget.
+    since_check: usize,
+}
+
+impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
+    /// An empty map, reserving from the running task's budget (unbounded outside a task).
+    pub fn new() -> Self {
+        CombineMap {
+            acc: FxHashMap::default(),
+            sizes: EntrySizes::default(),
+            reservation: crate::plan::task::task_memory().map(|m| m.reservation()),
+            since_check: 0,
+        }
+    }
+
+    /// Merges `v` into `k`'s combiner; true when the map has outgrown what the budget
+    /// lets it hold (looked at every few thousand records).
+    #[inline]
+    pub fn merge<V>(
+        &mut self,
+        k: K,
+        v: V,
+        create: &impl Fn(V) -> C,
+        merge_value: &impl Fn(C, V) -> C,
+    ) -> bool {
+        if self.since_check.is_multiple_of(SAMPLE_EVERY) {
+            let key_heap = heap_size(&k);
+            let slot = merge_into(&mut self.acc, k, v, create, merge_value);
+            let heap = key_heap + slot.as_ref().map_or(0, heap_size);
+            self.sizes.sample(heap);
+        } else {
+            merge_into(&mut self.acc, k, v, create, merge_value);
+        }
+        self.since_check += 1;
+        if self.since_check < CHECK_EVERY {
+            return false;
+        }
+        self.since_check = 0;
+        !self.fits()
+    }
+
+    /// The map's estimated decoded size.
+    fn bytes(&self) -> u64 {
+        let slots = self.acc.capacity() * (std::mem::size_of::<(K, Option<C>)>() + 1);
+        slots as u64 + self.sizes.heap_of(self.acc.len())
+    }
+
+    /// Whether the map may stay: its reservation grows to cover it, or it is small.
+    fn fits(&mut self) -> bool {
+        let bytes = self.bytes();
+        match &mut self.reservation {
+            None => true,
+            Some(r) => bytes <= r.bytes() || bytes < MIN_FLUSH || r.grow_to(bytes + bytes / 4),
+        }
+    }
+
+    /// The entries (a panicked merge's `None`s skipped), leaving the map empty and its
+    /// memory given back.
+    pub fn take(&mut self) -> impl Iterator<Item = (K, C)> + use<K, C> {
+        if let Some(r) = &mut self.reservation {
+            r.clear();
+        }
+        std::mem::take(&mut self.acc)
+            .into_iter()
+            .filter_map(|(k, c)| Some((k, c?)))
+    }
+
+    /// The reservation, for what outlives the map (a merge of what it held).
+    pub fn take_reservation(&mut self) -> Option<Reservation> {
+        self.reservation.take()
+    }
+
+    /// Whether spilling would free memory: the map is reserved against a budget.
+    pub fn is_bounded(&self) -> bool {
+        self.reservation.is_some()
+    }
+}
+
+impl<K: Key, C: serde::Serialize> Default for CombineMap<K, C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Combines `records` by key, within the running task's budget (unbounded outside a task):
+/// over it, the partial combiners are handed on and combining starts again.
 pub fn bounded_combine<K, V, C, F, G>(
     records: impl Iterator<Item = (K, V)>,
     create: F,
@@ -50,104 +149,30 @@ pub fn bounded_combine<K, V, C, F, G>(
 ) -> impl Iterator<Item = (K, C)>
 where
     K: Key,
+    C: serde::Serialize,
     F: Fn(V) -> C,
     G: Fn(C, V) -> C,
 {
-    let reservation = crate::plan::task::task_memory().map(|m| m.reservation());
-    BoundedCombine {
-        records,
-        acc: FxHashMap::default(),
-        out: None,
-        reservation,
-        create,
-        merge_value,
-        since_check: 0,
-        done: false,
-    }
-}
-
-struct BoundedCombine<I, K, C, F, G> {
-    records: I,
-    acc: FxHashMap<K, Option<C>>,
-    /// Partial combiners being handed on.
-    out: Option<hash_map::IntoIter<K, Option<C>>>,
-    reservation: Option<Reservation>,
-    create: F,
-    merge_value: G,
-    since_check: usize,
-    done: bool,
-}
-
-impl<I, K, V, C, F, G> BoundedCombine<I, K, C, F, G>
-where
-    I: Iterator<Item = (K, V)>,
-    K: Key,
-    F: Fn(V) -> C,
-    G: Fn(C, V) -> C,
-{
-    /// The map's memory, estimated as twice the inline size of its slots (keys and
-    /// combiners own heap memory the map cannot see).
-    fn map_bytes(&self) -> u64 {
-        (self.acc.capacity() * 2 * (std::mem::size_of::<(K, Option<C>)>() + 1)) as u64
-    }
-
-    /// Whether the map may stay: its reservation grows to cover it, or it is small.
-    fn fits(&mut self) -> bool {
-        let bytes = self.map_bytes();
-        match &mut self.reservation {
-            None => true,
-            Some(r) => bytes < MIN_FLUSH || r.grow_to(bytes + bytes / 4),
-        }
-    }
-
-    /// Hands the partial combiners on and starts again with an empty map.
-    fn flush(&mut self) {
-        self.out = Some(std::mem::take(&mut self.acc).into_iter());
-        if let Some(r) = &mut self.reservation {
-            r.clear();
-        }
-    }
-}
-
-impl<I, K, V, C, F, G> Iterator for BoundedCombine<I, K, C, F, G>
-where
-    I: Iterator<Item = (K, V)>,
-    K: Key,
-    F: Fn(V) -> C,
-    G: Fn(C, V) -> C,
-{
-    type Item = (K, C);
-
-    fn next(&mut self) -> Option<(K, C)> {
+    let mut map = CombineMap::new();
+    let mut records = records.fuse();
+    // An empty map's entries: nothing, of the type later hand-overs have.
+    let mut out = map.take();
+    std::iter::from_fn(move || {
         loop {
-            if let Some(out) = &mut self.out {
-                match out.next() {
-                    Some((k, Some(c))) => return Some((k, c)),
-                    Some((_, None)) => continue,
-                    None => self.out = None,
-                }
+            if let Some(entry) = out.next() {
+                return Some(entry);
             }
-            if self.done {
-                return None;
-            }
-            match self.records.next() {
+            match records.next() {
                 Some((k, v)) => {
-                    merge_into(&mut self.acc, k, v, &self.create, &self.merge_value);
-                    self.since_check += 1;
-                    if self.since_check >= CHECK_EVERY {
-                        self.since_check = 0;
-                        if !self.fits() {
-                            self.flush();
-                        }
+                    if map.merge(k, v, &create, &merge_value) {
+                        out = map.take();
                     }
                 }
-                None => {
-                    self.done = true;
-                    self.flush();
-                }
+                None if map.acc.is_empty() => return None,
+                None => out = map.take(),
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]

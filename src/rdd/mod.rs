@@ -18,6 +18,7 @@ pub mod shuffled;
 pub mod sort;
 pub mod sorted_runs;
 pub mod source;
+pub mod spill_combine;
 pub mod text;
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use crate::context::{Context, Runtime};
 use crate::error::Result;
 use crate::io::input::{list_files, plan_splits};
-use crate::plan::batch::PartitionIter;
+use crate::plan::batch::{BatchIter, PartitionIter, batched};
 use crate::plan::node::{Compute, RddId, erase};
 use crate::plan::shuffle_dep::ShuffleDependency;
 use crate::rdd::binary::BinaryRecords;
@@ -502,11 +503,24 @@ impl<T: Data> Rdd<T> {
         I: IntoIterator<Item = U>,
         I::IntoIter: 'static,
     {
+        self.partition_batches_with(name, keeps_keys, move |split, records| {
+            batched(f(split, records).into_iter())
+        })
+    }
+
+    /// A whole-partition operation whose output may fail (as batches, like a computed
+    /// partition); `keeps_keys` as in `partition_op_with`.
+    pub(crate) fn partition_batches_with<U: Data>(
+        &self,
+        name: &'static str,
+        keeps_keys: bool,
+        f: impl Fn(usize, PartitionIter<T>) -> BatchIter<U> + Send + Sync + 'static,
+    ) -> Rdd<U> {
         self.derive(Arc::new(MapPartitions {
             id: self.rt.new_rdd_id(),
             name,
             parent: Arc::clone(&self.node),
-            f: Arc::new(move |split, records| Box::new(f(split, records).into_iter())),
+            f: Arc::new(f),
             keeps_keys,
         }))
     }
@@ -559,13 +573,26 @@ impl<T: Data> Rdd<T> {
         I: IntoIterator<Item = U>,
         I::IntoIter: 'static,
     {
+        self.zip_batches(name, other, partitioner, move |a, b| {
+            batched(f(a, b).into_iter())
+        })
+    }
+
+    /// `zip_partitioned` with an output that may fail (as batches).
+    pub(crate) fn zip_batches<B: Data, U: Data>(
+        &self,
+        name: &'static str,
+        other: &Rdd<B>,
+        partitioner: Option<Partitioner>,
+        f: impl Fn(Partition<T>, Partition<B>) -> BatchIter<U> + Send + Sync + 'static,
+    ) -> Rdd<U> {
         debug_assert_eq!(self.num_partitions(), other.num_partitions());
         self.derive(Arc::new(ZipPartitions {
             id: self.rt.new_rdd_id(),
             name,
             left: Arc::clone(&self.node),
             right: Arc::clone(&other.node),
-            f: Arc::new(move |a, b| Box::new(f(a, b).into_iter())),
+            f: Arc::new(f),
             partitioner,
         }))
     }

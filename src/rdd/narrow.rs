@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::plan::batch::{BATCH_SIZE, BatchIter, PartitionIter, batched, take_error};
+use crate::plan::batch::{BATCH_SIZE, BatchIter, PartitionIter, take_error};
 use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
 use crate::plan::task::TaskContext;
 use crate::shuffle::ShuffleId;
@@ -117,8 +117,7 @@ where
 }
 
 /// A function over a whole partition: its index and an iterator over its records.
-pub type PartitionFn<T, U> =
-    Arc<dyn Fn(usize, PartitionIter<T>) -> Box<dyn Iterator<Item = U>> + Send + Sync>;
+pub type PartitionFn<T, U> = Arc<dyn Fn(usize, PartitionIter<T>) -> BatchIter<U> + Send + Sync>;
 
 /// Runs a function over each whole partition (`map_partitions`, map-side combine).
 pub struct MapPartitions<T, U> {
@@ -163,7 +162,7 @@ impl<T: 'static, U: 'static> Compute<U> for MapPartitions<T, U> {
             checked = true;
             take_error(&error).map(Err)
         });
-        Ok(Box::new(batched(output).chain(tail)))
+        Ok(Box::new(output.chain(tail)))
     }
 }
 
@@ -218,7 +217,7 @@ impl<T: 'static> Compute<T> for Union<T> {
 
 /// A function over partition `i` of two RDDs at once (`zip_partitions`).
 pub type ZipFn<A, B, U> =
-    Arc<dyn Fn(PartitionIter<A>, PartitionIter<B>) -> Box<dyn Iterator<Item = U>> + Send + Sync>;
+    Arc<dyn Fn(PartitionIter<A>, PartitionIter<B>) -> BatchIter<U> + Send + Sync>;
 
 /// Partition `i` computed from partition `i` of each of two parents with as many
 /// partitions (co-partitioned shuffles, as in a join: the driver places both reduce
@@ -271,7 +270,7 @@ impl<A: 'static, B: 'static, U: 'static> Compute<U> for ZipPartitions<A, B, U> {
                 .or_else(|| take_error(&right_error))
                 .map(Err)
         });
-        Ok(Box::new(batched(output).chain(tail)))
+        Ok(Box::new(output.chain(tail)))
     }
 }
 

@@ -9,11 +9,10 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::rdd::combine::merge_into;
 use crate::rdd::shuffled::ReduceMode;
+use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::{KeyPartition, Partitioner, default_partitioner, hash_partition};
-use rustc_hash::FxHashMap;
 
 /// `partitioner` and its placement of keys of type `K`; a hash partitioner of as many
 /// partitions in place of one that cannot place `K` (a range partitioner made for another
@@ -136,15 +135,14 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitioner: Partitioner,
         map_side_combine: bool,
     ) -> Rdd<(K, C)> {
+        let merge: MergeCombiners<C> = Arc::new(merge_combiners);
         if self.partitioner().as_ref() == Some(&partitioner) {
-            return self.partition_op_with("combine_by_key (co-partitioned: no shuffle)", true, {
-                move |_, records| {
-                    let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
-                    for (k, v) in records {
-                        merge_into(&mut acc, k, v, &create, &merge_value);
-                    }
-                    acc.into_iter().filter_map(|(k, c)| Some((k, c?)))
-                }
+            let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
+            let name = "combine_by_key (co-partitioned: no shuffle)";
+            return self.partition_batches_with(name, true, move |_, records| {
+                let combined =
+                    combine_spilling(records, &*create, &*merge_value, Arc::clone(&merge));
+                combined.unwrap_or_else(|e| Box::new(std::iter::once(Err(e))))
             });
         }
         let (partitioner, place) = placement::<K>(partitioner);
@@ -162,18 +160,14 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         } else {
             self.map_values(create)
         };
-        let merge = Arc::new(merge_combiners);
         combiners.shuffle(
             "combine_by_key",
             partitions,
             move |(k, _)| place(k),
             ReduceMode::Combine(Arc::new(
                 move |records: &mut dyn Iterator<Item = (K, C)>| {
-                    let mut acc: FxHashMap<K, Option<C>> = FxHashMap::default();
-                    for (k, c) in records {
-                        merge_into(&mut acc, k, c, &|c| c, &*merge);
-                    }
-                    acc.into_iter().filter_map(|(k, c)| Some((k, c?))).collect()
+                    let merge_value = |a, b| merge(a, b);
+                    combine_spilling(records, |c| c, merge_value, Arc::clone(&merge))
                 },
             )),
             Some(partitioner),

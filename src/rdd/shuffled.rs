@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::ids::ShuffleId;
-use crate::plan::batch::{BATCH_SIZE, BatchIter, batched};
+use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::ShuffleDep;
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::shuffle_dep::{MapSort, ShuffleDependency};
@@ -15,8 +15,10 @@ use crate::shuffle::partitioner::Partitioner;
 use crate::shuffle::store::{Block, ReduceInput};
 
 /// Merges the records of one reduce partition as they are decoded (e.g. sums values by
-/// key), so memory holds the merged records, not every record received.
-pub type Combine<S> = Arc<dyn Fn(&mut dyn Iterator<Item = S>) -> Vec<S> + Send + Sync>;
+/// key), so memory holds the merged records, not every record received (and spills them
+/// over the budget).
+pub type Combine<S> =
+    Arc<dyn Fn(&mut dyn Iterator<Item = S>) -> Result<BatchIter<S>> + Send + Sync>;
 
 /// The reduce side of a sort shuffle (the map side ordered each bucket: [`MapSort`]).
 pub trait SortPlan<S>: MapSort<S> {
@@ -145,7 +147,7 @@ where
                 tc.counters.note_shuffle_read(read, 0);
                 match error {
                     Some(e) => Err(e),
-                    None => Ok(batched(merged.into_iter())),
+                    None => merged,
                 }
             }
             ReduceMode::Plain => {

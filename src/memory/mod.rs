@@ -7,6 +7,8 @@
 //! of its node: the smallest of the machine's memory, the cgroup limit (`memory.max`, as
 //! Slurm sets for a job) and Slurm's `--mem`/`--mem-per-cpu`.
 
+pub mod estimate;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
