@@ -35,11 +35,14 @@ pub enum StorageLevel {
 }
 
 type Encoder = fn(&(dyn Any + Send + Sync)) -> Vec<u8>;
+type Sizer = fn(&(dyn Any + Send + Sync)) -> u64;
 
-/// How a block's records become the bytes of its file.
+/// How a block's records become the bytes of its file, and what they take in memory.
 #[derive(Clone, Copy)]
 pub struct BlockCodec {
     encode: Encoder,
+    /// The decoded size of the records (what a memory block holds of the budget).
+    size: Sizer,
     /// The bytes are the records themselves (`bytemuck::Pod`): read back by viewing the
     /// mapped file as records, with no decoding.
     raw: bool,
@@ -50,6 +53,7 @@ impl BlockCodec {
     pub fn serde<T: Serialize + Send + Sync + 'static>() -> Self {
         BlockCodec {
             encode: encode_vec::<T>,
+            size: size_vec::<T>,
             raw: false,
         }
     }
@@ -58,6 +62,7 @@ impl BlockCodec {
     pub fn pod<T: bytemuck::Pod + Send + Sync>() -> Self {
         BlockCodec {
             encode: encode_pod::<T>,
+            size: size_pod::<T>,
             raw: true,
         }
     }
@@ -67,6 +72,20 @@ fn encode_pod<T: bytemuck::Pod + Send + Sync>(value: &(dyn Any + Send + Sync)) -
     match value.downcast_ref::<Vec<T>>() {
         Some(v) => bytemuck::cast_slice(v).to_vec(),
         None => unreachable!("encoder stored with its type"),
+    }
+}
+
+fn size_pod<T: bytemuck::Pod + Send + Sync>(value: &(dyn Any + Send + Sync)) -> u64 {
+    match value.downcast_ref::<Vec<T>>() {
+        Some(v) => std::mem::size_of_val(v.as_slice()) as u64,
+        None => unreachable!("sizer stored with its type"),
+    }
+}
+
+fn size_vec<T: Serialize + Send + Sync + 'static>(value: &(dyn Any + Send + Sync)) -> u64 {
+    match value.downcast_ref::<Vec<T>>() {
+        Some(v) => crate::memory::estimate::decoded_size_of_slice(v),
+        None => unreachable!("sizer stored with its type"),
     }
 }
 
@@ -150,8 +169,8 @@ impl BlockStore {
     where
         T: Send + Sync + 'static,
     {
-        let encoded = (block_codec.encode)(records.as_ref());
-        let bytes = encoded.len() as u64;
+        // A memory block holds its decoded size of the budget; only a file is encoded.
+        let bytes = (block_codec.size)(records.as_ref());
         let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
@@ -184,6 +203,8 @@ impl BlockStore {
             );
             return false;
         }
+        let encoded = (block_codec.encode)(records.as_ref());
+        let bytes = encoded.len() as u64;
         let path = self.path(rdd, split);
         match write_file(&path, &encoded) {
             Ok(()) => {
@@ -358,8 +379,8 @@ mod tests {
     #[test]
     fn memory_blocks_are_evicted_least_recently_used() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlockStore::new(MemoryManager::new(30), dir.path());
-        for p in 0..3 {
+        let store = BlockStore::new(MemoryManager::new(300), dir.path());
+        for p in 0..4 {
             assert!(store.put(
                 RddId(1),
                 p,
@@ -367,21 +388,21 @@ mod tests {
                 StorageLevel::Memory,
                 BlockCodec::serde::<u64>()
             ));
-            assert!(store.memory().0 <= 30);
+            assert!(store.memory().0 <= 300);
         }
-        // 11 bytes each: the third pushed out the first.
+        // 80 bytes decoded each (10 u64): the fourth pushed out the first.
         assert_eq!(values(store.get::<u64>(RddId(1), 0)), None);
-        assert_eq!(values(store.get::<u64>(RddId(1), 2)), Some(vec![2; 10]));
-        assert!(store.memory().1 <= 30);
+        assert_eq!(values(store.get::<u64>(RddId(1), 3)), Some(vec![3; 10]));
+        assert!(store.memory().1 <= 300);
         store.remove_rdd(RddId(1));
-        assert_eq!(values(store.get::<u64>(RddId(1), 2)), None);
+        assert_eq!(values(store.get::<u64>(RddId(1), 3)), None);
         assert_eq!(store.memory().0, 0);
     }
 
     #[test]
     fn memory_and_mmap_spills_and_a_deleted_file_is_a_miss() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlockStore::new(MemoryManager::new(15), dir.path());
+        let store = BlockStore::new(MemoryManager::new(150), dir.path());
         store.put(
             RddId(2),
             0,
@@ -410,6 +431,6 @@ mod tests {
             BlockCodec::serde::<u64>(),
         );
         assert_eq!(values(store.get::<u64>(RddId(3), 0)), Some(vec![1; 100]));
-        assert!(store.memory().1 <= 15);
+        assert!(store.memory().1 <= 150);
     }
 }
