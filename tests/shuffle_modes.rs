@@ -334,3 +334,31 @@ fn groupby_and_join_on_a_hot_key_match_the_reference_in_alltoallv_and_rma_modes(
         assert_eq!(got, joined, "{mode}");
     }
 }
+
+#[test]
+fn an_rma_window_over_the_memory_budget_falls_back_to_alltoallv() {
+    // A window copies an executor's map output into memory: 3 MB each here, against a
+    // 1 MiB budget, so no executor makes one and all exchange in rounds instead.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("records.bin");
+    let records: Vec<u8> = (0..60_000u64)
+        .flat_map(|i| ember::io::records::Record::generate(3, i).0)
+        .collect();
+    std::fs::write(&input, &records).unwrap();
+    let output = dir.path().join("out");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--executor-memory",
+        "1m",
+    ];
+    let out = launch(&bin("terasort"), 3, "rma", &args);
+    assert!(
+        out.stderr
+            .contains("does not fit the memory budget): using alltoallv"),
+        "{out:#?}"
+    );
+    assert_sorted_permutation(&records, &read_parts(&output));
+}

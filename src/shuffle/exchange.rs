@@ -313,7 +313,17 @@ fn receive_rma(
 ) -> Result<Option<u64>> {
     let (peers, first_id) = (ex.peers, ex.first_id);
     let local_bytes: usize = files.iter().map(|f| f.bytes() as usize).sum();
-    let window = peers.window(local_bytes);
+    // The window is a copy of the map files in memory: it holds that much of the budget
+    // until it is freed, or is not made (and every executor falls back together).
+    let mut reserved = ex.store.memory().reservation();
+    let window = if reserved.grow_to(local_bytes as u64) {
+        peers.window(local_bytes)
+    } else {
+        Err(format!(
+            "its {} of map output does not fit the memory budget",
+            crate::config::ByteSize(local_bytes as u64)
+        ))
+    };
     let failed = peers.all_max(window.is_err() as u64)? > 0;
     let mut window = match window {
         Ok(w) if !failed => w,
@@ -373,6 +383,7 @@ fn receive_rma(
     // Nobody frees its window (a collective) while others may still read it.
     peers.barrier()?;
     drop(window);
+    drop(reserved);
     fetched.map_err(|e| Error::Other(format!("shuffle {shuffle}: one-sided read failed: {e}")))?;
     add_received_blocks(reduce_map, remote, &base, first_id, blocks)?;
     Ok(Some(totals.iter().sum::<usize>() as u64))
