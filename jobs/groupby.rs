@@ -92,8 +92,8 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             }
         }
         None => {
-            let mut all = sums.collect()?;
-            if ctx.is_driver() {
+            // Only the driver prints: the executors need no copy.
+            if let Some(mut all) = sums.collect_to_driver()? {
                 all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                 println!("{} keys; largest sums:", all.len());
                 for (k, sum) in all.iter().take(10) {

@@ -134,8 +134,8 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             ranks.save_as_text_file_with(dir, options, |(v, r), w| write!(w, "{v}\t{r}"))?;
         }
         None => {
-            let mut all = ranks.collect()?;
-            if ctx.is_driver() {
+            // Only the driver prints: the executors need no copy.
+            if let Some(mut all) = ranks.collect_to_driver()? {
                 all.sort_by(|a, b| b.1.total_cmp(&a.1));
                 for (v, r) in all.iter().take(10) {
                     println!("{v}\t{r:.6}");

@@ -90,8 +90,8 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             }
         }
         None => {
-            let mut all = counts.collect()?;
-            if ctx.is_driver() {
+            // Only the driver prints: the executors need no copy.
+            if let Some(mut all) = counts.collect_to_driver()? {
                 all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 let total: u64 = all.iter().map(|(_, n)| n).sum();
                 println!("{total} words, {} distinct; most frequent:", all.len());

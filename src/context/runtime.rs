@@ -38,6 +38,15 @@ pub struct LocalExecutors {
     pub executors: Vec<Arc<Executor>>,
 }
 
+/// Which ranks an action's results reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every rank (SPMD control flow: every rank runs `main` and may branch on them).
+    EveryRank,
+    /// The driver only (Spark's `collect`): executors get an empty result.
+    Driver,
+}
+
 pub struct Runtime {
     pub role: Role,
     pub mode: Mode,
@@ -152,7 +161,8 @@ impl Runtime {
     }
 
     /// Runs an action. Every rank calls it with the same arguments; the driver schedules,
-    /// executors serve, and every rank returns the same per-partition results or error.
+    /// executors serve, and every rank returns the same outcome: the per-partition results
+    /// (on the driver only, with no results elsewhere, when `to` says so) or the error.
     pub fn run_job(
         &self,
         name: &str,
@@ -160,6 +170,7 @@ impl Runtime {
         partitions: Vec<usize>,
         result_fn: ResultFn,
         output: Option<OutputSpec>,
+        to: Delivery,
     ) -> Result<Vec<Vec<u8>>> {
         let _one_job_at_a_time = lock(&self.job_lock);
         let job = Arc::new(Job {
@@ -222,6 +233,7 @@ impl Runtime {
             failure: result.as_ref().err().map(|e| e.to_string()),
         });
         match &result {
+            Ok(_) if to == Delivery::Driver => self.end_job(&job, Ok(Vec::new()), true, obsolete),
             Ok(r) => self.end_job(&job, Ok(r.clone()), true, obsolete),
             Err(e) => {
                 if let Some(c) = &committer {
@@ -231,6 +243,11 @@ impl Runtime {
             }
         }
         result
+    }
+
+    /// Whether this rank is the driver.
+    pub fn is_driver(&self) -> bool {
+        self.role == Role::Driver
     }
 
     /// Tells the executors that `job` is over. `started` says whether the in-process

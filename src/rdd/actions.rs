@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::codec;
-use crate::context::runtime::OutputSpec;
+use crate::context::runtime::{Delivery, OutputSpec};
 use crate::error::{Error, Result};
 use crate::io::output::write_part;
 use crate::plan::batch::{BatchIter, PartitionIter, take_error};
@@ -58,14 +58,26 @@ impl<T: Data> Rdd<T> {
         output: Option<OutputSpec>,
         f: impl Fn(usize, BatchIter<T>, &TaskContext) -> Result<R> + Send + Sync + 'static,
     ) -> Result<Vec<R>> {
+        self.run_to(name, partitions, output, Delivery::EveryRank, f)
+    }
+
+    /// `run`, with the results reaching the ranks `to` says (none elsewhere).
+    fn run_to<R: Data>(
+        &self,
+        name: &str,
+        partitions: Vec<usize>,
+        output: Option<OutputSpec>,
+        to: Delivery,
+        f: impl Fn(usize, BatchIter<T>, &TaskContext) -> Result<R> + Send + Sync + 'static,
+    ) -> Result<Vec<R>> {
         let node = Arc::clone(&self.node);
         let result_fn = Arc::new(move |split: usize, tc: &TaskContext| {
             let batches = Arc::clone(&node).compute(split, tc)?;
             Ok(codec::encode(&f(split, batches, tc)?))
         });
-        let encoded = self
-            .rt
-            .run_job(name, erase(&self.node), partitions, result_fn, output)?;
+        let encoded =
+            self.rt
+                .run_job(name, erase(&self.node), partitions, result_fn, output, to)?;
         encoded
             .iter()
             .enumerate()
@@ -95,6 +107,36 @@ impl<T: Data> Rdd<T> {
             crate::plan::batch::collect_partition(batches)
         })?;
         Ok(parts.concat())
+    }
+
+    /// Every element, in partition order, on the driver only (Spark's `collect`); `None`
+    /// on the executors, which receive nothing. For results only the driver uses (printing,
+    /// writing a report): the executors hold no copy, and the job's result traffic is one
+    /// transfer to the driver, not one to every rank.
+    ///
+    /// ```
+    /// # use ember::{Context, config::EngineArgs};
+    /// # let ctx = Context::local_with(&EngineArgs::default());
+    /// if let Some(all) = ctx.range(0, 5, Some(2)).collect_to_driver()? {
+    ///     assert_eq!(all, [0, 1, 2, 3, 4]); // only the driver gets here
+    /// }
+    /// # Ok::<(), ember::Error>(())
+    /// ```
+    pub fn collect_to_driver(&self) -> Result<Option<Vec<T>>> {
+        let parts = self.run_to(
+            "collect",
+            self.all_partitions(),
+            None,
+            Delivery::Driver,
+            |_, batches, _| crate::plan::batch::collect_partition(batches),
+        )?;
+        if !self.rt.is_driver() && !parts.is_empty() {
+            return Err(Error::Other(format!(
+                "collect_to_driver: {} partition results reached an executor",
+                parts.len()
+            )));
+        }
+        Ok(self.rt.is_driver().then(|| parts.concat()))
     }
 
     /// The number of elements.

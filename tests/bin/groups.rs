@@ -1,7 +1,7 @@
 //! Groups larger than the executors' memory budget: `group_by_key` and `cogroup` of
 //! generated string-keyed pairs, summarised per key (count, digest of the sorted values)
 //! and printed by the driver as `name = ...` lines (compared by tests/keyvalue.rs with a
-//! sequential computation).
+//! sequential computation); each rank says what `collect_to_driver` gave it.
 
 #[path = "../common/groups.rs"]
 mod groups;
@@ -52,6 +52,10 @@ fn run(ctx: &Context, args: &Args) -> ember::Result<()> {
         ((vs.len() + ws.len()) as u64, d)
     });
     let (ck, cn, cd) = totals(&cogrouped)?;
+    // Results for the driver alone: executors receive none.
+    let rows = grouped.collect_to_driver()?;
+    let got = rows.map_or("none".to_string(), |r| format!("{} rows", r.len()));
+    println!("collect_to_driver on rank {}: {got}", ctx.rank());
     if ctx.is_driver() {
         println!("{}", summary("group_by_key", k, n, d));
         println!("{}", summary("cogroup", ck, cn, cd));
