@@ -16,6 +16,7 @@ pub mod persisted;
 pub mod shared;
 pub mod shuffled;
 pub mod sort;
+pub mod sort_key;
 pub mod sorted_runs;
 pub mod source;
 pub mod text;
@@ -38,6 +39,7 @@ pub use crate::plan::batch::PartitionIter as Partition;
 pub use crate::plan::{Data, Key};
 pub use actions::SaveOptions;
 pub use shared::{Accumulator, Broadcast};
+pub use sort_key::SortKey;
 
 /// A resilient distributed dataset of `T`: a handle to one node of the lineage.
 ///

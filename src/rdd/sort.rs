@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::rdd::shuffled::ReduceMode;
+use crate::rdd::sort_key::SortKey;
 use crate::rdd::sorted_runs::KeySort;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::Partitioner;
@@ -15,7 +16,11 @@ use crate::shuffle::range::{SAMPLES_PER_PARTITION, boundaries, range_partition, 
 impl<T: Data> Rdd<T> {
     /// The records ordered by `key` (ascending or not) across `partitions` partitions
     /// (default: as many as now): every record of partition `i` sorts before (or with)
-    /// every record of partition `i + 1`. Runs a sampling job to find the boundaries.
+    /// every record of partition `i + 1`. Runs a sampling job to find the boundaries. The
+    /// key is any
+    /// [`SortKey`] (integers, strings, byte arrays, tuples of them, ...): map tasks and the
+    /// merge order compact integer entries of key prefixes, comparing whole keys only
+    /// where prefixes tie.
     ///
     /// ```
     /// # use ember::{Context, config::EngineArgs};
@@ -25,7 +30,7 @@ impl<T: Data> Rdd<T> {
     /// assert_eq!(by_length.collect()?, ["fig", "pear", "kiwis", "banana"]);
     /// # Ok::<(), ember::Error>(())
     /// ```
-    pub fn sort_by<K: Data + Ord>(
+    pub fn sort_by<K: Data + SortKey>(
         &self,
         key: impl Fn(&T) -> K + Send + Sync + 'static,
         ascending: bool,
@@ -36,7 +41,7 @@ impl<T: Data> Rdd<T> {
 
     /// `sort_by`, the result partitioned by what `partitioner` makes of the sampled bounds
     /// and the partition count.
-    fn sorted_by<K: Data + Ord>(
+    fn sorted_by<K: Data + SortKey>(
         &self,
         key: impl Fn(&T) -> K + Send + Sync + 'static,
         ascending: bool,
@@ -70,7 +75,7 @@ impl<T: Data> Rdd<T> {
     }
 }
 
-impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
+impl<K: Key + SortKey, V: Data> Rdd<(K, V)> {
     /// The pairs ordered by key; see [`Rdd::sort_by`]. The result is range-partitioned
     /// by key (its [`partitioner`](Rdd::partitioner) says so).
     ///
