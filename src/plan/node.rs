@@ -82,6 +82,12 @@ pub fn cached_blocks(node: &dyn Node, split: usize, out: &mut Vec<(RddId, usize)
 pub trait Compute<T>: Node {
     /// Streams partition `split` as batches. Runs inside a task on an executor.
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>>;
+
+    /// The raw fixed-width layout of the records, where the node knows they are plain old
+    /// data (a sort shuffle then moves their bytes as they are, and reads keys in place).
+    fn raw_codec(&self) -> Option<crate::codec::RawCodec<T>> {
+        None
+    }
 }
 
 /// Upcasts a typed node to its planning view.

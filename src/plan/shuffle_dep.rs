@@ -25,6 +25,12 @@ pub struct ShuffleDependency<S> {
 pub trait MapSort<S>: Send + Sync {
     /// A sorter for the `buckets` buckets of one map task.
     fn sorter(&self, buckets: usize) -> Box<dyn BucketSorter<S>>;
+
+    /// The layout records are written in instead of the codec's, if the reduce side reads
+    /// that one.
+    fn raw_codec(&self) -> Option<codec::RawCodec<S>> {
+        None
+    }
 }
 
 /// Orders one map task's encoded buckets.
@@ -60,6 +66,7 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
             reservation: Some(memory.reservation()),
         };
         let mut sorter = self.map_sort.as_ref().map(|s| s.sorter(self.partitions));
+        let raw = self.map_sort.as_ref().and_then(|s| s.raw_codec());
         let mut held = 0u64;
         for batch in Arc::clone(&self.parent).compute(split, tc)? {
             let batch = batch?;
@@ -68,7 +75,10 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
                 let r = (self.partition_of)(record);
                 let bucket = &mut out.buckets[r];
                 let start = bucket.len();
-                codec::encode_into(bucket, record);
+                match &raw {
+                    Some(raw) => raw.encode_into(bucket, record),
+                    None => codec::encode_into(bucket, record),
+                }
                 let bytes = (bucket.len() - start) as u64;
                 if bytes > memory.budget() {
                     return Err(Error::RecordTooLarge {

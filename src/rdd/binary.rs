@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::codec::RawCodec;
 use crate::error::Result;
 use crate::io::input::{FileSplit, InputFile};
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
@@ -17,6 +18,8 @@ pub struct BinaryRecords<T> {
     pub files: Vec<InputFile>,
     pub splits: Vec<FileSplit>,
     pub decode: fn(&[u8]) -> T,
+    /// The records' raw layout, when `T` is plain old data read as its bytes.
+    pub raw: Option<RawCodec<T>>,
 }
 
 impl<T: 'static> Node for BinaryRecords<T> {
@@ -61,5 +64,9 @@ impl<T: 'static> Compute<T> for BinaryRecords<T> {
             pos = stop;
             Some(Ok(batch))
         })))
+    }
+
+    fn raw_codec(&self) -> Option<RawCodec<T>> {
+        self.raw
     }
 }

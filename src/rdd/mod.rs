@@ -250,7 +250,7 @@ impl Context {
         record_len: usize,
         partitions: Option<usize>,
     ) -> Result<Rdd<Vec<u8>>> {
-        self.records_of(path, record_len, partitions, <[u8]>::to_vec)
+        self.records_of(path, record_len, partitions, <[u8]>::to_vec, None)
     }
 
     /// Fixed-size records read as `T` (plain old data, `size_of::<T>()` bytes each, any
@@ -265,6 +265,7 @@ impl Context {
             std::mem::size_of::<T>(),
             partitions,
             bytemuck::pod_read_unaligned::<T>,
+            Some(crate::codec::RawCodec::pod()),
         )
     }
 
@@ -274,6 +275,7 @@ impl Context {
         record_len: usize,
         partitions: Option<usize>,
         decode: fn(&[u8]) -> T,
+        raw: Option<crate::codec::RawCodec<T>>,
     ) -> Result<Rdd<T>> {
         if record_len == 0 {
             return Err(crate::error::Error::Other(
@@ -297,6 +299,7 @@ impl Context {
             files,
             splits,
             decode,
+            raw,
         })))
     }
 }

@@ -60,6 +60,7 @@ impl<T: Data> Rdd<T> {
             .collect()?;
         let bounds = Arc::new(boundaries(samples, partitions));
         let partitioner = partitioner(&bounds, partitions);
+        let raw = self.node.raw_codec();
         let partition_key = Arc::clone(&key);
         let sort_key = Arc::clone(&key);
         Ok(self.shuffle(
@@ -69,6 +70,7 @@ impl<T: Data> Rdd<T> {
             ReduceMode::Sort(Arc::new(KeySort {
                 key: sort_key,
                 ascending,
+                raw,
             })),
             partitioner,
         ))
