@@ -697,6 +697,7 @@ impl<T: Data> Rdd<T> {
                 ReduceMode::Sort(plan) => Some(Arc::clone(plan) as _),
                 _ => None,
             },
+            bucket_sizes: (0..partitions).map(|_| Default::default()).collect(),
         });
         self.derive(Arc::new(ShuffledRdd {
             id: self.rt.new_rdd_id(),

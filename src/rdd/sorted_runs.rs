@@ -116,6 +116,10 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
             // Into the previous bucket's memory, already paged in, when it is large enough.
             let mut sorted = std::mem::take(&mut self.spare);
             sorted.clear();
+            if sorted.capacity() < bucket.len() {
+                // Growing it would copy its old bytes for nothing.
+                sorted = Vec::with_capacity(bucket.len());
+            }
             gather(bucket, &starts, &entries, &mut sorted);
             self.spare = std::mem::replace(bucket, sorted);
         }
