@@ -88,6 +88,14 @@ pub trait Compute<T>: Node {
     fn raw_codec(&self) -> Option<crate::codec::RawCodec<T>> {
         None
     }
+
+    /// A uniform sample of at most `size` records of partition `split` (deterministic for
+    /// a `seed`) and how many records the partition holds, where the node can draw one
+    /// without computing the partition (fixed-width records read at random offsets);
+    /// `None` where it cannot, and a sort's sampling job computes the partition.
+    fn sample(&self, _split: usize, _size: usize, _seed: u64) -> Option<Result<(Vec<T>, u64)>> {
+        None
+    }
 }
 
 /// Upcasts a typed node to its planning view.
