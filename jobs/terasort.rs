@@ -52,7 +52,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         }
     };
     let partitions = args.partitions.or(Some(ctx.default_parallelism()));
-    let sorted = records.sort_by(Record::packed_key, true, partitions)?;
+    let sorted = records.sort_by(Record::key, true, partitions)?;
     match &args.output {
         Some(dir) => {
             sorted.save_as_binary(

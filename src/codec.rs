@@ -1,4 +1,5 @@
-//! The record codec of shuffles and task results: postcard, records back to back.
+//! The record codec of shuffles and task results: postcard, records back to back; and
+//! the raw layout of fixed-width (`bytemuck::Pod`) records, where a source knows them.
 //!
 //! postcard is compact (varints, no field names) and validates while decoding: corrupt
 //! or truncated bytes give an error, never undefined behaviour.
@@ -44,9 +45,94 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     }
 }
 
+/// Fixed-width records as their raw bytes, back to back (no lengths, no varints):
+/// plain-old-data types, whose every bit pattern is a value, so decoding only checks that
+/// a whole record remains. Records can be read in place, without a copy, where the bytes
+/// are aligned for the type.
+pub struct RawCodec<T> {
+    width: usize,
+    view: fn(&[u8]) -> Option<&T>,
+    read: fn(&[u8]) -> T,
+    bytes: fn(&T) -> &[u8],
+}
+
+impl<T> Clone for RawCodec<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for RawCodec<T> {}
+
+impl<T: bytemuck::Pod> RawCodec<T> {
+    /// The raw layout of `T`: `size_of::<T>()` bytes a record.
+    pub fn pod() -> Self {
+        RawCodec {
+            width: std::mem::size_of::<T>(),
+            view: |b| bytemuck::try_from_bytes(b).ok(),
+            read: bytemuck::pod_read_unaligned,
+            bytes: bytemuck::bytes_of,
+        }
+    }
+}
+
+impl<T> RawCodec<T> {
+    /// Bytes a record.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Appends `record`'s bytes to `buf`.
+    pub fn encode_into(&self, buf: &mut Vec<u8>, record: &T) {
+        buf.extend_from_slice((self.bytes)(record));
+    }
+
+    /// The record at the start of `bytes`, copied out.
+    pub fn read(&self, bytes: &[u8]) -> Result<T, String> {
+        Ok((self.read)(self.record_bytes(bytes)?))
+    }
+
+    /// `f` of the record at the start of `bytes`: read in place where aligned, else from a
+    /// copy.
+    pub fn with<R>(&self, bytes: &[u8], f: impl FnOnce(&T) -> R) -> Result<R, String> {
+        let bytes = self.record_bytes(bytes)?;
+        Ok(match (self.view)(bytes) {
+            Some(record) => f(record),
+            None => f(&(self.read)(bytes)),
+        })
+    }
+
+    fn record_bytes<'a>(&self, bytes: &'a [u8]) -> Result<&'a [u8], String> {
+        bytes.get(..self.width).ok_or_else(|| {
+            format!(
+                "{} bytes left, not a whole {}-byte record",
+                bytes.len(),
+                self.width
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_records_round_trip_in_place_or_copied_and_a_partial_one_is_an_error() {
+        let codec = RawCodec::<u64>::pod();
+        let mut buf = vec![0u8]; // so that the records after it are misaligned
+        for x in [7u64, u64::MAX] {
+            codec.encode_into(&mut buf, &x);
+        }
+        assert_eq!(buf.len(), 1 + 2 * 8);
+        assert_eq!(codec.read(&buf[1..]), Ok(7));
+        assert_eq!(codec.with(&buf[9..], |x| *x), Ok(u64::MAX));
+        let aligned: Vec<u64> = vec![3, 4];
+        let bytes: &[u8] = bytemuck::cast_slice(&aligned);
+        assert_eq!(codec.with(&bytes[8..], |x| *x), Ok(4));
+        assert!(codec.read(&buf[10..]).is_err());
+        assert!(codec.with(&buf[..0], |_| ()).is_err());
+    }
 
     #[test]
     fn records_round_trip_and_corruption_is_an_error() {

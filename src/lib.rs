@@ -83,7 +83,7 @@ pub use context::{Context, Mode, Role};
 pub use error::{Error, Result};
 pub use ids::{RddId, ShuffleId, StageId};
 pub use rdd::actions::{SaveOptions, TextRecord};
-pub use rdd::{Accumulator, Broadcast, Data, Key, Rdd, TextOptions};
+pub use rdd::{Accumulator, Broadcast, Data, Key, Rdd, SortKey, TextOptions};
 pub use shuffle::partitioner::Partitioner;
 
 /// The allocator of every program that links ember (the default feature `mimalloc`). A job

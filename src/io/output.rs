@@ -12,7 +12,8 @@
 //! it. A failed or signalled job removes the staging directory: nothing is left that looks
 //! complete, and an old output is never lost to a job that did not finish.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -245,25 +246,27 @@ fn remove_if_stale(staging: &Path) {
     }
 }
 
-/// Writes partition `p` (attempt `attempt`) of output `dir`: each record is written by
-/// `write_record`. The part appears under its name in the staging directory only when
-/// complete.
+/// Writes partition `p` (attempt `attempt`) of output `dir`: each batch of records is
+/// written by `write_batch` (into a buffered file: a writer of large batches may flush it
+/// and write past the buffer). The part appears under its name in the staging directory
+/// only when complete.
 pub fn write_part<T>(
     dir: &Path,
     p: usize,
     attempt: u32,
-    records: impl Iterator<Item = Result<T>>,
-    mut write_record: impl FnMut(&mut dyn Write, &T) -> std::io::Result<()>,
+    batches: impl Iterator<Item = Result<Vec<T>>>,
+    mut write_batch: impl FnMut(&mut BufWriter<File>, &[T]) -> std::io::Result<()>,
 ) -> Result<u64> {
     let staging = staging(dir);
     let attempt_path = staging.join(format!("{}.attempt-{attempt}", part_name(p)));
-    let file = std::fs::File::create(&attempt_path).map_err(|e| Error::io(&attempt_path, e))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let file = File::create(&attempt_path).map_err(|e| Error::io(&attempt_path, e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut count = 0u64;
     let result = (|| {
-        for record in records {
-            write_record(&mut out, &record?).map_err(|e| Error::io(&attempt_path, e))?;
-            count += 1;
+        for batch in batches {
+            let batch = batch?;
+            write_batch(&mut out, &batch).map_err(|e| Error::io(&attempt_path, e))?;
+            count += batch.len() as u64;
         }
         out.flush().map_err(|e| Error::io(&attempt_path, e))
     })();
@@ -282,8 +285,11 @@ mod tests {
 
     fn write_lines(out: &Path, parts: usize, text: &str) {
         for p in 0..parts {
-            let lines = vec![Ok(format!("{text}{p}"))].into_iter();
-            write_part(out, p, 0, lines, |w, l: &String| writeln!(w, "{l}")).unwrap();
+            let lines = vec![Ok(vec![format!("{text}{p}")])].into_iter();
+            let write = |w: &mut BufWriter<File>, ls: &[String]| {
+                ls.iter().try_for_each(|l| writeln!(w, "{l}"))
+            };
+            write_part(out, p, 0, lines, write).unwrap();
         }
     }
 

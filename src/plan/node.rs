@@ -82,6 +82,20 @@ pub fn cached_blocks(node: &dyn Node, split: usize, out: &mut Vec<(RddId, usize)
 pub trait Compute<T>: Node {
     /// Streams partition `split` as batches. Runs inside a task on an executor.
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>>;
+
+    /// The raw fixed-width layout of the records, where the node knows they are plain old
+    /// data (a sort shuffle then moves their bytes as they are, and reads keys in place).
+    fn raw_codec(&self) -> Option<crate::codec::RawCodec<T>> {
+        None
+    }
+
+    /// A uniform sample of at most `size` records of partition `split` (deterministic for
+    /// a `seed`) and how many records the partition holds, where the node can draw one
+    /// without computing the partition (fixed-width records read at random offsets);
+    /// `None` where it cannot, and a sort's sampling job computes the partition.
+    fn sample(&self, _split: usize, _size: usize, _seed: u64) -> Option<Result<(Vec<T>, u64)>> {
+        None
+    }
 }
 
 /// Upcasts a typed node to its planning view.

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
+use crate::codec::RawCodec;
 use crate::error::Result;
 use crate::io::input::{FileSplit, InputFile};
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::task::TaskContext;
+use crate::shuffle::range::sample_positions;
 
 /// Records of `record_len` bytes, each turned into a `T` by `decode`. Every file's length
 /// is checked to be a multiple of `record_len` when the RDD is made.
@@ -17,6 +19,8 @@ pub struct BinaryRecords<T> {
     pub files: Vec<InputFile>,
     pub splits: Vec<FileSplit>,
     pub decode: fn(&[u8]) -> T,
+    /// The records' raw layout, when `T` is plain old data read as its bytes.
+    pub raw: Option<RawCodec<T>>,
 }
 
 impl<T: 'static> Node for BinaryRecords<T> {
@@ -61,5 +65,30 @@ impl<T: 'static> Compute<T> for BinaryRecords<T> {
             pos = stop;
             Some(Ok(batch))
         })))
+    }
+
+    fn raw_codec(&self) -> Option<RawCodec<T>> {
+        self.raw
+    }
+
+    /// Reads the sampled records where they lie: a sort's sampling job then touches a few
+    /// pages of the input instead of decoding all of it.
+    fn sample(&self, split: usize, size: usize, seed: u64) -> Option<Result<(Vec<T>, u64)>> {
+        let s = self.splits[split];
+        let map = match self.files.get(s.file).map(InputFile::map) {
+            None | Some(Ok(None)) => return Some(Ok((Vec::new(), 0))),
+            Some(Err(e)) => return Some(Err(e)),
+            Some(Ok(Some(map))) => map,
+        };
+        let len = self.record_len;
+        let n = (s.end - s.start) / len as u64;
+        let records = sample_positions(n, size, seed)
+            .into_iter()
+            .map(|i| {
+                let at = s.start as usize + i as usize * len;
+                (self.decode)(&map[at..at + len])
+            })
+            .collect();
+        Some(Ok((records, n)))
     }
 }

@@ -16,6 +16,7 @@ pub mod persisted;
 pub mod shared;
 pub mod shuffled;
 pub mod sort;
+pub mod sort_key;
 pub mod sorted_runs;
 pub mod source;
 pub mod spill_combine;
@@ -39,6 +40,7 @@ pub use crate::plan::batch::PartitionIter as Partition;
 pub use crate::plan::{Data, Key};
 pub use actions::SaveOptions;
 pub use shared::{Accumulator, Broadcast};
+pub use sort_key::SortKey;
 
 /// A resilient distributed dataset of `T`: a handle to one node of the lineage.
 ///
@@ -249,7 +251,7 @@ impl Context {
         record_len: usize,
         partitions: Option<usize>,
     ) -> Result<Rdd<Vec<u8>>> {
-        self.records_of(path, record_len, partitions, <[u8]>::to_vec)
+        self.records_of(path, record_len, partitions, <[u8]>::to_vec, None)
     }
 
     /// Fixed-size records read as `T` (plain old data, `size_of::<T>()` bytes each, any
@@ -264,6 +266,7 @@ impl Context {
             std::mem::size_of::<T>(),
             partitions,
             bytemuck::pod_read_unaligned::<T>,
+            Some(crate::codec::RawCodec::pod()),
         )
     }
 
@@ -273,6 +276,7 @@ impl Context {
         record_len: usize,
         partitions: Option<usize>,
         decode: fn(&[u8]) -> T,
+        raw: Option<crate::codec::RawCodec<T>>,
     ) -> Result<Rdd<T>> {
         if record_len == 0 {
             return Err(crate::error::Error::Other(
@@ -296,6 +300,7 @@ impl Context {
             files,
             splits,
             decode,
+            raw,
         })))
     }
 }
@@ -719,6 +724,7 @@ impl<T: Data> Rdd<T> {
                 ReduceMode::Sort(plan) => Some(Arc::clone(plan) as _),
                 _ => None,
             },
+            bucket_sizes: (0..partitions).map(|_| Default::default()).collect(),
         });
         self.derive(Arc::new(ShuffledRdd {
             id: self.rt.new_rdd_id(),

@@ -6,7 +6,11 @@
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::plan::batch::{BatchIter, PartitionIter, take_error};
+use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
+use crate::plan::task::TaskContext;
 use crate::rdd::shuffled::ReduceMode;
+use crate::rdd::sort_key::SortKey;
 use crate::rdd::sorted_runs::KeySort;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::Partitioner;
@@ -15,7 +19,11 @@ use crate::shuffle::range::{SAMPLES_PER_PARTITION, boundaries, range_partition, 
 impl<T: Data> Rdd<T> {
     /// The records ordered by `key` (ascending or not) across `partitions` partitions
     /// (default: as many as now): every record of partition `i` sorts before (or with)
-    /// every record of partition `i + 1`. Runs a sampling job to find the boundaries.
+    /// every record of partition `i + 1`. Runs a sampling job to find the boundaries. The
+    /// key is any
+    /// [`SortKey`] (integers, strings, byte arrays, tuples of them, ...): map tasks and the
+    /// merge order compact integer entries of key prefixes, comparing whole keys only
+    /// where prefixes tie.
     ///
     /// ```
     /// # use ember::{Context, config::EngineArgs};
@@ -25,7 +33,7 @@ impl<T: Data> Rdd<T> {
     /// assert_eq!(by_length.collect()?, ["fig", "pear", "kiwis", "banana"]);
     /// # Ok::<(), ember::Error>(())
     /// ```
-    pub fn sort_by<K: Data + Ord>(
+    pub fn sort_by<K: Data + SortKey>(
         &self,
         key: impl Fn(&T) -> K + Send + Sync + 'static,
         ascending: bool,
@@ -36,7 +44,7 @@ impl<T: Data> Rdd<T> {
 
     /// `sort_by`, the result partitioned by what `partitioner` makes of the sampled bounds
     /// and the partition count.
-    fn sorted_by<K: Data + Ord>(
+    fn sorted_by<K: Data + SortKey>(
         &self,
         key: impl Fn(&T) -> K + Send + Sync + 'static,
         ascending: bool,
@@ -46,15 +54,17 @@ impl<T: Data> Rdd<T> {
         let partitions = partitions.unwrap_or(self.num_partitions()).max(1);
         let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
         let per_input = (SAMPLES_PER_PARTITION * partitions).div_ceil(self.num_partitions().max(1));
-        let sample_key = Arc::clone(&key);
         let samples: Vec<(Vec<K>, u64)> = self
-            .map_partitions_with_index(move |i, records| {
-                let keys = records.map(|r| sample_key(&r));
-                vec![reservoir(keys, per_input, i as u64)]
-            })
+            .derive(Arc::new(SampleKeys {
+                id: self.rt.new_rdd_id(),
+                parent: Arc::clone(&self.node),
+                key: Arc::clone(&key),
+                size: per_input,
+            }))
             .collect()?;
         let bounds = Arc::new(boundaries(samples, partitions));
         let partitioner = partitioner(&bounds, partitions);
+        let raw = self.node.raw_codec();
         let partition_key = Arc::clone(&key);
         let sort_key = Arc::clone(&key);
         Ok(self.shuffle(
@@ -64,13 +74,65 @@ impl<T: Data> Rdd<T> {
             ReduceMode::Sort(Arc::new(KeySort {
                 key: sort_key,
                 ascending,
+                raw,
             })),
             partitioner,
         ))
     }
 }
 
-impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
+/// A sort's sampling job: per partition, the keys of a uniform sample of at most `size`
+/// records and how many records it holds. Drawn in place where the parent can (fixed-width
+/// records of files), else by a reservoir over the computed partition.
+struct SampleKeys<T, K> {
+    id: RddId,
+    parent: Arc<dyn Compute<T>>,
+    key: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    size: usize,
+}
+
+impl<T: 'static, K: 'static> Node for SampleKeys<T, K> {
+    fn id(&self) -> RddId {
+        self.id
+    }
+    fn describe(&self) -> String {
+        "sample_keys".to_string()
+    }
+    fn num_partitions(&self) -> usize {
+        self.parent.num_partitions()
+    }
+    fn dependencies(&self) -> Vec<Dependency> {
+        vec![Dependency::Narrow(erase(&self.parent))]
+    }
+}
+
+impl<T: 'static, K: 'static> Compute<(Vec<K>, u64)> for SampleKeys<T, K> {
+    fn compute(
+        self: Arc<Self>,
+        split: usize,
+        tc: &TaskContext,
+    ) -> Result<BatchIter<(Vec<K>, u64)>> {
+        let seed = split as u64;
+        let sample = match self.parent.sample(split, self.size, seed) {
+            Some(sample) => {
+                let (records, n) = sample?;
+                (records.iter().map(|r| (self.key)(r)).collect(), n)
+            }
+            None => {
+                let (records, error) =
+                    PartitionIter::new(Arc::clone(&self.parent).compute(split, tc)?);
+                let sample = reservoir(records.map(|r| (self.key)(&r)), self.size, seed);
+                if let Some(e) = take_error(&error) {
+                    return Err(e);
+                }
+                sample
+            }
+        };
+        Ok(Box::new(std::iter::once(Ok(vec![sample]))))
+    }
+}
+
+impl<K: Key + SortKey, V: Data> Rdd<(K, V)> {
     /// The pairs ordered by key; see [`Rdd::sort_by`]. The result is range-partitioned
     /// by key (its [`partitioner`](Rdd::partitioner) says so).
     ///
@@ -89,5 +151,37 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
             partitions,
             |bounds, n| Some(Partitioner::range(bounds.to_vec(), n, ascending)),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::EngineArgs;
+    use crate::io::records::Record;
+    use crate::{Context, Rdd};
+
+    #[test]
+    fn fixed_width_records_are_sampled_in_place_and_sorted() {
+        let ctx = Context::local_with(&EngineArgs::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records");
+        let records: Vec<Record> = (0..20_000).map(|i| Record::generate(4, i)).collect();
+        std::fs::write(&path, bytemuck::cast_slice::<Record, u8>(&records)).unwrap();
+        let input: Rdd<Record> = ctx.pod_records(path.to_str().unwrap(), Some(8)).unwrap();
+        let before = ctx.metrics().source_partitions;
+        let sorted = input.sort_by(Record::key, true, Some(4)).unwrap();
+        // The sampling job read a few records of each split; only the map stage (run by
+        // the action) computes the 8 splits.
+        assert_eq!(ctx.metrics().source_partitions, before);
+        let parts: Vec<usize> = sorted
+            .map_partitions(|records| std::iter::once(records.count()))
+            .collect()
+            .unwrap();
+        assert_eq!(ctx.metrics().source_partitions, before + 8);
+        assert_eq!(parts.iter().sum::<usize>(), 20_000);
+        assert!(parts.iter().all(|&n| n > 2_000), "balanced: {parts:?}");
+        let mut expected = records;
+        expected.sort_by_key(Record::key);
+        assert!(sorted.collect().unwrap() == expected);
     }
 }

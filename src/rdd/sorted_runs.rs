@@ -6,97 +6,186 @@
 //! a new one), so its output is sorted whatever the map side did; ties keep the order the
 //! records arrived in (block, then position), as a stable sort would.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::ops::Range;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::codec::RawCodec;
 use crate::error::Result;
 use crate::ids::ShuffleId;
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::shuffle_dep::{BucketSorter, MapSort};
 use crate::rdd::shuffled::{SortPlan, corrupt};
+use crate::rdd::sort_key::{
+    SortKey, entry, in_direction, index_of, prefix_decides, same_prefix, sort_entries,
+};
 use crate::shuffle::store::Block;
 
 /// Sorting by a key of each record.
 pub struct KeySort<S, K> {
     pub key: Arc<dyn Fn(&S) -> K + Send + Sync>,
     pub ascending: bool,
+    /// The records' raw layout, where they are plain old data: then they cross the shuffle
+    /// as their bytes, and the reduce side reads keys in place, copying each record once.
+    pub raw: Option<RawCodec<S>>,
 }
 
-impl<S, K: Ord> KeySort<S, K> {
+impl<S, K: SortKey> KeySort<S, K> {
     fn order(&self, a: &K, b: &K) -> Ordering {
-        if self.ascending { a.cmp(b) } else { b.cmp(a) }
+        in_direction(self.ascending, a, b)
     }
 }
 
-impl<S: 'static, K: Ord + Send + 'static> MapSort<S> for KeySort<S, K> {
+impl<S: 'static, K: SortKey + Send + 'static> MapSort<S> for KeySort<S, K> {
     fn sorter(&self, buckets: usize) -> Box<dyn BucketSorter<S>> {
         Box::new(KeyBuckets {
             key: Arc::clone(&self.key),
             ascending: self.ascending,
-            entries: (0..buckets).map(|_| Vec::new()).collect(),
+            buckets: (0..buckets).map(|_| BucketEntries::default()).collect(),
+            spare: Vec::new(),
         })
+    }
+
+    fn raw_codec(&self) -> Option<RawCodec<S>> {
+        self.raw
     }
 }
 
-/// One map task's (key, bytes) entries per bucket.
+/// One map task's sort entries per bucket.
 struct KeyBuckets<S, K> {
     key: Arc<dyn Fn(&S) -> K + Send + Sync>,
     ascending: bool,
-    entries: Vec<Vec<(K, Range<usize>)>>,
+    buckets: Vec<BucketEntries<K>>,
+    /// A sorted bucket's old bytes, for the next bucket's sort to gather into.
+    spare: Vec<u8>,
 }
 
-impl<S, K: Ord> BucketSorter<S> for KeyBuckets<S, K> {
-    fn push(&mut self, bucket: usize, record: &S, range: Range<usize>) {
-        self.entries[bucket].push(((self.key)(record), range));
-    }
+/// The records of one bucket: an entry each (key prefix and number, see `sort_key`),
+/// where each starts in the bucket's bytes, and their keys if prefixes can tie.
+struct BucketEntries<K> {
+    entries: Vec<u128>,
+    starts: Vec<usize>,
+    keys: Vec<K>,
+}
 
-    fn sort(&mut self, buckets: &mut [Vec<u8>]) {
-        for (entries, bucket) in self.entries.iter_mut().zip(buckets.iter_mut()) {
-            let mut entries = std::mem::take(entries);
-            if entries
-                .windows(2)
-                .all(|w| in_order(self.ascending, &w[0].0, &w[1].0))
-            {
-                continue;
-            }
-            // Stable: equal keys keep the order they were pushed in (their byte offsets).
-            if self.ascending {
-                entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.start.cmp(&b.1.start)));
-            } else {
-                entries.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.start.cmp(&b.1.start)));
-            }
-            let mut sorted = Vec::with_capacity(bucket.len());
-            for (_, range) in entries.drain(..) {
-                sorted.extend_from_slice(&bucket[range]);
-            }
-            *bucket = sorted;
+impl<K> Default for BucketEntries<K> {
+    fn default() -> Self {
+        BucketEntries {
+            entries: Vec::new(),
+            starts: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
+    fn push(&mut self, bucket: usize, record: &S, range: Range<usize>) {
+        let b = &mut self.buckets[bucket];
+        let key = (self.key)(record);
+        b.entries
+            .push(entry(&key, self.ascending, b.entries.len() as u64));
+        b.starts.push(range.start);
+        if !prefix_decides::<K>() {
+            b.keys.push(key);
         }
     }
 
+    fn sort(&mut self, buckets: &mut [Vec<u8>]) {
+        for (b, bucket) in self.buckets.iter_mut().zip(buckets.iter_mut()) {
+            let BucketEntries {
+                mut entries,
+                starts,
+                keys,
+            } = std::mem::take(b);
+            // Entries are numbered in arrival order, so they ascend when the keys do.
+            let ordered = entries.windows(2).all(|w| {
+                if same_prefix(w[0], w[1]) && !prefix_decides::<K>() {
+                    in_direction(self.ascending, &keys[index_of(w[0])], &keys[index_of(w[1])])
+                        != Ordering::Greater
+                } else {
+                    w[0] < w[1]
+                }
+            });
+            if ordered {
+                continue;
+            }
+            sort_entries(&mut entries, &keys, self.ascending);
+            // Into the previous bucket's memory, already paged in, when it is large enough.
+            let mut sorted = std::mem::take(&mut self.spare);
+            sorted.clear();
+            if sorted.capacity() < bucket.len() {
+                // Growing it would copy its old bytes for nothing.
+                sorted = Vec::with_capacity(bucket.len());
+            }
+            gather(bucket, &starts, &entries, &mut sorted);
+            self.spare = std::mem::replace(bucket, sorted);
+        }
+        self.spare = Vec::new();
+    }
+
     fn held_bytes(&self) -> usize {
-        let entries: usize = self.entries.iter().map(Vec::capacity).sum();
-        entries * std::mem::size_of::<(K, Range<usize>)>()
+        self.spare.capacity()
+            + self
+                .buckets
+                .iter()
+                .map(|b| {
+                    b.entries.capacity() * std::mem::size_of::<u128>()
+                        + b.starts.capacity() * std::mem::size_of::<usize>()
+                        + b.keys.capacity() * std::mem::size_of::<K>()
+                })
+                .sum::<usize>()
     }
 }
 
-fn in_order<K: Ord>(ascending: bool, a: &K, b: &K) -> bool {
-    if ascending { a <= b } else { a >= b }
+/// Records ahead of the one being copied whose bytes are fetched into the cache meanwhile:
+/// the gather reads the bucket at random, and waiting for memory would dominate it.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Appends to `out` the records of `bytes` (record `i` starts at `starts[i]` and ends where
+/// the next starts) in the order of `entries`.
+fn gather(bytes: &[u8], starts: &[usize], entries: &[u128], out: &mut Vec<u8>) {
+    let range = |i: usize| starts[i]..starts.get(i + 1).copied().unwrap_or(bytes.len());
+    out.reserve(bytes.len());
+    for (n, e) in entries.iter().enumerate() {
+        if let Some(ahead) = entries.get(n + PREFETCH_AHEAD) {
+            let r = range(index_of(*ahead));
+            prefetch(&bytes[r.start..r.end.max(r.start + 1).min(bytes.len())]);
+        }
+        out.extend_from_slice(&bytes[range(index_of(*e))]);
+    }
+}
+
+/// Asks the CPU to bring `bytes` into its cache (a hint: no effect on the program's result).
+#[inline(always)]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch reads nothing the program sees and never faults; the pointer
+        // is into a live slice anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 impl<S, K> SortPlan<S> for KeySort<S, K>
 where
     S: DeserializeOwned + Send + 'static,
-    K: Ord + Send + 'static,
+    K: SortKey + Send + 'static,
 {
     fn merge(&self, blocks: Vec<Block>, shuffle: ShuffleId) -> Result<BatchIter<S>> {
         let runs = natural_runs(self, &blocks, shuffle)?;
         let mut merge = Merge {
             key: Arc::clone(&self.key),
             ascending: self.ascending,
+            raw: self.raw,
             blocks,
             shuffle,
             heads: (0..runs.len()).map(|_| None).collect(),
@@ -104,7 +193,9 @@ where
             heap: BinaryHeap::new(),
         };
         for run in 0..merge.runs.len() {
-            merge.advance(run)?;
+            if let Some(head) = merge.advance(run)? {
+                merge.heap.push(Reverse(head));
+            }
         }
         Ok(Box::new(std::iter::from_fn(move || merge.next_batch())))
     }
@@ -112,20 +203,61 @@ where
 
 /// Decodes the record at `at` of `block`: it and where the next one starts.
 fn decode_at<S: DeserializeOwned>(
+    raw: Option<&RawCodec<S>>,
     block: &Block,
     at: usize,
     shuffle: ShuffleId,
 ) -> Result<(S, usize)> {
     let end = block.range.end;
-    let (record, rest) = postcard::take_from_bytes::<S>(&block.data[at..end]).map_err(|e| {
-        let offset = at - block.range.start;
-        corrupt(shuffle, block, format!("record at byte {offset}: {e}"))
-    })?;
-    Ok((record, end - rest.len()))
+    let bytes = &block.data[at..end];
+    let error = |e: String| {
+        corrupt(
+            shuffle,
+            block,
+            format!("record at byte {}: {e}", at - block.range.start),
+        )
+    };
+    match raw {
+        Some(raw) => Ok((raw.read(bytes).map_err(error)?, at + raw.width())),
+        None => {
+            let (record, rest) =
+                postcard::take_from_bytes::<S>(bytes).map_err(|e| error(e.to_string()))?;
+            Ok((record, end - rest.len()))
+        }
+    }
+}
+
+/// The key of the record at `at` of `block` (read in place, if raw) and where the next
+/// record starts.
+fn key_at<S: DeserializeOwned, K>(
+    raw: Option<&RawCodec<S>>,
+    key: &(dyn Fn(&S) -> K + Send + Sync),
+    block: &Block,
+    at: usize,
+    shuffle: ShuffleId,
+) -> Result<(K, usize)> {
+    match raw {
+        Some(raw) => {
+            let k = raw
+                .with(&block.data[at..block.range.end], key)
+                .map_err(|e| {
+                    corrupt(
+                        shuffle,
+                        block,
+                        format!("record at byte {}: {e}", at - block.range.start),
+                    )
+                })?;
+            Ok((k, at + raw.width()))
+        }
+        None => {
+            let (record, next) = decode_at::<S>(None, block, at, shuffle)?;
+            Ok((key(&record), next))
+        }
+    }
 }
 
 /// The maximal sorted runs of every block: (block index, byte range), in arrival order.
-fn natural_runs<S: DeserializeOwned, K: Ord>(
+fn natural_runs<S: DeserializeOwned, K: SortKey>(
     sort: &KeySort<S, K>,
     blocks: &[Block],
     shuffle: ShuffleId,
@@ -134,18 +266,21 @@ fn natural_runs<S: DeserializeOwned, K: Ord>(
     for (b, block) in blocks.iter().enumerate() {
         let mut start = block.range.start;
         let mut at = start;
-        let mut last: Option<K> = None;
+        let mut last: Option<(u128, K)> = None;
         while at < block.range.end {
-            let (record, next) = decode_at::<S>(block, at, shuffle)?;
-            let key = (sort.key)(&record);
-            if last
-                .as_ref()
-                .is_some_and(|l| sort.order(l, &key) == Ordering::Greater)
-            {
+            let (key, next) = key_at(sort.raw.as_ref(), &*sort.key, block, at, shuffle)?;
+            let e = entry(&key, sort.ascending, 0);
+            let descends = last.as_ref().is_some_and(|(le, lk)| {
+                *le > e
+                    || (*le == e
+                        && !prefix_decides::<K>()
+                        && sort.order(lk, &key) == Ordering::Greater)
+            });
+            if descends {
                 runs.push((b as u32, start..at));
                 start = at;
             }
-            last = Some(key);
+            last = Some((e, key));
             at = next;
         }
         if start < block.range.end {
@@ -155,69 +290,81 @@ fn natural_runs<S: DeserializeOwned, K: Ord>(
     Ok(runs)
 }
 
-/// The key of a run's head record in the merge heap (the record waits in its run's slot,
-/// so the heap moves small entries).
+/// A run's head record in the merge heap (the record waits in its run's slot, so the heap
+/// moves small entries): its entry (key prefix, run number) and, where prefixes can tie,
+/// its key.
 struct Head<K> {
-    key: K,
-    run: usize,
+    entry: u128,
+    key: Option<K>,
     ascending: bool,
 }
 
-impl<K: Ord> Ord for Head<K> {
-    /// The heap pops the greatest: the first key in the order, then the earliest run.
+impl<K: SortKey> Ord for Head<K> {
+    /// The first key in the sort's order, then the earliest run, is the least.
     fn cmp(&self, other: &Self) -> Ordering {
-        let by_key = if self.ascending {
-            other.key.cmp(&self.key)
+        if same_prefix(self.entry, other.entry)
+            && let (Some(a), Some(b)) = (&self.key, &other.key)
+        {
+            in_direction(self.ascending, a, b).then(self.entry.cmp(&other.entry))
         } else {
-            self.key.cmp(&other.key)
-        };
-        by_key.then(other.run.cmp(&self.run))
+            self.entry.cmp(&other.entry)
+        }
     }
 }
 
-impl<K: Ord> PartialOrd for Head<K> {
+impl<K: SortKey> PartialOrd for Head<K> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl<K: Ord> PartialEq for Head<K> {
+impl<K: SortKey> PartialEq for Head<K> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl<K: Ord> Eq for Head<K> {}
+impl<K: SortKey> Eq for Head<K> {}
 
 /// A k-way merge of sorted runs of mapped blocks.
 struct Merge<S, K> {
     key: Arc<dyn Fn(&S) -> K + Send + Sync>,
     ascending: bool,
+    /// Raw records wait in their blocks until taken: a run's range then starts at its head.
+    raw: Option<RawCodec<S>>,
     blocks: Vec<Block>,
     shuffle: ShuffleId,
     /// What remains of each run.
     runs: Vec<(u32, Range<usize>)>,
-    /// Each run's decoded head record, while its key is in the heap.
+    /// Each run's decoded head record, while its key is in the heap (not for raw records).
     heads: Vec<Option<S>>,
-    heap: BinaryHeap<Head<K>>,
+    heap: BinaryHeap<Reverse<Head<K>>>,
 }
 
-impl<S: DeserializeOwned, K: Ord> Merge<S, K> {
-    /// Moves run `run`'s next record into the heap, if it has one.
-    fn advance(&mut self, run: usize) -> Result<()> {
+impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
+    /// Run `run`'s next record's heap entry, if it has one (decoded into its slot, unless
+    /// raw).
+    fn advance(&mut self, run: usize) -> Result<Option<Head<K>>> {
         let (b, range) = &mut self.runs[run];
         if range.start >= range.end {
-            return Ok(());
+            return Ok(None);
         }
-        let (record, next) = decode_at::<S>(&self.blocks[*b as usize], range.start, self.shuffle)?;
-        range.start = next;
-        self.heap.push(Head {
-            key: (self.key)(&record),
-            run,
+        let block = &self.blocks[*b as usize];
+        let key = match &self.raw {
+            Some(raw) => key_at(Some(raw), &*self.key, block, range.start, self.shuffle)?.0,
+            None => {
+                let (record, next) = decode_at::<S>(None, block, range.start, self.shuffle)?;
+                range.start = next;
+                let key = (self.key)(&record);
+                self.heads[run] = Some(record);
+                key
+            }
+        };
+        Ok(Some(Head {
+            entry: entry(&key, self.ascending, run as u64),
+            key: (!prefix_decides::<K>()).then_some(key),
             ascending: self.ascending,
-        });
-        self.heads[run] = Some(record);
-        Ok(())
+        }))
     }
 
     fn next_batch(&mut self) -> Option<Result<Vec<S>>> {
@@ -226,15 +373,48 @@ impl<S: DeserializeOwned, K: Ord> Merge<S, K> {
         }
         let mut batch = Vec::with_capacity(BATCH_SIZE.min(self.heap.len() * 64));
         while batch.len() < BATCH_SIZE {
-            let Some(head) = self.heap.pop() else { break };
-            let Some(record) = self.heads[head.run].take() else {
-                unreachable!("a run in the heap has its head record")
+            let Some(top) = self.heap.peek() else { break };
+            let run = index_of(top.0.entry);
+            let record = match &self.raw {
+                Some(raw) => {
+                    let (b, range) = &mut self.runs[run];
+                    // Its whole record was checked when its key was read.
+                    let (record, next) = match decode_at(
+                        Some(raw),
+                        &self.blocks[*b as usize],
+                        range.start,
+                        self.shuffle,
+                    ) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.heap.clear();
+                            return Some(Err(e));
+                        }
+                    };
+                    range.start = next;
+                    record
+                }
+                None => match self.heads[run].take() {
+                    Some(record) => record,
+                    None => unreachable!("a run in the heap has its head record"),
+                },
             };
-            if let Err(e) = self.advance(head.run) {
-                self.heap.clear();
-                return Some(Err(e));
-            }
             batch.push(record);
+            // The run's next head replaces it in place: one sift instead of a pop and a push.
+            match self.advance(run) {
+                Ok(Some(head)) => {
+                    if let Some(mut top) = self.heap.peek_mut() {
+                        *top = Reverse(head);
+                    }
+                }
+                Ok(None) => {
+                    self.heap.pop();
+                }
+                Err(e) => {
+                    self.heap.clear();
+                    return Some(Err(e));
+                }
+            }
         }
         Some(Ok(batch))
     }
@@ -245,13 +425,17 @@ mod tests {
     use super::*;
     use crate::codec;
 
-    fn block(source: usize, records: &[(u32, u32)]) -> Block {
+    fn block<T: serde::Serialize>(source: usize, records: &[T]) -> Block {
         let mut bytes = Vec::new();
         for r in records {
             codec::encode_into(&mut bytes, r);
         }
+        block_of(source, &bytes)
+    }
+
+    fn block_of(source: usize, bytes: &[u8]) -> Block {
         let mut file = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
         // SAFETY: a private temporary file nobody else writes.
         let data = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
         Block {
@@ -265,6 +449,7 @@ mod tests {
         KeySort {
             key: Arc::new(|r: &(u32, u32)| r.0),
             ascending,
+            raw: None,
         }
     }
 
@@ -337,6 +522,156 @@ mod tests {
             .collect();
         let runs = natural_runs(&sort, &blocks, ShuffleId(0)).unwrap();
         assert_eq!(runs.len(), 2, "one run per sorted block: {runs:?}");
+    }
+
+    /// Map-side sorting of `records` into `buckets` buckets (record `i` into bucket
+    /// `i % buckets`) with a spill after every `spill_every` records, as a map task does:
+    /// each bucket then holds several sorted pieces, back to back. Each piece must be the
+    /// stable sort of its records; returns each bucket's records as written.
+    fn map_side<T, K>(
+        sort: &KeySort<T, K>,
+        records: &[T],
+        buckets: usize,
+        spill_every: usize,
+    ) -> Vec<Vec<T>>
+    where
+        T: serde::Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug + 'static,
+        K: SortKey + Send + 'static,
+    {
+        let mut written = vec![Vec::new(); buckets];
+        for (p, piece) in records.chunks(spill_every).enumerate() {
+            let mut bytes = vec![Vec::new(); buckets];
+            let mut sorter = sort.sorter(buckets);
+            for (i, r) in piece.iter().enumerate() {
+                let b = (p * spill_every + i) % buckets;
+                let start = bytes[b].len();
+                match &sort.raw {
+                    Some(raw) => raw.encode_into(&mut bytes[b], r),
+                    None => codec::encode_into(&mut bytes[b], r),
+                }
+                sorter.push(b, r, start..bytes[b].len());
+            }
+            sorter.sort(&mut bytes);
+            for (b, bytes) in bytes.iter().enumerate() {
+                let mut got: Vec<T> = Vec::new();
+                match &sort.raw {
+                    Some(raw) => {
+                        got.extend(bytes.chunks(raw.width()).map(|r| raw.read(r).unwrap()))
+                    }
+                    None => codec::decode_all_into(bytes, &mut got).unwrap(),
+                }
+                let mut want: Vec<T> = (0..piece.len())
+                    .filter(|i| (p * spill_every + i) % buckets == b)
+                    .map(|i| piece[i].clone())
+                    .collect();
+                want.sort_by(|x, y| sort.order(&(sort.key)(x), &(sort.key)(y)));
+                assert_eq!(got, want, "piece {p} of bucket {b}");
+                written[b].extend(got);
+            }
+        }
+        written
+    }
+
+    #[test]
+    fn keys_whose_prefixes_tie_are_compared_whole() {
+        // Strings sharing their first 16 bytes (all a prefix holds), u128 keys differing
+        // only in bits below the kept prefix: `Ord` decides among equal prefixes.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(9);
+        let words: Vec<(String, u32)> = (0..3000)
+            .map(|i| (format!("same-sixteen-byt{}", rng.random_range(0..40)), i))
+            .collect();
+        let wide: Vec<(u128, u32)> = (0..3000)
+            .map(|i| (rng.random_range(0..50u128) + (7 << 100), i))
+            .collect();
+        fn check<K: SortKey + Send + Clone + 'static>(records: &[(K, u32)], ascending: bool)
+        where
+            (K, u32): serde::Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+        {
+            let sort = KeySort {
+                key: Arc::new(|r: &(K, u32)| r.0.clone()),
+                ascending,
+                raw: None,
+            };
+            let buckets = map_side(&sort, records, 3, 700);
+            let blocks = buckets
+                .iter()
+                .enumerate()
+                .map(|(i, r)| block(i, r))
+                .collect();
+            let out: Vec<(K, u32)> = sort
+                .merge(blocks, ShuffleId(0))
+                .unwrap()
+                .flat_map(|b| b.unwrap())
+                .collect();
+            // Ties come out by block (bucket), then position: their numbers ascend.
+            let mut want = records.to_vec();
+            let arrival = |r: &(K, u32)| (r.1 % 3, r.1);
+            want.sort_by(|a, b| sort.order(&a.0, &b.0).then(arrival(a).cmp(&arrival(b))));
+            assert_eq!(out, want, "ascending {ascending}");
+        }
+        for ascending in [true, false] {
+            check(&words, ascending);
+            check(&wide, ascending);
+        }
+    }
+
+    #[test]
+    fn plain_old_data_crosses_as_raw_bytes_and_sorts_the_same() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let records: Vec<[u32; 2]> = (0..3000).map(|i| [rng.random_range(0..50), i]).collect();
+        for ascending in [true, false] {
+            let sort = KeySort {
+                key: Arc::new(|r: &[u32; 2]| r[0]),
+                ascending,
+                raw: Some(RawCodec::pod()),
+            };
+            let buckets = map_side(&sort, &records, 3, 700);
+            let mut blocks = Vec::new();
+            for (i, bucket) in buckets.iter().enumerate() {
+                let mut bytes = vec![0u8]; // a misaligned start: keys are read from copies
+                bucket
+                    .iter()
+                    .for_each(|r| bytes.extend_from_slice(bytemuck::bytes_of(r)));
+                let mut b = block_of(i, &bytes);
+                b.range = 1..bytes.len();
+                blocks.push(b);
+            }
+            blocks.push(block_of(9, bytemuck::cast_slice(&buckets[0][..5])));
+            let out: Vec<[u32; 2]> = sort
+                .merge(blocks, ShuffleId(0))
+                .unwrap()
+                .flat_map(|b| b.unwrap())
+                .collect();
+            let mut want: Vec<[u32; 2]> = records.clone();
+            want.extend_from_slice(&buckets[0][..5]);
+            // Ties by block (bucket; the extra block last), then position.
+            let arrival = |r: &[u32; 2], extra: bool| (extra, r[1] % 3, r[1]);
+            let mut want: Vec<([u32; 2], bool)> = want
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| (r, i >= records.len()))
+                .collect();
+            want.sort_by(|a, b| {
+                sort.order(&a.0[0], &b.0[0])
+                    .then(arrival(&a.0, a.1).cmp(&arrival(&b.0, b.1)))
+            });
+            let want: Vec<[u32; 2]> = want.into_iter().map(|(r, _)| r).collect();
+            assert_eq!(out, want, "ascending {ascending}");
+        }
+        // A block that ends inside a record is corrupt.
+        let sort = KeySort {
+            key: Arc::new(|r: &[u32; 2]| r[0]),
+            ascending: true,
+            raw: Some(RawCodec::pod()),
+        };
+        let bytes: Vec<u8> = bytemuck::cast_slice(&records[..4]).to_vec();
+        let err = sort
+            .merge(vec![block_of(2, &bytes[..bytes.len() - 3])], ShuffleId(6))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("shuffle 6"), "{err}");
     }
 
     #[test]

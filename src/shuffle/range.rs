@@ -25,6 +25,23 @@ pub fn reservoir<T>(items: impl Iterator<Item = T>, size: usize, seed: u64) -> (
     (sample, seen)
 }
 
+/// `size` distinct positions below `n` (all of them if `n <= size`), uniformly drawn
+/// (Floyd's algorithm, deterministic for a `seed`), in ascending order.
+pub fn sample_positions(n: u64, size: usize, seed: u64) -> Vec<u64> {
+    if n <= size as u64 {
+        return (0..n).collect();
+    }
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let mut picked = std::collections::BTreeSet::new();
+    for j in n - size as u64..n {
+        let t = rng.random_range(0..=j);
+        if !picked.insert(t) {
+            picked.insert(j);
+        }
+    }
+    picked.into_iter().collect()
+}
+
 /// `partitions - 1` ascending boundaries from per-partition samples: each sample is
 /// `(keys, items the partition holds)`, so a key stands for `items / keys.len()` items
 /// and a partition that held more gets more boundaries.
@@ -73,6 +90,19 @@ mod tests {
         let (s, seen) = reservoir(0..1000, 10, 1);
         assert_eq!((s.len(), seen), (10, 1000));
         assert_eq!(reservoir(0..3, 10, 1), (vec![0, 1, 2], 3));
+    }
+
+    #[test]
+    fn sampled_positions_are_distinct_in_range_and_spread() {
+        assert_eq!(sample_positions(3, 10, 1), vec![0, 1, 2]);
+        let p = sample_positions(1_000_000, 500, 7);
+        assert_eq!(p.len(), 500);
+        assert!(p.windows(2).all(|w| w[0] < w[1]) && p[499] < 1_000_000);
+        assert_eq!(p, sample_positions(1_000_000, 500, 7), "deterministic");
+        // Spread over the whole range: each tenth holds about a tenth of them.
+        let mut tenths = [0; 10];
+        p.iter().for_each(|&x| tenths[(x / 100_000) as usize] += 1);
+        assert!(tenths.iter().all(|&c| (25..=80).contains(&c)), "{tenths:?}");
     }
 
     #[test]
