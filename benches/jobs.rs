@@ -72,6 +72,7 @@ fn main() {
          processes: ember = mpirun -n 3 (driver + 2 executors), baseline = one process \
          (rayon, {cores} threads)"
     );
+    support::report_launcher_start_up();
     println!(
         "{:<10} {:>8} {:>10} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>6}",
         "job",

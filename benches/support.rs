@@ -38,6 +38,20 @@ pub fn mpirun(ranks: usize, program: &str, args: &[String]) -> Command {
     cmd
 }
 
+/// Prints what the launcher alone costs (`mpirun -n 1 true`, median of 3): part of every
+/// ember time, none of a baseline's. On a machine where PMIx finds munge installed but its
+/// daemon not running, every launch waits about 2 s retrying the socket; says so.
+pub fn report_launcher_start_up() {
+    let secs = median((0..3).map(|_| timed(mpirun(1, "true", &[])).0).collect());
+    println!("launcher start-up (mpirun -n 1 true, in every ember time): {secs:.2} s");
+    if secs > 1.0 {
+        println!(
+            "  slow: if munge is installed, is munged running? (PMIx retries its socket; \
+             `munged` or PMIX_MCA_psec=native avoids the wait)"
+        );
+    }
+}
+
 /// Runs `cmd`, returning (seconds, stdout, stderr); panics with its output on failure.
 pub fn timed(mut cmd: Command) -> (f64, String, String) {
     let start = Instant::now();

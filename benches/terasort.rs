@@ -75,6 +75,7 @@ fn main() {
     println!(
         "terasort benchmark: {records} records ({mb:.0} MB), median of {reps}, whole processes"
     );
+    support::report_launcher_start_up();
     println!("{:<44} {:>8} {:>10}", "", "seconds", "MB/s");
     println!(
         "{:<44} {b:>8.2} {:>10.0}",
