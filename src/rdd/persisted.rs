@@ -54,16 +54,7 @@ impl<T: Data> Compute<T> for PersistedRdd<T> {
         match store.get::<T>(self.id, split) {
             Some(Cached::Shared(records)) => {
                 TaskCounters::bump(&tc.counters.cache_hits);
-                let mut at = 0;
-                Ok(Box::new(std::iter::from_fn(move || {
-                    if at >= records.len() {
-                        return None;
-                    }
-                    let end = (at + BATCH_SIZE).min(records.len());
-                    let batch = records[at..end].to_vec();
-                    at = end;
-                    Some(Ok(batch))
-                })))
+                Ok(shared_batches(records))
             }
             Some(Cached::Owned(records)) => {
                 TaskCounters::bump(&tc.counters.cache_hits);
@@ -104,9 +95,27 @@ impl<T: Data> Compute<T> for PersistedRdd<T> {
                 if store.put(self.id, split, Arc::clone(&records), self.level, self.codec) {
                     tc.counters.note_cached(self.id, split);
                 }
-                let records = Arc::try_unwrap(records).unwrap_or_else(|shared| shared.to_vec());
-                Ok(batched(records.into_iter()))
+                // Cached: read like a hit, a batch at a time, rather than cloning the whole
+                // partition beside the block (twice its memory for the rest of the task).
+                Ok(match Arc::try_unwrap(records) {
+                    Ok(records) => batched(records.into_iter()),
+                    Err(shared) => shared_batches(shared),
+                })
             }
         }
     }
+}
+
+/// The records of a block held in memory, cloned a batch at a time as they are read.
+fn shared_batches<T: Data>(records: Arc<Vec<T>>) -> BatchIter<T> {
+    let mut at = 0;
+    Box::new(std::iter::from_fn(move || {
+        if at >= records.len() {
+            return None;
+        }
+        let end = (at + BATCH_SIZE).min(records.len());
+        let batch = records[at..end].to_vec();
+        at = end;
+        Some(Ok(batch))
+    }))
 }
