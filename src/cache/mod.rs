@@ -58,6 +58,12 @@ impl BlockCodec {
         }
     }
 
+    /// The decoded size of `records`: what they hold of the budget in memory.
+    #[allow(clippy::ptr_arg)] // the sizer downcasts to the `Vec` a block is
+    pub fn size_of<T: Send + Sync + 'static>(&self, records: &Vec<T>) -> u64 {
+        (self.size)(records)
+    }
+
     /// Plain-old-data records, stored as their bytes.
     pub fn pod<T: bytemuck::Pod + Send + Sync>() -> Self {
         BlockCodec {
@@ -272,6 +278,18 @@ impl BlockStore {
         true
     }
 
+    /// Evicts (or spills) least-recently-used memory blocks until `bytes` more would fit
+    /// the budget, as a partition being collected for the cache grows (`put` reserves
+    /// the block itself); false if they cannot.
+    pub fn make_room_for(&self, bytes: u64) -> bool {
+        let mut inner = self.lock();
+        if !self.make_room(&mut inner, bytes) {
+            return false;
+        }
+        self.memory.release(bytes);
+        true
+    }
+
     fn forget(&self, inner: &mut Inner, entry: Entry) {
         match entry.stored {
             Stored::Memory { .. } => {
@@ -397,6 +415,30 @@ mod tests {
         store.remove_rdd(RddId(1));
         assert_eq!(values(store.get::<u64>(RddId(1), 3)), None);
         assert_eq!(store.memory().0, 0);
+    }
+
+    #[test]
+    fn room_for_a_block_being_collected_is_made_by_evicting_and_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = MemoryManager::new(300);
+        let store = BlockStore::new(Arc::clone(&memory), dir.path());
+        for p in 0..3 {
+            store.put(
+                RddId(1),
+                p,
+                Arc::new(vec![p as u64; 10]),
+                StorageLevel::Memory,
+                BlockCodec::serde::<u64>(),
+            );
+        }
+        assert_eq!(memory.reserved(), 240);
+        // 150 bytes: the two least recently used blocks go; the room is not reserved.
+        assert!(store.make_room_for(150));
+        assert_eq!(memory.reserved(), 80);
+        assert_eq!(values(store.get::<u64>(RddId(1), 0)), None);
+        assert_eq!(values(store.get::<u64>(RddId(1), 1)), None);
+        assert_eq!(values(store.get::<u64>(RddId(1), 2)), Some(vec![2; 10]));
+        assert!(!store.make_room_for(301), "more than the budget");
     }
 
     #[test]

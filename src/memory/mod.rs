@@ -7,6 +7,7 @@
 //! of its node: the smallest of the machine's memory, the cgroup limit (`memory.max`, as
 //! Slurm sets for a job) and Slurm's `--mem`/`--mem-per-cpu`.
 
+pub mod allocator;
 pub mod estimate;
 
 use std::path::Path;

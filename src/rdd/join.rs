@@ -77,43 +77,45 @@ fn salted_partition<K: Key>(key: &K, salt: u32, partitions: usize) -> usize {
     (hash_partition(key, partitions) + salt as usize) % partitions
 }
 
-/// The right rows of one key in a reduce partition: usually one (a dimension), any number
-/// in general.
-enum Matches<W> {
-    One(W),
-    Many(Vec<W>),
+/// The hash table of one partition's right rows: each key's first row in `first`, any
+/// further rows of the key in `more`. A slot of `first` is just the key and its row (16
+/// bytes for PageRank's `(u64, f64)` ranks, where an enum of one row or many took 32), and
+/// `more` stays empty when the right side has a row per key, as a dimension or an
+/// aggregation's output does.
+struct Table<K, W> {
+    first: FxHashMap<K, W>,
+    more: FxHashMap<K, Vec<W>>,
 }
 
-impl<W> Matches<W> {
-    fn as_slice(&self) -> &[W] {
-        match self {
-            Matches::One(w) => std::slice::from_ref(w),
-            Matches::Many(ws) => ws,
+impl<K: Key, W> Table<K, W> {
+    fn build(right: impl Iterator<Item = (K, W)>) -> Self {
+        let mut table = Table {
+            first: FxHashMap::default(),
+            more: FxHashMap::default(),
+        };
+        for (k, w) in right {
+            match table.first.entry(k) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(w);
+                }
+                std::collections::hash_map::Entry::Occupied(slot) => {
+                    table.more.entry(slot.key().clone()).or_default().push(w);
+                }
+            }
         }
+        table
     }
-}
 
-/// The hash table of one partition's right rows.
-fn build_table<K: Key, W>(right: impl Iterator<Item = (K, W)>) -> FxHashMap<K, Matches<W>> {
-    let mut table: FxHashMap<K, Matches<W>> = FxHashMap::default();
-    for (k, w) in right {
-        match table.get_mut(&k) {
-            None => {
-                table.insert(k, Matches::One(w));
-            }
-            Some(m) => {
-                let all = match std::mem::replace(m, Matches::Many(Vec::new())) {
-                    Matches::One(first) => vec![first, w],
-                    Matches::Many(mut ws) => {
-                        ws.push(w);
-                        ws
-                    }
-                };
-                *m = Matches::Many(all);
-            }
-        }
+    /// The rows of `k`: its first, and the others.
+    fn get(&self, k: &K) -> Option<(&W, &[W])> {
+        let first = self.first.get(k)?;
+        let more = if self.more.is_empty() {
+            &[][..]
+        } else {
+            self.more.get(k).map_or(&[][..], Vec::as_slice)
+        };
+        Some((first, more))
     }
-    table
 }
 
 /// The inner join of one partition of each side: a hash table of the right rows, the left
@@ -123,8 +125,9 @@ pub(crate) fn hash_join<K: Key, V: Data, W: Data>(
     left: impl Iterator<Item = (K, V)>,
     right: impl Iterator<Item = (K, W)>,
 ) -> impl Iterator<Item = (K, (V, W))> {
+    let table = Table::build(right);
     Probe {
-        table: build_table(right),
+        table,
         left,
         pending: None,
     }
@@ -132,9 +135,10 @@ pub(crate) fn hash_join<K: Key, V: Data, W: Data>(
 
 /// Streams left rows through the hash table of the right rows, yielding each match.
 struct Probe<K, V, W, I> {
-    table: FxHashMap<K, Matches<W>>,
+    table: Table<K, W>,
     left: I,
-    /// A left row with more than one match, and the next match to pair it with.
+    /// A left row with more than one match, and the next match to pair it with (0 is
+    /// the key's first row, i > 0 its `more[i - 1]`).
     pending: Option<(K, V, usize)>,
 }
 
@@ -144,22 +148,24 @@ impl<K: Key, V: Data, W: Data, I: Iterator<Item = (K, V)>> Iterator for Probe<K,
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some((k, v, i)) = &mut self.pending {
-                let ws = self.table.get(k).map_or(&[][..], Matches::as_slice);
-                if *i + 1 < ws.len() {
+                let Some((first, more)) = self.table.get(k) else {
+                    self.pending = None;
+                    continue;
+                };
+                let w = if *i == 0 { first } else { &more[*i - 1] };
+                if *i < more.len() {
                     *i += 1;
-                    return Some((k.clone(), (v.clone(), ws[*i - 1].clone())));
+                    return Some((k.clone(), (v.clone(), w.clone())));
                 }
-                let w = ws.get(*i).cloned();
+                let w = w.clone();
                 let (k, v, _) = self.pending.take()?;
-                if let Some(w) = w {
-                    return Some((k, (v, w)));
-                }
+                return Some((k, (v, w)));
             }
             let (k, v) = self.left.next()?;
-            match self.table.get(&k).map(Matches::as_slice) {
-                Some([w]) => return Some((k, (v, w.clone()))),
-                Some([]) | None => {}
+            match self.table.get(&k) {
+                Some((w, [])) => return Some((k, (v, w.clone()))),
                 Some(_) => self.pending = Some((k, v, 0)),
+                None => {}
             }
         }
     }
@@ -344,6 +350,37 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    #[test]
+    fn hash_join_pairs_every_left_row_with_every_right_row_of_its_key() {
+        // Right: key 1 once, key 2 three times, key 3 twice, key 9 without left rows;
+        // left: key 2 twice, key 4 without right rows.
+        let right = vec![
+            (2u64, 20i32),
+            (1, 10),
+            (2, 21),
+            (3, 30),
+            (2, 22),
+            (9, 90),
+            (3, 31),
+        ];
+        let left = vec![(2u64, 'a'), (1, 'b'), (4, 'c'), (3, 'd'), (2, 'e')];
+        let mut got: Vec<_> =
+            hash_join(left.clone().into_iter(), right.clone().into_iter()).collect();
+        let mut expect = Vec::new();
+        for &(k, v) in &left {
+            for &(k2, w) in &right {
+                if k == k2 {
+                    expect.push((k, (v, w)));
+                }
+            }
+        }
+        // A left row meets its key's right rows in their order.
+        assert_eq!(got[..3], expect[..3]);
+        got.sort();
+        expect.sort();
+        assert_eq!(got, expect);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::cache::{BlockCodec, Cached, StorageLevel};
 use crate::error::{Error, Result};
+use crate::memory::Reservation;
 use crate::plan::Data;
 use crate::plan::batch::{BATCH_SIZE, BatchIter, batched, collect_partition};
 use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
@@ -54,16 +55,7 @@ impl<T: Data> Compute<T> for PersistedRdd<T> {
         match store.get::<T>(self.id, split) {
             Some(Cached::Shared(records)) => {
                 TaskCounters::bump(&tc.counters.cache_hits);
-                let mut at = 0;
-                Ok(Box::new(std::iter::from_fn(move || {
-                    if at >= records.len() {
-                        return None;
-                    }
-                    let end = (at + BATCH_SIZE).min(records.len());
-                    let batch = records[at..end].to_vec();
-                    at = end;
-                    Some(Ok(batch))
-                })))
+                Ok(shared_batches(records))
             }
             Some(Cached::Owned(records)) => {
                 TaskCounters::bump(&tc.counters.cache_hits);
@@ -98,15 +90,85 @@ impl<T: Data> Compute<T> for PersistedRdd<T> {
             }
             None => {
                 TaskCounters::bump(&tc.counters.cache_misses);
-                let records = Arc::new(collect_partition(
-                    Arc::clone(&self.parent).compute(split, tc)?,
-                )?);
+                let batches = Arc::clone(&self.parent).compute(split, tc)?;
+                let records = if self.level == StorageLevel::Memory {
+                    match unroll(batches, &self.codec, tc)? {
+                        Unrolled::Whole(records) => records,
+                        Unrolled::Partial(read, rest, reservation) => {
+                            tracing::debug!(
+                                "partition {split} of rdd {} does not fit the memory budget: not cached",
+                                self.id
+                            );
+                            // The records read stay reserved while they are handed on.
+                            let read = batched(read.into_iter()).inspect(move |_| {
+                                let _held = &reservation;
+                            });
+                            return Ok(Box::new(read.chain(rest)));
+                        }
+                    }
+                } else {
+                    // A file is written from the whole partition.
+                    collect_partition(batches)?
+                };
+                let records = Arc::new(records);
                 if store.put(self.id, split, Arc::clone(&records), self.level, self.codec) {
                     tc.counters.note_cached(self.id, split);
                 }
-                let records = Arc::try_unwrap(records).unwrap_or_else(|shared| shared.to_vec());
-                Ok(batched(records.into_iter()))
+                // Cached: read like a hit, a batch at a time, rather than cloning the whole
+                // partition beside the block (twice its memory for the rest of the task).
+                Ok(match Arc::try_unwrap(records) {
+                    Ok(records) => batched(records.into_iter()),
+                    Err(shared) => shared_batches(shared),
+                })
             }
         }
     }
+}
+
+/// The records of a block held in memory, cloned a batch at a time as they are read.
+fn shared_batches<T: Data>(records: Arc<Vec<T>>) -> BatchIter<T> {
+    let mut at = 0;
+    Box::new(std::iter::from_fn(move || {
+        if at >= records.len() {
+            return None;
+        }
+        let end = (at + BATCH_SIZE).min(records.len());
+        let batch = records[at..end].to_vec();
+        at = end;
+        Some(Ok(batch))
+    }))
+}
+
+/// A partition being collected for the cache, as far as it fit.
+enum Unrolled<T> {
+    /// All of it, now to be stored.
+    Whole(Vec<T>),
+    /// What was read when it stopped fitting the budget, the batches after it, and the
+    /// reservation of what was read.
+    Partial(Vec<T>, BatchIter<T>, Reservation),
+}
+
+/// Collects a partition for a memory block while its decoded size fits what is left of
+/// the budget (Spark's unrolling): one that cannot fit is not held whole only to be
+/// refused by the block store; it is handed on as it streams, holding at most the budget.
+/// The reservation covers the records while they are collected; the block store reserves
+/// the block itself (evicting older ones if it must).
+fn unroll<T: Data>(
+    mut batches: BatchIter<T>,
+    codec: &BlockCodec,
+    tc: &TaskContext,
+) -> Result<Unrolled<T>> {
+    let mut reservation = tc.shuffle.memory().reservation();
+    let (mut records, mut bytes) = (Vec::new(), 0u64);
+    while let Some(batch) = batches.next() {
+        let mut batch = batch?;
+        bytes += codec.size_of(&batch);
+        records.append(&mut batch);
+        let grown = reservation.grow_to(bytes)
+            || (tc.blocks.make_room_for(bytes - reservation.bytes()) && reservation.grow_to(bytes));
+        if !grown {
+            return Ok(Unrolled::Partial(records, batches, reservation));
+        }
+    }
+    Ok(Unrolled::Whole(records))
 }

@@ -212,6 +212,9 @@ impl<S: DeserializeOwned> Iterator for BlockRecords<S> {
                     }
                 });
             }
+            if let Some((read, _)) = self.current.take() {
+                read.release_pages();
+            }
             let block = self.blocks.next()?;
             let start = block.range.start;
             self.current = Some((block, start));

@@ -28,6 +28,28 @@ impl Block {
     pub fn bytes(&self) -> &[u8] {
         &self.data[self.range.clone()]
     }
+
+    /// Drops this process's pages of the block once it has been read: the data stays in
+    /// its file (reserved by the executor that wrote it), and a later read (a retried
+    /// task) faults it in again. Without this, every block a reduce task read stays in
+    /// the reader's RSS until the whole shuffle is removed, which for a shuffle kept as
+    /// the lineage of a cached RDD (PageRank's links) is the whole job.
+    pub fn release_pages(&self) {
+        if self.range.is_empty() {
+            return;
+        }
+        // SAFETY: the mapping is a shared mapping of a file that is not truncated while
+        // mapped: `MADV_DONTNEED` only unmaps its pages here, the file keeps their
+        // contents and a later access reads them again. Records decoded from the block
+        // own their data, so nothing borrows these pages.
+        let _ = unsafe {
+            self.data.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                self.range.start,
+                self.range.len(),
+            )
+        };
+    }
 }
 
 /// The received side of an exchanged shuffle on this executor.
@@ -298,6 +320,40 @@ impl ShuffleStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_whose_pages_were_released_reads_the_same_again() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let path = shm.path().join("map.data");
+        let bytes: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let data = Arc::new(crate::io::input::map_file(&path).unwrap().unwrap());
+        // Two blocks sharing a page, as runs of one map file do.
+        let first = Block {
+            source: 1,
+            data: Arc::clone(&data),
+            range: 10..5000,
+        };
+        let second = Block {
+            source: 1,
+            data,
+            range: 5000..bytes.len(),
+        };
+        assert_eq!(first.bytes(), &bytes[10..5000]);
+        first.release_pages();
+        assert_eq!(second.bytes(), &bytes[5000..]);
+        assert_eq!(
+            first.bytes(),
+            &bytes[10..5000],
+            "read again after the release"
+        );
+        second.release_pages();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the file keeps its data"
+        );
+    }
 
     #[test]
     fn spilled_pieces_come_first_and_files_over_the_budget_go_to_disk() {
