@@ -471,10 +471,35 @@ impl Kind {
 }
 
 /// Partitions for generating `bytes` on the executors: one per executor thread, more so
-/// that none exceeds 64 MiB.
+/// that none exceeds 64 MiB, rounded up to a multiple of the threads so that every
+/// executor thread gets as many (3 partitions on 2 threads left one executor two thirds of
+/// the data, and of the memory).
 pub fn generated_partitions(ctx: &Context, bytes: u64) -> usize {
-    ctx.default_parallelism()
-        .max(bytes.div_ceil(64 << 20) as usize)
+    balanced_partitions(ctx.default_parallelism(), bytes)
+}
+
+fn balanced_partitions(threads: usize, bytes: u64) -> usize {
+    let threads = threads.max(1);
+    let by_size = bytes.div_ceil(64 << 20) as usize;
+    by_size.max(threads).div_ceil(threads) * threads
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::balanced_partitions;
+
+    #[test]
+    fn generated_partitions_are_a_multiple_of_the_threads_and_at_most_64_mib() {
+        assert_eq!(balanced_partitions(2, 1 << 20), 2);
+        assert_eq!(
+            balanced_partitions(2, 138 << 20),
+            4,
+            "3 by size, rounded to 4"
+        );
+        assert_eq!(balanced_partitions(4, 1 << 30), 16);
+        assert_eq!(balanced_partitions(3, 130 << 20), 3);
+        assert_eq!(balanced_partitions(0, 10), 1);
+    }
 }
 
 /// Writes records `range` of a data set of `count` records to `path`.
