@@ -47,7 +47,6 @@ fn cogrouped<K: Key, V: Data, W: Data>(
             (vs, ws)
         };
         combine_spilling(values, |v| add(Default::default(), v), add, Arc::new(merge))
-            .unwrap_or_else(|e| Box::new(std::iter::once(Err(e))))
     })
 }
 

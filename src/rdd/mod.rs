@@ -509,17 +509,17 @@ impl<T: Data> Rdd<T> {
         I::IntoIter: 'static,
     {
         self.partition_batches_with(name, keeps_keys, move |split, records| {
-            batched(f(split, records).into_iter())
+            Ok(batched(f(split, records).into_iter()))
         })
     }
 
-    /// A whole-partition operation whose output may fail (as batches, like a computed
-    /// partition); `keeps_keys` as in `partition_op_with`.
+    /// A whole-partition operation that may fail, before or while it yields its batches
+    /// (like a computed partition); `keeps_keys` as in `partition_op_with`.
     pub(crate) fn partition_batches_with<U: Data>(
         &self,
         name: &'static str,
         keeps_keys: bool,
-        f: impl Fn(usize, PartitionIter<T>) -> BatchIter<U> + Send + Sync + 'static,
+        f: impl Fn(usize, PartitionIter<T>) -> Result<BatchIter<U>> + Send + Sync + 'static,
     ) -> Rdd<U> {
         self.derive(Arc::new(MapPartitions {
             id: self.rt.new_rdd_id(),
@@ -579,17 +579,17 @@ impl<T: Data> Rdd<T> {
         I::IntoIter: 'static,
     {
         self.zip_batches(name, other, partitioner, move |a, b| {
-            batched(f(a, b).into_iter())
+            Ok(batched(f(a, b).into_iter()))
         })
     }
 
-    /// `zip_partitioned` with an output that may fail (as batches).
+    /// `zip_partitioned` with an output that may fail (as batches, or at once).
     pub(crate) fn zip_batches<B: Data, U: Data>(
         &self,
         name: &'static str,
         other: &Rdd<B>,
         partitioner: Option<Partitioner>,
-        f: impl Fn(Partition<T>, Partition<B>) -> BatchIter<U> + Send + Sync + 'static,
+        f: impl Fn(Partition<T>, Partition<B>) -> Result<BatchIter<U>> + Send + Sync + 'static,
     ) -> Rdd<U> {
         debug_assert_eq!(self.num_partitions(), other.num_partitions());
         self.derive(Arc::new(ZipPartitions {

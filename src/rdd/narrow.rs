@@ -117,7 +117,8 @@ where
 }
 
 /// A function over a whole partition: its index and an iterator over its records.
-pub type PartitionFn<T, U> = Arc<dyn Fn(usize, PartitionIter<T>) -> BatchIter<U> + Send + Sync>;
+pub type PartitionFn<T, U> =
+    Arc<dyn Fn(usize, PartitionIter<T>) -> Result<BatchIter<U>> + Send + Sync>;
 
 /// Runs a function over each whole partition (`map_partitions`, map-side combine).
 pub struct MapPartitions<T, U> {
@@ -151,7 +152,7 @@ impl<T: 'static, U: 'static> Compute<U> for MapPartitions<T, U> {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<U>> {
         let input = Arc::clone(&self.parent).compute(split, tc)?;
         let (records, error) = PartitionIter::new(input);
-        let output = (self.f)(split, records);
+        let output = (self.f)(split, records)?;
         // Batches of output, then one final check for an upstream error the function
         // may have swallowed by stopping early.
         let mut checked = false;
@@ -217,7 +218,7 @@ impl<T: 'static> Compute<T> for Union<T> {
 
 /// A function over partition `i` of two RDDs at once (`zip_partitions`).
 pub type ZipFn<A, B, U> =
-    Arc<dyn Fn(PartitionIter<A>, PartitionIter<B>) -> BatchIter<U> + Send + Sync>;
+    Arc<dyn Fn(PartitionIter<A>, PartitionIter<B>) -> Result<BatchIter<U>> + Send + Sync>;
 
 /// Partition `i` computed from partition `i` of each of two parents with as many
 /// partitions (co-partitioned shuffles, as in a join: the driver places both reduce
@@ -257,7 +258,7 @@ impl<A: 'static, B: 'static, U: 'static> Compute<U> for ZipPartitions<A, B, U> {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<U>> {
         let (left, left_error) = PartitionIter::new(Arc::clone(&self.left).compute(split, tc)?);
         let (right, right_error) = PartitionIter::new(Arc::clone(&self.right).compute(split, tc)?);
-        let output = (self.f)(left, right);
+        let output = (self.f)(left, right)?;
         // As in MapPartitions: a function that stopped early on an upstream error must
         // not turn it into a short partition.
         let mut checked = false;

@@ -140,9 +140,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
             let name = "combine_by_key (co-partitioned: no shuffle)";
             return self.partition_batches_with(name, true, move |_, records| {
-                let combined =
-                    combine_spilling(records, &*create, &*merge_value, Arc::clone(&merge));
-                combined.unwrap_or_else(|e| Box::new(std::iter::once(Err(e))))
+                combine_spilling(records, &*create, &*merge_value, Arc::clone(&merge))
             });
         }
         let (partitioner, place) = placement::<K>(partitioner);
