@@ -117,6 +117,18 @@ impl<T> RawCodec<T> {
 mod tests {
     use super::*;
 
+    /// `Str` keys cross a shuffle as the `String` they hold: either side decodes the other
+    /// (inline words, and ones past the 24 bytes held inline).
+    #[test]
+    fn a_str_encodes_as_the_string_it_holds() {
+        for word in ["", "word", "ünïcödé", &"long ".repeat(10)] {
+            let (s, w) = (crate::Str::from(word), word.to_string());
+            assert_eq!(encode(&(s.clone(), 7u64)), encode(&(w.clone(), 7u64)));
+            assert_eq!(decode::<crate::Str>(&encode(&w)), Ok(s.clone()));
+            assert_eq!(decode::<String>(&encode(&s)), Ok(w));
+        }
+    }
+
     #[test]
     fn raw_records_round_trip_in_place_or_copied_and_a_partial_one_is_an_error() {
         let codec = RawCodec::<u64>::pod();

@@ -11,16 +11,16 @@
 //!
 //! ```
 //! use ember::config::EngineArgs;
-//! use ember::{Context, Rdd, Result};
+//! use ember::{Context, Rdd, Result, Str};
 //!
-//! /// Words and how often they occur.
-//! fn word_counts(lines: &Rdd<String>) -> Rdd<(String, u64)> {
+//! /// Words and how often they occur ([`Str`] holds a short word without allocating).
+//! fn word_counts(lines: &Rdd<String>) -> Rdd<(Str, u64)> {
 //!     lines
-//!         .flat_map(|line| line.split_whitespace().map(|w| (w.to_owned(), 1)).collect::<Vec<_>>())
+//!         .flat_map(|line| line.split_whitespace().map(|w| (Str::from(w), 1)).collect::<Vec<_>>())
 //!         .reduce_by_key(|a, b| a + b)
 //! }
 //!
-//! fn run(ctx: &Context) -> Result<Vec<(String, u64)>> {
+//! fn run(ctx: &Context) -> Result<Vec<(Str, u64)>> {
 //!     let lines = ctx.parallelize(vec!["b a b".to_string(), "c b".to_string()], Some(2));
 //!     let mut counts = word_counts(&lines).collect()?;
 //!     counts.sort();
@@ -30,7 +30,7 @@
 //! // A job's main() calls Context::init(); here, two in-process executors.
 //! let ctx = Context::local_with_executors(&EngineArgs::default(), 2);
 //! let counts = run(&ctx)?;
-//! assert_eq!(counts, [("a".to_string(), 1), ("b".to_string(), 3), ("c".to_string(), 1)]);
+//! assert_eq!(counts, [("a".into(), 1), ("b".into(), 3), ("c".into(), 1)]);
 //! ctx.stop();
 //! # Ok::<(), ember::Error>(())
 //! ```
@@ -85,6 +85,12 @@ pub use ids::{RddId, ShuffleId, StageId};
 pub use rdd::actions::{SaveOptions, TextRecord};
 pub use rdd::{Accumulator, Broadcast, Data, Key, Rdd, SortKey, TextOptions};
 pub use shuffle::partitioner::Partitioner;
+
+/// A string for records: up to 24 bytes inline (no heap allocation), longer on the heap.
+/// It hashes, compares, orders and serializes as a `String` does (the same shuffle bytes),
+/// so words and short keys cost no allocation per record — the README's WordCount keys
+/// its words with it (`Str::from(word)`). `compact_str`'s `CompactString`.
+pub use compact_str::CompactString as Str;
 
 /// The allocator of every program that links ember (the default feature `mimalloc`). A job
 /// written the way Spark's are allocates per record (a `String` per line and per word, a

@@ -3,14 +3,14 @@
 //!
 //!     wordcount-readme --input PATH --output DIR
 
-use ember::{Context, Result};
+use ember::{Context, Result, Str};
 
 fn run(ctx: &Context, input: &str, output: &str) -> Result<()> {
     let counts = ctx
         .text_file(input)?
         .flat_map(|line| {
             line.split_whitespace()
-                .map(|w| (w.to_owned(), 1u64))
+                .map(|w| (Str::from(w), 1u64))
                 .collect::<Vec<_>>()
         })
         .reduce_by_key(|a, b| a + b);

@@ -30,7 +30,23 @@ macro_rules! text_record_display {
     )*};
 }
 text_record_display!(
-    String, &str, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64, bool, char
+    String,
+    &str,
+    compact_str::CompactString,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    f32,
+    f64,
+    bool,
+    char
 );
 
 /// A pair is written as `key<TAB>value`, the format of the project's jobs.

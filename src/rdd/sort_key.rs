@@ -196,6 +196,12 @@ impl SortKey for String {
     }
 }
 
+impl SortKey for compact_str::CompactString {
+    fn prefix(&self) -> u128 {
+        bytes_prefix(self.as_bytes())
+    }
+}
+
 impl SortKey for Vec<u8> {
     fn prefix(&self) -> u128 {
         bytes_prefix(self)
@@ -303,6 +309,7 @@ mod tests {
             "b",
         ];
         check(&words.map(String::from));
+        check(&words.map(crate::Str::from));
         check(&words.map(|w| w.as_bytes().to_vec()));
         check(&[[0u8, 0, 1], [0, 1, 0], [255, 0, 0]]);
         check(&[[7u8; 20], [8; 20]]);
