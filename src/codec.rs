@@ -23,15 +23,26 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     buf
 }
 
+/// Decodes the record that starts at byte `at` of `bytes` (records back to back): it and
+/// where the next one starts. `Err` names the offset: `record at byte N: what is wrong`.
+/// Every reader of encoded records (shuffle blocks, sorted runs, spill files) goes through
+/// it, so a corrupt record reads the same wherever it is found.
+#[inline]
+pub fn decode_at<T: DeserializeOwned>(bytes: &[u8], at: usize) -> Result<(T, usize), String> {
+    match postcard::take_from_bytes::<T>(&bytes[at..]) {
+        Ok((record, rest)) => Ok((record, bytes.len() - rest.len())),
+        Err(e) => Err(format!("record at byte {at}: {e}")),
+    }
+}
+
 /// Decodes every record of `bytes`, appending to `out`; `Err` says what is wrong and where.
 pub fn decode_all_into<T: DeserializeOwned>(bytes: &[u8], out: &mut Vec<T>) -> Result<(), String> {
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let offset = bytes.len() - rest.len();
-        let (record, tail) = postcard::take_from_bytes::<T>(rest)
-            .map_err(|e| format!("record at byte {offset} of {}: {e}", bytes.len()))?;
+    let mut at = 0;
+    while at < bytes.len() {
+        let (record, next) =
+            decode_at(bytes, at).map_err(|e| format!("{e} (of {} bytes)", bytes.len()))?;
         out.push(record);
-        rest = tail;
+        at = next;
     }
     Ok(())
 }

@@ -208,21 +208,23 @@ fn decode_at<S: DeserializeOwned>(
     at: usize,
     shuffle: ShuffleId,
 ) -> Result<(S, usize)> {
-    let end = block.range.end;
-    let bytes = &block.data[at..end];
-    let error = |e: String| {
-        corrupt(
-            shuffle,
-            block,
-            format!("record at byte {}: {e}", at - block.range.start),
-        )
-    };
+    let start = block.range.start;
     match raw {
-        Some(raw) => Ok((raw.read(bytes).map_err(error)?, at + raw.width())),
+        Some(raw) => {
+            let record = raw.read(&block.data[at..block.range.end]).map_err(|e| {
+                corrupt(
+                    shuffle,
+                    block,
+                    format!("record at byte {}: {e}", at - start),
+                )
+            })?;
+            Ok((record, at + raw.width()))
+        }
         None => {
-            let (record, rest) =
-                postcard::take_from_bytes::<S>(bytes).map_err(|e| error(e.to_string()))?;
-            Ok((record, end - rest.len()))
+            let (record, next) =
+                crate::codec::decode_at(&block.data[block.range.clone()], at - start)
+                    .map_err(|e| corrupt(shuffle, block, e))?;
+            Ok((record, start + next))
         }
     }
 }
@@ -686,5 +688,9 @@ mod tests {
         b.range = 0..bytes.len();
         let err = by_first(true).merge(vec![b], ShuffleId(4)).err().unwrap();
         assert!(err.to_string().contains("shuffle 4"), "{err}");
+        // The cut record is the second: named by where it starts in the block.
+        let second = crate::codec::encode(&(1u64, 1u64)).len();
+        let at = format!("record at byte {second}:");
+        assert!(err.to_string().contains(&at), "{err}");
     }
 }

@@ -153,15 +153,12 @@ impl<K: Key, C: DeserializeOwned> Source<K, C> {
                 if *at >= run.map.len() {
                     return Ok(None);
                 }
-                match postcard::take_from_bytes::<(K, C)>(&run.map[*at..]) {
-                    Ok(((k, c), rest)) => {
-                        *at = run.map.len() - rest.len();
-                        Ok(Some((hash_of(&k), k, c)))
-                    }
-                    Err(e) => Err(Error::Other(format!(
-                        "a spill file of a combine is unreadable at byte {at}: {e}"
-                    ))),
-                }
+                let ((k, c), next) =
+                    crate::codec::decode_at::<(K, C)>(&run.map, *at).map_err(|e| {
+                        Error::Other(format!("a spill file of a combine is unreadable: {e}"))
+                    })?;
+                *at = next;
+                Ok(Some((hash_of(&k), k, c)))
             }
         }
     }
@@ -368,6 +365,7 @@ mod tests {
             run.map = cut.make_read_only().unwrap();
         }
         let err = source.next().expect_err("a cut record decoded");
-        assert!(err.to_string().contains("spill file"), "{err}");
+        let err = err.to_string();
+        assert!(err.contains("spill file") && err.contains("record at byte 0:"), "{err}");
     }
 }
