@@ -48,6 +48,7 @@ impl<T> PartitionIter<T> {
 impl<T> Iterator for PartitionIter<T> {
     type Item = T;
 
+    #[inline]
     fn next(&mut self) -> Option<T> {
         loop {
             if let Some(record) = self.current.next() {

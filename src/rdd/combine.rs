@@ -155,20 +155,21 @@ where
     // An empty map's entries: nothing, of the type later hand-overs have.
     let mut out = map.take();
     std::iter::from_fn(move || {
-        loop {
-            if let Some(entry) = out.next() {
-                return Some(entry);
-            }
-            match records.next() {
-                Some((k, v)) => {
-                    if map.merge(k, v, &create, &merge_value) {
-                        out = map.take();
-                    }
-                }
-                None if map.acc.is_empty() => return None,
-                None => out = map.take(),
+        if let Some(entry) = out.next() {
+            return Some(entry);
+        }
+        // Combine until the map must be handed on (over the budget, or the input ends).
+        for (k, v) in records.by_ref() {
+            if map.merge(k, v, &create, &merge_value) {
+                out = map.take();
+                return out.next();
             }
         }
+        if map.acc.is_empty() {
+            return None;
+        }
+        out = map.take();
+        out.next()
     })
 }
 
