@@ -366,6 +366,9 @@ mod tests {
         }
         let err = source.next().expect_err("a cut record decoded");
         let err = err.to_string();
-        assert!(err.contains("spill file") && err.contains("record at byte 0:"), "{err}");
+        assert!(
+            err.contains("spill file") && err.contains("record at byte 0:"),
+            "{err}"
+        );
     }
 }

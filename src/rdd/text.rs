@@ -83,7 +83,7 @@ fn first_line_start(data: &[u8], start: u64) -> u64 {
         return 0;
     }
     let from = start as usize - 1;
-    match data[from..].iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', &data[from..]) {
         Some(i) => (from + i + 1) as u64,
         None => data.len() as u64,
     }
@@ -91,7 +91,7 @@ fn first_line_start(data: &[u8], start: u64) -> u64 {
 
 /// The 1-based number of the line starting at byte `at` (counted only on the error path).
 fn line_number(data: &[u8], at: usize) -> u64 {
-    data[..at].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    memchr::memchr_iter(b'\n', &data[..at]).count() as u64 + 1
 }
 
 struct LineBatches<F> {
@@ -127,10 +127,8 @@ where
         let mut batch = Vec::with_capacity(BATCH_SIZE);
         while self.pos < self.end && batch.len() < BATCH_SIZE {
             let line_start = self.pos;
-            let nl = data[line_start..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(data.len(), |i| line_start + i);
+            let nl =
+                memchr::memchr(b'\n', &data[line_start..]).map_or(data.len(), |i| line_start + i);
             self.pos = nl + 1;
             let mut line = &data[line_start..nl];
             if let [rest @ .., b'\r'] = line {
