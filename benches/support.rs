@@ -50,6 +50,31 @@ pub fn report_launcher_start_up() {
              `munged` or PMIX_MCA_psec=native avoids the wait)"
         );
     }
+    // The floor of every ember time: MPI starting 3 ranks, registration and a clean stop.
+    let dir = std::env::temp_dir().join(format!("ember-bench-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let input = dir.join("empty.txt");
+    std::fs::write(&input, b"").expect("empty input");
+    let wordcount = std::path::Path::new(env!("CARGO_BIN_EXE_ember")).with_file_name("wordcount");
+    let secs = median(
+        (0..3)
+            .map(|i| {
+                let out = dir.join(format!("out-{i}"));
+                let args = [
+                    "--input",
+                    input.to_str().unwrap(),
+                    "--output",
+                    out.to_str().unwrap(),
+                ]
+                .map(String::from);
+                timed(mpirun(3, wordcount.to_str().unwrap(), &args)).0
+            })
+            .collect(),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    println!(
+        "an ember job with nothing to do (mpirun -n 3: MPI start-up, registration, stop): {secs:.2} s"
+    );
 }
 
 /// Runs `cmd`, returning (seconds, stdout, stderr); panics with its output on failure.
