@@ -148,6 +148,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let combiners: Rdd<(K, C)> = if map_side_combine {
             let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
             let place = Arc::clone(&place);
+            let sizes = Arc::new(crate::rdd::partitioned_combine::PartSizes::default());
             // Combined a reduce partition at a time: each hash map holds one partition's
             // keys, not the whole task's (see `partitioned_combine`).
             self.partition_op("map_side_combine", move |_, records| {
@@ -156,6 +157,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                     records,
                     partitions,
                     Arc::clone(&place),
+                    Arc::clone(&sizes),
                     move |v| create(v),
                     move |c, v| merge_value(c, v),
                 )

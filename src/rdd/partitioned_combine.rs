@@ -18,6 +18,8 @@
 //! reading goes on with empty parts (a key may then cross the shuffle more than once, as
 //! with `combine::bounded_combine`'s hand-overs). Each part's map is bounded the same way.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::memory::Reservation;
 use crate::memory::estimate::{EntrySizes, heap_size};
 use crate::rdd::Key;
@@ -31,6 +33,19 @@ const SAMPLE_EVERY: usize = 64;
 /// Below this the split records are kept even over the budget.
 const MIN_HAND_ON: u64 = 1 << 20;
 
+/// The most records a task of one combine has put in a part: later tasks start their
+/// parts with that capacity (a little over), instead of growing them by copying into fresh
+/// memory, as the shuffle starts its buckets (`ShuffleDependency::bucket_sizes`).
+#[derive(Debug, Default)]
+pub struct PartSizes(AtomicUsize);
+
+impl PartSizes {
+    fn expected(&self) -> usize {
+        let seen = self.0.load(Ordering::Relaxed);
+        seen + seen / 8
+    }
+}
+
 /// The records of a task split by reduce partition, and what they hold of the budget.
 struct Parts<K, V> {
     parts: Vec<Vec<(K, V)>>,
@@ -40,9 +55,13 @@ struct Parts<K, V> {
 }
 
 impl<K: Key, V: serde::Serialize> Parts<K, V> {
-    fn new(partitions: usize) -> Self {
+    /// Empty parts of `capacity` records (capacity only: pages no record is written to
+    /// are never touched).
+    fn new(partitions: usize, capacity: usize) -> Self {
         Parts {
-            parts: (0..partitions).map(|_| Vec::new()).collect(),
+            parts: (0..partitions)
+                .map(|_| Vec::with_capacity(capacity))
+                .collect(),
             records: 0,
             sizes: EntrySizes::default(),
             reservation: crate::plan::task::task_memory().map(|m| m.reservation()),
@@ -88,11 +107,12 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
 /// it), a reduce partition (`place`, of `partitions`) at a time, within the running
 /// task's budget (unbounded outside a task). The combiners come out grouped by reduce
 /// partition, in partition order; a key comes out once unless the budget made the
-/// combine hand on what it held part-way.
+/// combine hand on what it held part-way. `sizes` is shared by the tasks of one combine.
 pub fn partitioned_combine<K, V, C, F, G>(
     records: impl Iterator<Item = (K, V)>,
     partitions: usize,
     place: KeyPartition<K>,
+    sizes: std::sync::Arc<PartSizes>,
     create: F,
     merge_value: G,
 ) -> impl Iterator<Item = (K, C)>
@@ -104,7 +124,10 @@ where
     G: Fn(C, V) -> C,
 {
     let mut records = records.fuse();
-    let mut parts = Parts::new(partitions.max(1));
+    let mut parts = Parts::new(partitions.max(1), sizes.expected());
+    // Keys per record of the parts combined so far: the next part's map starts that
+    // large, instead of growing by rehashing into fresh memory.
+    let (mut keys, mut combined) = (0usize, 0usize);
     let mut map: CombineMap<K, C> = CombineMap::new();
     // Entries handed on: an empty map's to start with.
     let mut out = map.take();
@@ -128,11 +151,18 @@ where
                     }
                 }
                 combining = false;
+                keys += map.acc.len();
                 out = map.take();
                 continue;
             }
             if next < parts.parts.len() {
-                part = parts.take(next).into_iter();
+                let records = parts.take(next);
+                sizes.0.fetch_max(records.len(), Ordering::Relaxed);
+                if let Some(expected) = (records.len() * keys).checked_div(combined) {
+                    map.acc.reserve(expected);
+                }
+                combined += records.len();
+                part = records.into_iter();
                 combining = true;
                 next += 1;
                 continue;
@@ -175,7 +205,7 @@ mod tests {
         let place: KeyPartition<u64> = Arc::new(|k: &u64| hash_partition(k, 7));
         let records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
         let out: Vec<(u64, u64)> =
-            partitioned_combine(records, 7, place, |v| v, |c, v| c + v).collect();
+            partitioned_combine(records, 7, place, Arc::default(), |v| v, |c, v| c + v).collect();
         let mut total: FxHashMap<u64, u64> = FxHashMap::default();
         for &(k, c) in &out {
             *total.entry(k).or_default() += c;
