@@ -18,10 +18,8 @@
 //! reading goes on with empty parts (a key may then cross the shuffle more than once, as
 //! with `combine::bounded_combine`'s hand-overs). Each part's map is bounded the same way.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use crate::memory::Reservation;
-use crate::memory::estimate::{EntrySizes, heap_size};
+use crate::memory::estimate::{EntrySizes, SizeHint, heap_size};
 use crate::rdd::Key;
 use crate::rdd::combine::CombineMap;
 use crate::shuffle::partitioner::KeyPartition;
@@ -32,19 +30,6 @@ const CHECK_EVERY: usize = 4096;
 const SAMPLE_EVERY: usize = 64;
 /// Below this the split records are kept even over the budget.
 const MIN_HAND_ON: u64 = 1 << 20;
-
-/// The most records a task of one combine has put in a part: later tasks start their
-/// parts with that capacity (a little over), instead of growing them by copying into fresh
-/// memory, as the shuffle starts its buckets (`ShuffleDependency::bucket_sizes`).
-#[derive(Debug, Default)]
-pub struct PartSizes(AtomicUsize);
-
-impl PartSizes {
-    fn expected(&self) -> usize {
-        let seen = self.0.load(Ordering::Relaxed);
-        seen + seen / 8
-    }
-}
 
 /// The records of a task split by reduce partition, and what they hold of the budget.
 struct Parts<K, V> {
@@ -107,12 +92,13 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
 /// it), a reduce partition (`place`, of `partitions`) at a time, within the running
 /// task's budget (unbounded outside a task). The combiners come out grouped by reduce
 /// partition, in partition order; a key comes out once unless the budget made the
-/// combine hand on what it held part-way. `sizes` is shared by the tasks of one combine.
+/// combine hand on what it held part-way. `sizes`, shared by the tasks of
+/// one combine, sizes the parts.
 pub fn partitioned_combine<K, V, C, F, G>(
     records: impl Iterator<Item = (K, V)>,
     partitions: usize,
     place: KeyPartition<K>,
-    sizes: std::sync::Arc<PartSizes>,
+    sizes: std::sync::Arc<SizeHint>,
     create: F,
     merge_value: G,
 ) -> impl Iterator<Item = (K, C)>
@@ -157,7 +143,7 @@ where
             }
             if next < parts.parts.len() {
                 let records = parts.take(next);
-                sizes.0.fetch_max(records.len(), Ordering::Relaxed);
+                sizes.note(records.len());
                 if let Some(expected) = (records.len() * keys).checked_div(combined) {
                     map.acc.reserve(expected);
                 }
@@ -204,8 +190,12 @@ mod tests {
         let _task = budget.map(|b| enter_task_memory(MemoryManager::new(b)));
         let place: KeyPartition<u64> = Arc::new(|k: &u64| hash_partition(k, 7));
         let records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
+        let sizes = Arc::new(SizeHint::default());
         let out: Vec<(u64, u64)> =
-            partitioned_combine(records, 7, place, Arc::default(), |v| v, |c, v| c + v).collect();
+            partitioned_combine(records, 7, place, Arc::clone(&sizes), |v| v, |c, v| c + v)
+                .collect();
+        // Unbounded, one wave: the next task's parts start as large as this task's largest.
+        assert!(budget.is_some() || n == 0 || sizes.expected() > n as usize / 7);
         let mut total: FxHashMap<u64, u64> = FxHashMap::default();
         for &(k, c) in &out {
             *total.entry(k).or_default() += c;
