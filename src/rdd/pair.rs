@@ -9,9 +9,8 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::memory::estimate::SizeHint;
 use crate::rdd::shuffled::ReduceMode;
-use crate::rdd::spill_combine::{MergeCombiners, combine_spilling, combine_spilling_sized};
+use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::{KeyPartition, Partitioner, default_partitioner, hash_partition};
 
@@ -146,11 +145,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         }
         let (partitioner, place) = placement::<K>(partitioner);
         let partitions = partitioner.num_partitions();
-        let map_sizes = SizeHint::default();
         let combiners: Rdd<(K, C)> = if map_side_combine {
             let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
             let place = Arc::clone(&place);
-            let sizes = Arc::new(SizeHint::default());
+            let sizes = Arc::new(crate::memory::estimate::SizeHint::default());
             // Combined a reduce partition at a time: each hash map holds one partition's
             // keys, not the whole task's (see `partitioned_combine`).
             self.partition_op("map_side_combine", move |_, records| {
@@ -172,11 +170,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             partitions,
             move |(k, _)| place(k),
             ReduceMode::Combine(Arc::new(
-                // Each reduce task's map starts as large as the largest before it.
                 move |records: &mut dyn Iterator<Item = (K, C)>| {
                     let merge_value = |a, b| merge(a, b);
-                    let merge = Arc::clone(&merge);
-                    combine_spilling_sized(records, |c| c, merge_value, merge, &map_sizes)
+                    combine_spilling(records, |c| c, merge_value, Arc::clone(&merge))
                 },
             )),
             Some(partitioner),

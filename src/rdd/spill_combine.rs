@@ -25,7 +25,6 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::memory::Reservation;
-use crate::memory::estimate::SizeHint;
 use crate::plan::batch::{BATCH_SIZE, BatchIter, batched};
 use crate::plan::task::{TaskScope, task_scope};
 use crate::rdd::Key;
@@ -47,26 +46,7 @@ where
     K: Key,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let sizes = SizeHint::default();
-    combine_spilling_sized(records, create, merge_value, merge_combiners, &sizes)
-}
-
-/// `combine_spilling` with the map started at the size `sizes` expects, and its final
-/// entries noted there: the reduce tasks of one aggregation hold about as many keys each,
-/// so later ones need not grow their maps by rehashing into fresh memory.
-pub fn combine_spilling_sized<K, V, C>(
-    records: impl Iterator<Item = (K, V)>,
-    create: impl Fn(V) -> C,
-    merge_value: impl Fn(C, V) -> C,
-    merge_combiners: MergeCombiners<C>,
-    sizes: &SizeHint,
-) -> Result<BatchIter<(K, C)>>
-where
-    K: Key,
-    C: Serialize + DeserializeOwned + Send + 'static,
-{
     let mut map = CombineMap::new();
-    map.acc.reserve(sizes.expected());
     let scope = task_scope().filter(|_| map.is_bounded());
     let mut runs = Vec::new();
     for (k, v) in records {
@@ -76,7 +56,6 @@ where
             runs.push(spill(&mut map, scope)?);
         }
     }
-    sizes.note(map.acc.len());
     let reservation = map.take_reservation();
     if runs.is_empty() {
         // The reservation lives as long as the entries it covers.
@@ -338,18 +317,6 @@ mod tests {
         assert!(spilled > 0, "a 4 MiB budget never spilled");
         assert_eq!(tight, expect);
         assert_eq!(left, 0, "spill files outlived the combine");
-    }
-
-    #[test]
-    fn a_combine_notes_its_keys_so_the_next_task_of_its_aggregation_starts_that_large() {
-        let sizes = SizeHint::default();
-        for _ in 0..2 {
-            let merge: MergeCombiners<u64> = Arc::new(|a, b| a + b);
-            let records = (0..10_000u64).map(|i| (i % 1000, i));
-            let out = combine_spilling_sized(records, |v| v, |c, v| c + v, merge, &sizes);
-            assert_eq!(collect_partition(out.unwrap()).unwrap().len(), 1000);
-            assert_eq!(sizes.expected(), 1000 + 1000 / 8);
-        }
     }
 
     #[test]
