@@ -65,6 +65,26 @@ impl EntrySizes {
     }
 }
 
+/// The most records (or entries) a task of one operation has held in a buffer or map:
+/// later tasks start theirs that large, a little over, instead of growing them by copying
+/// into fresh memory (as `ShuffleDependency::bucket_sizes` does for shuffle buckets).
+/// Capacity only: memory no record is written to is never touched.
+#[derive(Debug, Default)]
+pub struct SizeHint(std::sync::atomic::AtomicUsize);
+
+impl SizeHint {
+    /// Notes a task's `n`.
+    pub fn note(&self, n: usize) {
+        self.0.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The capacity to start with: an eighth over the largest noted.
+    pub fn expected(&self) -> usize {
+        let seen = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        seen + seen / 8
+    }
+}
+
 struct HeapCounter {
     bytes: u64,
     /// How many sequences or maps enclose the value being walked: inside one, a value's

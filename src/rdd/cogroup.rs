@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::memory::estimate::SizeHint;
 use crate::rdd::join::hash_join;
 use crate::rdd::spill_combine::combine_spilling;
 use crate::rdd::{Data, Key, Rdd};
@@ -131,8 +132,9 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
         let (left, right) = self.co_partitioned(other);
         let partitioner = left.partitioner();
-        left.zip_partitioned("join", &right, partitioner, |left, right| {
-            hash_join(left, right)
+        let sizes = Arc::new(SizeHint::default());
+        left.zip_partitioned("join", &right, partitioner, move |left, right| {
+            hash_join(left, right, Arc::clone(&sizes))
         })
     }
 

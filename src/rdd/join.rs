@@ -16,6 +16,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::error::Result;
+use crate::memory::estimate::SizeHint;
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::hash_partition;
@@ -88,9 +89,10 @@ struct Table<K, W> {
 }
 
 impl<K: Key, W> Table<K, W> {
-    fn build(right: impl Iterator<Item = (K, W)>) -> Self {
+    /// The table of `right`, started as large as `sizes` expects, which notes its keys.
+    fn build(right: impl Iterator<Item = (K, W)>, sizes: &SizeHint) -> Self {
         let mut table = Table {
-            first: FxHashMap::default(),
+            first: FxHashMap::with_capacity_and_hasher(sizes.expected(), Default::default()),
             more: FxHashMap::default(),
         };
         for (k, w) in right {
@@ -103,6 +105,7 @@ impl<K: Key, W> Table<K, W> {
                 }
             }
         }
+        sizes.note(table.first.len());
         table
     }
 
@@ -121,11 +124,15 @@ impl<K: Key, W> Table<K, W> {
 /// The inner join of one partition of each side: a hash table of the right rows, the left
 /// rows streamed through it. A left row is moved into its last (usually only) match, not
 /// cloned, and no per-key groups are built: what `join` runs on co-partitioned sides.
+/// `sizes`, shared by the tasks of one join, starts each table as large as the largest
+/// before it (PageRank's: one a vertex of the partition), rather than rehashing it into
+/// fresh memory as it grows.
 pub(crate) fn hash_join<K: Key, V: Data, W: Data>(
     left: impl Iterator<Item = (K, V)>,
     right: impl Iterator<Item = (K, W)>,
+    sizes: Arc<SizeHint>,
 ) -> impl Iterator<Item = (K, (V, W))> {
-    let table = Table::build(right);
+    let table = Table::build(right, &sizes);
     Probe {
         table,
         left,
@@ -242,11 +249,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         );
         let left = self.salted(Arc::clone(&hot), partitions);
         let right = other.replicated(hot, partitions);
-        left.zip_partitions_named("hash_join", &right, |left, right| {
+        let sizes = Arc::new(SizeHint::default());
+        left.zip_partitions_named("hash_join", &right, move |left, right| {
             // The salt only chose the partition: rows of one key meet whatever their salt.
             hash_join(
                 left.map(|((k, _), v)| (k, v)),
                 right.map(|((k, _), w)| (k, w)),
+                Arc::clone(&sizes),
             )
         })
     }
@@ -366,8 +375,13 @@ mod tests {
             (3, 31),
         ];
         let left = vec![(2u64, 'a'), (1, 'b'), (4, 'c'), (3, 'd'), (2, 'e')];
-        let mut got: Vec<_> =
-            hash_join(left.clone().into_iter(), right.clone().into_iter()).collect();
+        let sizes = Arc::new(SizeHint::default());
+        let mut got: Vec<_> = hash_join(
+            left.clone().into_iter(),
+            right.clone().into_iter(),
+            Arc::clone(&sizes),
+        )
+        .collect();
         let mut expect = Vec::new();
         for &(k, v) in &left {
             for &(k2, w) in &right {
@@ -378,6 +392,8 @@ mod tests {
         }
         // A left row meets its key's right rows in their order.
         assert_eq!(got[..3], expect[..3]);
+        // The join's next table starts with room for this one's 4 keys.
+        assert!(sizes.expected() >= 4, "{sizes:?}");
         got.sort();
         expect.sort();
         assert_eq!(got, expect);

@@ -12,6 +12,7 @@ pub mod combine;
 pub mod join;
 pub mod narrow;
 pub mod pair;
+pub mod partitioned_combine;
 pub mod persisted;
 pub mod shared;
 pub mod shuffled;

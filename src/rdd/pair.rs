@@ -147,10 +147,17 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let partitions = partitioner.num_partitions();
         let combiners: Rdd<(K, C)> = if map_side_combine {
             let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
+            let place = Arc::clone(&place);
+            let sizes = Arc::new(crate::memory::estimate::SizeHint::default());
+            // Combined a reduce partition at a time: each hash map holds one partition's
+            // keys, not the whole task's (see `partitioned_combine`).
             self.partition_op("map_side_combine", move |_, records| {
                 let (create, merge_value) = (Arc::clone(&create), Arc::clone(&merge_value));
-                crate::rdd::combine::bounded_combine(
+                crate::rdd::partitioned_combine::partitioned_combine(
                     records,
+                    partitions,
+                    Arc::clone(&place),
+                    Arc::clone(&sizes),
                     move |v| create(v),
                     move |c, v| merge_value(c, v),
                 )
