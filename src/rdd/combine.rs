@@ -137,62 +137,9 @@ impl<K: Key, C: serde::Serialize> Default for CombineMap<K, C> {
     }
 }
 
-/// Combines `records` by key, within the running task's budget (unbounded outside a task):
-/// over it, the partial combiners are handed on and combining starts again.
-pub fn bounded_combine<K, V, C, F, G>(
-    records: impl Iterator<Item = (K, V)>,
-    create: F,
-    merge_value: G,
-) -> impl Iterator<Item = (K, C)>
-where
-    K: Key,
-    C: serde::Serialize,
-    F: Fn(V) -> C,
-    G: Fn(C, V) -> C,
-{
-    let mut map = CombineMap::new();
-    let mut records = records.fuse();
-    // An empty map's entries: nothing, of the type later hand-overs have.
-    let mut out = map.take();
-    std::iter::from_fn(move || {
-        if let Some(entry) = out.next() {
-            return Some(entry);
-        }
-        // Combine until the map must be handed on (over the budget, or the input ends).
-        for (k, v) in records.by_ref() {
-            if map.merge(k, v, &create, &merge_value) {
-                out = map.take();
-                return out.next();
-            }
-        }
-        if map.acc.is_empty() {
-            return None;
-        }
-        out = map.take();
-        out.next()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::MemoryManager;
-    use crate::plan::task::enter_task_memory;
-    use rustc_hash::FxHashMap;
-
-    fn sums(budget: Option<u64>, n: u64) -> (Vec<(u64, u64)>, usize) {
-        let _task = budget.map(|b| enter_task_memory(MemoryManager::new(b)));
-        let records = (0..n).map(|i| (i % 200_000, i));
-        let mut emitted = 0;
-        let mut total: FxHashMap<u64, u64> = FxHashMap::default();
-        for (k, c) in bounded_combine(records, |v| v, |c, v| c + v) {
-            emitted += 1;
-            *total.entry(k).or_default() += c;
-        }
-        let mut total: Vec<_> = total.into_iter().collect();
-        total.sort_unstable();
-        (total, emitted)
-    }
 
     #[test]
     fn a_panic_in_merge_leaves_that_key_out_and_the_map_whole() {
@@ -216,18 +163,5 @@ mod tests {
         assert!(!acc.contains_key(&7));
         assert!(acc.iter().all(|(_, c)| c == "ab"));
         assert_eq!(merge_into(&mut acc, 7, "c", &create, &append).unwrap(), "c");
-    }
-
-    #[test]
-    fn a_map_over_the_budget_is_handed_on_in_parts_with_the_same_totals() {
-        let n = 600_000;
-        let (unbounded, once) = sums(None, n);
-        assert_eq!(once, 200_000, "unbounded: one combiner per key");
-        let (bounded, emitted) = sums(Some(2 << 20), n);
-        assert_eq!(bounded, unbounded);
-        assert!(
-            emitted > once,
-            "a 2 MiB budget never emptied the map: {emitted}"
-        );
     }
 }

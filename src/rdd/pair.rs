@@ -148,16 +148,16 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         let combiners: Rdd<(K, C)> = if map_side_combine {
             let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
             let place = Arc::clone(&place);
-            let sizes = Arc::new(crate::memory::estimate::SizeHint::default());
-            // Combined a reduce partition at a time: each hash map holds one partition's
-            // keys, not the whole task's (see `partitioned_combine`).
+            let hints = Arc::new(crate::rdd::partitioned_combine::MapSideHints::default());
+            // One hash map while it stays in cache, then a reduce partition at a time
+            // (see `partitioned_combine`).
             self.partition_op("map_side_combine", move |_, records| {
                 let (create, merge_value) = (Arc::clone(&create), Arc::clone(&merge_value));
-                crate::rdd::partitioned_combine::partitioned_combine(
+                crate::rdd::partitioned_combine::map_side_combine(
                     records,
                     partitions,
                     Arc::clone(&place),
-                    Arc::clone(&sizes),
+                    Arc::clone(&hints),
                     move |v| create(v),
                     move |c, v| merge_value(c, v),
                 )
