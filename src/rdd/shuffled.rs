@@ -196,16 +196,15 @@ impl<S: DeserializeOwned> Iterator for BlockRecords<S> {
             if let Some((block, at)) = &mut self.current
                 && *at < block.range.end
             {
-                let data = &block.data[*at..block.range.end];
-                return Some(match postcard::take_from_bytes::<S>(data) {
-                    Ok((record, rest)) => {
-                        *at = block.range.end - rest.len();
+                let start = block.range.start;
+                let bytes = &block.data[block.range.clone()];
+                return Some(match crate::codec::decode_at::<S>(bytes, *at - start) {
+                    Ok((record, next)) => {
+                        *at = start + next;
                         Ok(record)
                     }
                     Err(e) => {
-                        let offset = *at - block.range.start;
-                        let error =
-                            corrupt(self.shuffle, block, format!("record at byte {offset}: {e}"));
+                        let error = corrupt(self.shuffle, block, e);
                         self.current = None;
                         self.blocks = Vec::new().into_iter();
                         Err(error)
