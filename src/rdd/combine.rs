@@ -16,13 +16,22 @@ use crate::rdd::Key;
 /// The hash map of a combine: hashbrown's, for `replace_entry_with` (below).
 pub type Combiners<K, C> = hashbrown::HashMap<K, C, FxBuildHasher>;
 
-/// How many records are combined between two looks at the budget.
-const CHECK_EVERY: usize = 4096;
+/// How many records are combined (or buffered) between two looks at the budget.
+pub(crate) const CHECK_EVERY: usize = 4096;
 /// One record in this many has its entry's heap measured.
-const SAMPLE_EVERY: usize = 64;
-/// Below this a map is kept even over the budget: emptying smaller ones costs more than
-/// it saves.
+pub(crate) const SAMPLE_EVERY: usize = 64;
+/// Below this a map (or buffer) is kept even over the budget: emptying smaller ones costs
+/// more than it saves.
 const MIN_FLUSH: u64 = 1 << 20;
+
+/// Whether `bytes` of a combine's map or buffers may stay: the reservation grows to cover
+/// them (with a quarter to spare), or they are small; always outside a task.
+pub(crate) fn keeps(reservation: &mut Option<Reservation>, bytes: u64) -> bool {
+    match reservation {
+        None => true,
+        Some(r) => bytes <= r.bytes() || bytes < MIN_FLUSH || r.grow_to(bytes + bytes / 4),
+    }
+}
 
 /// Adds `v` to `k`'s combiner: one hash lookup when the key is known (the common case),
 /// updating in place. The combiner is moved out to `merge` and back into the same slot
@@ -97,19 +106,20 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
         !self.fits()
     }
 
+    /// The bytes of the map's slots (a key, a combiner and a control byte each).
+    pub fn slot_bytes(&self) -> usize {
+        self.acc.capacity() * (std::mem::size_of::<(K, C)>() + 1)
+    }
+
     /// The map's estimated decoded size.
     fn bytes(&self) -> u64 {
-        let slots = self.acc.capacity() * (std::mem::size_of::<(K, C)>() + 1);
-        slots as u64 + self.sizes.heap_of(self.acc.len())
+        self.slot_bytes() as u64 + self.sizes.heap_of(self.acc.len())
     }
 
     /// Whether the map may stay: its reservation grows to cover it, or it is small.
     fn fits(&mut self) -> bool {
         let bytes = self.bytes();
-        match &mut self.reservation {
-            None => true,
-            Some(r) => bytes <= r.bytes() || bytes < MIN_FLUSH || r.grow_to(bytes + bytes / 4),
-        }
+        keeps(&mut self.reservation, bytes)
     }
 
     /// The entries, leaving the map empty and its memory given back.

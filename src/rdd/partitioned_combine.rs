@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::memory::Reservation;
 use crate::memory::estimate::{EntrySizes, SizeHint, heap_size};
 use crate::rdd::Key;
-use crate::rdd::combine::CombineMap;
+use crate::rdd::combine::{CHECK_EVERY, CombineMap, SAMPLE_EVERY, keeps};
 use crate::shuffle::partitioner::KeyPartition;
 
 /// A combine map whose slots pass this no longer stays in the cache (this machine: 1 MiB
@@ -74,7 +74,6 @@ where
     F: Fn(V) -> C + Clone + 'static,
     G: Fn(C, V) -> C + Clone + 'static,
 {
-    let slot = std::mem::size_of::<(K, C)>() + 1;
     let mut records = Some(records.fuse());
     let mut map: CombineMap<K, C> = CombineMap::new();
     // Entries handed on: an empty map's to start with.
@@ -101,9 +100,9 @@ where
                         break;
                     }
                     since_check += 1;
-                    if since_check == 4096 {
+                    if since_check == CHECK_EVERY {
                         since_check = 0;
-                        if map.acc.capacity() * slot > CACHED_MAP_BYTES {
+                        if map.slot_bytes() > CACHED_MAP_BYTES {
                             hints.split.store(true, Ordering::Relaxed);
                             one_map = false;
                             over = true;
@@ -129,13 +128,6 @@ where
         }
     })
 }
-
-/// Records read between two looks at the budget.
-const CHECK_EVERY: usize = 4096;
-/// One record in this many has its heap measured.
-const SAMPLE_EVERY: usize = 64;
-/// Below this the split records are kept even over the budget.
-const MIN_HAND_ON: u64 = 1 << 20;
 
 /// The records of a task split by reduce partition, and what they hold of the budget.
 struct Parts<K, V> {
@@ -174,10 +166,7 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
         let inline =
             self.parts.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<(K, V)>();
         let bytes = inline as u64 + self.sizes.heap_of(self.records);
-        match &mut self.reservation {
-            None => true,
-            Some(r) => bytes <= r.bytes() || bytes < MIN_HAND_ON || r.grow_to(bytes + bytes / 4),
-        }
+        keeps(&mut self.reservation, bytes)
     }
 
     /// The records of part `r`, leaving it empty (its memory given back with it).
