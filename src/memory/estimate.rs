@@ -67,7 +67,7 @@ impl EntrySizes {
 
 /// The most records (or entries) a task of one operation has held in a buffer or map:
 /// later tasks start theirs that large, a little over, instead of growing them by copying
-/// into fresh memory (as `ShuffleDependency::bucket_sizes` does for shuffle buckets).
+/// into fresh memory (`ShuffleDependency::bucket_sizes` keeps one per shuffle bucket).
 /// Capacity only: memory no record is written to is never touched.
 #[derive(Debug, Default)]
 pub struct SizeHint(std::sync::atomic::AtomicUsize);

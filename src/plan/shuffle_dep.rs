@@ -2,11 +2,11 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::ids::ShuffleId;
+use crate::memory::estimate::SizeHint;
 use crate::plan::node::{Compute, Node, ShuffleDep, erase};
 use crate::plan::task::TaskContext;
 use crate::shuffle::MapOutput;
@@ -24,7 +24,7 @@ pub struct ShuffleDependency<S> {
     /// later tasks start their buckets that large, instead of growing them by copying into
     /// fresh memory (profiled on TeraSort, the page faults of that cost more than the
     /// copies themselves).
-    pub bucket_sizes: Vec<AtomicUsize>,
+    pub bucket_sizes: Vec<SizeHint>,
 }
 
 /// A map-side order of records (Spark's sort shuffle with a key ordering).
@@ -110,7 +110,7 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
             sorter.sort(&mut out.buckets);
         }
         for (size, bucket) in self.bucket_sizes.iter().zip(&out.buckets) {
-            size.fetch_max(bucket.len(), Ordering::Relaxed);
+            size.note(bucket.len());
         }
         Ok(out)
     }
@@ -135,11 +135,8 @@ impl<S: serde::Serialize + 'static> ShuffleDependency<S> {
     /// The capacity to start bucket `r` with: a little over the largest seen, within the
     /// memory budget. Capacity only: memory no record is written to is never touched.
     fn expected_bucket(&self, r: usize, budget: u64) -> usize {
-        let seen = self
-            .bucket_sizes
-            .get(r)
-            .map_or(0, |s| s.load(Ordering::Relaxed));
-        (seen + seen / 8).min(usize::try_from(budget).unwrap_or(usize::MAX))
+        let expected = self.bucket_sizes.get(r).map_or(0, SizeHint::expected);
+        expected.min(usize::try_from(budget).unwrap_or(usize::MAX))
     }
 
     /// Writes the buckets to a spill file (sorted first, for a sort shuffle) and starts
