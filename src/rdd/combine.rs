@@ -122,6 +122,33 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
         keeps(&mut self.reservation, bytes)
     }
 
+    /// An empty map over `acc`'s slots (a table an earlier task emptied, or one made
+    /// large enough up front), reserving from the running task's budget: its slots count
+    /// from the first look at the budget.
+    pub fn with_table(mut acc: Combiners<K, C>) -> Self {
+        acc.clear();
+        CombineMap {
+            acc,
+            ..CombineMap::new()
+        }
+    }
+
+    /// Up to `max` entries moved out, the slots kept for the next ones (the table is then
+    /// reused: no fresh pages to fault in, no growing by rehashing). The reservation is
+    /// given back with the first batch: what is moved out is the shuffle's to hold.
+    pub fn drain_some(&mut self, max: usize) -> Vec<(K, C)> {
+        if let Some(r) = &mut self.reservation {
+            r.clear();
+        }
+        // An extraction stopped early leaves the entries it did not reach in the map.
+        self.acc.extract_if(|_, _| true).take(max).collect()
+    }
+
+    /// The map's table, for another task (its reservation given back).
+    pub fn into_table(self) -> Combiners<K, C> {
+        self.acc
+    }
+
     /// The entries, leaving the map empty and its memory given back.
     pub fn take(&mut self) -> impl Iterator<Item = (K, C)> + use<K, C> {
         if let Some(r) = &mut self.reservation {

@@ -24,13 +24,14 @@
 //! reading goes on with empty parts (a key may then cross the shuffle more than once, as
 //! with `combine::bounded_combine`'s hand-overs). Each part's map is bounded the same way.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::memory::Reservation;
 use crate::memory::estimate::{EntrySizes, SizeHint, heap_size};
+use crate::plan::batch::BATCH_SIZE;
 use crate::rdd::Key;
-use crate::rdd::combine::{CHECK_EVERY, CombineMap, SAMPLE_EVERY, keeps};
+use crate::rdd::combine::{CHECK_EVERY, CombineMap, Combiners, SAMPLE_EVERY, keeps};
 use crate::shuffle::partitioner::KeyPartition;
 
 /// A combine map whose slots pass this no longer stays in the cache (this machine: 1 MiB
@@ -38,19 +39,58 @@ use crate::shuffle::partitioner::KeyPartition;
 /// partition first.
 pub const CACHED_MAP_BYTES: usize = 8 << 20;
 
-/// What the map-side tasks of one aggregation learn for the ones after them.
-#[derive(Default)]
-pub struct MapSideHints {
+/// What the map-side tasks of one aggregation learn for (and leave to) the ones after
+/// them.
+pub struct MapSideHints<K, C> {
     /// The largest part a task split (sizes the next task's parts).
     pub sizes: Arc<SizeHint>,
     /// A task's one map outgrew the cache: the next tasks split from the start.
     split: AtomicBool,
+    /// The most keys a task's one map held: the next task's map starts that large.
+    keys: SizeHint,
+    /// Emptied maps of finished tasks, their slots kept (at most one per executor thread,
+    /// each cache-sized): the next task reuses one instead of growing a fresh map by
+    /// rehashing into pages the kernel must fault in and zero. An idle table is not held
+    /// against a task's budget; the task that takes it reserves its slots again.
+    tables: Mutex<Vec<Combiners<K, C>>>,
 }
 
-impl MapSideHints {
+impl<K, C> Default for MapSideHints<K, C> {
+    fn default() -> Self {
+        MapSideHints {
+            sizes: Arc::default(),
+            split: AtomicBool::new(false),
+            keys: SizeHint::default(),
+            tables: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<K: Key, C: serde::Serialize> MapSideHints<K, C> {
     /// Whether the tasks of this combine split their records by reduce partition.
     pub fn splits(&self) -> bool {
         self.split.load(Ordering::Relaxed)
+    }
+
+    /// A task's one map: an earlier task's emptied table, or a fresh one as large as the
+    /// earlier tasks' maps grew.
+    fn map(&self) -> CombineMap<K, C> {
+        let table = self.tables.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        CombineMap::with_table(table.unwrap_or_else(|| {
+            Combiners::with_capacity_and_hasher(self.keys.expected(), Default::default())
+        }))
+    }
+
+    /// Takes back the emptied map of a task that ended with `keys` keys in it.
+    fn give_back(&self, map: CombineMap<K, C>, keys: usize) {
+        self.keys.note(keys);
+        if map.slot_bytes() > CACHED_MAP_BYTES {
+            return;
+        }
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if tables.len() < rayon::current_num_threads() {
+            tables.push(map.into_table());
+        }
     }
 }
 
@@ -59,11 +99,13 @@ impl MapSideHints {
 /// again), then — once it outgrows [`CACHED_MAP_BYTES`] — what it holds is handed on and
 /// the rest of the records are combined a reduce partition at a time
 /// ([`partitioned_combine`]). Either way a key's combiners add up to the same result.
+/// A task that ends with its one map hands the entries on a batch at a time and leaves
+/// the emptied table to the next task ([`MapSideHints`]).
 pub fn map_side_combine<K, V, C, F, G>(
     records: impl Iterator<Item = (K, V)> + 'static,
     partitions: usize,
     place: KeyPartition<K>,
-    hints: Arc<MapSideHints>,
+    hints: Arc<MapSideHints<K, C>>,
     create: F,
     merge_value: G,
 ) -> impl Iterator<Item = (K, C)>
@@ -75,45 +117,49 @@ where
     G: Fn(C, V) -> C + Clone + 'static,
 {
     let mut records = Some(records.fuse());
-    let mut map: CombineMap<K, C> = CombineMap::new();
-    // Entries handed on: an empty map's to start with.
-    let mut out = map.take();
+    let mut one_map = !hints.splits();
+    let mut map: Option<CombineMap<K, C>> = one_map.then(|| hints.map());
+    // Entries handed on, and whether more are to come from the map at the task's end.
+    let mut out: Box<dyn Iterator<Item = (K, C)>> = Box::new(std::iter::empty());
+    let mut ending = false;
+    let mut keys_at_end = 0;
     // The rest of the records, split by reduce partition (per output entry, not record,
     // behind the box).
     let mut split: Option<Box<dyn Iterator<Item = (K, C)>>> = None;
-    let mut one_map = !hints.splits();
     std::iter::from_fn(move || {
         loop {
             if let Some(entry) = out.next() {
                 return Some(entry);
             }
+            if ending {
+                let Some(m) = &mut map else { return None };
+                let batch = m.drain_some(BATCH_SIZE);
+                if batch.is_empty() {
+                    let keys = std::mem::take(&mut keys_at_end);
+                    hints.give_back(map.take()?, keys);
+                    return None;
+                }
+                out = Box::new(batch.into_iter());
+                continue;
+            }
             if let Some(parts) = &mut split {
                 return parts.next();
             }
             let input = records.as_mut()?;
-            if one_map {
-                let mut since_check = 0usize;
-                let mut over = false;
-                for (k, v) in input.by_ref() {
-                    if map.merge(k, v, &create, &merge_value) {
-                        over = true;
-                        break;
+            if let Some(m) = map.as_mut().filter(|_| one_map) {
+                match combine_one_map(m, input, &create, &merge_value) {
+                    OneMap::Ended => {
+                        records = None;
+                        keys_at_end = m.acc.len();
+                        ending = true;
                     }
-                    since_check += 1;
-                    if since_check == CHECK_EVERY {
-                        since_check = 0;
-                        if map.slot_bytes() > CACHED_MAP_BYTES {
-                            hints.split.store(true, Ordering::Relaxed);
-                            one_map = false;
-                            over = true;
-                            break;
-                        }
+                    OneMap::OverBudget => out = Box::new(m.take()),
+                    OneMap::OutgrewCache => {
+                        hints.split.store(true, Ordering::Relaxed);
+                        one_map = false;
+                        out = Box::new(m.take());
                     }
                 }
-                if !over {
-                    records = None;
-                }
-                out = map.take();
                 continue;
             }
             let rest = records.take()?;
@@ -127,6 +173,40 @@ where
             )));
         }
     })
+}
+
+/// Why [`combine_one_map`] stopped.
+enum OneMap {
+    /// The records ran out.
+    Ended,
+    /// The budget has no room for the map: what it holds goes on, and combining starts
+    /// again.
+    OverBudget,
+    /// The map passed [`CACHED_MAP_BYTES`]: the rest is split by reduce partition.
+    OutgrewCache,
+}
+
+/// Combines `records` into `map` until they run out or the map must be emptied.
+fn combine_one_map<K: Key, V, C: serde::Serialize>(
+    map: &mut CombineMap<K, C>,
+    records: &mut impl Iterator<Item = (K, V)>,
+    create: &impl Fn(V) -> C,
+    merge_value: &impl Fn(C, V) -> C,
+) -> OneMap {
+    let mut since_check = 0usize;
+    for (k, v) in records {
+        if map.merge(k, v, create, merge_value) {
+            return OneMap::OverBudget;
+        }
+        since_check += 1;
+        if since_check == CHECK_EVERY {
+            since_check = 0;
+            if map.slot_bytes() > CACHED_MAP_BYTES {
+                return OneMap::OutgrewCache;
+            }
+        }
+    }
+    OneMap::Ended
 }
 
 /// The records of a task split by reduce partition, and what they hold of the budget.
@@ -334,7 +414,12 @@ mod tests {
 
     /// `map_side_combine` of `n` records over `keys` keys into 7 partitions: the
     /// combiners as they came out and the sums by key.
-    fn map_side(budget: Option<u64>, n: u64, keys: u64, hints: &Arc<MapSideHints>) -> (Sums, Sums) {
+    fn map_side(
+        budget: Option<u64>,
+        n: u64,
+        keys: u64,
+        hints: &Arc<MapSideHints<u64, u64>>,
+    ) -> (Sums, Sums) {
         let _task = budget.map(|b| enter_task_memory(MemoryManager::new(b)));
         let place: KeyPartition<u64> = Arc::new(|k: &u64| hash_partition(k, 7));
         let records = (0..n).map(move |i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
@@ -371,6 +456,31 @@ mod tests {
             bounded.len() as u64 > keys,
             "a 2 MiB budget never emptied the map"
         );
+    }
+
+    #[test]
+    fn a_finished_task_leaves_its_emptied_map_to_the_next_and_fresh_maps_start_large() {
+        let (n, keys) = (60_000, 20_000);
+        let hints = Arc::new(MapSideHints::default());
+        for task in 0..2 {
+            let (out, total) = map_side(None, n, keys, &hints);
+            assert_eq!(total, reference(n, keys), "task {task}");
+            assert_eq!(out.len() as u64, keys, "task {task}: one combiner per key");
+            let tables = hints.tables.lock().unwrap();
+            assert_eq!(
+                tables.len(),
+                1,
+                "task {task} left no table (or an extra one)"
+            );
+            assert!(
+                tables[0].is_empty(),
+                "a table left to the next task holds entries"
+            );
+            assert!(tables[0].capacity() >= keys as usize);
+        }
+        // With no table left over, a task's map starts as large as the earlier ones grew.
+        hints.tables.lock().unwrap().clear();
+        assert!(hints.map().acc.capacity() >= keys as usize);
     }
 
     #[test]
