@@ -6,7 +6,7 @@
 use clap::Parser;
 use ember::config::EngineArgs;
 use ember::datagen;
-use ember::{Context, Rdd, Result, Str, TextOptions};
+use ember::{Context, Rdd, Result, Str, TextOptions, words};
 
 #[derive(Parser)]
 #[command(about = "Count words: writes word<TAB>count lines and _SUCCESS")]
@@ -48,11 +48,7 @@ struct Args {
 /// A word is a [`Str`]: up to 24 bytes inline, so counting allocates nothing per word.
 pub fn word_counts(lines: &Rdd<String>) -> Rdd<(Str, u64)> {
     lines
-        .flat_map(|line| {
-            line.split_whitespace()
-                .map(|w| (Str::from(w), 1u64))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|line| words(line).map(|w| (w, 1u64)))
         .reduce_by_key(|a, b| a + b)
 }
 

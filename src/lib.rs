@@ -11,12 +11,13 @@
 //!
 //! ```
 //! use ember::config::EngineArgs;
-//! use ember::{Context, Rdd, Result, Str};
+//! use ember::{Context, Rdd, Result, Str, words};
 //!
-//! /// Words and how often they occur ([`Str`] holds a short word without allocating).
+//! /// Words and how often they occur ([`words`] yields a line's words as [`Str`]s, which
+//! /// hold a short word without allocating).
 //! fn word_counts(lines: &Rdd<String>) -> Rdd<(Str, u64)> {
 //!     lines
-//!         .flat_map(|line| line.split_whitespace().map(|w| (Str::from(w), 1)).collect::<Vec<_>>())
+//!         .flat_map(|line| words(line).map(|w| (w, 1)))
 //!         .reduce_by_key(|a, b| a + b)
 //! }
 //!
@@ -77,6 +78,7 @@ pub mod submit;
 mod sync;
 pub mod topology;
 pub mod transport;
+pub mod words;
 
 pub use cache::StorageLevel;
 pub use context::{Context, Mode, Role};
@@ -91,6 +93,7 @@ pub use shuffle::partitioner::Partitioner;
 /// so words and short keys cost no allocation per record — the README's WordCount keys
 /// its words with it (`Str::from(word)`). `compact_str`'s `CompactString`.
 pub use compact_str::CompactString as Str;
+pub use words::{Words, words};
 
 /// The allocator of every program that links ember (the default feature `mimalloc`). A job
 /// written the way Spark's are allocates per record (a `String` per line and per word, a

@@ -3,16 +3,12 @@
 //!
 //!     wordcount-readme --input PATH --output DIR
 
-use ember::{Context, Result, Str};
+use ember::{Context, Result, words};
 
 fn run(ctx: &Context, input: &str, output: &str) -> Result<()> {
     let counts = ctx
         .text_file(input)?
-        .flat_map(|line| {
-            line.split_whitespace()
-                .map(|w| (Str::from(w), 1u64))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|line| words(line).map(|w| (w, 1u64)))
         .reduce_by_key(|a, b| a + b);
     counts.save_as_text_file(output)?; // part-NNNNN files, then _SUCCESS
     Ok(())

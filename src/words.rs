@@ -1,0 +1,134 @@
+//! The words of a line of text, for `flat_map`: `lines.flat_map(|line| words(line).map(|w|
+//! (w, 1)))`.
+//!
+//! A word is what `str::split_whitespace` yields (a maximal run of characters that are not
+//! Unicode white space), as a [`Str`]: held inline up to 24 bytes, so the common word costs
+//! no heap allocation. [`Words`] owns its line, so the closure returns it as is — no
+//! `Vec` collected per line — and splits bytes, not characters: only a byte past ASCII is
+//! decoded, to check for the white space outside ASCII (no-break space, ideographic space,
+//! ...). Profiled on 1 GB of text: `split_whitespace` decodes every character, a third of
+//! the map side's time after the combine's hash lookups.
+
+use crate::Str;
+
+/// The words of `line`, in order (see the module documentation).
+pub fn words(line: String) -> Words {
+    Words { line, pos: 0 }
+}
+
+/// An iterator over the words of a line it owns: [`words`].
+#[derive(Debug, Clone)]
+pub struct Words {
+    line: String,
+    pos: usize,
+}
+
+/// Whether `byte` is white space by itself: tab, LF, VT, FF, CR and space (the white space
+/// within ASCII, as `char::is_whitespace`).
+#[inline]
+fn ascii_space(byte: u8) -> bool {
+    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+/// The character starting at byte `at` of `text` (at a character boundary): whether it is
+/// white space, and its length. Only a byte past ASCII is decoded.
+#[inline]
+fn char_at(text: &str, at: usize) -> (bool, usize) {
+    let byte = text.as_bytes()[at];
+    if byte.is_ascii() {
+        return (ascii_space(byte), 1);
+    }
+    match text[at..].chars().next() {
+        Some(c) => (c.is_whitespace(), c.len_utf8()),
+        None => (false, 1),
+    }
+}
+
+impl Iterator for Words {
+    type Item = Str;
+
+    #[inline]
+    fn next(&mut self) -> Option<Str> {
+        let text = self.line.as_str();
+        let end = text.len();
+        let mut at = self.pos;
+        // Past the white space before the word.
+        let start = loop {
+            if at == end {
+                self.pos = end;
+                return None;
+            }
+            match char_at(text, at) {
+                (true, n) => at += n,
+                (false, _) => break at,
+            }
+        };
+        // To the end of the word.
+        while at < end {
+            match char_at(text, at) {
+                (true, _) => break,
+                (false, n) => at += n,
+            }
+        }
+        self.pos = at;
+        Some(Str::from(&text[start..at]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        // A word is a byte at least, and all but the first follow white space.
+        (0, Some((self.line.len() - self.pos).div_ceil(2)))
+    }
+}
+
+impl std::iter::FusedIterator for Words {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(line: &str) -> Vec<String> {
+        words(line.to_string()).map(|w| w.to_string()).collect()
+    }
+
+    fn reference(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn words_are_what_split_whitespace_yields() {
+        let lines = [
+            "",
+            " ",
+            "one",
+            "  two  words ",
+            "tab\tvt\u{b}ff\u{c}cr\r\nlf",
+            "no\u{a0}break\u{3000}ideographic\u{2028}line\u{85}next",
+            "héllo wörld ünïcode ascii",
+            "日本語 の テキスト",
+            "\u{2003}em\u{2003}",
+            "a word of more than twenty-four bytes: abcdefghijklmnopqrstuvwxyz0123456789",
+            "emoji 🦀🦀 crab",
+            "x\u{200b}zero-width-space-is-not-white-space",
+        ];
+        for line in lines {
+            assert_eq!(split(line), reference(line), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn every_white_space_character_separates_words() {
+        for c in (0..=0x10ffffu32).filter_map(char::from_u32) {
+            let line = format!("a{c}b{c}{c}");
+            assert_eq!(split(&line), reference(&line), "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn the_size_hint_never_undercounts() {
+        for line in ["", "a", "a b c d", "  a  ", "ab"] {
+            let (low, high) = words(line.to_string()).size_hint();
+            let n = split(line).len();
+            assert!(low <= n && high.is_some_and(|h| h >= n), "{line:?}: {n}");
+        }
+    }
+}
