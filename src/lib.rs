@@ -78,7 +78,6 @@ pub mod submit;
 mod sync;
 pub mod topology;
 pub mod transport;
-pub mod words;
 
 pub use cache::StorageLevel;
 pub use context::{Context, Mode, Role};
@@ -93,7 +92,7 @@ pub use shuffle::partitioner::Partitioner;
 /// so words and short keys cost no allocation per record — the README's WordCount keys
 /// its words with it (`Str::from(word)`). `compact_str`'s `CompactString`.
 pub use compact_str::CompactString as Str;
-pub use words::{Words, words};
+pub use rdd::words::{Words, words};
 
 /// The allocator of every program that links ember (the default feature `mimalloc`). A job
 /// written the way Spark's are allocates per record (a `String` per line and per word, a

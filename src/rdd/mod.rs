@@ -22,6 +22,7 @@ pub mod sorted_runs;
 pub mod source;
 pub mod spill_combine;
 pub mod text;
+pub mod words;
 
 use std::sync::Arc;
 
