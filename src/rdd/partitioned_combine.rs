@@ -70,7 +70,7 @@ pub fn fanout(keys: usize, slot: usize) -> usize {
 /// apart from the high bits that place it in its reduce partition (`hash_partition`) and
 /// the low ones that place it in a hash map's table (hashbrown).
 #[inline]
-fn sub_part(hash: u64, fanout: usize) -> usize {
+pub(crate) fn sub_part(hash: u64, fanout: usize) -> usize {
     (hash >> 32) as usize & (fanout - 1)
 }
 
