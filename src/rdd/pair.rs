@@ -171,8 +171,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             move |(k, _)| place(k),
             ReduceMode::Combine(Arc::new(
                 move |records: &mut dyn Iterator<Item = (K, C)>| {
-                    let merge_value = |a, b| merge(a, b);
-                    combine_spilling(records, |c| c, merge_value, Arc::clone(&merge))
+                    crate::rdd::reduce_combine::merge_combiners(records, Arc::clone(&merge))
                 },
             )),
             Some(partitioner),

@@ -19,15 +19,25 @@
 //! only once that map outgrows the cache ([`CACHED_MAP_BYTES`]); the tasks after it of the
 //! same combine split from the start.
 //!
+//! A reduce partition's part can itself be far larger than the cache (PageRank at 256 MB,
+//! 4 reduce partitions: ~500 k distinct keys a part, a 10 MB map, a cache miss a record),
+//! so each reduce partition is split further, by other bits of the key's hash, into
+//! `fanout` sub-parts sized so that one's map stays in the core's cache
+//! ([`CACHED_PART_BYTES`]). The sub-parts of a reduce partition are combined one after the
+//! other, so the combiners still come out grouped by reduce partition.
+//!
 //! Memory: the split records are reserved against the task's budget as they are read;
 //! when the budget has no room, the parts read so far are combined and handed on, and
 //! reading goes on with empty parts (a key may then cross the shuffle more than once, as
 //! with `combine::bounded_combine`'s hand-overs). Each part's map is bounded the same way.
 
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::memory::Reservation;
+use rustc_hash::FxBuildHasher;
+
 use crate::memory::estimate::{EntrySizes, SizeHint, heap_size};
 use crate::plan::batch::BATCH_SIZE;
 use crate::rdd::Key;
@@ -39,15 +49,45 @@ use crate::shuffle::partitioner::KeyPartition;
 /// partition first.
 pub const CACHED_MAP_BYTES: usize = 8 << 20;
 
+/// The slots a sub-part's map is sized to stay within: a quarter of a core's 1 MiB L2,
+/// leaving room for the sub-parts' write streams.
+pub const CACHED_PART_BYTES: usize = 256 << 10;
+
+/// At most this many sub-parts a reduce partition (each is a write stream while reading).
+const MAX_FANOUT: usize = 128;
+
+/// The sub-parts to split each reduce partition into so that a sub-part's map of
+/// `keys / fanout` keys, in slots of `slot` bytes (at hashbrown's load of 7/8), stays
+/// within [`CACHED_PART_BYTES`]: a power of two, at most [`MAX_FANOUT`].
+pub fn fanout(keys: usize, slot: usize) -> usize {
+    let bytes = keys.saturating_mul(slot) / 7 * 8;
+    bytes
+        .div_ceil(CACHED_PART_BYTES)
+        .next_power_of_two()
+        .clamp(1, MAX_FANOUT)
+}
+
+/// The sub-part (of `fanout`, a power of two) of a key hashed to `hash`: bits 32 and up,
+/// apart from the high bits that place it in its reduce partition (`hash_partition`) and
+/// the low ones that place it in a hash map's table (hashbrown).
+#[inline]
+pub(crate) fn sub_part(hash: u64, fanout: usize) -> usize {
+    (hash >> 32) as usize & (fanout - 1)
+}
+
 /// What the map-side tasks of one aggregation learn for (and leave to) the ones after
 /// them.
 pub struct MapSideHints<K, C> {
-    /// The largest part a task split (sizes the next task's parts).
+    /// The most records a task split into one reduce partition (sizes the next task's
+    /// parts).
     pub sizes: Arc<SizeHint>,
+    /// The most distinct keys a task combined for one reduce partition (decides the next
+    /// task's fanout).
+    pub keys: Arc<SizeHint>,
     /// A task's one map outgrew the cache: the next tasks split from the start.
     split: AtomicBool,
     /// The most keys a task's one map held: the next task's map starts that large.
-    keys: SizeHint,
+    map_keys: SizeHint,
     /// Emptied maps of finished tasks, their slots kept (at most one per executor thread,
     /// each cache-sized): the next task reuses one instead of growing a fresh map by
     /// rehashing into pages the kernel must fault in and zero. An idle table is not held
@@ -59,8 +99,9 @@ impl<K, C> Default for MapSideHints<K, C> {
     fn default() -> Self {
         MapSideHints {
             sizes: Arc::default(),
+            keys: Arc::default(),
             split: AtomicBool::new(false),
-            keys: SizeHint::default(),
+            map_keys: SizeHint::default(),
             tables: Mutex::new(Vec::new()),
         }
     }
@@ -77,13 +118,13 @@ impl<K: Key, C: serde::Serialize> MapSideHints<K, C> {
     fn map(&self) -> CombineMap<K, C> {
         let table = self.tables.lock().unwrap_or_else(|p| p.into_inner()).pop();
         CombineMap::with_table(table.unwrap_or_else(|| {
-            Combiners::with_capacity_and_hasher(self.keys.expected(), Default::default())
+            Combiners::with_capacity_and_hasher(self.map_keys.expected(), Default::default())
         }))
     }
 
     /// Takes back the emptied map of a task that ended with `keys` keys in it.
     fn give_back(&self, map: CombineMap<K, C>, keys: usize) {
-        self.keys.note(keys);
+        self.map_keys.note(keys);
         if map.slot_bytes() > CACHED_MAP_BYTES {
             return;
         }
@@ -126,6 +167,9 @@ where
     // The rest of the records, split by reduce partition (per output entry, not record,
     // behind the box).
     let mut split: Option<Box<dyn Iterator<Item = (K, C)>>> = None;
+    // The keys a reduce partition held in the one map when it outgrew the cache: a floor
+    // for the fanout of the first task that splits.
+    let mut least_keys = 0;
     std::iter::from_fn(move || {
         loop {
             if let Some(entry) = out.next() {
@@ -156,6 +200,7 @@ where
                     OneMap::OverBudget => out = Box::new(m.take()),
                     OneMap::OutgrewCache => {
                         hints.split.store(true, Ordering::Relaxed);
+                        least_keys = m.acc.len() / partitions.max(1);
                         one_map = false;
                         out = Box::new(m.take());
                     }
@@ -167,7 +212,8 @@ where
                 rest,
                 partitions,
                 Arc::clone(&place),
-                Arc::clone(&hints.sizes),
+                Arc::clone(&hints),
+                least_keys,
                 create.clone(),
                 merge_value.clone(),
             )));
@@ -209,23 +255,75 @@ fn combine_one_map<K: Key, V, C: serde::Serialize>(
     OneMap::Ended
 }
 
+/// Records a chunk of a part holds at most: 32 KiB of PageRank's 16-byte records.
+const CHUNK: usize = 2048;
+/// Records a part's first chunk holds at least.
+const FIRST_CHUNK: usize = 64;
+
+/// The records of one part, in chunks: a part that grows is never copied into a larger
+/// vector (profiled: the doublings of hundreds of growing sub-parts, each a fresh
+/// allocation whose pages the kernel zeroes, were 14% of PageRank's iterations), and a
+/// chunk's memory is given back as soon as it has been combined.
+struct Chunks<T> {
+    full: Vec<Vec<T>>,
+    current: Vec<T>,
+}
+
+impl<T> Default for Chunks<T> {
+    fn default() -> Self {
+        Chunks {
+            full: Vec::new(),
+            current: Vec::new(),
+        }
+    }
+}
+
+impl<T> Chunks<T> {
+    /// Adds `record`; the capacity this added to the part.
+    #[inline]
+    fn push(&mut self, record: T, first: usize) -> usize {
+        let mut grown = 0;
+        if self.current.len() == self.current.capacity() {
+            // Chunks double from the first up to CHUNK records.
+            let capacity = (self.current.capacity() * 2).clamp(first, CHUNK);
+            let full = std::mem::replace(&mut self.current, Vec::with_capacity(capacity));
+            if !full.is_empty() {
+                self.full.push(full);
+            }
+            grown = capacity;
+        }
+        self.current.push(record);
+        grown
+    }
+
+    /// How many records the part holds, and them, leaving it empty.
+    fn take(&mut self) -> (usize, Vec<Vec<T>>) {
+        let mut chunks = std::mem::take(&mut self.full);
+        chunks.push(std::mem::take(&mut self.current));
+        (chunks.iter().map(Vec::len).sum(), chunks)
+    }
+}
+
 /// The records of a task split by reduce partition, and what they hold of the budget.
 struct Parts<K, V> {
-    parts: Vec<Vec<(K, V)>>,
+    parts: Vec<Chunks<(K, V)>>,
+    /// The capacity a part's first chunk starts with.
+    first: usize,
+    /// Records held, and room for records.
     records: usize,
+    capacity: usize,
     sizes: EntrySizes,
     reservation: Option<Reservation>,
 }
 
 impl<K: Key, V: serde::Serialize> Parts<K, V> {
-    /// Empty parts of `capacity` records (capacity only: pages no record is written to
-    /// are never touched).
-    fn new(partitions: usize, capacity: usize) -> Self {
+    /// Empty parts, which expect `expected` records each.
+    fn new(partitions: usize, expected: usize) -> Self {
         Parts {
-            parts: (0..partitions)
-                .map(|_| Vec::with_capacity(capacity))
-                .collect(),
+            parts: (0..partitions).map(|_| Chunks::default()).collect(),
+            first: expected.clamp(FIRST_CHUNK, CHUNK),
             records: 0,
+            capacity: 0,
             sizes: EntrySizes::default(),
             reservation: crate::plan::task::task_memory().map(|m| m.reservation()),
         }
@@ -233,30 +331,32 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
 
     /// Adds a record to part `r`; false when the parts have outgrown what the budget lets
     /// them hold (looked at every few thousand records).
+    #[inline]
     fn push(&mut self, r: usize, record: (K, V)) -> bool {
         if self.records.is_multiple_of(SAMPLE_EVERY) {
             self.sizes.sample(heap_size(&record));
         }
-        self.parts[r].push(record);
+        self.capacity += self.parts[r].push(record, self.first);
         self.records += 1;
         !self.records.is_multiple_of(CHECK_EVERY) || self.fits()
     }
 
     fn fits(&mut self) -> bool {
-        let inline =
-            self.parts.iter().map(Vec::capacity).sum::<usize>() * std::mem::size_of::<(K, V)>();
+        let inline = self.capacity * std::mem::size_of::<(K, V)>();
         let bytes = inline as u64 + self.sizes.heap_of(self.records);
         keeps(&mut self.reservation, bytes)
     }
 
-    /// The records of part `r`, leaving it empty (its memory given back with it).
-    fn take(&mut self, r: usize) -> Vec<(K, V)> {
-        std::mem::take(&mut self.parts[r])
+    /// How many records part `r` holds, and them, leaving it empty (their memory given
+    /// back with them).
+    fn take(&mut self, r: usize) -> (usize, Vec<Vec<(K, V)>>) {
+        self.parts[r].take()
     }
 
     /// Forgets the records taken out: the parts start again empty.
     fn restart(&mut self) {
         self.records = 0;
+        self.capacity = 0;
         if let Some(r) = &mut self.reservation {
             r.clear();
         }
@@ -267,13 +367,15 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
 /// it), a reduce partition (`place`, of `partitions`) at a time, within the running
 /// task's budget (unbounded outside a task). The combiners come out grouped by reduce
 /// partition, in partition order; a key comes out once unless the budget made the
-/// combine hand on what it held part-way. `sizes`, shared by the tasks of
-/// one combine, sizes the parts.
+/// combine hand on what it held part-way. `hints`, shared by the tasks of one combine,
+/// size the parts and decide how many sub-parts a reduce partition is split into (at
+/// least as many as `least_keys` keys a reduce partition need).
 pub fn partitioned_combine<K, V, C, F, G>(
     records: impl Iterator<Item = (K, V)>,
     partitions: usize,
     place: KeyPartition<K>,
-    sizes: std::sync::Arc<SizeHint>,
+    hints: Arc<MapSideHints<K, C>>,
+    least_keys: usize,
     create: F,
     merge_value: G,
 ) -> impl Iterator<Item = (K, C)>
@@ -285,17 +387,21 @@ where
     G: Fn(C, V) -> C,
 {
     let mut records = records.fuse();
-    let mut parts = Parts::new(partitions.max(1), sizes.expected());
+    let slot = std::mem::size_of::<(K, C)>() + 1;
+    let fanout = fanout(hints.keys.expected().max(least_keys), slot);
+    let mut parts = Parts::new(partitions.max(1) * fanout, hints.sizes.expected() / fanout);
     // Keys per record of the parts combined so far: the next part's map starts that
     // large, instead of growing by rehashing into fresh memory.
     let (mut keys, mut combined) = (0usize, 0usize);
+    // The records and keys of the reduce partition being combined, over its sub-parts.
+    let (mut partition_records, mut partition_keys) = (0usize, 0usize);
     let mut map: CombineMap<K, C> = CombineMap::new();
     // Entries handed on: an empty map's to start with.
     let mut out = map.take();
     // The records of the part being combined, and whether one is.
-    let mut part = Vec::new().into_iter();
+    let mut part = Vec::<Vec<(K, V)>>::new().into_iter().flatten();
     let mut combining = false;
-    // The next part to combine; `partitions` while reading.
+    // The next part to combine; `parts.len()` while reading.
     let mut next = parts.parts.len();
     let mut done = false;
     std::iter::from_fn(move || {
@@ -307,23 +413,30 @@ where
                 for (k, v) in part.by_ref() {
                     if map.merge(k, v, &create, &merge_value) {
                         // Over the budget: what the map holds goes on before the rest.
+                        partition_keys += map.acc.len();
                         out = map.take();
                         continue 'hand_on;
                     }
                 }
                 combining = false;
                 keys += map.acc.len();
+                partition_keys += map.acc.len();
+                if next.is_multiple_of(fanout) {
+                    // The last sub-part of a reduce partition.
+                    hints.sizes.note(std::mem::take(&mut partition_records));
+                    hints.keys.note(std::mem::take(&mut partition_keys));
+                }
                 out = map.take();
                 continue;
             }
             if next < parts.parts.len() {
-                let records = parts.take(next);
-                sizes.note(records.len());
-                if let Some(expected) = (records.len() * keys).checked_div(combined) {
+                let (len, records) = parts.take(next);
+                partition_records += len;
+                if let Some(expected) = (len * keys).checked_div(combined) {
                     map.acc.reserve(expected);
                 }
-                combined += records.len();
-                part = records.into_iter();
+                combined += len;
+                part = records.into_iter().flatten();
                 combining = true;
                 next += 1;
                 continue;
@@ -335,7 +448,10 @@ where
             while !done {
                 match records.next() {
                     Some((k, v)) => {
-                        let r = place(&k);
+                        let mut r = place(&k) * fanout;
+                        if fanout > 1 {
+                            r += sub_part(FxBuildHasher.hash_one(&k), fanout);
+                        }
                         if !parts.push(r, (k, v)) {
                             break;
                         }
@@ -362,15 +478,24 @@ mod tests {
     /// Sums `n` records over `keys` keys into 7 partitions with a task budget of `budget`
     /// (none: unbounded): the combiners as they came out, and the sums by key.
     fn sums(budget: Option<u64>, n: u64, keys: u64) -> (Sums, Sums) {
+        sums_with(budget, n, keys, &Arc::default())
+    }
+
+    /// `sums` with the hints of earlier tasks of the same combine.
+    fn sums_with(
+        budget: Option<u64>,
+        n: u64,
+        keys: u64,
+        hints: &Arc<MapSideHints<u64, u64>>,
+    ) -> (Sums, Sums) {
         let _task = budget.map(|b| enter_task_memory(MemoryManager::new(b)));
         let place: KeyPartition<u64> = Arc::new(|k: &u64| hash_partition(k, 7));
         let records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
-        let sizes = Arc::new(SizeHint::default());
         let out: Vec<(u64, u64)> =
-            partitioned_combine(records, 7, place, Arc::clone(&sizes), |v| v, |c, v| c + v)
+            partitioned_combine(records, 7, place, Arc::clone(hints), 0, |v| v, |c, v| c + v)
                 .collect();
         // Unbounded, one wave: the next task's parts start as large as this task's largest.
-        assert!(budget.is_some() || n == 0 || sizes.expected() > n as usize / 7);
+        assert!(budget.is_some() || n == 0 || hints.sizes.expected() > n as usize / 7);
         let mut total: FxHashMap<u64, u64> = FxHashMap::default();
         for &(k, c) in &out {
             *total.entry(k).or_default() += c;
@@ -399,6 +524,75 @@ mod tests {
         let places: Vec<usize> = out.iter().map(|(k, _)| hash_partition(k, 7)).collect();
         assert!(places.is_sorted(), "combiners not grouped by partition");
         assert_eq!(places.last(), Some(&6));
+    }
+
+    #[test]
+    fn a_part_grows_by_chunks_never_moving_its_records() {
+        let mut part = Chunks::default();
+        let mut grown = part.push(0u64, FIRST_CHUNK);
+        let first: *const u64 = &part.current[0];
+        for i in 1..10_000 {
+            grown += part.push(i, FIRST_CHUNK);
+        }
+        // Chunks of 64, 128, ... 2048, then 2048 each.
+        assert!(part.full.iter().all(|c| c.capacity() <= CHUNK));
+        assert_eq!(
+            grown,
+            part.full
+                .iter()
+                .chain([&part.current])
+                .map(Vec::capacity)
+                .sum::<usize>()
+        );
+        assert!(std::ptr::eq(first, &part.full[0][0]), "a record moved");
+        let (len, chunks) = part.take();
+        assert_eq!(len, 10_000);
+        assert!(chunks.into_iter().flatten().eq(0..10_000));
+        assert_eq!(part.take().0, 0);
+    }
+
+    #[test]
+    fn fanout_keeps_a_sub_parts_map_in_the_cache() {
+        assert_eq!(fanout(0, 17), 1);
+        assert_eq!(fanout(10_000, 17), 1); // 190 KiB of slots
+        assert_eq!(fanout(300_000, 17), 32); // 5.6 MiB: 22 sub-parts, rounded up
+        assert_eq!(fanout(usize::MAX, 17), MAX_FANOUT);
+    }
+
+    #[test]
+    fn a_large_reduce_partition_is_combined_a_cache_sized_sub_part_at_a_time() {
+        // 2 M keys into 7 partitions: 285 k keys a reduce partition, 32 sub-parts.
+        let (n, keys) = (2_500_000, 2_000_000);
+        let hints = Arc::new(MapSideHints::default());
+        // The first task learns the keys a partition holds; the next one splits by them.
+        let (first, _) = sums_with(None, n, keys, &hints);
+        let (out, total) = sums_with(None, n, keys, &hints);
+        assert_eq!(total, reference(n, keys));
+        assert_eq!(out.len() as u64, keys, "a key came out more than once");
+        let places: Vec<(usize, usize)> = out
+            .iter()
+            .map(|(k, _)| {
+                (
+                    hash_partition(k, 7),
+                    sub_part(FxBuildHasher.hash_one(k), 32),
+                )
+            })
+            .collect();
+        assert!(
+            places.is_sorted(),
+            "combiners not grouped by reduce partition, then sub-part"
+        );
+        // The first task had no hint: one map a reduce partition, not grouped by sub-part.
+        let first: Vec<(usize, usize)> = first
+            .iter()
+            .map(|(k, _)| {
+                (
+                    hash_partition(k, 7),
+                    sub_part(FxBuildHasher.hash_one(k), 32),
+                )
+            })
+            .collect();
+        assert!(!first.is_sorted());
     }
 
     #[test]
