@@ -76,7 +76,10 @@ pub fn write_map_file(
             if owners[r] != peer || len == 0 {
                 continue;
             }
-            for piece in pieces {
+            for (i, piece) in pieces.iter().enumerate() {
+                if let Some(ahead) = pieces.get(i + PREFETCH_AHEAD) {
+                    prefetch(ahead);
+                }
                 out.write_all(piece).map_err(|e| Error::io(&data, e))?;
             }
             offsets[r] = (at, len);
@@ -100,6 +103,28 @@ pub fn write_map_file(
         runs,
         parts,
     })
+}
+
+/// Pieces ahead of the one being written whose bytes are fetched into the cache meanwhile:
+/// a sorted bucket's pieces are its records, read at random, and waiting for memory would
+/// dominate writing them.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to bring `bytes` into its cache (a hint: no effect on the program's result).
+#[inline(always)]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64).take(4) {
+        // SAFETY: a prefetch reads nothing the program sees and never faults; the pointer
+        // is into a live slice anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
 }
 
 #[cfg(test)]

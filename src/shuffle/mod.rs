@@ -12,16 +12,35 @@ pub mod partitioner;
 pub mod range;
 pub mod store;
 
+use std::ops::Range;
+
 pub use crate::ids::ShuffleId;
+
+/// The order to write one bucket's records in: the byte range of each record in the
+/// bucket, in the order the file gets them.
+pub type BucketOrder = Vec<Range<usize>>;
 
 /// What a map task leaves on its executor: encoded records per reduce partition.
 #[derive(Debug, Default)]
 pub struct MapOutput {
     pub buckets: Vec<Vec<u8>>,
+    /// Per bucket, the order a sort put its records in (none: as they stand, also for
+    /// buckets past the end). The records are reordered only as the file is written, so a
+    /// sorted bucket is never copied in memory.
+    pub orders: Vec<Option<BucketOrder>>,
     pub records: u64,
     /// Earlier buckets of the same task, spilled to disk when they did not fit the memory
     /// budget; the map file holds each bucket's spilled pieces, then `buckets`.
     pub spills: Vec<files::MapFile>,
     /// The memory the buckets hold, reserved until they are written.
     pub reservation: Option<crate::memory::Reservation>,
+}
+
+/// The bytes of `bucket` in the order they are written: its records in `order`, if a sort
+/// gave one, else the bucket as it stands.
+pub fn ordered_pieces<'a>(bucket: &'a [u8], order: Option<&BucketOrder>) -> Vec<&'a [u8]> {
+    match order {
+        Some(order) => order.iter().map(|r| &bucket[r.clone()]).collect(),
+        None => vec![bucket],
+    }
 }
