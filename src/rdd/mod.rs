@@ -10,7 +10,6 @@ pub mod checkpoint;
 pub mod cogroup;
 pub mod combine;
 pub mod join;
-pub mod loser_tree;
 pub mod narrow;
 pub mod pair;
 pub mod partitioned_combine;

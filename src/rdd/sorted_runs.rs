@@ -1,12 +1,13 @@
 //! The sort shuffle by a key of each record: map tasks order each bucket by key, reduce
-//! tasks merge the sorted runs they receive (one per map output, or more) with a loser tree,
+//! tasks merge the sorted runs they receive (one per map output, or more) with a heap,
 //! decoding each record once and holding one record per run, never the whole partition.
 //!
 //! The reduce side finds the runs itself (a record whose key goes against the order starts
 //! a new one), so its output is sorted whatever the map side did; ties keep the order the
 //! records arrived in (block, then position), as a stable sort would.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -17,7 +18,6 @@ use crate::error::Result;
 use crate::ids::ShuffleId;
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::shuffle_dep::{BucketSorter, MapSort};
-use crate::rdd::loser_tree::LoserTree;
 use crate::rdd::shuffled::{SortPlan, corrupt};
 use crate::rdd::sort_key::{
     SortKey, entry, in_direction, index_of, prefix_decides, same_prefix, sort_entries,
@@ -146,12 +146,13 @@ where
             shuffle,
             heads: (0..runs.len()).map(|_| None).collect(),
             runs,
-            tree: LoserTree::new(Vec::new()),
+            heap: BinaryHeap::new(),
         };
-        let leaves = (0..merge.runs.len())
-            .map(|run| merge.advance(run))
-            .collect::<Result<Vec<_>>>()?;
-        merge.tree = LoserTree::new(leaves);
+        for run in 0..merge.runs.len() {
+            if let Some(head) = merge.advance(run)? {
+                merge.heap.push(Reverse(head));
+            }
+        }
         Ok(Box::new(std::iter::from_fn(move || merge.next_batch())))
     }
 }
@@ -247,7 +248,7 @@ fn natural_runs<S: DeserializeOwned, K: SortKey>(
     Ok(runs)
 }
 
-/// A run's head record in the merge tree (the record waits in its run's slot, so the tree
+/// A run's head record in the merge heap (the record waits in its run's slot, so the heap
 /// moves small entries): its entry (key prefix, run number) and, where prefixes can tie,
 /// its key.
 struct Head<K> {
@@ -293,14 +294,13 @@ struct Merge<S, K> {
     shuffle: ShuffleId,
     /// What remains of each run.
     runs: Vec<(u32, Range<usize>)>,
-    /// Each run's decoded head record, while its key is in the tree (not for raw records).
+    /// Each run's decoded head record, while its key is in the heap (not for raw records).
     heads: Vec<Option<S>>,
-    /// Each run's head entry (leaf `i`: run `i`).
-    tree: LoserTree<Head<K>>,
+    heap: BinaryHeap<Reverse<Head<K>>>,
 }
 
 impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
-    /// Run `run`'s next record's tree entry, if it has one (decoded into its slot, unless
+    /// Run `run`'s next record's heap entry, if it has one (decoded into its slot, unless
     /// raw).
     fn advance(&mut self, run: usize) -> Result<Option<Head<K>>> {
         let (b, range) = &mut self.runs[run];
@@ -326,14 +326,13 @@ impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
     }
 
     fn next_batch(&mut self) -> Option<Result<Vec<S>>> {
-        if self.tree.live() == 0 {
+        if self.heap.is_empty() {
             return None;
         }
-        let mut batch = Vec::with_capacity(BATCH_SIZE.min(self.tree.live() * 64));
+        let mut batch = Vec::with_capacity(BATCH_SIZE.min(self.heap.len() * 64));
         while batch.len() < BATCH_SIZE {
-            let Some((run, _)) = self.tree.top() else {
-                break;
-            };
+            let Some(top) = self.heap.peek() else { break };
+            let run = index_of(top.0.entry);
             let record = match &self.raw {
                 Some(raw) => {
                     let (b, range) = &mut self.runs[run];
@@ -346,7 +345,7 @@ impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
                     ) {
                         Ok(r) => r,
                         Err(e) => {
-                            self.tree.clear();
+                            self.heap.clear();
                             return Some(Err(e));
                         }
                     };
@@ -355,15 +354,22 @@ impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
                 }
                 None => match self.heads[run].take() {
                     Some(record) => record,
-                    None => unreachable!("a run in the tree has its head record"),
+                    None => unreachable!("a run in the heap has its head record"),
                 },
             };
             batch.push(record);
-            // The run's next head replaces it in its leaf: one pass up the tree.
+            // The run's next head replaces it in place: one sift instead of a pop and a push.
             match self.advance(run) {
-                Ok(head) => self.tree.replace_top(head),
+                Ok(Some(head)) => {
+                    if let Some(mut top) = self.heap.peek_mut() {
+                        *top = Reverse(head);
+                    }
+                }
+                Ok(None) => {
+                    self.heap.pop();
+                }
                 Err(e) => {
-                    self.tree.clear();
+                    self.heap.clear();
                     return Some(Err(e));
                 }
             }
