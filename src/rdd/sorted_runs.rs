@@ -22,8 +22,8 @@ use crate::rdd::shuffled::{SortPlan, corrupt};
 use crate::rdd::sort_key::{
     SortKey, entry, in_direction, index_of, prefix_decides, same_prefix, sort_entries,
 };
-use crate::shuffle::BucketOrder;
 use crate::shuffle::store::Block;
+use crate::shuffle::{BucketOrder, packed_range};
 
 /// Sorting by a key of each record.
 pub struct KeySort<S, K> {
@@ -114,7 +114,11 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
             }
             sort_entries(&mut entries, &keys, self.ascending);
             let range = |i: usize| starts[i]..starts.get(i + 1).copied().unwrap_or(bucket.len());
-            orders.push(Some(entries.iter().map(|&e| range(index_of(e))).collect()));
+            // The entries become the order: no new memory.
+            for e in &mut entries {
+                *e = packed_range(range(index_of(*e)));
+            }
+            orders.push(Some(entries));
         }
         orders
     }
@@ -409,7 +413,14 @@ mod tests {
         buckets
             .iter()
             .zip(orders)
-            .map(|(b, order)| crate::shuffle::ordered_pieces(b, order.as_ref()).concat())
+            .map(|(b, order)| match order {
+                Some(order) => order
+                    .iter()
+                    .flat_map(|&r| &b[crate::shuffle::unpacked_range(r)])
+                    .copied()
+                    .collect(),
+                None => b.clone(),
+            })
             .collect()
     }
 

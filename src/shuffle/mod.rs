@@ -17,8 +17,20 @@ use std::ops::Range;
 pub use crate::ids::ShuffleId;
 
 /// The order to write one bucket's records in: the byte range of each record in the
-/// bucket, in the order the file gets them.
-pub type BucketOrder = Vec<Range<usize>>;
+/// bucket, in the order the file gets them, packed by [`packed_range`] (the sort's
+/// entries, rewritten in place: the order needs no memory of its own, which would be
+/// fresh pages, faulted in, for every map task).
+pub type BucketOrder = Vec<u128>;
+
+/// `range` as one integer: its start in the high 64 bits, its end in the low 64.
+pub fn packed_range(range: Range<usize>) -> u128 {
+    ((range.start as u128) << 64) | range.end as u128
+}
+
+/// The range [`packed_range`] packed.
+pub fn unpacked_range(packed: u128) -> Range<usize> {
+    (packed >> 64) as usize..packed as u64 as usize
+}
 
 /// What a map task leaves on its executor: encoded records per reduce partition.
 #[derive(Debug, Default)]
@@ -36,11 +48,11 @@ pub struct MapOutput {
     pub reservation: Option<crate::memory::Reservation>,
 }
 
-/// The bytes of `bucket` in the order they are written: its records in `order`, if a sort
-/// gave one, else the bucket as it stands.
-pub fn ordered_pieces<'a>(bucket: &'a [u8], order: Option<&BucketOrder>) -> Vec<&'a [u8]> {
+/// What a map file gets of `bucket`: its records in `order`, if a sort gave one, else the
+/// bucket as it stands.
+pub fn bucket_piece<'a>(bucket: &'a [u8], order: Option<&'a BucketOrder>) -> files::Piece<'a> {
     match order {
-        Some(order) => order.iter().map(|r| &bucket[r.clone()]).collect(),
-        None => vec![bucket],
+        Some(order) => files::Piece::Ordered(bucket, order),
+        None => files::Piece::Bytes(bucket),
     }
 }

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::io::scratch::ScratchDir;
 use crate::memory::{MemoryManager, Reservation};
-use crate::shuffle::files::{MapFile, map_file_name, write_map_file};
-use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, ordered_pieces};
+use crate::shuffle::files::{MapFile, Piece, map_file_name, write_map_file};
+use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_piece};
 use crate::sync::lock;
 
 /// Encoded records of one reduce partition from one executor: a range of a mapped file
@@ -187,16 +187,16 @@ impl ShuffleStore {
                 Ok((map, f.bucket_ranges(output.buckets.len())))
             })
             .collect::<Result<Vec<_>>>()?;
-        let pieces: Vec<Vec<&[u8]>> = output
+        let pieces: Vec<Vec<Piece>> = output
             .buckets
             .iter()
             .enumerate()
             .map(|(r, bucket)| {
-                let earlier = spilled
-                    .iter()
-                    .filter_map(|(map, ranges)| map.as_ref().map(|m| &m[ranges[r].clone()]));
+                let earlier = spilled.iter().filter_map(|(map, ranges)| {
+                    map.as_ref().map(|m| Piece::Bytes(&m[ranges[r].clone()]))
+                });
                 let order = output.orders.get(r).and_then(Option::as_ref);
-                earlier.chain(ordered_pieces(bucket, order)).collect()
+                earlier.chain([bucket_piece(bucket, order)]).collect()
             })
             .collect();
         let bytes = output.spills.iter().map(MapFile::bytes).sum::<u64>()
@@ -240,10 +240,10 @@ impl ShuffleStore {
         orders: &[Option<BucketOrder>],
     ) -> Result<MapFile> {
         let name = format!("spill-{}", self.map_file_name(shuffle, split));
-        let pieces: Vec<Vec<&[u8]>> = buckets
+        let pieces: Vec<Vec<Piece>> = buckets
             .iter()
             .enumerate()
-            .map(|(r, b)| ordered_pieces(b, orders.get(r).and_then(Option::as_ref)))
+            .map(|(r, b)| vec![bucket_piece(b, orders.get(r).and_then(Option::as_ref))])
             .collect();
         let file = write_map_file(
             self.spill_dir().join(name),
@@ -328,6 +328,7 @@ impl ShuffleStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shuffle::packed_range;
 
     #[test]
     fn a_block_whose_pages_were_released_reads_the_same_again() {
@@ -379,12 +380,12 @@ mod tests {
                 shuffle,
                 0,
                 &[b"bca".to_vec(), b"xy".to_vec()],
-                &[Some(vec![2..3, 0..2]), None],
+                &[Some(vec![packed_range(2..3), packed_range(0..2)]), None],
             )
             .unwrap();
         let output = MapOutput {
             buckets: vec![b"fgde".to_vec(), b"z".to_vec()],
-            orders: vec![Some(vec![2..3, 3..4, 0..2])],
+            orders: vec![Some([2..3, 3..4, 0..2].map(packed_range).to_vec())],
             records: 0,
             spills: vec![spill],
             reservation: None,
