@@ -9,7 +9,7 @@ use crate::ids::ShuffleId;
 use crate::memory::estimate::SizeHint;
 use crate::plan::node::{Compute, Node, ShuffleDep, erase};
 use crate::plan::task::TaskContext;
-use crate::shuffle::MapOutput;
+use crate::shuffle::{BucketOrder, MapOutput};
 
 /// A shuffle of records `S`, each sent to reduce partition `partition_of(&record)`.
 pub struct ShuffleDependency<S> {
@@ -43,9 +43,10 @@ pub trait MapSort<S>: Send + Sync {
 pub trait BucketSorter<S> {
     /// Notes `record`, just encoded into `bucket` at bytes `range`.
     fn push(&mut self, bucket: usize, record: &S, range: Range<usize>);
-    /// Reorders the records of every bucket by key (stable: equal keys keep their order),
-    /// and forgets them.
-    fn sort(&mut self, buckets: &mut [Vec<u8>]);
+    /// The order of every bucket's records by key (stable: equal keys keep their order;
+    /// none for a bucket already in it), and forgets them. The buckets stay as they are:
+    /// the records are reordered as they are written.
+    fn sort(&mut self, buckets: &[Vec<u8>]) -> Vec<Option<BucketOrder>>;
     /// Memory the sorter holds for the records pushed since the last sort.
     fn held_bytes(&self) -> usize;
 }
@@ -69,6 +70,7 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
             buckets: (0..self.partitions)
                 .map(|r| Vec::with_capacity(self.expected_bucket(r, memory.budget())))
                 .collect(),
+            orders: Vec::new(),
             records: 0,
             spills: Vec::new(),
             reservation: Some(memory.reservation()),
@@ -107,7 +109,7 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
             }
         }
         if let Some(sorter) = &mut sorter {
-            sorter.sort(&mut out.buckets);
+            out.orders = sorter.sort(&out.buckets);
         }
         for (size, bucket) in self.bucket_sizes.iter().zip(&out.buckets) {
             size.note(bucket.len());
@@ -148,10 +150,10 @@ impl<S: serde::Serialize + 'static> ShuffleDependency<S> {
         out: &mut MapOutput,
         sorter: Option<&mut (dyn BucketSorter<S> + '_)>,
     ) -> Result<()> {
-        if let Some(sorter) = sorter {
-            sorter.sort(&mut out.buckets);
-        }
-        let file = tc.shuffle.spill_map_buckets(self.id, split, &out.buckets)?;
+        let orders = sorter.map_or_else(Vec::new, |s| s.sort(&out.buckets));
+        let file = tc
+            .shuffle
+            .spill_map_buckets(self.id, split, &out.buckets, &orders)?;
         tc.counters.add_spill(file.bytes());
         out.spills.push(file);
         out.buckets.iter_mut().for_each(|b| *b = Vec::new());

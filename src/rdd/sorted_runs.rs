@@ -23,6 +23,7 @@ use crate::rdd::sort_key::{
     SortKey, entry, in_direction, index_of, prefix_decides, same_prefix, sort_entries,
 };
 use crate::shuffle::store::Block;
+use crate::shuffle::{BucketOrder, packed_range};
 
 /// Sorting by a key of each record.
 pub struct KeySort<S, K> {
@@ -45,7 +46,6 @@ impl<S: 'static, K: SortKey + Send + 'static> MapSort<S> for KeySort<S, K> {
             key: Arc::clone(&self.key),
             ascending: self.ascending,
             buckets: (0..buckets).map(|_| BucketEntries::default()).collect(),
-            spare: Vec::new(),
         })
     }
 
@@ -59,8 +59,6 @@ struct KeyBuckets<S, K> {
     key: Arc<dyn Fn(&S) -> K + Send + Sync>,
     ascending: bool,
     buckets: Vec<BucketEntries<K>>,
-    /// A sorted bucket's old bytes, for the next bucket's sort to gather into.
-    spare: Vec<u8>,
 }
 
 /// The records of one bucket: an entry each (key prefix and number, see `sort_key`),
@@ -93,8 +91,9 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
         }
     }
 
-    fn sort(&mut self, buckets: &mut [Vec<u8>]) {
-        for (b, bucket) in self.buckets.iter_mut().zip(buckets.iter_mut()) {
+    fn sort(&mut self, buckets: &[Vec<u8>]) -> Vec<Option<BucketOrder>> {
+        let mut orders = Vec::with_capacity(buckets.len());
+        for (b, bucket) in self.buckets.iter_mut().zip(buckets) {
             let BucketEntries {
                 mut entries,
                 starts,
@@ -110,69 +109,30 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
                 }
             });
             if ordered {
+                orders.push(None);
                 continue;
             }
             sort_entries(&mut entries, &keys, self.ascending);
-            // Into the previous bucket's memory, already paged in, when it is large enough.
-            let mut sorted = std::mem::take(&mut self.spare);
-            sorted.clear();
-            if sorted.capacity() < bucket.len() {
-                // Growing it would copy its old bytes for nothing.
-                sorted = Vec::with_capacity(bucket.len());
+            let range = |i: usize| starts[i]..starts.get(i + 1).copied().unwrap_or(bucket.len());
+            // The entries become the order: no new memory.
+            for e in &mut entries {
+                *e = packed_range(range(index_of(*e)));
             }
-            gather(bucket, &starts, &entries, &mut sorted);
-            self.spare = std::mem::replace(bucket, sorted);
+            orders.push(Some(entries));
         }
-        self.spare = Vec::new();
+        orders
     }
 
     fn held_bytes(&self) -> usize {
-        self.spare.capacity()
-            + self
-                .buckets
-                .iter()
-                .map(|b| {
-                    b.entries.capacity() * std::mem::size_of::<u128>()
-                        + b.starts.capacity() * std::mem::size_of::<usize>()
-                        + b.keys.capacity() * std::mem::size_of::<K>()
-                })
-                .sum::<usize>()
+        self.buckets
+            .iter()
+            .map(|b| {
+                b.entries.capacity() * std::mem::size_of::<u128>()
+                    + b.starts.capacity() * std::mem::size_of::<usize>()
+                    + b.keys.capacity() * std::mem::size_of::<K>()
+            })
+            .sum::<usize>()
     }
-}
-
-/// Records ahead of the one being copied whose bytes are fetched into the cache meanwhile:
-/// the gather reads the bucket at random, and waiting for memory would dominate it.
-const PREFETCH_AHEAD: usize = 8;
-
-/// Appends to `out` the records of `bytes` (record `i` starts at `starts[i]` and ends where
-/// the next starts) in the order of `entries`.
-fn gather(bytes: &[u8], starts: &[usize], entries: &[u128], out: &mut Vec<u8>) {
-    let range = |i: usize| starts[i]..starts.get(i + 1).copied().unwrap_or(bytes.len());
-    out.reserve(bytes.len());
-    for (n, e) in entries.iter().enumerate() {
-        if let Some(ahead) = entries.get(n + PREFETCH_AHEAD) {
-            let r = range(index_of(*ahead));
-            prefetch(&bytes[r.start..r.end.max(r.start + 1).min(bytes.len())]);
-        }
-        out.extend_from_slice(&bytes[range(index_of(*e))]);
-    }
-}
-
-/// Asks the CPU to bring `bytes` into its cache (a hint: no effect on the program's result).
-#[inline(always)]
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in bytes.chunks(64) {
-        // SAFETY: a prefetch reads nothing the program sees and never faults; the pointer
-        // is into a live slice anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
 }
 
 impl<S, K> SortPlan<S> for KeySort<S, K>
@@ -447,6 +407,23 @@ mod tests {
         }
     }
 
+    /// The buckets as a map file gets them: each in its order, if it has one.
+    fn in_order(buckets: &[Vec<u8>], orders: &[Option<BucketOrder>]) -> Vec<Vec<u8>> {
+        assert_eq!(orders.len(), buckets.len());
+        buckets
+            .iter()
+            .zip(orders)
+            .map(|(b, order)| match order {
+                Some(order) => order
+                    .iter()
+                    .flat_map(|&r| &b[crate::shuffle::unpacked_range(r)])
+                    .copied()
+                    .collect(),
+                None => b.clone(),
+            })
+            .collect()
+    }
+
     fn by_first(ascending: bool) -> KeySort<(u32, u32), u32> {
         KeySort {
             key: Arc::new(|r: &(u32, u32)| r.0),
@@ -504,7 +481,8 @@ mod tests {
             codec::encode_into(&mut buckets[b], r);
             sorter.push(b, r, start..buckets[b].len());
         }
-        sorter.sort(&mut buckets);
+        let orders = sorter.sort(&buckets);
+        let buckets = in_order(&buckets, &orders);
         let decoded: Vec<Vec<(u32, u32)>> = buckets
             .iter()
             .map(|b| {
@@ -553,7 +531,8 @@ mod tests {
                 }
                 sorter.push(b, r, start..bytes[b].len());
             }
-            sorter.sort(&mut bytes);
+            let orders = sorter.sort(&bytes);
+            let bytes = in_order(&bytes, &orders);
             for (b, bytes) in bytes.iter().enumerate() {
                 let mut got: Vec<T> = Vec::new();
                 match &sort.raw {

@@ -702,6 +702,7 @@ mod tests {
                         let buckets = (0..partitions).map(|r| payload(split, r)).collect();
                         let output = MapOutput {
                             buckets,
+                            orders: Vec::new(),
                             records: 0,
                             spills: Vec::new(),
                             reservation: None,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::io::scratch::create_private;
-use crate::shuffle::ShuffleId;
+use crate::shuffle::{ShuffleId, unpacked_range};
 
 /// One map task's output on disk.
 #[derive(Debug, Clone)]
@@ -51,6 +51,38 @@ pub fn map_file_name(shuffle: ShuffleId, map: usize, generation: u64) -> String 
     format!("shuffle-{shuffle}-map-{map}-{generation}.data")
 }
 
+/// Bytes a map file gets: a slice as it stands, or all the records of a bucket in the
+/// order of their packed byte ranges (see [`crate::shuffle::BucketOrder`]).
+pub enum Piece<'a> {
+    Bytes(&'a [u8]),
+    Ordered(&'a [u8], &'a [u128]),
+}
+
+impl Piece<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::Bytes(b) | Piece::Ordered(b, _) => b.len() as u64,
+        }
+    }
+
+    /// Writes the piece: an ordered one record by record, fetching the records ahead
+    /// into the cache meanwhile (they are read at random).
+    fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        match self {
+            Piece::Bytes(b) => out.write_all(b),
+            Piece::Ordered(b, order) => {
+                for (i, &record) in order.iter().enumerate() {
+                    if let Some(&ahead) = order.get(i + PREFETCH_AHEAD) {
+                        prefetch(&b[unpacked_range(ahead)]);
+                    }
+                    out.write_all(&b[unpacked_range(record)])?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Writes the buckets of map task `map` (per reduce partition, its pieces in order) to
 /// `data` and its index beside it, grouped by owner: `owners[r]` is the peer index that
 /// owns reduce partition `r`, of `peers`. Each write gets a new file name (a generation),
@@ -59,7 +91,7 @@ pub fn map_file_name(shuffle: ShuffleId, map: usize, generation: u64) -> String 
 pub fn write_map_file(
     data: PathBuf,
     map: usize,
-    buckets: &[Vec<&[u8]>],
+    buckets: &[Vec<Piece>],
     owners: &[usize],
     peers: usize,
 ) -> Result<MapFile> {
@@ -72,12 +104,12 @@ pub fn write_map_file(
     for (peer, peer_parts) in parts.iter_mut().enumerate() {
         let start = at;
         for (r, pieces) in buckets.iter().enumerate() {
-            let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+            let len: u64 = pieces.iter().map(Piece::len).sum();
             if owners[r] != peer || len == 0 {
                 continue;
             }
             for piece in pieces {
-                out.write_all(piece).map_err(|e| Error::io(&data, e))?;
+                piece.write_to(&mut out).map_err(|e| Error::io(&data, e))?;
             }
             offsets[r] = (at, len);
             peer_parts.push((r as u32, len));
@@ -102,6 +134,28 @@ pub fn write_map_file(
     })
 }
 
+/// Records ahead of the one being written whose bytes are fetched into the cache meanwhile:
+/// a sorted bucket's records are read at random, and waiting for memory would dominate
+/// writing them.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to bring `bytes` into its cache (a hint: no effect on the program's result).
+#[inline(always)]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64).take(4) {
+        // SAFETY: a prefetch reads nothing the program sees and never faults; the pointer
+        // is into a live slice anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,8 +167,12 @@ mod tests {
     fn map_files_group_buckets_by_owner_and_are_private() {
         let root = tempfile::tempdir().unwrap();
         let dir = ScratchDir::create(root.path(), "t", 1).unwrap();
-        let buckets: Vec<Vec<&[u8]>> =
-            vec![vec![b"r0"], vec![b"r1", b"-"], Vec::new(), vec![b"r3!!"]];
+        let buckets: Vec<Vec<Piece>> = vec![
+            vec![Piece::Bytes(b"r0")],
+            vec![Piece::Bytes(b"r1"), Piece::Bytes(b"-")],
+            Vec::new(),
+            vec![Piece::Ordered(b"!!r3", &[2 << 64 | 4, 2])],
+        ];
         let owners = [1, 0, 1, 1];
         let name = map_file_name(ShuffleId(3), 7, 0);
         let f = write_map_file(dir.path().join(name), 7, &buckets, &owners, 2).unwrap();

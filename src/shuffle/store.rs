@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::io::scratch::ScratchDir;
 use crate::memory::{MemoryManager, Reservation};
-use crate::shuffle::files::{MapFile, map_file_name, write_map_file};
-use crate::shuffle::{MapOutput, ShuffleId};
+use crate::shuffle::files::{MapFile, Piece, map_file_name, write_map_file};
+use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_piece};
 use crate::sync::lock;
 
 /// Encoded records of one reduce partition from one executor: a range of a mapped file
@@ -187,18 +187,20 @@ impl ShuffleStore {
                 Ok((map, f.bucket_ranges(output.buckets.len())))
             })
             .collect::<Result<Vec<_>>>()?;
-        let pieces: Vec<Vec<&[u8]>> = output
+        let pieces: Vec<Vec<Piece>> = output
             .buckets
             .iter()
             .enumerate()
             .map(|(r, bucket)| {
-                let earlier = spilled
-                    .iter()
-                    .filter_map(|(map, ranges)| map.as_ref().map(|m| &m[ranges[r].clone()]));
-                earlier.chain([bucket.as_slice()]).collect()
+                let earlier = spilled.iter().filter_map(|(map, ranges)| {
+                    map.as_ref().map(|m| Piece::Bytes(&m[ranges[r].clone()]))
+                });
+                let order = output.orders.get(r).and_then(Option::as_ref);
+                earlier.chain([bucket_piece(bucket, order)]).collect()
             })
             .collect();
-        let bytes = pieces.iter().flatten().map(|p| p.len() as u64).sum();
+        let bytes = output.spills.iter().map(MapFile::bytes).sum::<u64>()
+            + output.buckets.iter().map(|b| b.len() as u64).sum::<u64>();
         let (path, on_disk) = self.place(&name, bytes);
         let file = write_map_file(path, split, &pieces, &owner_peers, peers)?;
         drop(pieces);
@@ -227,16 +229,22 @@ impl ShuffleStore {
         map_file_name(shuffle, split, generation)
     }
 
-    /// Writes a map task's buckets that do not fit the memory budget to the spill
-    /// directory, counting them as spilled; [`ShuffleStore::put_map_output`] gathers them.
+    /// Writes a map task's buckets that do not fit the memory budget (each in its order,
+    /// if `orders` gives one) to the spill directory, counting them as spilled;
+    /// [`ShuffleStore::put_map_output`] gathers them.
     pub fn spill_map_buckets(
         &self,
         shuffle: ShuffleId,
         split: usize,
         buckets: &[Vec<u8>],
+        orders: &[Option<BucketOrder>],
     ) -> Result<MapFile> {
         let name = format!("spill-{}", self.map_file_name(shuffle, split));
-        let pieces: Vec<Vec<&[u8]>> = buckets.iter().map(|b| vec![b.as_slice()]).collect();
+        let pieces: Vec<Vec<Piece>> = buckets
+            .iter()
+            .enumerate()
+            .map(|(r, b)| vec![bucket_piece(b, orders.get(r).and_then(Option::as_ref))])
+            .collect();
         let file = write_map_file(
             self.spill_dir().join(name),
             split,
@@ -320,6 +328,7 @@ impl ShuffleStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shuffle::packed_range;
 
     #[test]
     fn a_block_whose_pages_were_released_reads_the_same_again() {
@@ -356,6 +365,39 @@ mod tests {
     }
 
     #[test]
+    fn sorted_buckets_are_written_in_their_order_when_spilled_and_at_the_end() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let disk = tempfile::tempdir().unwrap();
+        let store = ShuffleStore::new(
+            ScratchDir::create(shm.path(), "t", 1).unwrap(),
+            ScratchDir::create(disk.path(), "t", 1).unwrap(),
+            MemoryManager::new(1 << 20),
+        );
+        let shuffle = ShuffleId(2);
+        store.set_owners(shuffle, vec![1, 1]);
+        let spill = store
+            .spill_map_buckets(
+                shuffle,
+                0,
+                &[b"bca".to_vec(), b"xy".to_vec()],
+                &[Some(vec![packed_range(2..3), packed_range(0..2)]), None],
+            )
+            .unwrap();
+        let output = MapOutput {
+            buckets: vec![b"fgde".to_vec(), b"z".to_vec()],
+            orders: vec![Some([2..3, 3..4, 0..2].map(packed_range).to_vec())],
+            records: 0,
+            spills: vec![spill],
+            reservation: None,
+        };
+        store.put_map_output(shuffle, 0, output, 1, 1).unwrap();
+        let files = store.take_map_files(shuffle);
+        assert_eq!(std::fs::read(&files[0].data).unwrap(), b"abcdefgxyz");
+        assert_eq!(files[0].bucket_ranges(2), [0..7, 7..10]);
+        files.iter().for_each(|f| store.remove_map_file(f));
+    }
+
+    #[test]
     fn spilled_pieces_come_first_and_files_over_the_budget_go_to_disk() {
         let shm = tempfile::tempdir_in("/dev/shm").unwrap();
         let disk = tempfile::tempdir().unwrap();
@@ -368,12 +410,13 @@ mod tests {
         let shuffle = ShuffleId(1);
         store.set_owners(shuffle, vec![1, 1]);
         let spill = store
-            .spill_map_buckets(shuffle, 0, &[b"a1".to_vec(), b"b1".to_vec()])
+            .spill_map_buckets(shuffle, 0, &[b"a1".to_vec(), b"b1".to_vec()], &[])
             .unwrap();
         assert!(spill.data.starts_with(disk.path()));
         assert_eq!(memory.spilled(), 4);
         let output = |a: &[u8], b: &[u8], spills| MapOutput {
             buckets: vec![a.to_vec(), b.to_vec()],
+            orders: Vec::new(),
             records: 0,
             spills,
             reservation: None,
