@@ -68,9 +68,8 @@ impl Executor {
             .executor_memory
             .map(|b| b.0)
             .unwrap_or_else(|| crate::memory::default_budget(machine.memory_bytes, node_size));
-        let memory = MemoryManager::new(memory_budget);
-        // What the executor frees leaves its RSS, which is what the budget stands for.
-        crate::memory::allocator::return_freed_memory_promptly();
+        // What the executor frees leaves its RSS promptly once its budget is pressed.
+        let memory = MemoryManager::for_executor(memory_budget);
         let local_dir = if config.local_dir.as_os_str().is_empty() {
             std::env::temp_dir()
         } else {

@@ -1,17 +1,24 @@
-//! How soon the process allocator gives freed memory back to the system.
+//! How soon the process allocator gives freed memory back to the system, by memory
+//! pressure.
 //!
 //! mimalloc (ember's global allocator, `src/lib.rs`) keeps freed pages resident for
-//! `purge_delay` before it returns them (v3's default: one second), so memory a task has
-//! freed — a combine map outgrown and reallocated, the previous task's buffers — still
-//! counts in the executor's RSS while the next allocations are made beside it. The budget
-//! (`--executor-memory`) is about what a process holds, and Slurm's cgroup counts RSS:
-//! an executor asks for freed pages to be returned within a few milliseconds instead
-//! (v2's default), so what it holds stays close to what it uses. The cost is more
-//! `madvise` calls and page faults: WordCount's wall time was about 5% longer in paired
-//! runs. `MIMALLOC_PURGE_DELAY` (milliseconds) in the environment still decides when set.
+//! `purge_delay` before it returns them, so memory a task has freed still counts in the
+//! executor's RSS for that long. The budget (`--executor-memory`) is about what a process
+//! holds, and Slurm's cgroup counts RSS; but returning pages within milliseconds makes the
+//! next task fault in and zero them again (profiled: PageRank at 1 GB spent 45 s of its
+//! 200 s of CPU in the kernel with a 10 ms delay, 19 s with 1 s: 105.8 s -> 85.8 s wall,
+//! executors 680 -> 780 MiB). So the delay follows the budget: while an executor's
+//! reservations are under half its budget, freed pages stay a second
+//! ([`RELAXED_PURGE_DELAY_MS`], mimalloc v3's default) and the next task reuses them;
+//! past half, they go back within [`PURGE_DELAY_MS`], until the reservations fall under a
+//! quarter again. `MIMALLOC_PURGE_DELAY` (milliseconds) in the environment still decides
+//! when set.
 
-/// Milliseconds freed memory may stay resident before mimalloc returns it.
+/// Milliseconds freed memory may stay resident while the executor's budget is pressed.
 pub const PURGE_DELAY_MS: i64 = 10;
+
+/// Milliseconds freed memory may stay resident while the executor's budget has room.
+pub const RELAXED_PURGE_DELAY_MS: i64 = 1000;
 
 #[cfg(feature = "mimalloc")]
 mod ffi {
@@ -21,23 +28,34 @@ mod ffi {
     pub const OPTION_PURGE_DELAY: c_int = 15;
 
     unsafe extern "C" {
-        /// mimalloc's option getter, and its setter that leaves an option given in the
-        /// environment as it is (linked with the allocator by `libmimalloc-sys`).
-        pub fn mi_option_set_default(option: c_int, value: c_long);
+        /// mimalloc's option getter and setter (linked with the allocator by
+        /// `libmimalloc-sys`).
+        pub fn mi_option_set(option: c_int, value: c_long);
         pub fn mi_option_get(option: c_int) -> c_long;
     }
 }
 
-/// Makes the allocator return freed memory within [`PURGE_DELAY_MS`], unless
-/// `MIMALLOC_PURGE_DELAY` says otherwise; nothing when ember is built without its
-/// allocator (a job's own allocator is its own business).
-pub fn return_freed_memory_promptly() {
+/// Makes the allocator return freed memory within [`PURGE_DELAY_MS`] when `pressed`,
+/// [`RELAXED_PURGE_DELAY_MS`] otherwise, unless `MIMALLOC_PURGE_DELAY` says otherwise;
+/// nothing when ember is built without its allocator (a job's own allocator is its own
+/// business).
+pub fn set_memory_pressure(pressed: bool) {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    let delay = if pressed {
+        PURGE_DELAY_MS
+    } else {
+        RELAXED_PURGE_DELAY_MS
+    };
     #[cfg(feature = "mimalloc")]
     // SAFETY: setting an option is thread-safe in mimalloc and takes effect for later
     // purges; the option index is part of mimalloc's stable C API.
     unsafe {
-        ffi::mi_option_set_default(ffi::OPTION_PURGE_DELAY, PURGE_DELAY_MS as _);
+        ffi::mi_option_set(ffi::OPTION_PURGE_DELAY, delay as _);
     }
+    #[cfg(not(feature = "mimalloc"))]
+    let _ = delay;
 }
 
 /// The allocator's purge delay now, in milliseconds (`None` without ember's allocator).
@@ -47,19 +65,4 @@ pub fn purge_delay_ms() -> Option<i64> {
     return Some(unsafe { ffi::mi_option_get(ffi::OPTION_PURGE_DELAY) } as i64);
     #[cfg(not(feature = "mimalloc"))]
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[cfg(feature = "mimalloc")]
-    fn freed_memory_is_returned_within_the_purge_delay() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-            return; // the environment decides
-        }
-        return_freed_memory_promptly();
-        assert_eq!(purge_delay_ms(), Some(PURGE_DELAY_MS));
-    }
 }

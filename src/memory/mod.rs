@@ -12,7 +12,7 @@ pub mod estimate;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Reservations against one executor's budget.
 #[derive(Debug)]
@@ -21,16 +21,54 @@ pub struct MemoryManager {
     reserved: AtomicU64,
     peak: AtomicU64,
     spilled: AtomicU64,
+    /// Whether this is the process's executor budget, which sets how soon the allocator
+    /// returns freed memory (`allocator::set_memory_pressure`).
+    drives_allocator: bool,
+    /// Whether the reservations passed half the budget (and have not fallen under a
+    /// quarter since).
+    pressed: AtomicBool,
 }
 
 impl MemoryManager {
     pub fn new(budget: u64) -> Arc<Self> {
-        Arc::new(MemoryManager {
+        Arc::new(Self::with_budget(budget, false))
+    }
+
+    /// The budget of an executor process: freed memory stays resident for reuse while the
+    /// reservations are under half of it, and is returned promptly past that (see
+    /// `allocator`).
+    pub fn for_executor(budget: u64) -> Arc<Self> {
+        allocator::set_memory_pressure(false);
+        Arc::new(Self::with_budget(budget, true))
+    }
+
+    fn with_budget(budget: u64, drives_allocator: bool) -> Self {
+        MemoryManager {
             budget,
             reserved: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             spilled: AtomicU64::new(0),
-        })
+            drives_allocator,
+            pressed: AtomicBool::new(false),
+        }
+    }
+
+    /// Tells the allocator when the reservations, now `reserved`, pass half the budget or
+    /// fall back under a quarter of it.
+    fn note_pressure(&self, reserved: u64) {
+        if !self.drives_allocator {
+            return;
+        }
+        let pressed = if reserved > self.budget / 2 {
+            true
+        } else if reserved < self.budget / 4 {
+            false
+        } else {
+            return;
+        };
+        if self.pressed.swap(pressed, Ordering::Relaxed) != pressed {
+            allocator::set_memory_pressure(pressed);
+        }
     }
 
     pub fn budget(&self) -> u64 {
@@ -47,6 +85,7 @@ impl MemoryManager {
         match fitted {
             Ok(before) => {
                 self.peak.fetch_max(before + bytes, Ordering::Relaxed);
+                self.note_pressure(before + bytes);
                 true
             }
             Err(_) => false,
@@ -55,11 +94,13 @@ impl MemoryManager {
 
     /// Returns `bytes` reserved earlier.
     pub fn release(&self, bytes: u64) {
-        let _ = self
+        let before = self
             .reserved
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
                 Some(now.saturating_sub(bytes))
             });
+        let before = before.unwrap_or_else(|now| now);
+        self.note_pressure(before.saturating_sub(bytes));
     }
 
     /// Bytes reserved now.
@@ -208,6 +249,43 @@ mod tests {
         assert_eq!(m.reserved(), 40);
         b.clear();
         assert_eq!((m.reserved(), m.peak()), (0, 100));
+    }
+
+    /// The only test that drives the allocator's (process-wide) purge delay.
+    #[test]
+    #[cfg(feature = "mimalloc")]
+    fn an_executor_budget_returns_freed_memory_promptly_only_while_pressed() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return; // the environment decides
+        }
+        use allocator::{PURGE_DELAY_MS, RELAXED_PURGE_DELAY_MS, purge_delay_ms};
+        let m = MemoryManager::for_executor(1000);
+        assert_eq!(purge_delay_ms(), Some(RELAXED_PURGE_DELAY_MS));
+        let mut a = m.reservation();
+        assert!(a.grow_to(500));
+        assert_eq!(
+            purge_delay_ms(),
+            Some(RELAXED_PURGE_DELAY_MS),
+            "half is not pressed"
+        );
+        assert!(a.grow_to(501));
+        assert_eq!(purge_delay_ms(), Some(PURGE_DELAY_MS), "past half");
+        m.release(250);
+        assert_eq!(
+            purge_delay_ms(),
+            Some(PURGE_DELAY_MS),
+            "still over a quarter"
+        );
+        drop(a);
+        assert_eq!(
+            purge_delay_ms(),
+            Some(RELAXED_PURGE_DELAY_MS),
+            "under a quarter"
+        );
+        // A budget of a task or a store in a test never touches the allocator.
+        let other = MemoryManager::new(10);
+        assert!(other.try_reserve(10));
+        assert_eq!(purge_delay_ms(), Some(RELAXED_PURGE_DELAY_MS));
     }
 
     #[test]
