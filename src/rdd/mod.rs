@@ -22,6 +22,7 @@ pub mod sort_key;
 pub mod sorted_runs;
 pub mod source;
 pub mod spill_combine;
+pub mod split_parts;
 pub mod text;
 pub mod words;
 

@@ -35,13 +35,13 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::memory::Reservation;
 use rustc_hash::FxBuildHasher;
 
-use crate::memory::estimate::{EntrySizes, SizeHint, heap_size};
+use crate::memory::estimate::SizeHint;
 use crate::plan::batch::BATCH_SIZE;
 use crate::rdd::Key;
-use crate::rdd::combine::{CHECK_EVERY, CombineMap, Combiners, SAMPLE_EVERY, keeps};
+use crate::rdd::combine::{CHECK_EVERY, CombineMap, Combiners};
+use crate::rdd::split_parts::Parts;
 use crate::shuffle::partitioner::KeyPartition;
 
 /// A combine map whose slots pass this no longer stays in the cache (this machine: 1 MiB
@@ -255,114 +255,6 @@ fn combine_one_map<K: Key, V, C: serde::Serialize>(
     OneMap::Ended
 }
 
-/// Records a chunk of a part holds at most: 32 KiB of PageRank's 16-byte records.
-const CHUNK: usize = 2048;
-/// Records a part's first chunk holds at least.
-const FIRST_CHUNK: usize = 64;
-
-/// The records of one part, in chunks: a part that grows is never copied into a larger
-/// vector (profiled: the doublings of hundreds of growing sub-parts, each a fresh
-/// allocation whose pages the kernel zeroes, were 14% of PageRank's iterations), and a
-/// chunk's memory is given back as soon as it has been combined.
-struct Chunks<T> {
-    full: Vec<Vec<T>>,
-    current: Vec<T>,
-}
-
-impl<T> Default for Chunks<T> {
-    fn default() -> Self {
-        Chunks {
-            full: Vec::new(),
-            current: Vec::new(),
-        }
-    }
-}
-
-impl<T> Chunks<T> {
-    /// Adds `record`; the capacity this added to the part.
-    #[inline]
-    fn push(&mut self, record: T, first: usize) -> usize {
-        let mut grown = 0;
-        if self.current.len() == self.current.capacity() {
-            // Chunks double from the first up to CHUNK records.
-            let capacity = (self.current.capacity() * 2).clamp(first, CHUNK);
-            let full = std::mem::replace(&mut self.current, Vec::with_capacity(capacity));
-            if !full.is_empty() {
-                self.full.push(full);
-            }
-            grown = capacity;
-        }
-        self.current.push(record);
-        grown
-    }
-
-    /// How many records the part holds, and them, leaving it empty.
-    fn take(&mut self) -> (usize, Vec<Vec<T>>) {
-        let mut chunks = std::mem::take(&mut self.full);
-        chunks.push(std::mem::take(&mut self.current));
-        (chunks.iter().map(Vec::len).sum(), chunks)
-    }
-}
-
-/// The records of a task split by reduce partition, and what they hold of the budget.
-struct Parts<K, V> {
-    parts: Vec<Chunks<(K, V)>>,
-    /// The capacity a part's first chunk starts with.
-    first: usize,
-    /// Records held, and room for records.
-    records: usize,
-    capacity: usize,
-    sizes: EntrySizes,
-    reservation: Option<Reservation>,
-}
-
-impl<K: Key, V: serde::Serialize> Parts<K, V> {
-    /// Empty parts, which expect `expected` records each.
-    fn new(partitions: usize, expected: usize) -> Self {
-        Parts {
-            parts: (0..partitions).map(|_| Chunks::default()).collect(),
-            first: expected.clamp(FIRST_CHUNK, CHUNK),
-            records: 0,
-            capacity: 0,
-            sizes: EntrySizes::default(),
-            reservation: crate::plan::task::task_memory().map(|m| m.reservation()),
-        }
-    }
-
-    /// Adds a record to part `r`; false when the parts have outgrown what the budget lets
-    /// them hold (looked at every few thousand records).
-    #[inline]
-    fn push(&mut self, r: usize, record: (K, V)) -> bool {
-        if self.records.is_multiple_of(SAMPLE_EVERY) {
-            self.sizes.sample(heap_size(&record));
-        }
-        self.capacity += self.parts[r].push(record, self.first);
-        self.records += 1;
-        !self.records.is_multiple_of(CHECK_EVERY) || self.fits()
-    }
-
-    fn fits(&mut self) -> bool {
-        let inline = self.capacity * std::mem::size_of::<(K, V)>();
-        let bytes = inline as u64 + self.sizes.heap_of(self.records);
-        keeps(&mut self.reservation, bytes)
-    }
-
-    /// How many records part `r` holds, and them, leaving it empty (their memory given
-    /// back with them).
-    fn take(&mut self, r: usize) -> (usize, Vec<Vec<(K, V)>>) {
-        self.parts[r].take()
-    }
-
-    /// Forgets the records taken out: the parts start again empty.
-    fn restart(&mut self) {
-        self.records = 0;
-        self.capacity = 0;
-        if let Some(r) = &mut self.reservation {
-            r.clear();
-        }
-    }
-}
-
 /// Combines `records` by key (`create` a key's first value, `merge_value` the others into
 /// it), a reduce partition (`place`, of `partitions`) at a time, within the running
 /// task's budget (unbounded outside a task). The combiners come out grouped by reduce
@@ -524,31 +416,6 @@ mod tests {
         let places: Vec<usize> = out.iter().map(|(k, _)| hash_partition(k, 7)).collect();
         assert!(places.is_sorted(), "combiners not grouped by partition");
         assert_eq!(places.last(), Some(&6));
-    }
-
-    #[test]
-    fn a_part_grows_by_chunks_never_moving_its_records() {
-        let mut part = Chunks::default();
-        let mut grown = part.push(0u64, FIRST_CHUNK);
-        let first: *const u64 = &part.current[0];
-        for i in 1..10_000 {
-            grown += part.push(i, FIRST_CHUNK);
-        }
-        // Chunks of 64, 128, ... 2048, then 2048 each.
-        assert!(part.full.iter().all(|c| c.capacity() <= CHUNK));
-        assert_eq!(
-            grown,
-            part.full
-                .iter()
-                .chain([&part.current])
-                .map(Vec::capacity)
-                .sum::<usize>()
-        );
-        assert!(std::ptr::eq(first, &part.full[0][0]), "a record moved");
-        let (len, chunks) = part.take();
-        assert_eq!(len, 10_000);
-        assert!(chunks.into_iter().flatten().eq(0..10_000));
-        assert_eq!(part.take().0, 0);
     }
 
     #[test]
