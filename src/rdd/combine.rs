@@ -19,17 +19,67 @@ pub type Combiners<K, C> = hashbrown::HashMap<K, C, FxBuildHasher>;
 /// How many records are combined (or buffered) between two looks at the budget.
 pub(crate) const CHECK_EVERY: usize = 4096;
 /// One record in this many has its entry's heap measured.
-pub(crate) const SAMPLE_EVERY: usize = 64;
+const SAMPLE_EVERY: usize = 64;
 /// Below this a map (or buffer) is kept even over the budget: emptying smaller ones costs
 /// more than it saves.
 const MIN_FLUSH: u64 = 1 << 20;
 
 /// Whether `bytes` of a combine's map or buffers may stay: the reservation grows to cover
 /// them (with a quarter to spare), or they are small; always outside a task.
-pub(crate) fn keeps(reservation: &mut Option<Reservation>, bytes: u64) -> bool {
+fn keeps(reservation: &mut Option<Reservation>, bytes: u64) -> bool {
     match reservation {
         None => true,
         Some(r) => bytes <= r.bytes() || bytes < MIN_FLUSH || r.grow_to(bytes + bytes / 4),
+    }
+}
+
+/// What records buffered in memory (split by partition, or read ahead of a combine) hold
+/// of the running task's budget: their slots, plus the heap of a sample of them scaled to
+/// all, looked at every [`CHECK_EVERY`] records.
+pub(crate) struct HeldRecords {
+    records: usize,
+    sizes: EntrySizes,
+    reservation: Option<Reservation>,
+}
+
+impl HeldRecords {
+    /// Nothing held yet, reserving from the running task's budget (unbounded outside one).
+    pub fn new() -> Self {
+        HeldRecords {
+            records: 0,
+            sizes: EntrySizes::default(),
+            reservation: crate::plan::task::task_memory().map(|m| m.reservation()),
+        }
+    }
+
+    /// Counts `record`, about to be buffered (one in [`SAMPLE_EVERY`] has its heap
+    /// measured); true when it is time to look at the budget ([`HeldRecords::fits`]).
+    #[inline]
+    pub fn count<T: serde::Serialize>(&mut self, record: &T) -> bool {
+        if self.records.is_multiple_of(SAMPLE_EVERY) {
+            self.sizes.sample(heap_size(record));
+        }
+        self.records += 1;
+        self.records.is_multiple_of(CHECK_EVERY)
+    }
+
+    /// Whether the records may stay in buffers whose slots take `slot_bytes`.
+    pub fn fits(&mut self, slot_bytes: usize) -> bool {
+        let bytes = slot_bytes as u64 + self.sizes.heap_of(self.records);
+        keeps(&mut self.reservation, bytes)
+    }
+
+    /// Forgets the records (taken out): what they held is given back.
+    pub fn clear(&mut self) {
+        self.records = 0;
+        if let Some(r) = &mut self.reservation {
+            r.clear();
+        }
+    }
+
+    /// The reservation, for as long as the records outlive their buffers.
+    pub fn take_reservation(&mut self) -> Option<Reservation> {
+        self.reservation.take()
     }
 }
 

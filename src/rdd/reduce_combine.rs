@@ -17,41 +17,30 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Result;
-use crate::memory::Reservation;
-use crate::memory::estimate::{EntrySizes, heap_size};
 use crate::plan::batch::BatchIter;
 use crate::rdd::Key;
-use crate::rdd::combine::{CHECK_EVERY, SAMPLE_EVERY, keeps};
+use crate::rdd::combine::HeldRecords;
 use crate::rdd::partitioned_combine::{fanout, sub_part};
 use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
 
 /// A partition's records read into memory, as far as the budget let them.
 struct Buffer<K, C> {
     records: Vec<(K, C)>,
-    sizes: EntrySizes,
-    reservation: Option<Reservation>,
+    held: HeldRecords,
 }
 
 impl<K: Key, C: Serialize> Buffer<K, C> {
     /// Reads `records` until they end (true) or the budget has no room for more (false).
     fn fill(&mut self, records: &mut dyn Iterator<Item = (K, C)>) -> bool {
         for record in records {
-            let n = self.records.len();
-            if n.is_multiple_of(SAMPLE_EVERY) {
-                self.sizes.sample(heap_size(&record));
-            }
+            let check = self.held.count(&record);
             self.records.push(record);
-            if (n + 1).is_multiple_of(CHECK_EVERY) && !self.fits() {
+            let slots = self.records.capacity() * std::mem::size_of::<(K, C)>();
+            if check && !self.held.fits(slots) {
                 return false;
             }
         }
         true
-    }
-
-    fn fits(&mut self) -> bool {
-        let inline = self.records.capacity() * std::mem::size_of::<(K, C)>();
-        let bytes = inline as u64 + self.sizes.heap_of(self.records.len());
-        keeps(&mut self.reservation, bytes)
     }
 }
 
@@ -67,8 +56,7 @@ where
 {
     let mut buffer = Buffer {
         records: Vec::new(),
-        sizes: EntrySizes::default(),
-        reservation: crate::plan::task::task_memory().map(|m| m.reservation()),
+        held: HeldRecords::new(),
     };
     let whole = buffer.fill(records);
     let slot = std::mem::size_of::<(K, C)>() + 1;
@@ -76,7 +64,7 @@ where
     let merge_value = |a, b| merge(a, b);
     if !whole || fanout == 1 {
         // The reservation covers the buffer until it is combined.
-        let reservation = buffer.reservation.take();
+        let reservation = buffer.held.take_reservation();
         let rest = buffer.records.into_iter().chain(records);
         let merged = combine_spilling(rest, |c| c, merge_value, merge.clone());
         drop(reservation);
@@ -92,7 +80,7 @@ where
             merge.clone(),
         )?);
     }
-    drop(buffer.reservation);
+    drop(buffer.held);
     Ok(Box::new(merged.into_iter().flatten()))
 }
 

@@ -1,10 +1,8 @@
 //! The records of a map task split by reduce partition, before each part is combined
 //! (`partitioned_combine`): parts held in chunks, and what they hold of the task's budget.
 
-use crate::memory::Reservation;
-use crate::memory::estimate::{EntrySizes, heap_size};
 use crate::rdd::Key;
-use crate::rdd::combine::{CHECK_EVERY, SAMPLE_EVERY, keeps};
+use crate::rdd::combine::HeldRecords;
 
 /// Records a chunk of a part holds at most: 32 KiB of PageRank's 16-byte records.
 const CHUNK: usize = 2048;
@@ -60,11 +58,9 @@ pub struct Parts<K, V> {
     pub parts: Vec<Chunks<(K, V)>>,
     /// The capacity a part's first chunk starts with.
     first: usize,
-    /// Records held, and room for records.
-    records: usize,
+    /// Room for records.
     capacity: usize,
-    sizes: EntrySizes,
-    reservation: Option<Reservation>,
+    held: HeldRecords,
 }
 
 impl<K: Key, V: serde::Serialize> Parts<K, V> {
@@ -73,10 +69,8 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
         Parts {
             parts: (0..partitions).map(|_| Chunks::default()).collect(),
             first: expected.clamp(FIRST_CHUNK, CHUNK),
-            records: 0,
             capacity: 0,
-            sizes: EntrySizes::default(),
-            reservation: crate::plan::task::task_memory().map(|m| m.reservation()),
+            held: HeldRecords::new(),
         }
     }
 
@@ -84,18 +78,12 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
     /// them hold (looked at every few thousand records).
     #[inline]
     pub fn push(&mut self, r: usize, record: (K, V)) -> bool {
-        if self.records.is_multiple_of(SAMPLE_EVERY) {
-            self.sizes.sample(heap_size(&record));
-        }
+        let check = self.held.count(&record);
         self.capacity += self.parts[r].push(record, self.first);
-        self.records += 1;
-        !self.records.is_multiple_of(CHECK_EVERY) || self.fits()
-    }
-
-    fn fits(&mut self) -> bool {
-        let inline = self.capacity * std::mem::size_of::<(K, V)>();
-        let bytes = inline as u64 + self.sizes.heap_of(self.records);
-        keeps(&mut self.reservation, bytes)
+        !check
+            || self
+                .held
+                .fits(self.capacity * std::mem::size_of::<(K, V)>())
     }
 
     /// How many records part `r` holds, and them, leaving it empty (their memory given
@@ -106,11 +94,8 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
 
     /// Forgets the records taken out: the parts start again empty.
     pub fn restart(&mut self) {
-        self.records = 0;
         self.capacity = 0;
-        if let Some(r) = &mut self.reservation {
-            r.clear();
-        }
+        self.held.clear();
     }
 }
 
