@@ -436,30 +436,23 @@ mod tests {
         let (out, total) = sums_with(None, n, keys, &hints);
         assert_eq!(total, reference(n, keys));
         assert_eq!(out.len() as u64, keys, "a key came out more than once");
-        let places: Vec<(usize, usize)> = out
-            .iter()
-            .map(|(k, _)| {
-                (
-                    hash_partition(k, 7),
-                    sub_part(FxBuildHasher.hash_one(k), 32),
-                )
-            })
-            .collect();
+        // Where each combiner goes: its reduce partition, then its sub-part of 32.
+        let places = |out: &Sums| -> Vec<(usize, usize)> {
+            out.iter()
+                .map(|(k, _)| {
+                    (
+                        hash_partition(k, 7),
+                        sub_part(FxBuildHasher.hash_one(k), 32),
+                    )
+                })
+                .collect()
+        };
         assert!(
-            places.is_sorted(),
+            places(&out).is_sorted(),
             "combiners not grouped by reduce partition, then sub-part"
         );
         // The first task had no hint: one map a reduce partition, not grouped by sub-part.
-        let first: Vec<(usize, usize)> = first
-            .iter()
-            .map(|(k, _)| {
-                (
-                    hash_partition(k, 7),
-                    sub_part(FxBuildHasher.hash_one(k), 32),
-                )
-            })
-            .collect();
-        assert!(!first.is_sorted());
+        assert!(!places(&first).is_sorted());
     }
 
     #[test]
