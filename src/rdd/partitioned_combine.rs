@@ -388,19 +388,19 @@ mod tests {
                 .collect();
         // Unbounded, one wave: the next task's parts start as large as this task's largest.
         assert!(budget.is_some() || n == 0 || hints.sizes.expected() > n as usize / 7);
-        let mut total: FxHashMap<u64, u64> = FxHashMap::default();
-        for &(k, c) in &out {
-            *total.entry(k).or_default() += c;
-        }
-        let mut total: Vec<_> = total.into_iter().collect();
-        total.sort_unstable();
+        let total = sum_by_key(out.iter().copied());
         (out, total)
     }
 
     fn reference(n: u64, keys: u64) -> Vec<(u64, u64)> {
+        sum_by_key((0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i)))
+    }
+
+    /// The sums of `pairs` by key, in key order.
+    fn sum_by_key(pairs: impl Iterator<Item = (u64, u64)>) -> Sums {
         let mut total: FxHashMap<u64, u64> = FxHashMap::default();
-        for i in 0..n {
-            *total.entry(i.wrapping_mul(0x9e37_79b9) % keys).or_default() += i;
+        for (k, c) in pairs {
+            *total.entry(k).or_default() += c;
         }
         let mut total: Vec<_> = total.into_iter().collect();
         total.sort_unstable();
@@ -479,12 +479,7 @@ mod tests {
         let records = (0..n).map(move |i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
         let out: Sums =
             map_side_combine(records, 7, place, Arc::clone(hints), |v| v, |c, v| c + v).collect();
-        let mut total: FxHashMap<u64, u64> = FxHashMap::default();
-        for &(k, c) in &out {
-            *total.entry(k).or_default() += c;
-        }
-        let mut total: Vec<_> = total.into_iter().collect();
-        total.sort_unstable();
+        let total = sum_by_key(out.iter().copied());
         (out, total)
     }
 
