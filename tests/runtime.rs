@@ -174,8 +174,20 @@ fn the_driver_does_not_spin_while_executors_run_a_real_job() {
     // on a CPU or queued for one (/proc/<pid>/task/*/schedstat). A driver that polls
     // without sleeping is runnable all the time; on a busy machine the scheduler may
     // still give it little CPU, so the CPU share alone would not catch it there.
+    // The counts go to files the executors write: collected to the driver they would be
+    // the driver's own work (decoding and sorting every word) inside the measured window.
     let scratch = tempfile::tempdir().unwrap();
-    let mut cmd = mpirun(3, &bin("wordcount"), &["--generate-lines", BUSY_LINES]);
+    let output = scratch.path().join("counts");
+    let mut cmd = mpirun(
+        3,
+        &bin("wordcount"),
+        &[
+            "--generate-lines",
+            BUSY_LINES,
+            "--output",
+            output.to_str().unwrap(),
+        ],
+    );
     cmd.env("EMBER_LOCAL_DIR", scratch.path());
     let tag = common::tag(&mut cmd);
     let mut child = common::spawn(cmd);
