@@ -323,31 +323,69 @@ fn scratch_dirs(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// SIGKILLs `pid`, and first its scratch guard when `guard_too`.
+fn sigkill(pid: u32, guard_too: bool) {
+    let guard = common::scratch_guard_of(pid);
+    assert!(guard.is_some(), "rank {pid} has no scratch guard");
+    let victims = guard.filter(|_| guard_too).into_iter().chain([pid]);
+    for victim in victims {
+        // SAFETY: signalling a process of our own job, found by its tag.
+        unsafe {
+            libc::kill(victim as i32, libc::SIGKILL);
+        }
+    }
+}
+
+/// Runs a busy 3-rank job with scratch in `scratch`, SIGKILLs rank `victim` (and its
+/// guard when `guard_too`) once the executors are registered, and waits for the job's end.
+fn kill_a_rank(scratch: &std::path::Path, victim: usize, guard_too: bool) {
+    let mut cmd = mpirun(3, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
+    cmd.env("EMBER_LOCAL_DIR", scratch);
+    let tag = common::tag(&mut cmd);
+    let (child, lines, out, err) = common::spawn_streaming(cmd);
+    await_table(&lines, 2);
+    let pids = common::rank_pids(&tag);
+    let pid = *pids
+        .get(&victim)
+        .unwrap_or_else(|| panic!("rank {victim}: {pids:?}"));
+    sigkill(pid, guard_too);
+    let done = common::wait(child, out, err, Duration::from_secs(30));
+    assert!(
+        !done.timed_out,
+        "job hung after SIGKILL of rank {victim}: {done:#?}"
+    );
+    assert_ne!(done.status, Some(0));
+}
+
+#[test]
+fn a_sigkilled_rank_s_guard_removes_its_scratch() {
+    // A SIGKILLed rank cannot clean up; its scratch guard (a process forked at start-up)
+    // sees it gone and removes its directories, with no later job needed.
+    for victim in [1usize, 0] {
+        let scratch = tempfile::tempdir().unwrap();
+        kill_a_rank(scratch.path(), victim, false);
+        let started = std::time::Instant::now();
+        while !scratch_dirs(scratch.path()).is_empty()
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            scratch_dirs(scratch.path()),
+            Vec::<String>::new(),
+            "rank {victim} SIGKILLed"
+        );
+    }
+}
+
 #[test]
 fn the_next_job_removes_what_a_sigkilled_rank_left() {
-    // SIGKILL an executor, then (in a second job) the driver: neither can clean up. The
-    // next job on the node removes their scratch directories, and its own at its end.
+    // SIGKILL an executor, then (in a second job) the driver, each with its scratch guard
+    // first: nobody can clean up. The next job on the node removes their scratch
+    // directories, and its own at its end.
     let scratch = tempfile::tempdir().unwrap();
     for victim in [1usize, 0] {
-        let mut cmd = mpirun(3, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
-        cmd.env("EMBER_LOCAL_DIR", scratch.path());
-        let tag = common::tag(&mut cmd);
-        let (child, lines, out, err) = common::spawn_streaming(cmd);
-        await_table(&lines, 2);
-        let pids = common::rank_pids(&tag);
-        let pid = *pids
-            .get(&victim)
-            .unwrap_or_else(|| panic!("rank {victim}: {pids:?}"));
-        // SAFETY: signalling a rank of our own job, found by its tag.
-        unsafe {
-            libc::kill(pid as i32, libc::SIGKILL);
-        }
-        let done = common::wait(child, out, err, Duration::from_secs(30));
-        assert!(
-            !done.timed_out,
-            "job hung after SIGKILL of rank {victim}: {done:#?}"
-        );
-        assert_ne!(done.status, Some(0));
+        kill_a_rank(scratch.path(), victim, true);
         if victim == 1 {
             // (The next job, started below, sweeps it at its start.)
             assert!(

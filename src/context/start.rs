@@ -70,6 +70,8 @@ impl Context {
     /// ```
     pub fn init_with(config: &EngineArgs) -> Context {
         crate::log::init();
+        // Forked while this process runs one thread: before MPI and the signal thread.
+        failure::start_scratch_guard();
         // The role is known from the launcher before MPI starts, so a signal that arrives
         // during start-up (Slurm's --signal fires up to a minute early) is reported by the
         // driver like any other.

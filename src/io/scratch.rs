@@ -12,8 +12,7 @@ pub struct ScratchDir {
     path: PathBuf,
 }
 
-/// Inside a scratch or staging directory: `HOST PID` of the process that made it.
-pub(crate) const OWNER: &str = "_OWNER";
+pub(crate) use crate::failure::{OWNER, read_owner};
 
 /// Records this process as the owner of `dir` (a private file `dir/_OWNER`).
 pub(crate) fn write_owner(dir: &Path) -> Result<()> {
@@ -21,13 +20,6 @@ pub(crate) fn write_owner(dir: &Path) -> Result<()> {
     let mut f = create_private(&owner)?;
     let me = format!("{} {}\n", crate::topology::host_name(), std::process::id());
     std::io::Write::write_all(&mut f, me.as_bytes()).map_err(|e| Error::io(&owner, e))
-}
-
-/// The (host, pid) in `dir/_OWNER`, if it can be read.
-pub(crate) fn read_owner(dir: &Path) -> Option<(String, String)> {
-    let text = std::fs::read_to_string(dir.join(OWNER)).ok()?;
-    let (host, pid) = text.trim().split_once(' ')?;
-    Some((host.to_string(), pid.to_string()))
 }
 
 /// Whether `dir`'s owner was another process on this host that is gone: then nobody will

@@ -354,11 +354,36 @@ pub fn rank_pids(tag: &str) -> std::collections::BTreeMap<usize, u32> {
             continue;
         }
         let rank = rank_in_environ(vars.iter().copied());
-        if let Some(rank) = rank {
+        // A rank's scratch guard is a fork of it, with the same environment.
+        if let Some(rank) = rank.filter(|_| !is_scratch_guard(pid)) {
             pids.insert(rank, pid);
         }
     }
     pids
+}
+
+/// Whether `pid` is a rank's scratch guard (the process that removes a SIGKILLed rank's
+/// scratch directories).
+pub fn is_scratch_guard(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ember-guard")
+}
+
+/// The scratch guard of rank process `pid`, if it has one.
+pub fn scratch_guard_of(pid: u32) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .find(|&child| {
+            is_scratch_guard(child)
+                && std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                    // Field 4 of proc(5), after the command name: the parent's pid.
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                        == Some(&pid.to_string())
+                })
+        })
 }
 
 /// CPU seconds (user + system) `pid` has used so far, from /proc/<pid>/stat; `None` once

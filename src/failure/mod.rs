@@ -9,6 +9,17 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::sync::Once;
 
+mod guard;
+
+pub(crate) use guard::{OWNER, read_owner};
+
+/// Starts the process that removes this rank's registered directories if it dies without
+/// doing so (see `guard`). Call first thing at start-up, before any thread is spawned.
+pub fn start_scratch_guard() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(guard::start);
+}
+
 static HOOK: Once = Once::new();
 
 /// Ends every rank of the job with an exit code; does not return.
@@ -66,12 +77,14 @@ static ON_EXIT: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::ne
 pub(crate) fn remove_on_exit(path: &std::path::Path) {
     let mut list = ON_EXIT.lock().unwrap_or_else(|p| p.into_inner());
     list.push(path.to_path_buf());
+    guard::tell(guard::Tell::Guard, path);
 }
 
 /// Unregisters `path` (it was removed normally).
 pub(crate) fn forget_on_exit(path: &std::path::Path) {
     let mut list = ON_EXIT.lock().unwrap_or_else(|p| p.into_inner());
     list.retain(|p| p != path);
+    guard::tell(guard::Tell::Forget, path);
 }
 
 /// Removes every registered directory (best effort: we are going down).
