@@ -77,23 +77,31 @@ pub(crate) fn start() {
             guard(ends[0], rank)
         }
         _ => {
-            // SAFETY: the read end is the child's; the write end is ours from now on.
-            unsafe { libc::close(ends[0]) };
+            // SAFETY: the read end is the child's; the write end is ours from now on,
+            // non-blocking: a guard that stops reading (stopped, stuck) must not stop the
+            // rank; a full pipe counts as a guard gone.
+            unsafe {
+                libc::close(ends[0]);
+                libc::fcntl(ends[1], libc::F_SETFL, libc::O_NONBLOCK);
+            }
             let pipe = unsafe { File::from_raw_fd(ends[1]) };
             *crate::sync::lock(&GUARD) = Some(pipe);
         }
     }
 }
 
-/// Tells the guard (if there is one) to guard or forget `path`. A guard that is gone is
-/// not an error: the rank cleans up as before.
+/// Tells the guard (if there is one) to guard or forget `path`. A guard that is gone (or
+/// has a full pipe) is not an error: the rank cleans up as before, and a directory whose
+/// message did not go whole is left to the next job's sweep.
 pub(crate) fn tell(what: Tell, path: &Path) {
     let mut guard = crate::sync::lock(&GUARD);
     if let Some(pipe) = guard.as_mut()
         && pipe.write_all(&record(what, path)).is_err()
     {
-        tracing::debug!("the scratch guard is gone");
-        *guard = None;
+        tracing::debug!("the scratch guard is gone or not reading: no more messages to it");
+        // Kept open, never written again: closing it would tell a guard still alive that
+        // the rank is gone, and it would remove directories the rank still uses.
+        std::mem::forget(guard.take());
     }
 }
 
