@@ -65,6 +65,7 @@ pub struct RawCodec<T> {
     view: fn(&[u8]) -> Option<&T>,
     read: fn(&[u8]) -> T,
     bytes: fn(&T) -> &[u8],
+    append: fn(&[&[u8]], &mut Vec<T>),
 }
 
 impl<T> Clone for RawCodec<T> {
@@ -83,6 +84,17 @@ impl<T: bytemuck::Pod> RawCodec<T> {
             view: |b| bytemuck::try_from_bytes(b).ok(),
             read: bytemuck::pod_read_unaligned,
             bytes: bytemuck::bytes_of,
+            // One call per batch, the copy loop compiled for `T`: no call per record.
+            append: |pieces, out| {
+                let width = std::mem::size_of::<T>();
+                for piece in pieces {
+                    out.extend(
+                        piece
+                            .chunks_exact(width)
+                            .map(bytemuck::pod_read_unaligned::<T>),
+                    );
+                }
+            },
         }
     }
 }
@@ -101,6 +113,24 @@ impl<T> RawCodec<T> {
     /// The record at the start of `bytes`, copied out.
     pub fn read(&self, bytes: &[u8]) -> Result<T, String> {
         Ok((self.read)(self.record_bytes(bytes)?))
+    }
+
+    /// Appends the records of `pieces` to `out`, each piece whole records back to back.
+    pub fn append(&self, pieces: &[&[u8]], out: &mut Vec<T>) -> Result<(), String> {
+        match pieces
+            .iter()
+            .find(|p| p.len().checked_rem(self.width) != Some(0))
+        {
+            Some(p) => Err(format!(
+                "{} bytes, not a whole number of {}-byte records",
+                p.len(),
+                self.width
+            )),
+            None => {
+                (self.append)(pieces, out);
+                Ok(())
+            }
+        }
     }
 
     /// `f` of the record at the start of `bytes`: read in place where aligned, else from a
@@ -154,6 +184,12 @@ mod tests {
         let bytes: &[u8] = bytemuck::cast_slice(&aligned);
         assert_eq!(codec.with(&bytes[8..], |x| *x), Ok(4));
         assert!(codec.read(&buf[10..]).is_err());
+        let mut out = vec![1u64];
+        codec
+            .append(&[&buf[9..], &buf[1..9], &[]], &mut out)
+            .unwrap();
+        assert_eq!(out, [1, u64::MAX, 7]);
+        assert!(codec.append(&[&buf[1..9], &buf[2..]], &mut out).is_err());
         assert!(codec.with(&buf[..0], |_| ()).is_err());
     }
 

@@ -41,6 +41,13 @@ pub trait MapSort<S>: Send + Sync {
 
 /// Orders one map task's encoded buckets.
 pub trait BucketSorter<S> {
+    /// The bucket of `record`, where the sorter partitions too (a sort by key then computes
+    /// each key once, not once for its bucket and again for its entry); the next `push`
+    /// must then be of this record.
+    fn bucket_of(&mut self, record: &S) -> Option<usize> {
+        let _ = record;
+        None
+    }
     /// Notes `record`, just encoded into `bucket` at bytes `range`.
     fn push(&mut self, bucket: usize, record: &S, range: Range<usize>);
     /// The order of every bucket's records by key (stable: equal keys keep their order;
@@ -82,7 +89,10 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
             let batch = batch?;
             out.records += batch.len() as u64;
             for record in &batch {
-                let r = (self.partition_of)(record);
+                let r = match sorter.as_mut().and_then(|s| s.bucket_of(record)) {
+                    Some(r) => r,
+                    None => (self.partition_of)(record),
+                };
                 let bucket = &mut out.buckets[r];
                 let start = bucket.len();
                 match &raw {

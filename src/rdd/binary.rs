@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::codec::RawCodec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::input::{FileSplit, InputFile};
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::{Compute, Dependency, Node, RddId};
@@ -54,16 +54,27 @@ impl<T: 'static> Compute<T> for BinaryRecords<T> {
         let Some(map) = file.map()? else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let (len, decode) = (self.record_len, self.decode);
+        let (len, decode, raw) = (self.record_len, self.decode, self.raw);
         let (mut pos, end) = (s.start as usize, s.end as usize);
+        let path = file.path.clone();
         Ok(Box::new(std::iter::from_fn(move || {
             if pos >= end {
                 return None;
             }
             let stop = (pos + BATCH_SIZE * len).min(end);
-            let batch = map[pos..stop].chunks_exact(len).map(decode).collect();
+            let bytes = &map[pos..stop];
             pos = stop;
-            Some(Ok(batch))
+            // Plain old data is copied a batch at a time, not through a call per record.
+            let batch = match &raw {
+                Some(raw) => {
+                    let mut batch = Vec::with_capacity(bytes.len() / len);
+                    raw.append(&[bytes], &mut batch)
+                        .map(|()| batch)
+                        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+                }
+                None => Ok(bytes.chunks_exact(len).map(decode).collect()),
+            };
+            Some(batch)
         })))
     }
 

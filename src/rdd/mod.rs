@@ -14,6 +14,7 @@ pub mod narrow;
 pub mod pair;
 pub mod partitioned_combine;
 pub mod persisted;
+pub mod raw_merge;
 pub mod reduce_combine;
 pub mod shared;
 pub mod shuffled;
@@ -24,6 +25,7 @@ pub mod source;
 pub mod spill_combine;
 pub mod split_parts;
 pub mod text;
+pub mod tournament;
 pub mod words;
 
 use std::sync::Arc;

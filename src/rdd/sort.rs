@@ -67,15 +67,15 @@ impl<T: Data> Rdd<T> {
         let raw = self.node.raw_codec();
         let partition_key = Arc::clone(&key);
         let sort_key = Arc::clone(&key);
+        let partition_bounds = Arc::clone(&bounds);
         Ok(self.shuffle(
             "sort_by",
             partitions,
-            move |r| range_partition(&bounds, &partition_key(r), ascending),
-            ReduceMode::Sort(Arc::new(KeySort {
-                key: sort_key,
-                ascending,
-                raw,
-            })),
+            // Map tasks partition through the sort (one key per record); this is for the rest.
+            move |r| range_partition(&partition_bounds, &partition_key(r), ascending),
+            ReduceMode::Sort(Arc::new(
+                KeySort::new(sort_key, ascending, raw).partitioning(Arc::clone(&bounds)),
+            )),
             partitioner,
         ))
     }

@@ -141,7 +141,7 @@ const PREFETCH_AHEAD: usize = 8;
 
 /// Asks the CPU to bring `bytes` into its cache (a hint: no effect on the program's result).
 #[inline(always)]
-fn prefetch(bytes: &[u8]) {
+pub fn prefetch(bytes: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     for line in bytes.chunks(64).take(4) {
         // SAFETY: a prefetch reads nothing the program sees and never faults; the pointer
