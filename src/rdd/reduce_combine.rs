@@ -11,6 +11,7 @@
 //! buffer the budget cannot hold, is combined as it streams, as before.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 use serde::Serialize;
@@ -29,8 +30,8 @@ use crate::rdd::split_parts::{CHUNK, Chunks, FIRST_CHUNK};
 /// fresh pages the kernel faulted in and zeroed (profiled: a third of the reduce side of
 /// PageRank's iterations); chunks of one size are recycled by the allocator from task to
 /// task, and each is freed as soon as it has been split.
-struct Buffer<K, C> {
-    records: Chunks<(K, C)>,
+struct Buffer<K, V> {
+    records: Chunks<(K, V)>,
     /// Records held.
     len: usize,
     /// Room for records in the chunks.
@@ -38,7 +39,7 @@ struct Buffer<K, C> {
     held: HeldRecords,
 }
 
-impl<K: Key, C: Serialize> Buffer<K, C> {
+impl<K: Key, V: Serialize> Buffer<K, V> {
     fn new() -> Self {
         Buffer {
             records: Chunks::default(),
@@ -49,12 +50,12 @@ impl<K: Key, C: Serialize> Buffer<K, C> {
     }
 
     /// Reads `records` until they end (true) or the budget has no room for more (false).
-    fn fill(&mut self, records: &mut dyn Iterator<Item = (K, C)>) -> bool {
+    fn fill(&mut self, records: &mut dyn Iterator<Item = (K, V)>) -> bool {
         for record in records {
             let check = self.held.count(&record);
             self.capacity += self.records.push(record, CHUNK);
             self.len += 1;
-            let slots = self.capacity * std::mem::size_of::<(K, C)>();
+            let slots = self.capacity * std::mem::size_of::<(K, V)>();
             if check && !self.held.fits(slots) {
                 return false;
             }
@@ -73,17 +74,36 @@ where
     K: Key,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
+    let merge_value = Arc::clone(&merge);
+    combine_values(records, |c| c, move |a, b| merge_value(a, b), merge)
+}
+
+/// Combines the values `records` of one reduce partition by key (`create` a key's first
+/// value, `merge_value` the others into it; `merge` two combiners of a key when spilled
+/// runs meet), each key once, within the running task's budget (see the module header):
+/// the reduce side of an aggregation without a map-side combine, which receives values,
+/// not combiners.
+pub fn combine_values<K, V, C>(
+    records: &mut dyn Iterator<Item = (K, V)>,
+    create: impl Fn(V) -> C,
+    merge_value: impl Fn(C, V) -> C,
+    merge: MergeCombiners<C>,
+) -> Result<BatchIter<(K, C)>>
+where
+    K: Key,
+    V: Serialize,
+    C: Serialize + DeserializeOwned + Send + 'static,
+{
     let mut buffer = Buffer::new();
     let whole = buffer.fill(records);
     let slot = std::mem::size_of::<(K, C)>() + 1;
     let fanout = fanout(buffer.len, slot);
-    let merge_value = |a, b| merge(a, b);
     let (len, chunks) = buffer.records.take();
     if !whole || fanout == 1 {
         // The reservation covers the buffer until it is combined.
         let reservation = buffer.held.take_reservation();
         let rest = chunks.into_iter().flatten().chain(records);
-        let merged = combine_spilling(rest, |c| c, merge_value, merge.clone());
+        let merged = combine_spilling(rest, create, merge_value, merge);
         drop(reservation);
         return merged;
     }
@@ -93,9 +113,9 @@ where
         let (_, chunks) = part.take();
         merged.push(combine_spilling(
             chunks.into_iter().flatten(),
-            |c| c,
-            merge_value,
-            merge.clone(),
+            &create,
+            &merge_value,
+            Arc::clone(&merge),
         )?);
     }
     drop(buffer.held);
@@ -105,9 +125,9 @@ where
 /// The `len` records of `chunks` split into `fanout` sub-parts by key hash, each in
 /// chunks of its own; a chunk read is freed at once, so its memory serves the parts'
 /// next chunks.
-fn split<K: Key, C>(chunks: Vec<Vec<(K, C)>>, len: usize, fanout: usize) -> Vec<Chunks<(K, C)>> {
+fn split<K: Key, V>(chunks: Vec<Vec<(K, V)>>, len: usize, fanout: usize) -> Vec<Chunks<(K, V)>> {
     let first = (len / fanout).clamp(FIRST_CHUNK, CHUNK);
-    let mut parts: Vec<Chunks<(K, C)>> = (0..fanout).map(|_| Chunks::default()).collect();
+    let mut parts: Vec<Chunks<(K, V)>> = (0..fanout).map(|_| Chunks::default()).collect();
     for chunk in chunks {
         for record in chunk {
             let s = sub_part(FxBuildHasher.hash_one(&record.0), fanout);
