@@ -1,5 +1,5 @@
-//! The reduce side of an aggregation: a partition's combiners merged by key, a cache-sized
-//! sub-part of its keys at a time.
+//! The reduce side of an aggregation: a partition's combiners (or values, without a map-side
+//! combine) merged by key, a cache-sized sub-part of its keys at a time.
 //!
 //! One hash map for a whole reduce partition grows as large as its distinct keys
 //! (PageRank at 256 MB: ~600 k a partition, a 10 MB map), so every record is a cache miss
