@@ -163,7 +163,27 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 )
             })
         } else {
-            self.map_values(create)
+            // Values cross the shuffle as they are and are combined on the reduce side
+            // (Spark's `combineByKey` without a map-side combine): a combiner made per
+            // record before the shuffle (`group_by_key`'s one-value vector) was
+            // allocated, encoded, decoded and merged again record by record.
+            let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
+            let values = self.shuffle(
+                "combine_by_key",
+                partitions,
+                move |(k, _)| place(k),
+                ReduceMode::Plain,
+                Some(partitioner),
+            );
+            let name = "combine_values";
+            return values.partition_batches_with(name, true, move |_, mut records| {
+                crate::rdd::reduce_combine::combine_values(
+                    &mut records,
+                    &*create,
+                    &*merge_value,
+                    Arc::clone(&merge),
+                )
+            });
         };
         combiners.shuffle(
             "combine_by_key",
@@ -356,6 +376,50 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
 mod tests {
     use crate::config::EngineArgs;
     use crate::context::Context;
+    use crate::shuffle::partitioner::Partitioner;
+
+    #[test]
+    fn without_a_map_side_combine_values_are_combined_on_the_reduce_side() {
+        // 100,000 rows over 1,000 keys in 4 reduce partitions: 25,000 a partition, enough
+        // to be combined a sub-part at a time.
+        let ctx = Context::local_with_executors(&EngineArgs::default(), 2);
+        let rows: Vec<(u64, u64)> = (0..100_000u64).map(|i| (i * 7 % 1000, i)).collect();
+        let pairs = ctx.parallelize(rows.clone(), Some(6));
+        let mut want: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+        for &(k, v) in &rows {
+            want.entry(k).or_default().push(v);
+        }
+        // Combiners are (sum, merges of two combiners): values reach the reduce side as
+        // values, merged into their key's combiner, never made combiners and merged as
+        // such (as a combiner made per record before the shuffle would be).
+        let mut sums = pairs
+            .combine_by_key(
+                |v| (v, 0u64),
+                |(s, m), v| (s + v, m),
+                |(a, m), (b, n)| (a + b, m + n + 1),
+                4,
+                false,
+            )
+            .collect()
+            .unwrap();
+        sums.sort();
+        let merged = sums.iter().filter(|(_, (_, m))| *m > 0).count();
+        assert_eq!(merged, 0, "keys whose combiners were merged as such");
+        let want_sums: Vec<(u64, (u64, u64))> = want
+            .iter()
+            .map(|(k, vs)| (*k, (vs.iter().sum(), 0)))
+            .collect();
+        assert_eq!(sums, want_sums);
+        // group_by_key is that aggregation: every value of a key, once, in its partitioner.
+        let groups = pairs.group_by_key_into(4);
+        assert_eq!(groups.partitioner(), Some(Partitioner::hash(4)));
+        let mut got = groups.collect().unwrap();
+        for (_, vs) in &mut got {
+            vs.sort();
+        }
+        got.sort();
+        assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+    }
 
     #[test]
     fn a_hot_key_crosses_the_shuffle_as_one_partial_per_map_partition() {

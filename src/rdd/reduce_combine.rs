@@ -1,5 +1,5 @@
-//! The reduce side of an aggregation: a partition's combiners merged by key, a cache-sized
-//! sub-part of its keys at a time.
+//! The reduce side of an aggregation: a partition's combiners (or values, without a map-side
+//! combine) merged by key, a cache-sized sub-part of its keys at a time.
 //!
 //! One hash map for a whole reduce partition grows as large as its distinct keys
 //! (PageRank at 256 MB: ~600 k a partition, a 10 MB map), so every record is a cache miss
@@ -11,6 +11,7 @@
 //! buffer the budget cannot hold, is combined as it streams, as before.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 use serde::Serialize;
@@ -22,20 +23,39 @@ use crate::rdd::Key;
 use crate::rdd::combine::HeldRecords;
 use crate::rdd::partitioned_combine::{fanout, sub_part};
 use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
+use crate::rdd::split_parts::{CHUNK, Chunks, FIRST_CHUNK};
 
-/// A partition's records read into memory, as far as the budget let them.
-struct Buffer<K, C> {
-    records: Vec<(K, C)>,
+/// A partition's records read into memory, as far as the budget let them, in chunks: a
+/// buffer grown by doubling one vector copied every record again at each doubling into
+/// fresh pages the kernel faulted in and zeroed (profiled: a third of the reduce side of
+/// PageRank's iterations); chunks of one size are recycled by the allocator from task to
+/// task, and each is freed as soon as it has been split.
+struct Buffer<K, V> {
+    records: Chunks<(K, V)>,
+    /// Records held.
+    len: usize,
+    /// Room for records in the chunks.
+    capacity: usize,
     held: HeldRecords,
 }
 
-impl<K: Key, C: Serialize> Buffer<K, C> {
+impl<K: Key, V: Serialize> Buffer<K, V> {
+    fn new() -> Self {
+        Buffer {
+            records: Chunks::default(),
+            len: 0,
+            capacity: 0,
+            held: HeldRecords::new(),
+        }
+    }
+
     /// Reads `records` until they end (true) or the budget has no room for more (false).
-    fn fill(&mut self, records: &mut dyn Iterator<Item = (K, C)>) -> bool {
+    fn fill(&mut self, records: &mut dyn Iterator<Item = (K, V)>) -> bool {
         for record in records {
             let check = self.held.count(&record);
-            self.records.push(record);
-            let slots = self.records.capacity() * std::mem::size_of::<(K, C)>();
+            self.capacity += self.records.push(record, CHUNK);
+            self.len += 1;
+            let slots = self.capacity * std::mem::size_of::<(K, V)>();
             if check && !self.held.fits(slots) {
                 return false;
             }
@@ -54,49 +74,65 @@ where
     K: Key,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let mut buffer = Buffer {
-        records: Vec::new(),
-        held: HeldRecords::new(),
-    };
+    let merge_value = Arc::clone(&merge);
+    combine_values(records, |c| c, move |a, b| merge_value(a, b), merge)
+}
+
+/// Combines the values `records` of one reduce partition by key (`create` a key's first
+/// value, `merge_value` the others into it; `merge` two combiners of a key when spilled
+/// runs meet), each key once, within the running task's budget (see the module header):
+/// the reduce side of an aggregation without a map-side combine, which receives values,
+/// not combiners.
+pub fn combine_values<K, V, C>(
+    records: &mut dyn Iterator<Item = (K, V)>,
+    create: impl Fn(V) -> C,
+    merge_value: impl Fn(C, V) -> C,
+    merge: MergeCombiners<C>,
+) -> Result<BatchIter<(K, C)>>
+where
+    K: Key,
+    V: Serialize,
+    C: Serialize + DeserializeOwned + Send + 'static,
+{
+    let mut buffer = Buffer::new();
     let whole = buffer.fill(records);
     let slot = std::mem::size_of::<(K, C)>() + 1;
-    let fanout = fanout(buffer.records.len(), slot);
-    let merge_value = |a, b| merge(a, b);
+    let fanout = fanout(buffer.len, slot);
+    let (len, chunks) = buffer.records.take();
     if !whole || fanout == 1 {
         // The reservation covers the buffer until it is combined.
         let reservation = buffer.held.take_reservation();
-        let rest = buffer.records.into_iter().chain(records);
-        let merged = combine_spilling(rest, |c| c, merge_value, merge.clone());
+        let rest = chunks.into_iter().flatten().chain(records);
+        let merged = combine_spilling(rest, create, merge_value, merge);
         drop(reservation);
         return merged;
     }
-    let parts = split(buffer.records, fanout);
+    let mut parts = split(chunks, len, fanout);
     let mut merged = Vec::with_capacity(parts.len());
-    for part in parts {
+    for part in &mut parts {
+        let (_, chunks) = part.take();
         merged.push(combine_spilling(
-            part.into_iter(),
-            |c| c,
-            merge_value,
-            merge.clone(),
+            chunks.into_iter().flatten(),
+            &create,
+            &merge_value,
+            Arc::clone(&merge),
         )?);
     }
     drop(buffer.held);
     Ok(Box::new(merged.into_iter().flatten()))
 }
 
-/// `records` split into `fanout` sub-parts by key hash, each allocated at its exact size.
-fn split<K: Key, C>(records: Vec<(K, C)>, fanout: usize) -> Vec<Vec<(K, C)>> {
-    let subs: Vec<u16> = records
-        .iter()
-        .map(|(k, _)| sub_part(FxBuildHasher.hash_one(k), fanout) as u16)
-        .collect();
-    let mut counts = vec![0usize; fanout];
-    for &s in &subs {
-        counts[s as usize] += 1;
-    }
-    let mut parts: Vec<Vec<(K, C)>> = counts.into_iter().map(Vec::with_capacity).collect();
-    for (record, s) in records.into_iter().zip(subs) {
-        parts[s as usize].push(record);
+/// The `len` records of `chunks` split into `fanout` sub-parts by key hash, each in
+/// chunks of its own; a chunk read is freed at once, so its memory serves the parts'
+/// next chunks.
+fn split<K: Key, V>(chunks: Vec<Vec<(K, V)>>, len: usize, fanout: usize) -> Vec<Chunks<(K, V)>> {
+    let first = (len / fanout).clamp(FIRST_CHUNK, CHUNK);
+    let mut parts: Vec<Chunks<(K, V)>> = (0..fanout).map(|_| Chunks::default()).collect();
+    for chunk in chunks {
+        for record in chunk {
+            let s = sub_part(FxBuildHasher.hash_one(&record.0), fanout);
+            parts[s].push(record, first);
+        }
     }
     parts
 }
@@ -133,6 +169,26 @@ mod tests {
         out.iter()
             .map(|(k, _)| sub_part(FxBuildHasher.hash_one(k), fanout))
             .collect()
+    }
+
+    #[test]
+    fn the_buffer_holds_records_in_chunks_not_one_vector_grown_by_copies() {
+        let mut buffer = Buffer::<u64, u64>::new();
+        let n = 10 * CHUNK as u64 + 5;
+        let mut records = (0..n).map(|i| (i, i * 3));
+        assert!(buffer.fill(&mut records));
+        assert_eq!(buffer.len, n as usize);
+        let (len, chunks) = buffer.records.take();
+        assert_eq!(len, n as usize);
+        assert!(
+            chunks.iter().all(|c| c.capacity() <= CHUNK),
+            "a chunk past {CHUNK}"
+        );
+        assert_eq!(
+            buffer.capacity,
+            chunks.iter().map(Vec::capacity).sum::<usize>()
+        );
+        assert!(chunks.into_iter().flatten().eq((0..n).map(|i| (i, i * 3))));
     }
 
     #[test]

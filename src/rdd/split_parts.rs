@@ -5,9 +5,9 @@ use crate::rdd::Key;
 use crate::rdd::combine::HeldRecords;
 
 /// Records a chunk of a part holds at most: 32 KiB of PageRank's 16-byte records.
-const CHUNK: usize = 2048;
+pub(crate) const CHUNK: usize = 2048;
 /// Records a part's first chunk holds at least.
-const FIRST_CHUNK: usize = 64;
+pub(crate) const FIRST_CHUNK: usize = 64;
 
 /// The records of one part, in chunks: a part that grows is never copied into a larger
 /// vector (profiled: the doublings of hundreds of growing sub-parts, each a fresh
@@ -28,9 +28,10 @@ impl<T> Default for Chunks<T> {
 }
 
 impl<T> Chunks<T> {
-    /// Adds `record`; the capacity this added to the part.
+    /// Adds `record`, starting a chunk of at least `first` records when the current one
+    /// is full; the capacity this added to the part.
     #[inline]
-    fn push(&mut self, record: T, first: usize) -> usize {
+    pub(crate) fn push(&mut self, record: T, first: usize) -> usize {
         let mut grown = 0;
         if self.current.len() == self.current.capacity() {
             // Chunks double from the first up to CHUNK records.
@@ -46,7 +47,7 @@ impl<T> Chunks<T> {
     }
 
     /// How many records the part holds, and them, leaving it empty.
-    fn take(&mut self) -> (usize, Vec<Vec<T>>) {
+    pub(crate) fn take(&mut self) -> (usize, Vec<Vec<T>>) {
         let mut chunks = std::mem::take(&mut self.full);
         chunks.push(std::mem::take(&mut self.current));
         (chunks.iter().map(Vec::len).sum(), chunks)
