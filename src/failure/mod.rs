@@ -106,7 +106,6 @@ pub fn install_signal_handlers() {
                 .name("ember-signals".into())
                 .spawn(move || {
                     if let Some(signal) = signals.forever().next() {
-                        remove_scratch();
                         let name = match signal {
                             SIGTERM => "SIGTERM",
                             SIGINT => "SIGINT",
@@ -129,6 +128,10 @@ pub fn install_signal_handlers() {
                         } else {
                             tracing::debug!("{message}");
                         }
+                        // After the words: a launcher SIGKILLs a second after its SIGTERM
+                        // (OpenMPI), and removing large scratch can take longer; what a kill
+                        // leaves, the scratch guard removes.
+                        remove_scratch();
                         std::process::exit(128 + signal);
                     }
                 });
