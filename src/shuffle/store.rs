@@ -52,6 +52,31 @@ impl Block {
     }
 }
 
+#[cfg(test)]
+impl Block {
+    /// A block of all of `bytes`, from executor `source`, in a private temporary file.
+    pub(crate) fn in_temp_file(source: usize, bytes: &[u8]) -> Block {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        // SAFETY: a private temporary file nobody else writes.
+        let data = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
+        Block {
+            source,
+            data,
+            range: 0..bytes.len(),
+        }
+    }
+
+    /// A block of `records` encoded by the codec, as a map task writes them.
+    pub(crate) fn encoded<T: serde::Serialize>(source: usize, records: &[T]) -> Block {
+        let mut bytes = Vec::new();
+        for r in records {
+            crate::codec::encode_into(&mut bytes, r);
+        }
+        Block::in_temp_file(source, &bytes)
+    }
+}
+
 /// The received side of an exchanged shuffle on this executor.
 #[derive(Debug)]
 pub struct ReduceSide {
