@@ -1,7 +1,7 @@
 //! Sorting: range-partition by sampled boundaries, then sort each partition.
 //!
-//! Map tasks order each bucket by key; the reduce side merges the sorted runs it received,
-//! holding one record per run (see `sorted_runs`).
+//! Map tasks order each bucket by key (`sorted_runs`); the reduce side merges the sorted
+//! runs it received, holding one record per run (`sort_merge`, `raw_merge`).
 
 use std::sync::Arc;
 

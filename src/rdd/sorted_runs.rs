@@ -1,13 +1,12 @@
-//! The sort shuffle by a key of each record: map tasks order each bucket by key, reduce
-//! tasks merge the sorted runs they receive (one per map output, or more) with a heap,
-//! decoding each record once and holding one record per run, never the whole partition.
+//! The sort shuffle by a key of each record, and its map side: `KeySort`, whose map tasks
+//! order each bucket by key (partitioning by it too, given bounds), so that a reduce task
+//! receives few sorted runs (one per map output, or more).
 //!
-//! The reduce side finds the runs itself (a record whose key goes against the order starts
-//! a new one), so its output is sorted whatever the map side did; ties keep the order the
-//! records arrived in (block, then position), as a stable sort would.
+//! The reduce side merges the runs it receives: `KeySort`'s `SortPlan` hands them to
+//! `raw_merge` when the records are plain old data whose key's prefix decides the order,
+//! else to `sort_merge`.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::cmp::Ordering;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
@@ -17,13 +16,13 @@ use crate::codec::RawCodec;
 use crate::error::Result;
 use crate::ids::ShuffleId;
 use crate::memory::estimate::SizeHint;
-use crate::plan::batch::{BATCH_SIZE, BatchIter};
+use crate::plan::batch::BatchIter;
 use crate::plan::shuffle_dep::{BucketSorter, MapSort};
-use crate::rdd::raw_merge;
-use crate::rdd::shuffled::{SortPlan, corrupt};
+use crate::rdd::shuffled::SortPlan;
 use crate::rdd::sort_key::{
     SortKey, entry, in_direction, index_of, prefix_decides, same_prefix, sort_entries,
 };
+use crate::rdd::{raw_merge, sort_merge};
 use crate::shuffle::range::range_partition;
 use crate::shuffle::store::Block;
 use crate::shuffle::{BucketOrder, packed_range};
@@ -65,10 +64,6 @@ impl<S, K: SortKey> KeySort<S, K> {
             bounds: Some(bounds),
             ..self
         }
-    }
-
-    fn order(&self, a: &K, b: &K) -> Ordering {
-        in_direction(self.ascending, a, b)
     }
 }
 
@@ -213,250 +208,15 @@ where
     K: SortKey + Send + Sync + 'static,
 {
     fn merge(&self, blocks: Vec<Block>, shuffle: ShuffleId) -> Result<BatchIter<S>> {
-        let runs = natural_runs(self, &blocks, shuffle)?;
-        if let Some(raw) = self.raw
+        let (raw, ascending) = (self.raw, self.ascending);
+        let runs = sort_merge::natural_runs(&*self.key, ascending, raw.as_ref(), &blocks, shuffle)?;
+        let key = Arc::clone(&self.key);
+        if let Some(raw) = raw
             && prefix_decides::<K>()
         {
-            let key = Arc::clone(&self.key);
-            return raw_merge::merge(key, self.ascending, raw, blocks, runs, shuffle);
+            return raw_merge::merge(key, ascending, raw, blocks, runs, shuffle);
         }
-        let mut merge = Merge {
-            key: Arc::clone(&self.key),
-            ascending: self.ascending,
-            raw: self.raw,
-            blocks,
-            shuffle,
-            heads: (0..runs.len()).map(|_| None).collect(),
-            runs,
-            heap: BinaryHeap::new(),
-        };
-        for run in 0..merge.runs.len() {
-            if let Some(head) = merge.advance(run)? {
-                merge.heap.push(Reverse(head));
-            }
-        }
-        Ok(Box::new(std::iter::from_fn(move || merge.next_batch())))
-    }
-}
-
-/// Decodes the record at `at` of `block`: it and where the next one starts.
-fn decode_at<S: DeserializeOwned>(
-    raw: Option<&RawCodec<S>>,
-    block: &Block,
-    at: usize,
-    shuffle: ShuffleId,
-) -> Result<(S, usize)> {
-    let start = block.range.start;
-    match raw {
-        Some(raw) => {
-            let record = raw.read(&block.data[at..block.range.end]).map_err(|e| {
-                corrupt(
-                    shuffle,
-                    block,
-                    format!("record at byte {}: {e}", at - start),
-                )
-            })?;
-            Ok((record, at + raw.width()))
-        }
-        None => {
-            let (record, next) =
-                crate::codec::decode_at(&block.data[block.range.clone()], at - start)
-                    .map_err(|e| corrupt(shuffle, block, e))?;
-            Ok((record, start + next))
-        }
-    }
-}
-
-/// The key of the record at `at` of `block` (read in place, if raw) and where the next
-/// record starts.
-fn key_at<S: DeserializeOwned, K>(
-    raw: Option<&RawCodec<S>>,
-    key: &(dyn Fn(&S) -> K + Send + Sync),
-    block: &Block,
-    at: usize,
-    shuffle: ShuffleId,
-) -> Result<(K, usize)> {
-    match raw {
-        Some(raw) => {
-            let k = raw
-                .with(&block.data[at..block.range.end], key)
-                .map_err(|e| {
-                    corrupt(
-                        shuffle,
-                        block,
-                        format!("record at byte {}: {e}", at - block.range.start),
-                    )
-                })?;
-            Ok((k, at + raw.width()))
-        }
-        None => {
-            let (record, next) = decode_at::<S>(None, block, at, shuffle)?;
-            Ok((key(&record), next))
-        }
-    }
-}
-
-/// The maximal sorted runs of every block: (block index, byte range), in arrival order.
-fn natural_runs<S: DeserializeOwned, K: SortKey>(
-    sort: &KeySort<S, K>,
-    blocks: &[Block],
-    shuffle: ShuffleId,
-) -> Result<Vec<(u32, Range<usize>)>> {
-    let mut runs = Vec::new();
-    for (b, block) in blocks.iter().enumerate() {
-        let mut start = block.range.start;
-        let mut at = start;
-        let mut last: Option<(u128, K)> = None;
-        while at < block.range.end {
-            let (key, next) = key_at(sort.raw.as_ref(), &*sort.key, block, at, shuffle)?;
-            let e = entry(&key, sort.ascending, 0);
-            let descends = last.as_ref().is_some_and(|(le, lk)| {
-                *le > e
-                    || (*le == e
-                        && !prefix_decides::<K>()
-                        && sort.order(lk, &key) == Ordering::Greater)
-            });
-            if descends {
-                runs.push((b as u32, start..at));
-                start = at;
-            }
-            last = Some((e, key));
-            at = next;
-        }
-        if start < block.range.end {
-            runs.push((b as u32, start..block.range.end));
-        }
-    }
-    Ok(runs)
-}
-
-/// A run's head record in the merge heap (the record waits in its run's slot, so the heap
-/// moves small entries): its entry (key prefix, run number) and, where prefixes can tie,
-/// its key.
-struct Head<K> {
-    entry: u128,
-    key: Option<K>,
-    ascending: bool,
-}
-
-impl<K: SortKey> Ord for Head<K> {
-    /// The first key in the sort's order, then the earliest run, is the least.
-    fn cmp(&self, other: &Self) -> Ordering {
-        if same_prefix(self.entry, other.entry)
-            && let (Some(a), Some(b)) = (&self.key, &other.key)
-        {
-            in_direction(self.ascending, a, b).then(self.entry.cmp(&other.entry))
-        } else {
-            self.entry.cmp(&other.entry)
-        }
-    }
-}
-
-impl<K: SortKey> PartialOrd for Head<K> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<K: SortKey> PartialEq for Head<K> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl<K: SortKey> Eq for Head<K> {}
-
-/// A k-way merge of sorted runs of mapped blocks.
-struct Merge<S, K> {
-    key: Arc<dyn Fn(&S) -> K + Send + Sync>,
-    ascending: bool,
-    /// Raw records wait in their blocks until taken: a run's range then starts at its head.
-    raw: Option<RawCodec<S>>,
-    blocks: Vec<Block>,
-    shuffle: ShuffleId,
-    /// What remains of each run.
-    runs: Vec<(u32, Range<usize>)>,
-    /// Each run's decoded head record, while its key is in the heap (not for raw records).
-    heads: Vec<Option<S>>,
-    heap: BinaryHeap<Reverse<Head<K>>>,
-}
-
-impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
-    /// Run `run`'s next record's heap entry, if it has one (decoded into its slot, unless
-    /// raw).
-    fn advance(&mut self, run: usize) -> Result<Option<Head<K>>> {
-        let (b, range) = &mut self.runs[run];
-        if range.start >= range.end {
-            return Ok(None);
-        }
-        let block = &self.blocks[*b as usize];
-        let key = match &self.raw {
-            Some(raw) => key_at(Some(raw), &*self.key, block, range.start, self.shuffle)?.0,
-            None => {
-                let (record, next) = decode_at::<S>(None, block, range.start, self.shuffle)?;
-                range.start = next;
-                let key = (self.key)(&record);
-                self.heads[run] = Some(record);
-                key
-            }
-        };
-        Ok(Some(Head {
-            entry: entry(&key, self.ascending, run as u64),
-            key: (!prefix_decides::<K>()).then_some(key),
-            ascending: self.ascending,
-        }))
-    }
-
-    fn next_batch(&mut self) -> Option<Result<Vec<S>>> {
-        if self.heap.is_empty() {
-            return None;
-        }
-        let mut batch = Vec::with_capacity(BATCH_SIZE.min(self.heap.len() * 64));
-        while batch.len() < BATCH_SIZE {
-            let Some(top) = self.heap.peek() else { break };
-            let run = index_of(top.0.entry);
-            let record = match &self.raw {
-                Some(raw) => {
-                    let (b, range) = &mut self.runs[run];
-                    // Its whole record was checked when its key was read.
-                    let (record, next) = match decode_at(
-                        Some(raw),
-                        &self.blocks[*b as usize],
-                        range.start,
-                        self.shuffle,
-                    ) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            self.heap.clear();
-                            return Some(Err(e));
-                        }
-                    };
-                    range.start = next;
-                    record
-                }
-                None => match self.heads[run].take() {
-                    Some(record) => record,
-                    None => unreachable!("a run in the heap has its head record"),
-                },
-            };
-            batch.push(record);
-            // The run's next head replaces it in place: one sift instead of a pop and a push.
-            match self.advance(run) {
-                Ok(Some(head)) => {
-                    if let Some(mut top) = self.heap.peek_mut() {
-                        *top = Reverse(head);
-                    }
-                }
-                Ok(None) => {
-                    self.heap.pop();
-                }
-                Err(e) => {
-                    self.heap.clear();
-                    return Some(Err(e));
-                }
-            }
-        }
-        Some(Ok(batch))
+        sort_merge::merge(key, ascending, raw, blocks, runs, shuffle)
     }
 }
 
@@ -464,26 +224,6 @@ impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
 mod tests {
     use super::*;
     use crate::codec;
-
-    fn block<T: serde::Serialize>(source: usize, records: &[T]) -> Block {
-        let mut bytes = Vec::new();
-        for r in records {
-            codec::encode_into(&mut bytes, r);
-        }
-        block_of(source, &bytes)
-    }
-
-    fn block_of(source: usize, bytes: &[u8]) -> Block {
-        let mut file = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut file, bytes).unwrap();
-        // SAFETY: a private temporary file nobody else writes.
-        let data = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
-        Block {
-            source,
-            data,
-            range: 0..bytes.len(),
-        }
-    }
 
     /// The buckets as a map file gets them: each in its order, if it has one.
     fn in_order(buckets: &[Vec<u8>], orders: &[Option<BucketOrder>]) -> Vec<Vec<u8>> {
@@ -504,43 +244,6 @@ mod tests {
 
     fn by_first(ascending: bool) -> KeySort<(u32, u32), u32> {
         KeySort::new(Arc::new(|r: &(u32, u32)| r.0), ascending, None)
-    }
-
-    fn merged(sort: &KeySort<(u32, u32), u32>, blocks: Vec<Block>) -> Vec<(u32, u32)> {
-        let out = sort.merge(blocks, ShuffleId(0)).unwrap();
-        out.flat_map(|b| b.unwrap()).collect()
-    }
-
-    #[test]
-    fn the_merge_orders_any_blocks_like_a_stable_sort() {
-        // Unsorted blocks too: runs are found, not assumed. The second field numbers the
-        // records in arrival order, so ties show whether it is stable.
-        let mut n = 0;
-        let mut next = |k: u32| {
-            n += 1;
-            (k, n)
-        };
-        let inputs: Vec<Vec<(u32, u32)>> = vec![
-            [5, 1, 1, 9, 3, 3, 3, 0].map(&mut next).to_vec(),
-            Vec::new(),
-            [2, 4, 6, 1, 1, 8].map(&mut next).to_vec(),
-            [3, 3, 7].map(&mut next).to_vec(),
-        ];
-        let all: Vec<(u32, u32)> = inputs.concat();
-        for ascending in [true, false] {
-            let blocks = inputs
-                .iter()
-                .enumerate()
-                .map(|(i, r)| block(i, r))
-                .collect();
-            let mut expected = all.clone();
-            if ascending {
-                expected.sort_by_key(|r| r.0);
-            } else {
-                expected.sort_by_key(|r| std::cmp::Reverse(r.0));
-            }
-            assert_eq!(merged(&by_first(ascending), blocks), expected);
-        }
     }
 
     #[test]
@@ -572,9 +275,16 @@ mod tests {
         let blocks: Vec<Block> = decoded
             .iter()
             .enumerate()
-            .map(|(i, r)| block(i, r))
+            .map(|(i, r)| Block::encoded(i, r))
             .collect();
-        let runs = natural_runs(&sort, &blocks, ShuffleId(0)).unwrap();
+        let runs = sort_merge::natural_runs(
+            &*sort.key,
+            sort.ascending,
+            sort.raw.as_ref(),
+            &blocks,
+            ShuffleId(0),
+        )
+        .unwrap();
         assert_eq!(runs.len(), 2, "one run per sorted block: {runs:?}");
     }
 
@@ -612,7 +322,7 @@ mod tests {
                     .filter(|r| range_partition(&bounds, &r.0, ascending) == b)
                     .copied()
                     .collect();
-                want.sort_by(|x, y| sort.order(&x.0, &y.0));
+                want.sort_by(|x, y| in_direction(sort.ascending, &x.0, &y.0));
                 assert_eq!(got, want, "bucket {b}");
             }
         }
@@ -691,7 +401,7 @@ mod tests {
                     .filter(|i| (p * spill_every + i) % buckets == b)
                     .map(|i| piece[i].clone())
                     .collect();
-                want.sort_by(|x, y| sort.order(&(sort.key)(x), &(sort.key)(y)));
+                want.sort_by(|x, y| in_direction(sort.ascending, &(sort.key)(x), &(sort.key)(y)));
                 assert_eq!(got, want, "piece {p} of bucket {b}");
                 written[b].extend(got);
             }
@@ -720,7 +430,7 @@ mod tests {
             let blocks = buckets
                 .iter()
                 .enumerate()
-                .map(|(i, r)| block(i, r))
+                .map(|(i, r)| Block::encoded(i, r))
                 .collect();
             let out: Vec<(K, u32)> = sort
                 .merge(blocks, ShuffleId(0))
@@ -730,7 +440,9 @@ mod tests {
             // Ties come out by block (bucket), then position: their numbers ascend.
             let mut want = records.to_vec();
             let arrival = |r: &(K, u32)| (r.1 % 3, r.1);
-            want.sort_by(|a, b| sort.order(&a.0, &b.0).then(arrival(a).cmp(&arrival(b))));
+            want.sort_by(|a, b| {
+                in_direction(sort.ascending, &a.0, &b.0).then(arrival(a).cmp(&arrival(b)))
+            });
             assert_eq!(out, want, "ascending {ascending}");
         }
         for ascending in [true, false] {
@@ -757,11 +469,14 @@ mod tests {
                 bucket
                     .iter()
                     .for_each(|r| bytes.extend_from_slice(bytemuck::bytes_of(r)));
-                let mut b = block_of(i, &bytes);
+                let mut b = Block::in_temp_file(i, &bytes);
                 b.range = 1..bytes.len();
                 blocks.push(b);
             }
-            blocks.push(block_of(9, bytemuck::cast_slice(&buckets[0][..5])));
+            blocks.push(Block::in_temp_file(
+                9,
+                bytemuck::cast_slice(&buckets[0][..5]),
+            ));
             let out: Vec<[u32; 2]> = sort
                 .merge(blocks, ShuffleId(0))
                 .unwrap()
@@ -777,7 +492,7 @@ mod tests {
                 .map(|(i, r)| (r, i >= records.len()))
                 .collect();
             want.sort_by(|a, b| {
-                sort.order(&a.0[0], &b.0[0])
+                in_direction(sort.ascending, &a.0[0], &b.0[0])
                     .then(arrival(&a.0, a.1).cmp(&arrival(&b.0, b.1)))
             });
             let want: Vec<[u32; 2]> = want.into_iter().map(|(r, _)| r).collect();
@@ -787,27 +502,12 @@ mod tests {
         let sort = KeySort::new(Arc::new(|r: &[u32; 2]| r[0]), true, Some(RawCodec::pod()));
         let bytes: Vec<u8> = bytemuck::cast_slice(&records[..4]).to_vec();
         let err = sort
-            .merge(vec![block_of(2, &bytes[..bytes.len() - 3])], ShuffleId(6))
+            .merge(
+                vec![Block::in_temp_file(2, &bytes[..bytes.len() - 3])],
+                ShuffleId(6),
+            )
             .err()
             .unwrap();
         assert!(err.to_string().contains("shuffle 6"), "{err}");
-    }
-
-    #[test]
-    fn corrupt_bytes_are_an_error() {
-        let mut b = block(1, &[(1, 1), (2, 2)]);
-        let mut bytes = b.data.to_vec();
-        bytes.truncate(bytes.len() - 1);
-        let mut file = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut file, &bytes).unwrap();
-        // SAFETY: as above.
-        b.data = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
-        b.range = 0..bytes.len();
-        let err = by_first(true).merge(vec![b], ShuffleId(4)).err().unwrap();
-        assert!(err.to_string().contains("shuffle 4"), "{err}");
-        // The cut record is the second: named by where it starts in the block.
-        let second = crate::codec::encode(&(1u64, 1u64)).len();
-        let at = format!("record at byte {second}:");
-        assert!(err.to_string().contains(&at), "{err}");
     }
 }

@@ -48,11 +48,17 @@ pub struct MapOutput {
     pub reservation: Option<crate::memory::Reservation>,
 }
 
-/// What a map file gets of `bucket`: its records in `order`, if a sort gave one, else the
-/// bucket as it stands.
-pub fn bucket_piece<'a>(bucket: &'a [u8], order: Option<&'a BucketOrder>) -> files::Piece<'a> {
-    match order {
-        Some(order) => files::Piece::Ordered(bucket, order),
-        None => files::Piece::Bytes(bucket),
-    }
+/// What a map file gets of each of `buckets`: its records in the order `orders` gives it,
+/// if a sort gave one (none: as they stand, also for buckets past the end of `orders`).
+pub(crate) fn bucket_pieces<'a>(
+    buckets: &'a [Vec<u8>],
+    orders: &'a [Option<BucketOrder>],
+) -> impl Iterator<Item = files::Piece<'a>> {
+    buckets
+        .iter()
+        .enumerate()
+        .map(|(r, bucket)| match orders.get(r).and_then(Option::as_ref) {
+            Some(order) => files::Piece::Ordered(bucket, order),
+            None => files::Piece::Bytes(bucket),
+        })
 }

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::io::scratch::ScratchDir;
 use crate::memory::{MemoryManager, Reservation};
 use crate::shuffle::files::{MapFile, Piece, map_file_name, write_map_file};
-use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_piece};
+use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_pieces};
 use crate::sync::lock;
 
 /// Encoded records of one reduce partition from one executor: a range of a mapped file
@@ -49,6 +49,31 @@ impl Block {
                 self.range.len(),
             )
         };
+    }
+}
+
+#[cfg(test)]
+impl Block {
+    /// A block of all of `bytes`, from executor `source`, in a private temporary file.
+    pub(crate) fn in_temp_file(source: usize, bytes: &[u8]) -> Block {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        // SAFETY: a private temporary file nobody else writes.
+        let data = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
+        Block {
+            source,
+            data,
+            range: 0..bytes.len(),
+        }
+    }
+
+    /// A block of `records` encoded by the codec, as a map task writes them.
+    pub(crate) fn encoded<T: serde::Serialize>(source: usize, records: &[T]) -> Block {
+        let mut bytes = Vec::new();
+        for r in records {
+            crate::codec::encode_into(&mut bytes, r);
+        }
+        Block::in_temp_file(source, &bytes)
     }
 }
 
@@ -187,16 +212,13 @@ impl ShuffleStore {
                 Ok((map, f.bucket_ranges(output.buckets.len())))
             })
             .collect::<Result<Vec<_>>>()?;
-        let pieces: Vec<Vec<Piece>> = output
-            .buckets
-            .iter()
+        let pieces: Vec<Vec<Piece>> = bucket_pieces(&output.buckets, &output.orders)
             .enumerate()
-            .map(|(r, bucket)| {
+            .map(|(r, piece)| {
                 let earlier = spilled.iter().filter_map(|(map, ranges)| {
                     map.as_ref().map(|m| Piece::Bytes(&m[ranges[r].clone()]))
                 });
-                let order = output.orders.get(r).and_then(Option::as_ref);
-                earlier.chain([bucket_piece(bucket, order)]).collect()
+                earlier.chain([piece]).collect()
             })
             .collect();
         let bytes = output.spills.iter().map(MapFile::bytes).sum::<u64>()
@@ -240,10 +262,8 @@ impl ShuffleStore {
         orders: &[Option<BucketOrder>],
     ) -> Result<MapFile> {
         let name = format!("spill-{}", self.map_file_name(shuffle, split));
-        let pieces: Vec<Vec<Piece>> = buckets
-            .iter()
-            .enumerate()
-            .map(|(r, b)| vec![bucket_piece(b, orders.get(r).and_then(Option::as_ref))])
+        let pieces: Vec<Vec<Piece>> = bucket_pieces(buckets, orders)
+            .map(|piece| vec![piece])
             .collect();
         let file = write_map_file(
             self.spill_dir().join(name),
