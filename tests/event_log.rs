@@ -404,7 +404,7 @@ fn a_job_ended_by_a_signal_leaves_a_log_that_says_so() {
     assert!(
         matches!(events.last(), Some(Event::ApplicationEnd { status, failure: Some(f), .. })
             if status == "failed" && f.contains("stopped by SIGTERM")),
-        "the log ends with the signal: {:?}",
+        "the log ends with the signal: {:?}\n{run:#?}",
         events.last()
     );
 }

@@ -45,19 +45,87 @@ pub fn set_last_words(hook: Option<LastWords>) {
 }
 
 /// Reports `message` as this rank's failure and ends the job on every rank. Never returns.
+///
+/// After a termination signal has arrived, a failure is the signal's doing (an executor
+/// the launcher stopped fails the driver's next heartbeat), so the signal is named first.
 pub fn fatal(message: &str) -> ! {
-    last_words(message);
-    report(message);
+    let message = match signalled() {
+        Some(signal) => format!("{}; then: {message}", signal_message(signal)),
+        None => message.to_string(),
+    };
+    say_once(&message);
     abort_job(1)
 }
 
+/// The termination signal that arrived, if any: set by the handler itself, the moment it
+/// arrives, before the signal thread wakes.
+static SIGNALLED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+fn signalled() -> Option<i32> {
+    Some(SIGNALLED.load(std::sync::atomic::Ordering::SeqCst)).filter(|&s| s != 0)
+}
+
+/// Whether this rank has said why it goes down; held while it says it.
+static SAID: Mutex<bool> = Mutex::new(false);
+
+/// This rank's last words (the event log's end) and its failure line, once per process:
+/// a second caller (the signal thread and a failing thread at the same moment) waits for
+/// the first to finish, so the process does not exit in the middle of the words, then
+/// says nothing. Executors whose job is being stopped stay quiet: whenever mpirun ends a
+/// failed job they get SIGTERM, and only the driver's line is news (a process whose role
+/// is not known yet says it, rather than dying silently).
+fn say_once(message: &str) {
+    let quiet = signalled().is_some() && crate::log::current_label().starts_with("executor");
+    // Waited for a moment, never for good: a failure inside the hook itself must still
+    // end the process.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut said = loop {
+        match SAID.try_lock() {
+            Ok(said) => break Some(said),
+            Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => break None,
+        }
+    };
+    match said.as_deref_mut() {
+        Some(false) if !quiet => {
+            last_words(message);
+            report(message);
+        }
+        _ => tracing::debug!("{message}"),
+    }
+    if let Some(said) = said.as_deref_mut() {
+        *said = true;
+    }
+}
+
 fn last_words(message: &str) {
-    // Only tried: a fatal error inside the hook itself must still abort.
     if let Ok(hook) = LAST_WORDS.try_lock()
         && let Some(hook) = hook.as_ref()
     {
         hook(message);
     }
+}
+
+/// What a rank says when `signal` stops it.
+fn signal_message(signal: i32) -> String {
+    use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+    let name = match signal {
+        SIGTERM => "SIGTERM",
+        SIGINT => "SIGINT",
+        SIGUSR1 => "SIGUSR1",
+        _ => "a signal",
+    };
+    let why = if signal == SIGUSR1 {
+        "the job's time limit is near (Slurm --signal)"
+    } else {
+        "a launcher or Slurm ended the job (time limit, scancel or a failed rank)"
+    };
+    format!(
+        "stopped by {name}: {why}; output was not committed and scratch files were removed; a job that writes checkpoints resumes from them when submitted again"
+    )
 }
 
 fn report(message: &str) {
@@ -100,46 +168,38 @@ pub(crate) fn remove_scratch() {
 pub fn install_signal_handlers() {
     use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
-        Ok(mut signals) => {
-            let spawned = std::thread::Builder::new()
-                .name("ember-signals".into())
-                .spawn(move || {
-                    if let Some(signal) = signals.forever().next() {
-                        let name = match signal {
-                            SIGTERM => "SIGTERM",
-                            SIGINT => "SIGINT",
-                            _ => "SIGUSR1",
-                        };
-                        let why = if signal == SIGUSR1 {
-                            "the job's time limit is near (Slurm --signal)"
-                        } else {
-                            "a launcher or Slurm ended the job (time limit, scancel or a failed rank)"
-                        };
-                        let message = format!(
-                            "stopped by {name}: {why}; output was not committed and scratch files were removed; a job that writes checkpoints resumes from them when submitted again"
-                        );
-                        // Executors get SIGTERM whenever mpirun ends a failed job: only
-                        // the driver's line is news (and a process whose role is not
-                        // known yet says it, rather than dying silently).
-                        if !crate::log::current_label().starts_with("executor") {
-                            last_words(&message);
-                            report(&message);
-                        } else {
-                            tracing::debug!("{message}");
-                        }
-                        // After the words: a launcher SIGKILLs a second after its SIGTERM
-                        // (OpenMPI), and removing large scratch can take longer; what a kill
-                        // leaves, the scratch guard removes.
-                        remove_scratch();
-                        std::process::exit(128 + signal);
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!("no signal handler thread: {e}");
+    ONCE.call_once(|| {
+        for signal in [SIGTERM, SIGINT, SIGUSR1] {
+            // SAFETY: the action only stores to an atomic, which is async-signal-safe.
+            let noted = unsafe {
+                signal_hook::low_level::register(signal, move || {
+                    SIGNALLED.store(signal, std::sync::atomic::Ordering::SeqCst);
+                })
+            };
+            if let Err(e) = noted {
+                tracing::warn!("cannot note signal {signal}: {e}");
             }
         }
-        Err(e) => tracing::warn!("cannot handle signals: {e}"),
+        match signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGUSR1]) {
+            Ok(mut signals) => {
+                let spawned = std::thread::Builder::new()
+                    .name("ember-signals".into())
+                    .spawn(move || {
+                        if let Some(signal) = signals.forever().next() {
+                            say_once(&signal_message(signal));
+                            // After the words: a launcher SIGKILLs a second after its
+                            // SIGTERM (OpenMPI), and removing large scratch can take
+                            // longer; what a kill leaves, the scratch guard removes.
+                            remove_scratch();
+                            std::process::exit(128 + signal);
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!("no signal handler thread: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("cannot handle signals: {e}"),
+        }
     });
 }
 
