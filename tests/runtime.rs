@@ -336,11 +336,21 @@ fn sigkill(pid: u32, guard_too: bool) {
     }
 }
 
-/// Runs a busy 3-rank job with scratch in `scratch`, SIGKILLs rank `victim` (and its
-/// guard when `guard_too`) once the executors are registered, and waits for the job's end.
-fn kill_a_rank(scratch: &std::path::Path, victim: usize, guard_too: bool) {
+/// A busy 3-rank job (scratch in `scratch`, `env` set) once its executors are registered:
+/// the launcher, its output readers and rank `victim`'s pid.
+fn busy_job(
+    scratch: &std::path::Path,
+    env: &[(&str, &str)],
+    victim: usize,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<String>,
+    std::thread::JoinHandle<String>,
+    u32,
+) {
     let mut cmd = mpirun(3, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
-    cmd.env("EMBER_LOCAL_DIR", scratch);
+    cmd.env("EMBER_LOCAL_DIR", scratch)
+        .envs(env.iter().copied());
     let tag = common::tag(&mut cmd);
     let (child, lines, out, err) = common::spawn_streaming(cmd);
     await_table(&lines, 2);
@@ -348,6 +358,13 @@ fn kill_a_rank(scratch: &std::path::Path, victim: usize, guard_too: bool) {
     let pid = *pids
         .get(&victim)
         .unwrap_or_else(|| panic!("rank {victim}: {pids:?}"));
+    (child, out, err, pid)
+}
+
+/// Runs a busy 3-rank job with scratch in `scratch`, SIGKILLs rank `victim` (and its
+/// guard when `guard_too`) once the executors are registered, and waits for the job's end.
+fn kill_a_rank(scratch: &std::path::Path, victim: usize, guard_too: bool) {
+    let (child, out, err, pid) = busy_job(scratch, &[], victim);
     sigkill(pid, guard_too);
     let done = common::wait(child, out, err, Duration::from_secs(30));
     assert!(
@@ -426,16 +443,8 @@ fn a_stopped_rank_ends_the_job_on_the_heartbeat_timeout() {
         (0, "the driver (rank 0) sent no heartbeat"),
     ] {
         let scratch = tempfile::tempdir().unwrap();
-        let mut cmd = mpirun(3, &bin("ember"), &["debug", "busy", "--seconds", "60"]);
-        cmd.env("EMBER_LOCAL_DIR", scratch.path())
-            .env("EMBER_HEARTBEAT_TIMEOUT", "2s");
-        let tag = common::tag(&mut cmd);
-        let (child, lines, out, err) = common::spawn_streaming(cmd);
-        await_table(&lines, 2);
-        let pids = common::rank_pids(&tag);
-        let pid = *pids
-            .get(&victim)
-            .unwrap_or_else(|| panic!("rank {victim}: {pids:?}"));
+        let heartbeat = [("EMBER_HEARTBEAT_TIMEOUT", "2s")];
+        let (child, out, err, pid) = busy_job(scratch.path(), &heartbeat, victim);
         let stopped = std::time::Instant::now();
         // SAFETY: signalling a rank of our own job, found by its tag.
         unsafe {
