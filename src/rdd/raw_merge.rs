@@ -10,8 +10,8 @@ use crate::codec::RawCodec;
 use crate::error::Result;
 use crate::ids::ShuffleId;
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
-use crate::rdd::shuffled::corrupt;
 use crate::rdd::sort_key::{SortKey, entry, index_of};
+use crate::rdd::sort_merge::raw_key_at;
 use crate::rdd::tournament::{EXHAUSTED, Tournament};
 use crate::shuffle::files::prefetch;
 use crate::shuffle::store::Block;
@@ -65,13 +65,7 @@ impl<S, K: SortKey> RawMerge<S, K> {
             return Ok(EXHAUSTED);
         }
         let block = &self.blocks[*b as usize];
-        let key = self
-            .raw
-            .with(&block.data[range.clone()], &*self.key)
-            .map_err(|e| {
-                let at = range.start - block.range.start;
-                corrupt(self.shuffle, block, format!("record at byte {at}: {e}"))
-            })?;
+        let key = raw_key_at(&self.raw, &*self.key, block, range.start, self.shuffle)?;
         Ok(entry(&key, self.ascending, run as u64))
     }
 

@@ -83,6 +83,24 @@ fn decode_at<S: DeserializeOwned>(
     }
 }
 
+/// The key of the raw record at `at` of `block`, read in place.
+pub(super) fn raw_key_at<S, K>(
+    raw: &RawCodec<S>,
+    key: &(dyn Fn(&S) -> K + Send + Sync),
+    block: &Block,
+    at: usize,
+    shuffle: ShuffleId,
+) -> Result<K> {
+    raw.with(&block.data[at..block.range.end], key)
+        .map_err(|e| {
+            corrupt(
+                shuffle,
+                block,
+                format!("record at byte {}: {e}", at - block.range.start),
+            )
+        })
+}
+
 /// The key of the record at `at` of `block` (read in place, if raw) and where the next
 /// record starts.
 fn key_at<S: DeserializeOwned, K>(
@@ -93,18 +111,7 @@ fn key_at<S: DeserializeOwned, K>(
     shuffle: ShuffleId,
 ) -> Result<(K, usize)> {
     match raw {
-        Some(raw) => {
-            let k = raw
-                .with(&block.data[at..block.range.end], key)
-                .map_err(|e| {
-                    corrupt(
-                        shuffle,
-                        block,
-                        format!("record at byte {}: {e}", at - block.range.start),
-                    )
-                })?;
-            Ok((k, at + raw.width()))
-        }
+        Some(raw) => Ok((raw_key_at(raw, key, block, at, shuffle)?, at + raw.width())),
         None => {
             let (record, next) = decode_at::<S>(None, block, at, shuffle)?;
             Ok((key(&record), next))

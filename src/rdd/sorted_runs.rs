@@ -123,11 +123,7 @@ impl<K> BucketEntries<K> {
 
 impl<K> Default for BucketEntries<K> {
     fn default() -> Self {
-        BucketEntries {
-            entries: Vec::new(),
-            starts: Vec::new(),
-            keys: Vec::new(),
-        }
+        Self::with_capacity(0)
     }
 }
 
