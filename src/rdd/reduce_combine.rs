@@ -20,48 +20,25 @@ use serde::de::DeserializeOwned;
 use crate::error::Result;
 use crate::plan::batch::BatchIter;
 use crate::rdd::Key;
-use crate::rdd::combine::HeldRecords;
 use crate::rdd::partitioned_combine::{fanout, sub_part};
 use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
-use crate::rdd::split_parts::{CHUNK, Chunks, FIRST_CHUNK};
+use crate::rdd::split_parts::{CHUNK, Chunks, FIRST_CHUNK, Parts};
 
-/// A partition's records read into memory, as far as the budget let them, in chunks: a
-/// buffer grown by doubling one vector copied every record again at each doubling into
-/// fresh pages the kernel faulted in and zeroed (profiled: a third of the reduce side of
-/// PageRank's iterations); chunks of one size are recycled by the allocator from task to
-/// task, and each is freed as soon as it has been split.
-struct Buffer<K, V> {
-    records: Chunks<(K, V)>,
-    /// Records held.
-    len: usize,
-    /// Room for records in the chunks.
-    capacity: usize,
-    held: HeldRecords,
-}
-
-impl<K: Key, V: Serialize> Buffer<K, V> {
-    fn new() -> Self {
-        Buffer {
-            records: Chunks::default(),
-            len: 0,
-            capacity: 0,
-            held: HeldRecords::new(),
+/// Reads `records` into one part of chunks until they end (true) or the budget has no
+/// room for more (false): a buffer grown by doubling one vector copied every record again
+/// at each doubling into fresh pages the kernel faulted in and zeroed (profiled: a third
+/// of the reduce side of PageRank's iterations); chunks of one size are recycled by the
+/// allocator from task to task, and each is freed as soon as it has been split.
+fn fill<K: Key, V: Serialize>(
+    buffer: &mut Parts<K, V>,
+    records: &mut dyn Iterator<Item = (K, V)>,
+) -> bool {
+    for record in records {
+        if !buffer.push(0, record) {
+            return false;
         }
     }
-
-    /// Reads `records` until they end (true) or the budget has no room for more (false).
-    fn fill(&mut self, records: &mut dyn Iterator<Item = (K, V)>) -> bool {
-        for record in records {
-            let check = self.held.count(&record);
-            self.capacity += self.records.push(record, CHUNK);
-            self.len += 1;
-            let slots = self.capacity * std::mem::size_of::<(K, V)>();
-            if check && !self.held.fits(slots) {
-                return false;
-            }
-        }
-        true
-    }
+    true
 }
 
 /// Merges the combiners `records` of one reduce partition by key with `merge`, each key
@@ -94,14 +71,13 @@ where
     V: Serialize,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let mut buffer = Buffer::new();
-    let whole = buffer.fill(records);
-    let slot = std::mem::size_of::<(K, C)>() + 1;
-    let fanout = fanout(buffer.len, slot);
-    let (len, chunks) = buffer.records.take();
+    let mut buffer = Parts::new(1, CHUNK);
+    let whole = fill(&mut buffer, records);
+    let (len, chunks) = buffer.take(0);
+    let fanout = fanout(len, std::mem::size_of::<(K, C)>() + 1);
     if !whole || fanout == 1 {
         // The reservation covers the buffer until it is combined.
-        let reservation = buffer.held.take_reservation();
+        let reservation = buffer.take_reservation();
         let rest = chunks.into_iter().flatten().chain(records);
         let merged = combine_spilling(rest, create, merge_value, merge);
         drop(reservation);
@@ -118,7 +94,7 @@ where
             Arc::clone(&merge),
         )?);
     }
-    drop(buffer.held);
+    drop(buffer);
     Ok(Box::new(merged.into_iter().flatten()))
 }
 
@@ -173,21 +149,18 @@ mod tests {
 
     #[test]
     fn the_buffer_holds_records_in_chunks_not_one_vector_grown_by_copies() {
-        let mut buffer = Buffer::<u64, u64>::new();
+        let mut buffer = Parts::<u64, u64>::new(1, CHUNK);
         let n = 10 * CHUNK as u64 + 5;
         let mut records = (0..n).map(|i| (i, i * 3));
-        assert!(buffer.fill(&mut records));
-        assert_eq!(buffer.len, n as usize);
-        let (len, chunks) = buffer.records.take();
+        assert!(fill(&mut buffer, &mut records));
+        let capacity = buffer.capacity();
+        let (len, chunks) = buffer.take(0);
         assert_eq!(len, n as usize);
         assert!(
             chunks.iter().all(|c| c.capacity() <= CHUNK),
             "a chunk past {CHUNK}"
         );
-        assert_eq!(
-            buffer.capacity,
-            chunks.iter().map(Vec::capacity).sum::<usize>()
-        );
+        assert_eq!(capacity, chunks.iter().map(Vec::capacity).sum::<usize>());
         assert!(chunks.into_iter().flatten().eq((0..n).map(|i| (i, i * 3))));
     }
 

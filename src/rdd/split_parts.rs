@@ -1,6 +1,7 @@
 //! The records of a map task split by reduce partition, before each part is combined
 //! (`partitioned_combine`): parts held in chunks, and what they hold of the task's budget.
 
+use crate::memory::Reservation;
 use crate::rdd::Key;
 use crate::rdd::combine::HeldRecords;
 
@@ -97,6 +98,18 @@ impl<K: Key, V: serde::Serialize> Parts<K, V> {
     pub fn restart(&mut self) {
         self.capacity = 0;
         self.held.clear();
+    }
+
+    /// The reservation of what the parts held, for as long as the records taken out
+    /// outlive them.
+    pub fn take_reservation(&mut self) -> Option<Reservation> {
+        self.held.take_reservation()
+    }
+
+    /// Room for records in the parts' chunks.
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 
