@@ -5,6 +5,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ember::codec;
 use ember::config::EngineArgs;
 use ember::datagen;
+use ember::rdd::combine::{CombineMap, Merged};
 use ember::shuffle::partitioner::hash_partition;
 use ember::shuffle::range::{boundaries, range_partition};
 use std::hint::black_box;
@@ -90,6 +91,42 @@ fn combiner_bench(c: &mut Criterion) {
             || rdd.clone(),
             |r| black_box(r.reduce_by_key(|a, b| a + b).count().unwrap()),
             BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+
+    // The map side's table alone: 4M Zipf words (100k distinct, a table past the L2
+    // cache) merged one at a time, and in prefetched batches as the combine does.
+    let words: Vec<(ember::Str, u64)> = (0..250_000)
+        .flat_map(|i| ember::words(datagen::text_line(1, i)).map(|w| (w, 1u64)))
+        .collect();
+    let mut g = c.benchmark_group("combine table");
+    g.throughput(Throughput::Elements(words.len() as u64));
+    g.sample_size(10);
+    let (create, add) = (|v: u64| v, |c: u64, v: u64| c + v);
+    g.bench_function("one record at a time", |b| {
+        b.iter_batched(
+            || words.clone(),
+            |w| {
+                let mut map = CombineMap::<ember::Str, u64>::new();
+                for (k, v) in w {
+                    map.merge(k, v, &create, &add);
+                }
+                black_box(map.acc.len())
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("prefetched batches", |b| {
+        b.iter_batched(
+            || words.clone(),
+            |w| {
+                let mut map = CombineMap::<ember::Str, u64>::new();
+                let mut records = w.into_iter();
+                while map.merge_some(&mut records, &create, &add) == Merged::More {}
+                black_box(map.acc.len())
+            },
+            BatchSize::LargeInput,
         )
     });
     g.finish();

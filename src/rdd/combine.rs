@@ -6,15 +6,11 @@
 //! map. The reduce side merges combiners anyway, so the result is the same; only a key
 //! may then cross the shuffle more than once.
 
-use hashbrown::hash_map::Entry;
-use rustc_hash::FxBuildHasher;
-
 use crate::memory::Reservation;
 use crate::memory::estimate::{EntrySizes, heap_size};
 use crate::rdd::Key;
-
-/// The hash map of a combine: hashbrown's, for `replace_entry_with` (below).
-pub type Combiners<K, C> = hashbrown::HashMap<K, C, FxBuildHasher>;
+pub use crate::rdd::combine_table::Combiners;
+use crate::rdd::combine_table::hash_key;
 
 /// How many records are combined (or buffered) between two looks at the budget.
 pub(crate) const CHECK_EVERY: usize = 4096;
@@ -83,28 +79,20 @@ impl HeldRecords {
     }
 }
 
-/// Adds `v` to `k`'s combiner: one hash lookup when the key is known (the common case),
-/// updating in place. The combiner is moved out to `merge` and back into the same slot
-/// (`replace_entry_with`), so a slot holds just the combiner — no `Option` beside it,
-/// which for a small combiner (a sum: `(u64, f64)`) is a third of the map. A panic in
-/// `merge` leaves the key out of the map, never a moved-out value in it.
-/// `create` and `merge` are type parameters so a `reduce_by_key`'s `a + b` is inlined into
-/// the per-record loop.
-#[inline]
-fn merge_into<'m, K: Key, V, C>(
-    acc: &'m mut Combiners<K, C>,
-    k: K,
-    v: V,
-    create: &impl Fn(V) -> C,
-    merge: &impl Fn(C, V) -> C,
-) -> Option<&'m C> {
-    match acc.entry(k) {
-        Entry::Occupied(slot) => match slot.replace_entry_with(|_, c| Some(merge(c, v))) {
-            Entry::Occupied(slot) => Some(slot.into_mut()),
-            Entry::Vacant(_) => None,
-        },
-        Entry::Vacant(slot) => Some(slot.insert(create(v))),
-    }
+/// Records hashed and their slots fetched into the cache ahead of merging them: enough
+/// to overlap the memory waits of a table larger than the cache, few enough to stay in
+/// registers and L1 (and a divisor of [`CHECK_EVERY`]).
+const BATCH: usize = 16;
+
+/// How [`CombineMap::merge_some`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Merged {
+    /// The records ran out.
+    Ended,
+    /// [`CHECK_EVERY`] records were merged and the map fits the budget: more may follow.
+    More,
+    /// The map has outgrown what the budget lets it hold.
+    OverBudget,
 }
 
 /// A combine's hash map and what it holds against the running task's budget: its
@@ -140,14 +128,86 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
         create: &impl Fn(V) -> C,
         merge_value: &impl Fn(C, V) -> C,
     ) -> bool {
+        self.merge_hashed(hash_key(&k), k, v, create, merge_value);
+        self.counted()
+    }
+
+    /// Merges the next records (up to the next look at the budget, [`CHECK_EVERY`]) a
+    /// batch at a time: the next batch's keys are hashed and their slots fetched into the
+    /// cache while this batch is merged, so a table larger than the cache is waited on
+    /// for a batch's lookups together rather than for each in turn.
+    pub fn merge_some<V>(
+        &mut self,
+        records: &mut impl Iterator<Item = (K, V)>,
+        create: &impl Fn(V) -> C,
+        merge_value: &impl Fn(C, V) -> C,
+    ) -> Merged {
+        // Records this call may still take: the last one taken is the one the budget is
+        // looked at after, so none is left unmerged in a batch when the call returns.
+        let mut left = CHECK_EVERY - self.since_check;
+        let (mut now, mut ahead) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        self.fetch(records, &mut ahead, &mut left);
+        while !ahead.is_empty() {
+            std::mem::swap(&mut now, &mut ahead);
+            self.fetch(records, &mut ahead, &mut left);
+            for (hash, k, v) in now.drain(..) {
+                self.merge_hashed(hash, k, v, create, merge_value);
+                if self.counted() {
+                    return Merged::OverBudget;
+                }
+            }
+        }
+        if left == 0 {
+            Merged::More
+        } else {
+            Merged::Ended
+        }
+    }
+
+    /// Takes the next batch of records (at most `left`, counted down) into `batch`,
+    /// hashing each key and fetching the slot it is probed at into the cache.
+    #[inline]
+    fn fetch<V>(
+        &mut self,
+        records: &mut impl Iterator<Item = (K, V)>,
+        batch: &mut Vec<(u64, K, V)>,
+        left: &mut usize,
+    ) {
+        let take = BATCH.min(*left);
+        self.acc.locate();
+        let acc = &self.acc;
+        batch.extend(records.by_ref().take(take).map(|(k, v)| {
+            let hash = hash_key(&k);
+            acc.prefetch(hash);
+            (hash, k, v)
+        }));
+        *left -= batch.len();
+    }
+
+    /// Merges one record, measuring the heap of one in [`SAMPLE_EVERY`].
+    #[inline]
+    fn merge_hashed<V>(
+        &mut self,
+        hash: u64,
+        k: K,
+        v: V,
+        create: &impl Fn(V) -> C,
+        merge_value: &impl Fn(C, V) -> C,
+    ) {
         if self.since_check.is_multiple_of(SAMPLE_EVERY) {
             let key_heap = heap_size(&k);
-            let slot = merge_into(&mut self.acc, k, v, create, merge_value);
+            let slot = self.acc.merge_hashed(hash, k, v, create, merge_value);
             let heap = key_heap + slot.map_or(0, heap_size);
             self.sizes.sample(heap);
         } else {
-            merge_into(&mut self.acc, k, v, create, merge_value);
+            self.acc.merge_hashed(hash, k, v, create, merge_value);
         }
+    }
+
+    /// Counts a merged record; true when it is time to look at the budget and the map
+    /// does not fit.
+    #[inline]
+    fn counted(&mut self) -> bool {
         self.since_check += 1;
         if self.since_check < CHECK_EVERY {
             return false;
@@ -190,8 +250,7 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
         if let Some(r) = &mut self.reservation {
             r.clear();
         }
-        // An extraction stopped early leaves the entries it did not reach in the map.
-        self.acc.extract_if(|_, _| true).take(max).collect()
+        self.acc.take_some(max)
     }
 
     /// The map's table, for another task (its reservation given back).
@@ -238,17 +297,55 @@ mod tests {
             c
         };
         for k in 0..100u64 {
-            merge_into(&mut acc, k, "a", &create, &append);
-            merge_into(&mut acc, k, "b", &create, &append);
+            acc.merge(k, "a", &create, &append);
+            acc.merge(k, "b", &create, &append);
         }
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            merge_into(&mut acc, 7, "boom", &create, &append);
+            acc.merge(7, "boom", &create, &append);
         }));
         assert!(panicked.is_err());
         // Key 7's combiner went with the panic (dropped once); the rest are intact.
         assert_eq!(acc.len(), 99);
-        assert!(!acc.contains_key(&7));
+        assert!(acc.get(&7).is_none());
         assert!(acc.iter().all(|(_, c)| c == "ab"));
-        assert_eq!(merge_into(&mut acc, 7, "c", &create, &append).unwrap(), "c");
+        assert_eq!(acc.merge(7, "c", &create, &append).unwrap(), "c");
+    }
+
+    #[test]
+    fn merge_some_merges_every_record_once_and_stops_at_each_look_at_the_budget() {
+        let (create, add) = (|v: u64| v, |c: u64, v: u64| c + v);
+        for n in [
+            0,
+            1,
+            15,
+            16,
+            17,
+            33,
+            CHECK_EVERY - 1,
+            CHECK_EVERY,
+            CHECK_EVERY + 1,
+            3 * CHECK_EVERY + 5,
+        ] {
+            let mut map = CombineMap::<u64, u64>::new();
+            // One record beforehand, one at a time: the batches then end off the boundary.
+            map.merge(7, 1, &create, &add);
+            let mut records = (0..n as u64).map(|i| (i % 1000, i));
+            let mut looks = 0;
+            loop {
+                match map.merge_some(&mut records, &create, &add) {
+                    Merged::More => looks += 1,
+                    Merged::Ended => break,
+                    Merged::OverBudget => panic!("no budget outside a task"),
+                }
+            }
+            assert_eq!(looks, (n + 1) / CHECK_EVERY, "{n} records");
+            let mut expected: std::collections::HashMap<u64, u64> = Default::default();
+            *expected.entry(7).or_default() += 1;
+            for i in 0..n as u64 {
+                *expected.entry(i % 1000).or_default() += i;
+            }
+            let got: std::collections::HashMap<u64, u64> = map.take().collect();
+            assert_eq!(got, expected, "{n} records");
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod binary;
 pub mod checkpoint;
 pub mod cogroup;
 pub mod combine;
+pub mod combine_table;
 pub mod join;
 pub mod narrow;
 pub mod pair;

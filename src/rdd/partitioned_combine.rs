@@ -40,7 +40,7 @@ use rustc_hash::FxBuildHasher;
 use crate::memory::estimate::SizeHint;
 use crate::plan::batch::BATCH_SIZE;
 use crate::rdd::Key;
-use crate::rdd::combine::{CHECK_EVERY, CombineMap, Combiners};
+use crate::rdd::combine::{CombineMap, Combiners, Merged};
 use crate::rdd::split_parts::Parts;
 use crate::shuffle::partitioner::KeyPartition;
 
@@ -117,9 +117,9 @@ impl<K: Key, C: serde::Serialize> MapSideHints<K, C> {
     /// earlier tasks' maps grew.
     fn map(&self) -> CombineMap<K, C> {
         let table = self.tables.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        CombineMap::with_table(table.unwrap_or_else(|| {
-            Combiners::with_capacity_and_hasher(self.map_keys.expected(), Default::default())
-        }))
+        CombineMap::with_table(
+            table.unwrap_or_else(|| Combiners::with_capacity(self.map_keys.expected())),
+        )
     }
 
     /// Takes back the emptied map of a task that ended with `keys` keys in it.
@@ -239,20 +239,14 @@ fn combine_one_map<K: Key, V, C: serde::Serialize>(
     create: &impl Fn(V) -> C,
     merge_value: &impl Fn(C, V) -> C,
 ) -> OneMap {
-    let mut since_check = 0usize;
-    for (k, v) in records {
-        if map.merge(k, v, create, merge_value) {
-            return OneMap::OverBudget;
-        }
-        since_check += 1;
-        if since_check == CHECK_EVERY {
-            since_check = 0;
-            if map.slot_bytes() > CACHED_MAP_BYTES {
-                return OneMap::OutgrewCache;
-            }
+    loop {
+        match map.merge_some(records, create, merge_value) {
+            Merged::Ended => return OneMap::Ended,
+            Merged::OverBudget => return OneMap::OverBudget,
+            Merged::More if map.slot_bytes() > CACHED_MAP_BYTES => return OneMap::OutgrewCache,
+            Merged::More => {}
         }
     }
-    OneMap::Ended
 }
 
 /// Combines `records` by key (`create` a key's first value, `merge_value` the others into
@@ -302,12 +296,16 @@ where
                 return Some(entry);
             }
             if combining {
-                for (k, v) in part.by_ref() {
-                    if map.merge(k, v, &create, &merge_value) {
-                        // Over the budget: what the map holds goes on before the rest.
-                        partition_keys += map.acc.len();
-                        out = map.take();
-                        continue 'hand_on;
+                loop {
+                    match map.merge_some(&mut part, &create, &merge_value) {
+                        Merged::Ended => break,
+                        Merged::More => {}
+                        Merged::OverBudget => {
+                            // Over the budget: what the map holds goes on before the rest.
+                            partition_keys += map.acc.len();
+                            out = map.take();
+                            continue 'hand_on;
+                        }
                     }
                 }
                 combining = false;

@@ -28,7 +28,7 @@ use crate::memory::Reservation;
 use crate::plan::batch::{BATCH_SIZE, BatchIter, batched};
 use crate::plan::task::{TaskScope, task_scope};
 use crate::rdd::Key;
-use crate::rdd::combine::CombineMap;
+use crate::rdd::combine::{CombineMap, Merged};
 
 /// Merges two combiners of one key.
 pub type MergeCombiners<C> = Arc<dyn Fn(C, C) -> C + Send + Sync>;
@@ -49,11 +49,16 @@ where
     let mut map = CombineMap::new();
     let scope = task_scope().filter(|_| map.is_bounded());
     let mut runs = Vec::new();
-    for (k, v) in records {
-        if map.merge(k, v, &create, &merge_value)
-            && let Some(scope) = &scope
-        {
-            runs.push(spill(&mut map, scope)?);
+    let mut records = records;
+    loop {
+        match map.merge_some(&mut records, &create, &merge_value) {
+            Merged::Ended => break,
+            Merged::More => {}
+            Merged::OverBudget => {
+                if let Some(scope) = &scope {
+                    runs.push(spill(&mut map, scope)?);
+                }
+            }
         }
     }
     let reservation = map.take_reservation();

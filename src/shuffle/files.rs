@@ -142,18 +142,23 @@ const PREFETCH_AHEAD: usize = 8;
 /// Asks the CPU to bring `bytes` into its cache (a hint: no effect on the program's result).
 #[inline(always)]
 pub fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
     for line in bytes.chunks(64).take(4) {
-        // SAFETY: a prefetch reads nothing the program sees and never faults; the pointer
-        // is into a live slice anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr().cast(),
-            )
-        };
+        prefetch_line(line.as_ptr());
     }
+}
+
+/// Asks the CPU to bring the cache line at `address` into its cache: a hint, with no
+/// effect on the program's result, whatever the address.
+#[inline(always)]
+pub fn prefetch_line(address: *const u8) {
+    // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the
+    // address (it is not dereferenced).
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast())
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = address;
 }
 
 #[cfg(test)]
