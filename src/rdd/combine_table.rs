@@ -39,6 +39,21 @@ impl<K, C> Default for Combiners<K, C> {
     }
 }
 
+/// A slot whose combiner has been moved out: if dropped while armed (a panic in the
+/// merge), the slot is removed from the table with its key dropped and its combiner's
+/// stale bits forgotten.
+struct MovedOut<'a, K, C>(Option<hashbrown::hash_table::OccupiedEntry<'a, (K, C)>>);
+
+impl<K, C> Drop for MovedOut<'_, K, C> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            let ((key, stale), _) = slot.remove();
+            drop(key);
+            std::mem::forget(stale);
+        }
+    }
+}
+
 /// A key's hash, as the table uses it.
 #[inline]
 pub fn hash_key<K: Key>(k: &K) -> u64 {
@@ -56,10 +71,10 @@ impl<K: Key, C> Combiners<K, C> {
 
     /// Adds `v` (of the key `k` whose [`hash_key`] is `hash`) to its combiner: one probe
     /// when the key is known, updating in place; `create` makes a new key's combiner. The
-    /// combiner is moved out to `merge` and back into the same slot, so a slot holds just
-    /// the key and combiner. A panic in `merge` leaves the key out of the table, never a
-    /// moved-out value in it. `create` and `merge` are type parameters so a
-    /// `reduce_by_key`'s `a + b` is inlined into the per-record loop.
+    /// combiner is moved out to `merge` and its result written back into the same slot,
+    /// so a slot holds just the key and combiner. A panic in `merge` leaves the key out of
+    /// the table, never a moved-out value in it. `create` and `merge` are type parameters
+    /// so a `reduce_by_key`'s `a + b` is inlined into the per-record loop.
     #[inline]
     pub fn merge_hashed<V>(
         &mut self,
@@ -73,11 +88,17 @@ impl<K: Key, C> Combiners<K, C> {
             .table
             .entry(hash, |(key, _)| *key == k, |(key, _)| hash_key(key))
         {
-            Entry::Occupied(slot) => {
-                match slot.replace_entry_with(|(key, c)| Some((key, merge(c, v)))) {
-                    Entry::Occupied(slot) => Some(&slot.into_mut().1),
-                    Entry::Vacant(_) => None,
-                }
+            Entry::Occupied(mut slot) => {
+                // SAFETY: the combiner is read out of its slot and the slot is either
+                // written again (below) or, if `merge` panics, removed by the guard
+                // without dropping the combiner's moved-out bits.
+                let c = unsafe { std::ptr::read(&slot.get_mut().1) };
+                let mut guard = MovedOut(Some(slot));
+                let merged = merge(c, v);
+                let slot = guard.0.take()?.into_mut();
+                // SAFETY: the slot's combiner was moved out above: overwritten, not dropped.
+                unsafe { std::ptr::write(&mut slot.1, merged) };
+                Some(&slot.1)
             }
             Entry::Vacant(slot) => Some(&slot.insert((k, create(v))).into_mut().1),
         }
@@ -259,5 +280,35 @@ mod tests {
         table.clear();
         table.locate();
         assert!(table.anchor.is_none());
+    }
+
+    #[test]
+    fn a_panicking_merge_drops_the_moved_out_combiner_once_and_removes_its_key() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct Counted(u64);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let mut table: Combiners<u64, Counted> = Combiners::default();
+        let create = |v: u64| Counted(v);
+        let add = |c: Counted, v: u64| {
+            assert_ne!(v, 0, "a user function panicked");
+            Counted(c.0 + v)
+        };
+        table.merge(1, 5, &create, &add);
+        table.merge(2, 5, &create, &add);
+        let before = DROPS.load(Ordering::Relaxed);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            table.merge(1, 0, &create, &add);
+        }));
+        assert!(panicked.is_err());
+        // The combiner moved into the merge was dropped by its unwinding, and only then.
+        assert_eq!(DROPS.load(Ordering::Relaxed) - before, 1);
+        assert!(table.get(&1).is_none());
+        assert_eq!(table.get(&2).map(|c| c.0), Some(5));
+        assert_eq!(table.len(), 1);
     }
 }
