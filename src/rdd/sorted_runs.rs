@@ -153,6 +153,7 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
     fn sort(&mut self, buckets: &[Vec<u8>]) -> Vec<Option<BucketOrder>> {
         let mut orders = Vec::with_capacity(buckets.len());
         let sizes = self.sizes.get();
+        let mut scratch = Vec::new();
         for (r, (b, bucket)) in self.buckets.iter_mut().zip(buckets).enumerate() {
             let BucketEntries {
                 mut entries,
@@ -175,7 +176,7 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
                 orders.push(None);
                 continue;
             }
-            sort_entries(&mut entries, &keys, self.ascending);
+            sort_entries(&mut entries, &keys, self.ascending, &mut scratch);
             let range = |i: usize| starts[i]..starts.get(i + 1).copied().unwrap_or(bucket.len());
             // The entries become the order: no new memory.
             for e in &mut entries {
@@ -187,14 +188,18 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
     }
 
     fn held_bytes(&self) -> usize {
-        self.buckets
+        let held = self
+            .buckets
             .iter()
             .map(|b| {
                 b.entries.capacity() * std::mem::size_of::<u128>()
                     + b.starts.capacity() * std::mem::size_of::<usize>()
                     + b.keys.capacity() * std::mem::size_of::<K>()
             })
-            .sum::<usize>()
+            .sum::<usize>();
+        // The radix sort's room: as many entries as the largest bucket.
+        let room = self.buckets.iter().map(|b| b.entries.len()).max();
+        held + room.unwrap_or(0) * std::mem::size_of::<u128>()
     }
 }
 
@@ -351,6 +356,13 @@ mod tests {
             sizes[0] >= 75 && sizes[1] >= 25 && sizes[1] < 75,
             "{sizes:?}"
         );
+        // What a sorter holds covers the radix sort's room for its largest bucket too.
+        let mut one = by_first(true).sorter(1);
+        for i in 0..100u32 {
+            one.push(0, &(i, i), 0..0);
+        }
+        let room = 100 * 16;
+        assert!(one.held_bytes() >= 100 * 24 + room, "{}", one.held_bytes());
         // Entries (16 bytes) and starts (8) for each, before any record is pushed.
         let next = sort.sorter(2);
         assert!(next.held_bytes() >= (75 + 25) * 24, "{}", next.held_bytes());
