@@ -175,19 +175,16 @@ fn run_task(
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;
-            // The pieces spilled during the task are part of what it wrote.
-            let spilled: u64 = output.spills.iter().map(|f| f.bytes()).sum();
-            written = (
-                output.records,
-                spilled + output.buckets.iter().map(|b| b.len() as u64).sum::<u64>(),
-            );
+            let records = output.records;
             let first_id = executor.info.id.rank() - executor.peers.rank();
             let peers = executor.peers.size();
-            let on_disk =
+            let file =
                 executor
                     .shuffle
                     .put_map_output(dep.id(), tc.partition, output, first_id, peers)?;
-            tc.counters.add_spill(on_disk);
+            // The pieces spilled during the task are part of what it wrote.
+            written = (records, file.bytes);
+            tc.counters.add_spill(file.on_disk);
             Ok(Vec::new())
         }
         StageKind::Result => (job.result_fn)(tc.partition, &tc),

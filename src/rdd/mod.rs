@@ -15,6 +15,7 @@ pub mod narrow;
 pub mod pair;
 pub mod partitioned_combine;
 pub mod persisted;
+mod radix;
 pub mod raw_merge;
 pub mod reduce_combine;
 pub mod shared;

@@ -1,7 +1,8 @@
 //! The reduce-side merge of a sort whose records are plain old data and whose key's prefix
 //! decides the order (TeraSort's records by their 10-byte key, integers by themselves): a
 //! tournament of bare `u128` entries, keys read in place from the mapped blocks, and each
-//! batch's records copied out once, together.
+//! batch's records copied out once, together. A run's record that sorts before the one
+//! it follows is an error: the runs were declared sorted.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use crate::error::Result;
 use crate::ids::ShuffleId;
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::rdd::sort_key::{SortKey, entry, index_of};
-use crate::rdd::sort_merge::raw_key_at;
+use crate::rdd::sort_merge::{out_of_order, raw_key_at};
 use crate::rdd::tournament::{EXHAUSTED, Tournament};
 use crate::shuffle::files::prefetch;
 use crate::shuffle::store::Block;
@@ -93,7 +94,16 @@ impl<S, K: SortKey> RawMerge<S, K> {
                     &self.blocks[*b as usize].data[ahead..ahead + width.min(range.end - ahead)],
                 );
             }
-            let next = match self.head(run) {
+            let next = self.head(run).and_then(|next| {
+                // Both entries carry the run's number: their prefixes decide.
+                if next >= winner {
+                    return Ok(next);
+                }
+                let (b, range) = &self.runs[run];
+                let block = &self.blocks[*b as usize];
+                Err(out_of_order(self.shuffle, block, range.start))
+            });
+            let next = match next {
                 Ok(next) => next,
                 Err(e) => {
                     self.tree = Tournament::new(&[]);

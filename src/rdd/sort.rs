@@ -14,7 +14,7 @@ use crate::rdd::sort_key::SortKey;
 use crate::rdd::sorted_runs::KeySort;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::Partitioner;
-use crate::shuffle::range::{SAMPLES_PER_PARTITION, boundaries, range_partition, reservoir};
+use crate::shuffle::range::{boundaries, range_partition, reservoir, sample_size};
 
 impl<T: Data> Rdd<T> {
     /// The records ordered by `key` (ascending or not) across `partitions` partitions
@@ -53,7 +53,7 @@ impl<T: Data> Rdd<T> {
     ) -> Result<Rdd<T>> {
         let partitions = partitions.unwrap_or(self.num_partitions()).max(1);
         let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
-        let per_input = (SAMPLES_PER_PARTITION * partitions).div_ceil(self.num_partitions().max(1));
+        let per_input = sample_size(partitions).div_ceil(self.num_partitions().max(1));
         let samples: Vec<(Vec<K>, u64)> = self
             .derive(Arc::new(SampleKeys {
                 id: self.rt.new_rdd_id(),
@@ -183,5 +183,33 @@ mod tests {
         let mut expected = records;
         expected.sort_by_key(Record::key);
         assert!(sorted.collect().unwrap() == expected);
+    }
+
+    #[test]
+    fn a_sort_into_few_partitions_splits_its_records_evenly() {
+        // Random keys in 32 splits into 2 partitions (TeraSort on 2 executors): the
+        // larger partition sets the stage's time, so it must be close to half.
+        use rand::{Rng, SeedableRng};
+        let ctx = Context::local_with(&EngineArgs::default());
+        let dir = tempfile::tempdir().unwrap();
+        let n = 200_000;
+        let mut worst = 0.0f64;
+        for seed in 0..8 {
+            let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+            let keys: Vec<u64> = (0..n).map(|_| rng.random()).collect();
+            let path = dir.path().join(format!("keys-{seed}"));
+            std::fs::write(&path, bytemuck::cast_slice::<u64, u8>(&keys)).unwrap();
+            let input: Rdd<u64> = ctx.pod_records(path.to_str().unwrap(), Some(32)).unwrap();
+            let parts: Vec<usize> = input
+                .sort_by(|k| *k, true, Some(2))
+                .unwrap()
+                .map_partitions(|records| std::iter::once(records.count()))
+                .collect()
+                .unwrap();
+            assert_eq!(parts.iter().sum::<usize>(), n);
+            let larger = *parts.iter().max().unwrap() as f64 / (n as f64 / 2.0);
+            worst = worst.max(larger);
+        }
+        assert!(worst < 1.03, "the larger partition is {worst:.3}x half");
     }
 }

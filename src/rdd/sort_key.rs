@@ -87,8 +87,14 @@ pub fn in_direction<K: Ord>(ascending: bool, a: &K, b: &K) -> Ordering {
 
 /// Sorts `entries` (made by [`entry`], numbered by position in `keys`) into the order of
 /// their keys, ties by number: a stable sort. `keys` is empty when the prefix decides.
-pub fn sort_entries<K: SortKey>(entries: &mut [u128], keys: &[K], ascending: bool) {
-    entries.sort_unstable();
+/// `scratch` is room for the radix sort of the entries, kept across calls.
+pub fn sort_entries<K: SortKey>(
+    entries: &mut [u128],
+    keys: &[K],
+    ascending: bool,
+    scratch: &mut Vec<u128>,
+) {
+    crate::rdd::radix::sort_u128s(entries, scratch);
     if prefix_decides::<K>() {
         return;
     }
@@ -343,7 +349,7 @@ mod tests {
             .map(|(i, k)| entry(k, ascending, i as u64))
             .collect();
         let kept: &[K] = if prefix_decides::<K>() { &[] } else { keys };
-        sort_entries(&mut entries, kept, ascending);
+        sort_entries(&mut entries, kept, ascending, &mut Vec::new());
         entries.into_iter().map(index_of).collect()
     }
 

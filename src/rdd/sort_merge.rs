@@ -1,12 +1,11 @@
-//! The reduce-side merge of a sort by key, for any records: finds the sorted runs of the
-//! blocks received (a record whose key goes against the order starts a new one), then
-//! merges them with a heap, decoding each record once and holding one record per run,
-//! never the whole partition. Plain old data whose key's prefix decides the order is
-//! merged by `raw_merge` instead, over the same runs.
+//! The reduce-side merge of a sort by key, for any records: takes the sorted runs each
+//! block's header declares, then merges them with a heap, decoding each record once and
+//! holding one record per run, never the whole partition. Plain old data whose key's
+//! prefix decides the order is merged by `raw_merge` instead, over the same runs.
 //!
-//! Since the runs are found, not assumed, the output is sorted whatever the map side did;
-//! ties keep the order the records arrived in (block, then position), as a stable sort
-//! would.
+//! A run found out of order as it is merged is an error (corrupt shuffle data), never an
+//! unsorted output; ties keep the order the records arrived in (block, then position), as
+//! a stable sort would.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -16,11 +15,12 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use crate::codec::RawCodec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::ShuffleId;
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::rdd::shuffled::corrupt;
 use crate::rdd::sort_key::{SortKey, entry, in_direction, index_of, prefix_decides, same_prefix};
+use crate::shuffle::files::read_runs_header;
 use crate::shuffle::store::Block;
 
 /// Merges the sorted `runs` (block index, byte range; numbered in arrival order, so ties
@@ -119,41 +119,36 @@ fn key_at<S: DeserializeOwned, K>(
     }
 }
 
-/// The maximal sorted runs of every block (in the order of `key`, `ascending`; records
-/// encoded by `raw` if given): (block index, byte range), in arrival order.
-pub(super) fn natural_runs<S: DeserializeOwned, K: SortKey>(
-    key: &(dyn Fn(&S) -> K + Send + Sync),
-    ascending: bool,
-    raw: Option<&RawCodec<S>>,
+/// The sorted runs of every block, as the map side declared them in the block's header
+/// (`files::runs_header`): (block index, byte range), in arrival order.
+pub(super) fn declared_runs(
     blocks: &[Block],
     shuffle: ShuffleId,
 ) -> Result<Vec<(u32, Range<usize>)>> {
     let mut runs = Vec::new();
     for (b, block) in blocks.iter().enumerate() {
-        let mut start = block.range.start;
-        let mut at = start;
-        let mut last: Option<(u128, K)> = None;
-        while at < block.range.end {
-            let (k, next) = key_at(raw, key, block, at, shuffle)?;
-            let e = entry(&k, ascending, 0);
-            let descends = last.as_ref().is_some_and(|(le, lk)| {
-                *le > e
-                    || (*le == e
-                        && !prefix_decides::<K>()
-                        && in_direction(ascending, lk, &k) == Ordering::Greater)
-            });
-            if descends {
-                runs.push((b as u32, start..at));
-                start = at;
-            }
-            last = Some((e, k));
-            at = next;
-        }
-        if start < block.range.end {
-            runs.push((b as u32, start..block.range.end));
+        let (lens, header) =
+            read_runs_header(block.bytes()).map_err(|e| corrupt(shuffle, block, e))?;
+        let mut at = block.range.start + header;
+        for len in lens {
+            runs.push((b as u32, at..at + len as usize));
+            at += len as usize;
         }
     }
     Ok(runs)
+}
+
+/// The error of a run whose record at `at` of `block` sorts before the one it follows:
+/// the map side wrote each run sorted, so its bytes are corrupt.
+pub(super) fn out_of_order(shuffle: ShuffleId, block: &Block, at: usize) -> Error {
+    corrupt(
+        shuffle,
+        block,
+        format!(
+            "record at byte {}: out of its sorted run's order",
+            at - block.range.start
+        ),
+    )
 }
 
 /// A run's head record in the merge heap (the record waits in its run's slot, so the heap
@@ -233,6 +228,24 @@ impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
         }))
     }
 
+    /// Puts run `run`'s next head in place of the top, its head before (one sift instead
+    /// of a pop and a push), or pops the top when the run is done.
+    fn replace_top(&mut self, run: usize) -> Result<()> {
+        let at = self.runs[run].1.start;
+        let Some(head) = self.advance(run)? else {
+            self.heap.pop();
+            return Ok(());
+        };
+        if let Some(mut top) = self.heap.peek_mut() {
+            if head < top.0 {
+                let block = &self.blocks[self.runs[run].0 as usize];
+                return Err(out_of_order(self.shuffle, block, at));
+            }
+            *top = Reverse(head);
+        }
+        Ok(())
+    }
+
     fn next_batch(&mut self) -> Option<Result<Vec<S>>> {
         if self.heap.is_empty() {
             return None;
@@ -266,20 +279,9 @@ impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
                 },
             };
             batch.push(record);
-            // The run's next head replaces it in place: one sift instead of a pop and a push.
-            match self.advance(run) {
-                Ok(Some(head)) => {
-                    if let Some(mut top) = self.heap.peek_mut() {
-                        *top = Reverse(head);
-                    }
-                }
-                Ok(None) => {
-                    self.heap.pop();
-                }
-                Err(e) => {
-                    self.heap.clear();
-                    return Some(Err(e));
-                }
+            if let Err(e) = self.replace_top(run) {
+                self.heap.clear();
+                return Some(Err(e));
             }
         }
         Some(Ok(batch))
@@ -297,56 +299,110 @@ mod tests {
         shuffle: ShuffleId,
     ) -> Result<BatchIter<(u32, u32)>> {
         let key = |r: &(u32, u32)| r.0;
-        let runs = natural_runs(&key, ascending, None, &blocks, shuffle)?;
+        let runs = declared_runs(&blocks, shuffle)?;
         merge(Arc::new(key), ascending, None, blocks, runs, shuffle)
     }
 
+    fn all(batches: Result<BatchIter<(u32, u32)>>) -> Result<Vec<(u32, u32)>> {
+        batches?.collect::<Result<Vec<_>>>().map(|b| b.concat())
+    }
+
     #[test]
-    fn the_merge_orders_any_blocks_like_a_stable_sort() {
-        // Unsorted blocks too: runs are found, not assumed. The second field numbers the
-        // records in arrival order, so ties show whether it is stable.
+    fn the_merge_orders_the_declared_runs_like_a_stable_sort() {
+        // The second field numbers the records in arrival order, so ties show whether it
+        // is stable.
         let mut n = 0;
-        let mut next = |k: u32| {
-            n += 1;
-            (k, n)
+        let mut next = |k: &[u32]| -> Vec<(u32, u32)> {
+            k.iter()
+                .map(|&k| {
+                    n += 1;
+                    (k, n)
+                })
+                .collect()
         };
-        let inputs: Vec<Vec<(u32, u32)>> = vec![
-            [5, 1, 1, 9, 3, 3, 3, 0].map(&mut next).to_vec(),
-            Vec::new(),
-            [2, 4, 6, 1, 1, 8].map(&mut next).to_vec(),
-            [3, 3, 7].map(&mut next).to_vec(),
+        let keys: [&[&[u32]]; 4] = [
+            &[&[5], &[1, 1, 9], &[3, 3, 3], &[0]],
+            &[],
+            &[&[2, 4, 6], &[1, 1, 8]],
+            &[&[3, 3, 7]],
         ];
-        let all: Vec<(u32, u32)> = inputs.concat();
+        let inputs: Vec<Vec<Vec<(u32, u32)>>> = keys
+            .iter()
+            .map(|runs| runs.iter().map(|r| next(r)).collect())
+            .collect();
+        let every: Vec<(u32, u32)> = inputs.iter().flatten().flatten().copied().collect();
         for ascending in [true, false] {
             let blocks = inputs
                 .iter()
                 .enumerate()
-                .map(|(i, r)| Block::encoded(i, r))
+                .map(|(i, runs)| {
+                    let runs: Vec<Vec<(u32, u32)>> = runs
+                        .iter()
+                        .map(|r| {
+                            let mut r = r.clone();
+                            if !ascending {
+                                // A descending sort's runs descend (stably: ties keep
+                                // their arrival order).
+                                r.sort_by_key(|x| std::cmp::Reverse(x.0));
+                            }
+                            r
+                        })
+                        .collect();
+                    let runs: Vec<&[(u32, u32)]> = runs.iter().map(Vec::as_slice).collect();
+                    Block::encoded_runs(i, &runs)
+                })
                 .collect();
-            let mut expected = all.clone();
+            let mut expected = every.clone();
             if ascending {
                 expected.sort_by_key(|r| r.0);
             } else {
                 expected.sort_by_key(|r| std::cmp::Reverse(r.0));
             }
-            let out: Vec<(u32, u32)> = merged(ascending, blocks, ShuffleId(0))
-                .unwrap()
-                .flat_map(|b| b.unwrap())
-                .collect();
-            assert_eq!(out, expected);
+            let out = all(merged(ascending, blocks, ShuffleId(0))).unwrap();
+            assert_eq!(out, expected, "ascending {ascending}");
         }
     }
 
     #[test]
+    fn a_run_out_of_order_is_an_error_not_an_unsorted_output() {
+        let block = Block::encoded_runs(3, &[&[(1, 1), (4, 2), (2, 3)], &[(0, 4)]]);
+        let err = all(merged(true, vec![block], ShuffleId(5))).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("shuffle 5") && text.contains("order"),
+            "{text}"
+        );
+        // The third record of the first run, after the 4 + 2 * 8 bytes of the header.
+        let third = 20 + 2 * crate::codec::encode(&(1u32, 1u32)).len();
+        assert!(text.contains(&format!("record at byte {third}:")), "{text}");
+    }
+
+    #[test]
     fn corrupt_bytes_are_an_error() {
-        let mut bytes = Block::encoded(1, &[(1, 1), (2, 2)]).bytes().to_vec();
+        let records = [(1u32, 1u32), (2, 2)];
+        let mut bytes = Vec::new();
+        records
+            .iter()
+            .for_each(|r| crate::codec::encode_into(&mut bytes, r));
         bytes.truncate(bytes.len() - 1);
-        let b = Block::in_temp_file(1, &bytes);
-        let err = merged(true, vec![b], ShuffleId(4)).err().unwrap();
+        let b = Block::sorted_runs(1, &[&bytes]);
+        let err = all(merged(true, vec![b], ShuffleId(4))).unwrap_err();
         assert!(err.to_string().contains("shuffle 4"), "{err}");
         // The cut record is the second: named by where it starts in the block.
-        let second = crate::codec::encode(&(1u64, 1u64)).len();
+        let second = 12 + crate::codec::encode(&records[0]).len();
         let at = format!("record at byte {second}:");
         assert!(err.to_string().contains(&at), "{err}");
+        // A header that does not describe its block, and a block too short for one.
+        let mut lying = Block::sorted_runs_bytes(&[&bytes]);
+        lying.push(0);
+        for bytes in [lying, vec![1, 0]] {
+            let err = all(merged(
+                true,
+                vec![Block::in_temp_file(2, &bytes)],
+                ShuffleId(4),
+            ))
+            .unwrap_err();
+            assert!(err.to_string().contains("shuffle 4"), "{err}");
+        }
     }
 }

@@ -153,6 +153,7 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
     fn sort(&mut self, buckets: &[Vec<u8>]) -> Vec<Option<BucketOrder>> {
         let mut orders = Vec::with_capacity(buckets.len());
         let sizes = self.sizes.get();
+        let mut scratch = Vec::new();
         for (r, (b, bucket)) in self.buckets.iter_mut().zip(buckets).enumerate() {
             let BucketEntries {
                 mut entries,
@@ -175,7 +176,7 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
                 orders.push(None);
                 continue;
             }
-            sort_entries(&mut entries, &keys, self.ascending);
+            sort_entries(&mut entries, &keys, self.ascending, &mut scratch);
             let range = |i: usize| starts[i]..starts.get(i + 1).copied().unwrap_or(bucket.len());
             // The entries become the order: no new memory.
             for e in &mut entries {
@@ -187,14 +188,18 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
     }
 
     fn held_bytes(&self) -> usize {
-        self.buckets
+        let held = self
+            .buckets
             .iter()
             .map(|b| {
                 b.entries.capacity() * std::mem::size_of::<u128>()
                     + b.starts.capacity() * std::mem::size_of::<usize>()
                     + b.keys.capacity() * std::mem::size_of::<K>()
             })
-            .sum::<usize>()
+            .sum::<usize>();
+        // The radix sort's room: as many entries as the largest bucket.
+        let room = self.buckets.iter().map(|b| b.entries.len()).max();
+        held + room.unwrap_or(0) * std::mem::size_of::<u128>()
     }
 }
 
@@ -205,7 +210,7 @@ where
 {
     fn merge(&self, blocks: Vec<Block>, shuffle: ShuffleId) -> Result<BatchIter<S>> {
         let (raw, ascending) = (self.raw, self.ascending);
-        let runs = sort_merge::natural_runs(&*self.key, ascending, raw.as_ref(), &blocks, shuffle)?;
+        let runs = sort_merge::declared_runs(&blocks, shuffle)?;
         let key = Arc::clone(&self.key);
         if let Some(raw) = raw
             && prefix_decides::<K>()
@@ -243,7 +248,7 @@ mod tests {
     }
 
     #[test]
-    fn map_buckets_are_sorted_stably_and_runs_stay_few() {
+    fn map_buckets_are_sorted_stably() {
         let sort = by_first(true);
         let records = [(3, 0), (1, 1), (3, 2), (0, 3), (1, 4)];
         let mut buckets = vec![Vec::new(), Vec::new()];
@@ -268,20 +273,6 @@ mod tests {
             decoded,
             [vec![(1, 4), (3, 0), (3, 2)], vec![(0, 3), (1, 1)]]
         );
-        let blocks: Vec<Block> = decoded
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Block::encoded(i, r))
-            .collect();
-        let runs = sort_merge::natural_runs(
-            &*sort.key,
-            sort.ascending,
-            sort.raw.as_ref(),
-            &blocks,
-            ShuffleId(0),
-        )
-        .unwrap();
-        assert_eq!(runs.len(), 2, "one run per sorted block: {runs:?}");
     }
 
     #[test]
@@ -351,6 +342,13 @@ mod tests {
             sizes[0] >= 75 && sizes[1] >= 25 && sizes[1] < 75,
             "{sizes:?}"
         );
+        // What a sorter holds covers the radix sort's room for its largest bucket too.
+        let mut one = by_first(true).sorter(1);
+        for i in 0..100u32 {
+            one.push(0, &(i, i), 0..0);
+        }
+        let room = 100 * 16;
+        assert!(one.held_bytes() >= 100 * 24 + room, "{}", one.held_bytes());
         // Entries (16 bytes) and starts (8) for each, before any record is pushed.
         let next = sort.sorter(2);
         assert!(next.held_bytes() >= (75 + 25) * 24, "{}", next.held_bytes());
@@ -359,13 +357,13 @@ mod tests {
     /// Map-side sorting of `records` into `buckets` buckets (record `i` into bucket
     /// `i % buckets`) with a spill after every `spill_every` records, as a map task does:
     /// each bucket then holds several sorted pieces, back to back. Each piece must be the
-    /// stable sort of its records; returns each bucket's records as written.
+    /// stable sort of its records; returns each bucket's pieces as written.
     fn map_side<T, K>(
         sort: &KeySort<T, K>,
         records: &[T],
         buckets: usize,
         spill_every: usize,
-    ) -> Vec<Vec<T>>
+    ) -> Vec<Vec<Vec<T>>>
     where
         T: serde::Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug + 'static,
         K: SortKey + Send + Sync + 'static,
@@ -399,7 +397,7 @@ mod tests {
                     .collect();
                 want.sort_by(|x, y| in_direction(sort.ascending, &(sort.key)(x), &(sort.key)(y)));
                 assert_eq!(got, want, "piece {p} of bucket {b}");
-                written[b].extend(got);
+                written[b].push(got);
             }
         }
         written
@@ -426,7 +424,10 @@ mod tests {
             let blocks = buckets
                 .iter()
                 .enumerate()
-                .map(|(i, r)| Block::encoded(i, r))
+                .map(|(i, pieces)| {
+                    let pieces: Vec<&[(K, u32)]> = pieces.iter().map(Vec::as_slice).collect();
+                    Block::encoded_runs(i, &pieces)
+                })
                 .collect();
             let out: Vec<(K, u32)> = sort
                 .merge(blocks, ShuffleId(0))
@@ -458,21 +459,20 @@ mod tests {
                 ascending,
                 Some(RawCodec::pod()),
             );
-            let buckets = map_side(&sort, &records, 3, 700);
+            let pieces = map_side(&sort, &records, 3, 700);
             let mut blocks = Vec::new();
-            for (i, bucket) in buckets.iter().enumerate() {
-                let mut bytes = vec![0u8]; // a misaligned start: keys are read from copies
-                bucket
-                    .iter()
-                    .for_each(|r| bytes.extend_from_slice(bytemuck::bytes_of(r)));
+            for (i, pieces) in pieces.iter().enumerate() {
+                let pieces: Vec<&[u8]> = pieces.iter().map(|p| bytemuck::cast_slice(p)).collect();
+                // A misaligned start: keys are read from copies.
+                let bytes = [&[0u8][..], &Block::sorted_runs_bytes(&pieces)].concat();
                 let mut b = Block::in_temp_file(i, &bytes);
                 b.range = 1..bytes.len();
                 blocks.push(b);
             }
-            blocks.push(Block::in_temp_file(
-                9,
-                bytemuck::cast_slice(&buckets[0][..5]),
-            ));
+            let buckets: Vec<Vec<[u32; 2]>> = pieces.into_iter().map(|p| p.concat()).collect();
+            // Five records of one run.
+            let extra: &[u8] = bytemuck::cast_slice(&buckets[0][..5]);
+            blocks.push(Block::sorted_runs(9, &[extra]));
             let out: Vec<[u32; 2]> = sort
                 .merge(blocks, ShuffleId(0))
                 .unwrap()
@@ -494,16 +494,20 @@ mod tests {
             let want: Vec<[u32; 2]> = want.into_iter().map(|(r, _)| r).collect();
             assert_eq!(out, want, "ascending {ascending}");
         }
-        // A block that ends inside a record is corrupt.
+        // A run that ends inside a record is corrupt, and so is one out of order.
         let sort = KeySort::new(Arc::new(|r: &[u32; 2]| r[0]), true, Some(RawCodec::pod()));
-        let bytes: Vec<u8> = bytemuck::cast_slice(&records[..4]).to_vec();
-        let err = sort
-            .merge(
-                vec![Block::in_temp_file(2, &bytes[..bytes.len() - 3])],
-                ShuffleId(6),
-            )
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("shuffle 6"), "{err}");
+        let run: Vec<[u32; 2]> = vec![[1, 0], [2, 0], [3, 0], [4, 0]];
+        let bytes: &[u8] = bytemuck::cast_slice(&run);
+        let cut = Block::sorted_runs(2, &[&bytes[..bytes.len() - 3]]);
+        let unsorted: Vec<[u32; 2]> = vec![[1, 0], [3, 0], [2, 0]];
+        let unsorted = Block::sorted_runs(2, &[bytemuck::cast_slice(&unsorted)]);
+        for (block, what) in [(cut, "record at byte 36"), (unsorted, "order")] {
+            let err = match sort.merge(vec![block], ShuffleId(6)) {
+                Err(e) => e,
+                Ok(mut batches) => batches.find_map(Result::err).unwrap(),
+            };
+            let text = err.to_string();
+            assert!(text.contains("shuffle 6") && text.contains(what), "{text}");
+        }
     }
 }

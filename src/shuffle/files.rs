@@ -3,8 +3,9 @@
 //! A map output is `shuffle-S-map-M-G.data` (G: a generation), its buckets grouped by the peer that owns them
 //! (so each destination's bytes are one contiguous run, sendable straight from the
 //! mapping), and `shuffle-S-map-M-G.index`: for every reduce partition, its offset and
-//! length as two little-endian u64s. Files are 0600 in a 0700 directory, removed when the
-//! executor stops or the job fails.
+//! length as two little-endian u64s. A sort shuffle's bucket starts with a header that
+//! says where its sorted runs end ([`runs_header`]). Files are 0600 in a 0700 directory,
+//! removed when the executor stops or the job fails.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -83,17 +84,52 @@ impl Piece<'_> {
     }
 }
 
+/// The header of a sort shuffle's bucket: each of its sorted pieces (spilled ones, then
+/// the last) is a run, and the reduce side merges the runs it is told of instead of
+/// reading every key first to find them. A little-endian u32 count of the non-empty
+/// pieces, then each one's length as a little-endian u64.
+pub fn runs_header(pieces: &[Piece]) -> Vec<u8> {
+    let lens: Vec<u64> = pieces.iter().map(Piece::len).filter(|&l| l > 0).collect();
+    let mut header = Vec::with_capacity(4 + 8 * lens.len());
+    header.extend_from_slice(&(lens.len() as u32).to_le_bytes());
+    lens.iter()
+        .for_each(|l| header.extend_from_slice(&l.to_le_bytes()));
+    header
+}
+
+/// The run lengths the header of a sort shuffle's bucket declares and the header's length,
+/// checked against the bucket's `bytes`; else what is wrong.
+pub fn read_runs_header(bytes: &[u8]) -> std::result::Result<(Vec<u64>, usize), String> {
+    let le = |b: &[u8]| b.iter().rev().fold(0u64, |n, &x| n << 8 | x as u64);
+    let count = bytes.get(..4).map(le).ok_or("no run header")? as usize;
+    let end = count
+        .checked_mul(8)
+        .and_then(|n| n.checked_add(4))
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| format!("a header of {count} runs in {} bytes", bytes.len()))?;
+    let lens: Vec<u64> = bytes[4..end].chunks_exact(8).map(le).collect();
+    let total = lens.iter().try_fold(0u64, |sum, &l| sum.checked_add(l));
+    if total != Some((bytes.len() - end) as u64) {
+        return Err(format!(
+            "runs of {total:?} bytes declared, {} follow the header",
+            bytes.len() - end
+        ));
+    }
+    Ok((lens, end))
+}
+
 /// Writes the buckets of map task `map` (per reduce partition, its pieces in order) to
 /// `data` and its index beside it, grouped by owner: `owners[r]` is the peer index that
-/// owns reduce partition `r`, of `peers`. Each write gets a new file name (a generation),
-/// so a map stage that runs again never rewrites a file another executor may still have
-/// mapped.
+/// owns reduce partition `r`, of `peers`; each non-empty bucket after its
+/// [`runs_header`] if `sorted`. Each write gets a new file name (a generation), so a map
+/// stage that runs again never rewrites a file another executor may still have mapped.
 pub fn write_map_file(
     data: PathBuf,
     map: usize,
     buckets: &[Vec<Piece>],
     owners: &[usize],
     peers: usize,
+    sorted: bool,
 ) -> Result<MapFile> {
     let index = data.with_extension("index");
     let mut out = std::io::BufWriter::with_capacity(1 << 20, create_private(&data)?);
@@ -104,9 +140,14 @@ pub fn write_map_file(
     for (peer, peer_parts) in parts.iter_mut().enumerate() {
         let start = at;
         for (r, pieces) in buckets.iter().enumerate() {
-            let len: u64 = pieces.iter().map(Piece::len).sum();
+            let mut len: u64 = pieces.iter().map(Piece::len).sum();
             if owners[r] != peer || len == 0 {
                 continue;
+            }
+            if sorted {
+                let header = runs_header(pieces);
+                out.write_all(&header).map_err(|e| Error::io(&data, e))?;
+                len += header.len() as u64;
             }
             for piece in pieces {
                 piece.write_to(&mut out).map_err(|e| Error::io(&data, e))?;
@@ -169,6 +210,20 @@ mod tests {
     use std::path::Path;
 
     #[test]
+    fn a_runs_header_that_does_not_describe_its_bytes_is_an_error() {
+        let mut bytes = runs_header(&[Piece::Bytes(b"ab"), Piece::Bytes(b""), Piece::Bytes(b"c")]);
+        bytes.extend_from_slice(b"abc");
+        assert_eq!(read_runs_header(&bytes), Ok((vec![2, 1], 20)));
+        for cut in [0, 3, 10, 21, 22] {
+            assert!(read_runs_header(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        bytes.push(b'd');
+        assert!(read_runs_header(&bytes).is_err(), "a byte past the runs");
+        let huge = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
+        assert!(read_runs_header(&huge).is_err());
+    }
+
+    #[test]
     fn map_files_group_buckets_by_owner_and_are_private() {
         let root = tempfile::tempdir().unwrap();
         let dir = ScratchDir::create(root.path(), "t", 1).unwrap();
@@ -180,7 +235,7 @@ mod tests {
         ];
         let owners = [1, 0, 1, 1];
         let name = map_file_name(ShuffleId(3), 7, 0);
-        let f = write_map_file(dir.path().join(name), 7, &buckets, &owners, 2).unwrap();
+        let f = write_map_file(dir.path().join(name), 7, &buckets, &owners, 2, false).unwrap();
         assert_eq!(std::fs::read(&f.data).unwrap(), b"r1-r0r3!!");
         assert_eq!(f.bucket_ranges(4), [3..5, 0..3, 0..0, 5..9]);
         assert_eq!(f.runs, vec![(0, 3), (3, 6)]);
@@ -191,6 +246,14 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&f.data), 0o600);
         assert_eq!(mode(dir.path()), 0o700);
+        // A sort's buckets say where their runs end.
+        let name = map_file_name(ShuffleId(3), 7, 1);
+        let f = write_map_file(dir.path().join(name), 7, &buckets, &owners, 2, true).unwrap();
+        let data = std::fs::read(&f.data).unwrap();
+        let r1 = &data[f.bucket_ranges(4)[1].clone()];
+        assert_eq!(read_runs_header(r1), Ok((vec![2, 1], 4 + 16)));
+        assert_eq!(&r1[20..], b"r1-");
+        assert_eq!(f.bucket_ranges(4)[2], 0..0, "an empty bucket stays empty");
         let path = dir.path().to_path_buf();
         drop(dir);
         assert!(

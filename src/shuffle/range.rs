@@ -5,6 +5,18 @@ use rand::{Rng, SeedableRng};
 /// Keys to sample per output partition (Spark uses 20, oversampled 3×).
 pub const SAMPLES_PER_PARTITION: usize = 60;
 
+/// Keys a sort samples at least, whatever its partition count: with Spark's 60 per
+/// partition, a 2-partition sort placed its one boundary by 120 keys, whose median is
+/// off by 4.4% of the records (one standard deviation): TeraSort's larger reduce task got
+/// 56% of 10.7 M records and the stage waited for it. 4096 keys make that 0.8%, and
+/// sampling in place reads them for a few milliseconds.
+pub const MIN_SAMPLES: usize = 4096;
+
+/// How many keys a sort into `partitions` partitions samples in all.
+pub fn sample_size(partitions: usize) -> usize {
+    (SAMPLES_PER_PARTITION * partitions).max(MIN_SAMPLES)
+}
+
 /// A reservoir sample of at most `size` items of `items` (deterministic for a `seed`),
 /// and the number of items seen.
 pub fn reservoir<T>(items: impl Iterator<Item = T>, size: usize, seed: u64) -> (Vec<T>, u64) {

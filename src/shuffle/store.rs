@@ -52,6 +52,16 @@ impl Block {
     }
 }
 
+/// What [`ShuffleStore::put_map_output`] wrote.
+pub struct MapWritten {
+    /// The map file's bytes: the records (spilled pieces included) and a sort's run
+    /// headers, all of which reduce tasks read.
+    pub bytes: u64,
+    /// The bytes written to disk for want of memory (0 when the file fits the budget or
+    /// the local dir is on disk anyway).
+    pub on_disk: u64,
+}
+
 #[cfg(test)]
 impl Block {
     /// A block of all of `bytes`, from executor `source`, in a private temporary file.
@@ -67,13 +77,32 @@ impl Block {
         }
     }
 
-    /// A block of `records` encoded by the codec, as a map task writes them.
-    pub(crate) fn encoded<T: serde::Serialize>(source: usize, records: &[T]) -> Block {
-        let mut bytes = Vec::new();
-        for r in records {
-            crate::codec::encode_into(&mut bytes, r);
-        }
-        Block::in_temp_file(source, &bytes)
+    /// A sort shuffle's block: the header that declares `runs`, then the runs.
+    pub(crate) fn sorted_runs(source: usize, runs: &[&[u8]]) -> Block {
+        Block::in_temp_file(source, &Block::sorted_runs_bytes(runs))
+    }
+
+    /// The bytes of [`Block::sorted_runs`].
+    pub(crate) fn sorted_runs_bytes(runs: &[&[u8]]) -> Vec<u8> {
+        let pieces: Vec<Piece> = runs.iter().map(|r| Piece::Bytes(r)).collect();
+        let mut bytes = crate::shuffle::files::runs_header(&pieces);
+        runs.iter().for_each(|r| bytes.extend_from_slice(r));
+        bytes
+    }
+
+    /// A sort shuffle's block of `runs` of records encoded by the codec.
+    pub(crate) fn encoded_runs<T: serde::Serialize>(source: usize, runs: &[&[T]]) -> Block {
+        let runs: Vec<Vec<u8>> = runs
+            .iter()
+            .map(|run| {
+                let mut bytes = Vec::new();
+                run.iter()
+                    .for_each(|r| crate::codec::encode_into(&mut bytes, r));
+                bytes
+            })
+            .collect();
+        let runs: Vec<&[u8]> = runs.iter().map(Vec::as_slice).collect();
+        Block::sorted_runs(source, &runs)
     }
 }
 
@@ -191,8 +220,7 @@ impl ShuffleStore {
 
     /// Writes map partition `split`'s buckets to its file, grouped by owner (after the
     /// pieces it spilled, which are then removed); `first_id` is the executor id of peer
-    /// 0 and `peers` the number of executors. Returns the bytes written to disk for want
-    /// of memory (0 when the file fits the budget or the local dir is on disk anyway).
+    /// 0 and `peers` the number of executors.
     pub fn put_map_output(
         &self,
         shuffle: ShuffleId,
@@ -200,7 +228,7 @@ impl ShuffleStore {
         output: MapOutput,
         first_id: usize,
         peers: usize,
-    ) -> Result<u64> {
+    ) -> Result<MapWritten> {
         let owners = self.owners(shuffle)?;
         let owner_peers: Vec<usize> = owners.iter().map(|&o| o - first_id).collect();
         let name = self.map_file_name(shuffle, split);
@@ -224,7 +252,9 @@ impl ShuffleStore {
         let bytes = output.spills.iter().map(MapFile::bytes).sum::<u64>()
             + output.buckets.iter().map(|b| b.len() as u64).sum::<u64>();
         let (path, on_disk) = self.place(&name, bytes);
-        let file = write_map_file(path, split, &pieces, &owner_peers, peers)?;
+        // A sort's map task ordered its buckets (`orders`): each piece is a sorted run.
+        let sorted = !output.orders.is_empty();
+        let file = write_map_file(path, split, &pieces, &owner_peers, peers, sorted)?;
         drop(pieces);
         drop(spilled);
         output.spills.iter().for_each(|f| self.remove_map_file(f));
@@ -238,8 +268,12 @@ impl ShuffleStore {
             }
             !stale
         });
+        let written = MapWritten {
+            bytes: file.bytes(),
+            on_disk: if on_disk { bytes } else { 0 },
+        };
         list.push(file);
-        Ok(if on_disk { bytes } else { 0 })
+        Ok(written)
     }
 
     /// A new map file name for map task `split` of `shuffle`: each write gets its own
@@ -271,6 +305,9 @@ impl ShuffleStore {
             &pieces,
             &vec![0; buckets.len()],
             1,
+            // Each spilled bucket becomes one piece of the map file, which says where
+            // it ends.
+            false,
         )?;
         self.memory.note_spill(file.bytes());
         Ok(file)
@@ -412,8 +449,15 @@ mod tests {
         };
         store.put_map_output(shuffle, 0, output, 1, 1).unwrap();
         let files = store.take_map_files(shuffle);
-        assert_eq!(std::fs::read(&files[0].data).unwrap(), b"abcdefgxyz");
-        assert_eq!(files[0].bucket_ranges(2), [0..7, 7..10]);
+        let data = std::fs::read(&files[0].data).unwrap();
+        // Each bucket says where its runs (the spilled piece, then the last) end.
+        let runs = |r: usize| {
+            let bucket = &data[files[0].bucket_ranges(2)[r].clone()];
+            let (lens, header) = crate::shuffle::files::read_runs_header(bucket).unwrap();
+            (lens, &bucket[header..])
+        };
+        assert_eq!(runs(0), (vec![3, 4], &b"abcdefg"[..]));
+        assert_eq!(runs(1), (vec![2, 1], &b"xyz"[..]));
         files.iter().for_each(|f| store.remove_map_file(f));
     }
 
@@ -443,7 +487,8 @@ mod tests {
         };
         let on_disk = store
             .put_map_output(shuffle, 0, output(b"a2", b"b2", vec![spill.clone()]), 1, 1)
-            .unwrap();
+            .unwrap()
+            .on_disk;
         assert_eq!(on_disk, 0);
         assert!(
             !spill.data.exists(),
@@ -452,7 +497,8 @@ mod tests {
         // 8 bytes fit the budget of 10: in memory, reserved; the next 8 do not: on disk.
         let on_disk = store
             .put_map_output(shuffle, 1, output(b"c3", b"d3333", Vec::new()), 1, 1)
-            .unwrap();
+            .unwrap()
+            .on_disk;
         assert_eq!(on_disk, 7);
         let files = store.take_map_files(shuffle);
         assert_eq!(std::fs::read(&files[0].data).unwrap(), b"a1a2b1b2");
