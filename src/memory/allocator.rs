@@ -8,17 +8,23 @@
 //! next task fault in and zero them again (profiled: PageRank at 1 GB spent 45 s of its
 //! 200 s of CPU in the kernel with a 10 ms delay, 19 s with 1 s: 105.8 s -> 85.8 s wall,
 //! executors 680 -> 780 MiB). So the delay follows the budget: while an executor's
-//! reservations are under half its budget, freed pages stay a second
-//! ([`RELAXED_PURGE_DELAY_MS`], mimalloc v3's default) and the next task reuses them;
-//! past half, they go back within [`PURGE_DELAY_MS`], until the reservations fall under a
-//! quarter again. `MIMALLOC_PURGE_DELAY` (milliseconds) in the environment still decides
-//! when set.
+//! reservations are under half its budget, freed pages stay ten seconds
+//! ([`RELAXED_PURGE_DELAY_MS`]) and the next task reuses them; past half, they go back
+//! within [`PURGE_DELAY_MS`], until the reservations fall under a quarter again.
+//! `MIMALLOC_PURGE_DELAY` (milliseconds) in the environment still decides when set.
+//!
+//! A second (mimalloc v3's default) was still shorter than the reuse: an iteration's map
+//! output buckets, its reduce buffers and the clones of cached records are freed at the
+//! end of a task or stage and allocated again by the next one a second or more later
+//! (PageRank at 256 MB: 2.5 s a stage), so the kernel still zeroed every iteration's
+//! pages again (7 of 35 s of CPU in the kernel; with ten seconds 4 of 31).
 
 /// Milliseconds freed memory may stay resident while the executor's budget is pressed.
 pub const PURGE_DELAY_MS: i64 = 10;
 
-/// Milliseconds freed memory may stay resident while the executor's budget has room.
-pub const RELAXED_PURGE_DELAY_MS: i64 = 1000;
+/// Milliseconds freed memory may stay resident while the executor's budget has room:
+/// longer than a stage of an iterative job, whose next stage reuses it.
+pub const RELAXED_PURGE_DELAY_MS: i64 = 10_000;
 
 #[cfg(feature = "mimalloc")]
 mod ffi {

@@ -11,13 +11,16 @@
 //! partitioner; reduce partition `i` of both lands on one executor, which builds a hash
 //! table of its right rows and streams its left rows through it.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::error::Result;
 use crate::memory::estimate::SizeHint;
+use crate::rdd::partitioned_combine::{fanout, sub_part};
 use crate::rdd::shuffled::ReduceMode;
+use crate::rdd::split_parts::{Chunks, FIRST_CHUNK};
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::hash_partition;
 use crate::shuffle::range::reservoir;
@@ -83,20 +86,54 @@ fn salted_partition<K: Key>(key: &K, salt: u32, partitions: usize) -> usize {
 /// bytes for PageRank's `(u64, f64)` ranks, where an enum of one row or many took 32), and
 /// `more` stays empty when the right side has a row per key, as a dimension or an
 /// aggregation's output does.
+///
+/// `first` is split by bits of the key's hash ([`sub_part`], the bits the combines split
+/// by) into sub-tables sized to stay in a core's cache ([`fanout`]). One table for a
+/// partition (PageRank at 256 MB: 530 k ranks, 17 MB of slots) made every probe a cache
+/// miss (profiled: `Table::get` 9% of an iteration); the rows of a combine's output (the
+/// ranks) and of a cached group (the links) come a sub-part at a time, so the build and
+/// the probes then stay in one cache-sized sub-table for thousands of rows. In any other
+/// order the rows are joined the same, only without that locality.
 struct Table<K, W> {
-    first: FxHashMap<K, W>,
+    first: Vec<FxHashMap<K, W>>,
     more: FxHashMap<K, Vec<W>>,
 }
 
 impl<K: Key, W> Table<K, W> {
     /// The table of `right`, started as large as `sizes` expects, which notes its keys.
+    /// Without an expectation (the first tasks of a join) the rows are read into chunks
+    /// first and counted: a table grown from empty rehashed into fresh memory at every
+    /// doubling, and could not know its sub-tables.
     fn build(right: impl Iterator<Item = (K, W)>, sizes: &SizeHint) -> Self {
+        let table = match sizes.expected() {
+            0 => {
+                let mut rows = Chunks::default();
+                for row in right {
+                    rows.push(row, FIRST_CHUNK);
+                }
+                let (len, chunks) = rows.take();
+                Self::filled(chunks.into_iter().flatten(), len)
+            }
+            expected => Self::filled(right, expected),
+        };
+        sizes.note(table.first.iter().map(|t| t.len()).sum());
+        table
+    }
+
+    /// The table of about `expected` rows: cache-sized sub-tables, each started with room
+    /// for its share (and an eighth more: hashing spreads the keys unevenly).
+    fn filled(right: impl Iterator<Item = (K, W)>, expected: usize) -> Self {
+        let parts = fanout(expected, std::mem::size_of::<(K, W)>() + 1);
+        let share = expected / parts;
         let mut table = Table {
-            first: FxHashMap::with_capacity_and_hasher(sizes.expected(), Default::default()),
+            first: (0..parts)
+                .map(|_| FxHashMap::with_capacity_and_hasher(share + share / 8, Default::default()))
+                .collect(),
             more: FxHashMap::default(),
         };
         for (k, w) in right {
-            match table.first.entry(k) {
+            let t = table.sub_table(&k);
+            match table.first[t].entry(k) {
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     slot.insert(w);
                 }
@@ -105,13 +142,21 @@ impl<K: Key, W> Table<K, W> {
                 }
             }
         }
-        sizes.note(table.first.len());
         table
+    }
+
+    /// The sub-table of `k`.
+    #[inline]
+    fn sub_table(&self, k: &K) -> usize {
+        match self.first.len() {
+            1 => 0,
+            parts => sub_part(FxBuildHasher.hash_one(k), parts),
+        }
     }
 
     /// The rows of `k`: its first, and the others.
     fn get(&self, k: &K) -> Option<(&W, &[W])> {
-        let first = self.first.get(k)?;
+        let first = self.first[self.sub_table(k)].get(k)?;
         let more = if self.more.is_empty() {
             &[][..]
         } else {
@@ -397,6 +442,36 @@ mod tests {
         got.sort();
         expect.sort();
         assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn a_large_table_is_split_into_cache_sized_sub_tables_by_key_hash() {
+        let right: Vec<(u64, u64)> = (0..200_000u64).map(|k| (k * 7, k)).collect();
+        let slot = std::mem::size_of::<(u64, u64)>() + 1;
+        let sizes = SizeHint::default();
+        // The first task has no hint: it counts its rows before it builds.
+        let first = Table::build(right.iter().copied(), &sizes);
+        let later = Table::build(right.iter().copied(), &sizes);
+        for (table, rows) in [(&first, 200_000), (&later, sizes.expected())] {
+            let parts = fanout(rows, slot);
+            assert!(parts > 1);
+            assert_eq!(table.first.len(), parts, "not split by {rows} rows");
+            for (t, sub) in table.first.iter().enumerate() {
+                assert!(
+                    sub.keys()
+                        .all(|k| sub_part(FxBuildHasher.hash_one(k), parts) == t)
+                );
+                assert!(
+                    sub.capacity() * slot <= 2 * crate::rdd::partitioned_combine::CACHED_PART_BYTES,
+                    "a sub-table of {} slots",
+                    sub.capacity()
+                );
+            }
+            for (k, w) in &right {
+                assert_eq!(table.get(k), Some((w, &[][..])));
+            }
+            assert_eq!(table.get(&1), None);
+        }
     }
 
     #[test]

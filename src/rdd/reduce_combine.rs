@@ -20,8 +20,9 @@ use serde::de::DeserializeOwned;
 use crate::error::Result;
 use crate::plan::batch::BatchIter;
 use crate::rdd::Key;
+use crate::rdd::combine::{CombineMap, Combiners};
 use crate::rdd::partitioned_combine::{fanout, sub_part};
-use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
+use crate::rdd::spill_combine::{MergeCombiners, combine_spilling, combine_spilling_in};
 use crate::rdd::split_parts::{CHUNK, Chunks, FIRST_CHUNK, Parts};
 
 /// Reads `records` into one part of chunks until they end (true) or the budget has no
@@ -85,17 +86,45 @@ where
     }
     let mut parts = split(chunks, len, fanout);
     let mut merged = Vec::with_capacity(parts.len());
+    let mut ratio = KeyRatio::default();
     for part in &mut parts {
-        let (_, chunks) = part.take();
-        merged.push(combine_spilling(
-            chunks.into_iter().flatten(),
-            &create,
-            &merge_value,
-            Arc::clone(&merge),
-        )?);
+        let (records, chunks) = part.take();
+        let map = CombineMap::with_table(Combiners::with_capacity_and_hasher(
+            ratio.keys_for(records),
+            Default::default(),
+        ));
+        let rest = chunks.into_iter().flatten();
+        let (batches, keys) =
+            combine_spilling_in(map, rest, &create, &merge_value, Arc::clone(&merge))?;
+        ratio.note(records, keys);
+        merged.push(batches);
     }
     drop(buffer);
     Ok(Box::new(merged.into_iter().flatten()))
+}
+
+/// Keys per record of the sub-parts combined so far, which sizes the next sub-part's map:
+/// a map grown from empty to a sub-part's thousands of keys rehashed a dozen times
+/// (profiled: `reserve_rehash` 3.5% of PageRank's iterations).
+#[derive(Default)]
+struct KeyRatio {
+    records: usize,
+    keys: usize,
+}
+
+impl KeyRatio {
+    /// Notes a sub-part of `records` that held `keys`.
+    fn note(&mut self, records: usize, keys: usize) {
+        self.records += records;
+        self.keys += keys;
+    }
+
+    /// The keys to expect of `records` (none before the first sub-part), an eighth over:
+    /// hashing spreads keys over sub-parts unevenly.
+    fn keys_for(&self, records: usize) -> usize {
+        let keys = (records * self.keys).checked_div(self.records).unwrap_or(0);
+        keys + keys / 8
+    }
 }
 
 /// The `len` records of `chunks` split into `fanout` sub-parts by key hash, each in
@@ -173,6 +202,15 @@ mod tests {
         assert!(subs(&out, 64).is_sorted(), "not merged by sub-part");
         out.sort_unstable();
         assert_eq!(out, reference(n, keys));
+    }
+
+    #[test]
+    fn a_sub_parts_map_starts_as_large_as_the_keys_per_record_before_it_expect() {
+        let mut ratio = KeyRatio::default();
+        assert_eq!(ratio.keys_for(1000), 0, "nothing to go by yet");
+        ratio.note(4000, 1000);
+        ratio.note(4000, 1000);
+        assert_eq!(ratio.keys_for(800), 225); // 200 keys, an eighth over
     }
 
     #[test]

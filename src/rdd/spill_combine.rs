@@ -46,7 +46,25 @@ where
     K: Key,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let mut map = CombineMap::new();
+    let map = CombineMap::new();
+    let (merged, _) = combine_spilling_in(map, records, create, merge_value, merge_combiners)?;
+    Ok(merged)
+}
+
+/// `combine_spilling` into `map` (empty, perhaps started with room for the keys expected,
+/// so it does not grow by rehashing); also the keys it held at the end (those spilled
+/// before not counted).
+pub fn combine_spilling_in<K, V, C>(
+    mut map: CombineMap<K, C>,
+    records: impl Iterator<Item = (K, V)>,
+    create: impl Fn(V) -> C,
+    merge_value: impl Fn(C, V) -> C,
+    merge_combiners: MergeCombiners<C>,
+) -> Result<(BatchIter<(K, C)>, usize)>
+where
+    K: Key,
+    C: Serialize + DeserializeOwned + Send + 'static,
+{
     let scope = task_scope().filter(|_| map.is_bounded());
     let mut runs = Vec::new();
     let mut records = records;
@@ -62,19 +80,21 @@ where
         }
     }
     let reservation = map.take_reservation();
+    let keys = map.acc.len();
     if runs.is_empty() {
         // The reservation lives as long as the entries it covers.
         let entries = map.take().inspect(move |_| {
             let _held = &reservation;
         });
-        return Ok(batched(entries));
+        return Ok((batched(entries), keys));
     }
     let memory = sorted(map.take()).into_iter();
     let merged = HashMerge::new(memory, runs, merge_combiners)?;
-    Ok(Box::new(MergeBatches {
+    let merged = MergeBatches {
         merged,
         _reservation: reservation,
-    }))
+    };
+    Ok((Box::new(merged), keys))
 }
 
 /// Entries sorted by key hash.
