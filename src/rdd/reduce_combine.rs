@@ -89,10 +89,7 @@ where
     let mut ratio = KeyRatio::default();
     for part in &mut parts {
         let (records, chunks) = part.take();
-        let map = CombineMap::with_table(Combiners::with_capacity_and_hasher(
-            ratio.keys_for(records),
-            Default::default(),
-        ));
+        let map = CombineMap::with_table(Combiners::with_capacity(ratio.keys_for(records)));
         let rest = chunks.into_iter().flatten();
         let (batches, keys) =
             combine_spilling_in(map, rest, &create, &merge_value, Arc::clone(&merge))?;
