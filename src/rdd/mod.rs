@@ -15,7 +15,6 @@ pub mod narrow;
 pub mod pair;
 pub mod partitioned_combine;
 pub mod persisted;
-mod radix;
 pub mod raw_merge;
 pub mod reduce_combine;
 pub mod shared;

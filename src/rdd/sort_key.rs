@@ -87,14 +87,11 @@ pub fn in_direction<K: Ord>(ascending: bool, a: &K, b: &K) -> Ordering {
 
 /// Sorts `entries` (made by [`entry`], numbered by position in `keys`) into the order of
 /// their keys, ties by number: a stable sort. `keys` is empty when the prefix decides.
-/// `scratch` is room for the radix sort of the entries, kept across calls.
-pub fn sort_entries<K: SortKey>(
-    entries: &mut [u128],
-    keys: &[K],
-    ascending: bool,
-    scratch: &mut Vec<u128>,
-) {
-    crate::rdd::radix::sort_u128s(entries, scratch);
+/// The entries are radix sorted (`voracious_radix_sort`: on TeraSort's map side about a
+/// fifth faster than `sort_unstable`, whose comparisons were the largest part of it); the
+/// sort takes room for as many entries again.
+pub fn sort_entries<K: SortKey>(entries: &mut [u128], keys: &[K], ascending: bool) {
+    voracious_radix_sort::RadixSort::voracious_sort(entries);
     if prefix_decides::<K>() {
         return;
     }
@@ -349,7 +346,7 @@ mod tests {
             .map(|(i, k)| entry(k, ascending, i as u64))
             .collect();
         let kept: &[K] = if prefix_decides::<K>() { &[] } else { keys };
-        sort_entries(&mut entries, kept, ascending, &mut Vec::new());
+        sort_entries(&mut entries, kept, ascending);
         entries.into_iter().map(index_of).collect()
     }
 

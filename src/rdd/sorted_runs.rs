@@ -153,7 +153,6 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
     fn sort(&mut self, buckets: &[Vec<u8>]) -> Vec<Option<BucketOrder>> {
         let mut orders = Vec::with_capacity(buckets.len());
         let sizes = self.sizes.get();
-        let mut scratch = Vec::new();
         for (r, (b, bucket)) in self.buckets.iter_mut().zip(buckets).enumerate() {
             let BucketEntries {
                 mut entries,
@@ -176,7 +175,7 @@ impl<S, K: SortKey> BucketSorter<S> for KeyBuckets<S, K> {
                 orders.push(None);
                 continue;
             }
-            sort_entries(&mut entries, &keys, self.ascending, &mut scratch);
+            sort_entries(&mut entries, &keys, self.ascending);
             let range = |i: usize| starts[i]..starts.get(i + 1).copied().unwrap_or(bucket.len());
             // The entries become the order: no new memory.
             for e in &mut entries {
