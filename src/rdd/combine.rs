@@ -84,6 +84,10 @@ impl HeldRecords {
 /// registers and L1 (and a divisor of [`CHECK_EVERY`]).
 const BATCH: usize = 16;
 
+/// Slot bytes from which a table is taken to be out of the core's cache (an L2 of 1 MiB
+/// here), and [`CombineMap::merge_some`] prefetches its slots.
+const PREFETCH_FROM: usize = 1 << 20;
+
 /// How [`CombineMap::merge_some`] stopped.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Merged {
@@ -132,10 +136,11 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
         self.counted()
     }
 
-    /// Merges the next records (up to the next look at the budget, [`CHECK_EVERY`]) a
-    /// batch at a time: the next batch's keys are hashed and their slots fetched into the
-    /// cache while this batch is merged, so a table larger than the cache is waited on
-    /// for a batch's lookups together rather than for each in turn.
+    /// Merges the next records (up to the next look at the budget, [`CHECK_EVERY`]). Into
+    /// a table past the cache ([`PREFETCH_FROM`]) a batch at a time: the next batch's keys
+    /// are hashed and their slots fetched into the cache while this batch is merged, so
+    /// the lookups wait on memory together rather than each in turn.
+    #[inline(always)]
     pub fn merge_some<V>(
         &mut self,
         records: &mut impl Iterator<Item = (K, V)>,
@@ -145,6 +150,11 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
         // Records this call may still take: the last one taken is the one the budget is
         // looked at after, so none is left unmerged in a batch when the call returns.
         let mut left = CHECK_EVERY - self.since_check;
+        if self.slot_bytes() < PREFETCH_FROM {
+            // In the cache: batches would only add moves (measured: 4 M records into 10k
+            // keys took 17 ms one at a time, 27 ms in batches; into 1 M keys 109 ms, 67).
+            return self.merge_each(records, left, create, merge_value);
+        }
         let (mut now, mut ahead) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
         self.fetch(records, &mut ahead, &mut left);
         while !ahead.is_empty() {
@@ -162,6 +172,28 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
         } else {
             Merged::Ended
         }
+    }
+
+    /// Merges up to `left` records one at a time.
+    #[inline(always)]
+    fn merge_each<V>(
+        &mut self,
+        records: &mut impl Iterator<Item = (K, V)>,
+        mut left: usize,
+        create: &impl Fn(V) -> C,
+        merge_value: &impl Fn(C, V) -> C,
+    ) -> Merged {
+        while left > 0 {
+            let Some((k, v)) = records.next() else {
+                return Merged::Ended;
+            };
+            left -= 1;
+            self.merge_hashed(hash_key(&k), k, v, create, merge_value);
+            if self.counted() {
+                return Merged::OverBudget;
+            }
+        }
+        Merged::More
     }
 
     /// Takes the next batch of records (at most `left`, counted down) into `batch`,
@@ -314,7 +346,7 @@ mod tests {
     #[test]
     fn merge_some_merges_every_record_once_and_stops_at_each_look_at_the_budget() {
         let (create, add) = (|v: u64| v, |c: u64, v: u64| c + v);
-        for n in [
+        for (n, presized) in [
             0,
             1,
             15,
@@ -325,8 +357,16 @@ mod tests {
             CHECK_EVERY,
             CHECK_EVERY + 1,
             3 * CHECK_EVERY + 5,
-        ] {
-            let mut map = CombineMap::<u64, u64>::new();
+        ]
+        .into_iter()
+        .flat_map(|n| [(n, false), (n, true)])
+        {
+            // A table past the cache is merged in prefetched batches, a small one not.
+            let mut map = match presized {
+                false => CombineMap::<u64, u64>::new(),
+                true => CombineMap::with_table(Combiners::with_capacity(PREFETCH_FROM / 16)),
+            };
+            assert_eq!(map.slot_bytes() >= PREFETCH_FROM, presized);
             // One record beforehand, one at a time: the batches then end off the boundary.
             map.merge(7, 1, &create, &add);
             let mut records = (0..n as u64).map(|i| (i % 1000, i));
