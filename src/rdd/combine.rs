@@ -188,8 +188,7 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
                 return Merged::Ended;
             };
             left -= 1;
-            self.merge_hashed(hash_key(&k), k, v, create, merge_value);
-            if self.counted() {
+            if self.merge(k, v, create, merge_value) {
                 return Merged::OverBudget;
             }
         }

@@ -13,7 +13,7 @@
 //! a result, and a test below fails if the layout changes (a wrong address would only
 //! cost the speed back).
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
@@ -54,9 +54,10 @@ impl<K, C> Drop for MovedOut<'_, K, C> {
     }
 }
 
-/// A key's hash, as the table uses it.
+/// A key's hash, as the table uses it (and a spill file sorts by, and a join's sub-tables
+/// split by).
 #[inline]
-pub fn hash_key<K: Key>(k: &K) -> u64 {
+pub fn hash_key<K: Hash + ?Sized>(k: &K) -> u64 {
     FxBuildHasher.hash_one(k)
 }
 
@@ -104,8 +105,8 @@ impl<K: Key, C> Combiners<K, C> {
         }
     }
 
-    /// [`Combiners::merge_hashed`], hashing `k` here.
-    #[inline]
+    /// [`Combiners::merge_hashed`], hashing `k` here (the combines hash a batch ahead).
+    #[cfg(test)]
     pub fn merge<V>(
         &mut self,
         k: K,

@@ -11,13 +11,13 @@
 //! partitioner; reduce partition `i` of both lands on one executor, which builds a hash
 //! table of its right rows and streams its left rows through it.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use rustc_hash::FxHashMap;
 
 use crate::error::Result;
 use crate::memory::estimate::SizeHint;
+use crate::rdd::combine_table::hash_key;
 use crate::rdd::partitioned_combine::{fanout, sub_part};
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::split_parts::{Chunks, FIRST_CHUNK};
@@ -150,7 +150,7 @@ impl<K: Key, W> Table<K, W> {
     fn sub_table(&self, k: &K) -> usize {
         match self.first.len() {
             1 => 0,
-            parts => sub_part(FxBuildHasher.hash_one(k), parts),
+            parts => sub_part(hash_key(k), parts),
         }
     }
 
@@ -457,10 +457,7 @@ mod tests {
             assert!(parts > 1);
             assert_eq!(table.first.len(), parts, "not split by {rows} rows");
             for (t, sub) in table.first.iter().enumerate() {
-                assert!(
-                    sub.keys()
-                        .all(|k| sub_part(FxBuildHasher.hash_one(k), parts) == t)
-                );
+                assert!(sub.keys().all(|k| sub_part(hash_key(k), parts) == t));
                 assert!(
                     sub.capacity() * slot <= 2 * crate::rdd::partitioned_combine::CACHED_PART_BYTES,
                     "a sub-table of {} slots",

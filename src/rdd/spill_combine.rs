@@ -13,13 +13,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::hash::BuildHasher;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -29,6 +27,7 @@ use crate::plan::batch::{BATCH_SIZE, BatchIter, batched};
 use crate::plan::task::{TaskScope, task_scope};
 use crate::rdd::Key;
 use crate::rdd::combine::{CombineMap, Merged};
+use crate::rdd::combine_table::hash_key;
 
 /// Merges two combiners of one key.
 pub type MergeCombiners<C> = Arc<dyn Fn(C, C) -> C + Send + Sync>;
@@ -56,7 +55,7 @@ where
 /// before not counted).
 pub fn combine_spilling_in<K, V, C>(
     mut map: CombineMap<K, C>,
-    records: impl Iterator<Item = (K, V)>,
+    mut records: impl Iterator<Item = (K, V)>,
     create: impl Fn(V) -> C,
     merge_value: impl Fn(C, V) -> C,
     merge_combiners: MergeCombiners<C>,
@@ -67,7 +66,6 @@ where
 {
     let scope = task_scope().filter(|_| map.is_bounded());
     let mut runs = Vec::new();
-    let mut records = records;
     loop {
         match map.merge_some(&mut records, &create, &merge_value) {
             Merged::Ended => break,
@@ -99,7 +97,7 @@ where
 
 /// Entries sorted by key hash.
 fn sorted<K: Key, C>(entries: impl Iterator<Item = (K, C)>) -> Vec<(u64, K, C)> {
-    let mut entries: Vec<(u64, K, C)> = entries.map(|(k, c)| (hash_of(&k), k, c)).collect();
+    let mut entries: Vec<(u64, K, C)> = entries.map(|(k, c)| (hash_key(&k), k, c)).collect();
     entries.sort_unstable_by_key(|e| e.0);
     entries
 }
@@ -111,11 +109,6 @@ fn spill<K: Key, C: Serialize>(map: &mut CombineMap<K, C>, scope: &TaskScope) ->
     scope.memory.note_spill(run.len());
     scope.counters.add_spill(run.len());
     Ok(run)
-}
-
-/// The hash entries are sorted and merged by: the same on every run of a partition.
-fn hash_of<K: std::hash::Hash>(k: &K) -> u64 {
-    FxBuildHasher.hash_one(k)
 }
 
 /// A spill file: encoded (key, combiner) records sorted by key hash, unlinked as soon as
@@ -183,7 +176,7 @@ impl<K: Key, C: DeserializeOwned> Source<K, C> {
                         Error::Other(format!("a spill file of a combine is unreadable: {e}"))
                     })?;
                 *at = next;
-                Ok(Some((hash_of(&k), k, c)))
+                Ok(Some((hash_key(&k), k, c)))
             }
         }
     }
@@ -362,7 +355,7 @@ mod tests {
             .iter()
             .map(|r| SpillRun::write(dir.path(), r.iter().map(|(k, c)| (k, c))).unwrap())
             .collect();
-        let memory = vec![(hash_of(&Same(1)), Same(1), 5u64)].into_iter();
+        let memory = vec![(hash_key(&Same(1)), Same(1), 5u64)].into_iter();
         let merged = HashMerge::new(memory, spilled, merge).unwrap();
         let batches = MergeBatches {
             merged,
