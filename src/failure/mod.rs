@@ -163,6 +163,10 @@ pub(crate) fn remove_scratch() {
     }
 }
 
+/// How long an executor's signal thread waits, after removing its scratch, for the
+/// driver (signalled alike) to end the job before it exits itself.
+const EXECUTOR_SIGNAL_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// On SIGTERM, SIGINT or SIGUSR1 (mpirun ending the job, Slurm's time limit, Ctrl-C):
 /// remove scratch files, say why, and exit non-zero. Installed once per process.
 pub fn install_signal_handlers() {
@@ -191,6 +195,14 @@ pub fn install_signal_handlers() {
                             // SIGTERM (OpenMPI), and removing large scratch can take
                             // longer; what a kill leaves, the scratch guard removes.
                             remove_scratch();
+                            if crate::log::current_label().starts_with("executor") {
+                                // A launcher or Slurm signals every rank at once, and the
+                                // driver says why the job stopped: an executor that exited
+                                // first would have the launcher kill the driver before it
+                                // could (seen under load with a signal during start-up).
+                                // Bounded: a signal only this rank got still ends it.
+                                std::thread::sleep(EXECUTOR_SIGNAL_GRACE);
+                            }
                             std::process::exit(128 + signal);
                         }
                     });
