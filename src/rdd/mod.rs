@@ -16,6 +16,7 @@ pub mod pair;
 pub mod partitioned_combine;
 pub mod persisted;
 pub mod raw_merge;
+pub mod recent_keys;
 pub mod reduce_combine;
 pub mod shared;
 pub mod shuffled;
