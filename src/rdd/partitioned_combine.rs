@@ -330,8 +330,17 @@ fn probe<K: Key, V, C: serde::Serialize>(
             Merged::Ended => break,
         }
     }
-    let skip = (map.acc.len() - keys_before) as f64 > SKIP_RATIO * PROBE_RECORDS as f64;
+    let keys = map.acc.len() - keys_before;
+    let skip = keys as f64 > SKIP_RATIO * PROBE_RECORDS as f64;
     let decision = if skip { SKIP } else { COMBINE };
+    tracing::debug!(
+        "map-side combine: a probe of {PROBE_RECORDS} records held {keys} keys: {}",
+        if skip {
+            "records pass on uncombined"
+        } else {
+            "combining"
+        }
+    );
     // The first decision holds: the tasks probing beside this one may see other keys.
     let _ =
         hints
