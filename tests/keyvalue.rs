@@ -320,6 +320,25 @@ fn a_malformed_line_fails_the_job_naming_the_file_and_line() {
     );
 }
 
+/// `facts` as `key,value` lines in one part file of the data set `dir`.
+fn write_one_part(dir: &Path, facts: &[(i64, i64)]) {
+    std::fs::create_dir(dir).unwrap();
+    let text: String = facts.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
+    std::fs::write(dir.join("part-00000"), text).unwrap();
+    std::fs::write(dir.join("_SUCCESS"), "").unwrap();
+}
+
+/// Fails naming the first wrong sum (a `BTreeMap`'s `assert_eq!` would print millions).
+fn assert_same_sums(got: &BTreeMap<i64, i128>, want: &BTreeMap<i64, i128>, what: &str) {
+    let wrong = want.iter().find(|(k, s)| got.get(k) != Some(s));
+    assert!(
+        got.len() == want.len() && wrong.is_none(),
+        "{what}: {} keys summed, {} expected; first wrong: {wrong:?}",
+        got.len(),
+        want.len()
+    );
+}
+
 #[test]
 fn an_aggregation_of_many_times_the_memory_budget_spills_and_stays_right() {
     // 1.2 M facts over a million keys (16 MB of text) through executors of 1 MiB each:
@@ -327,13 +346,10 @@ fn an_aggregation_of_many_times_the_memory_budget_spills_and_stays_right() {
     // reduce side folds the rows as it reads them.
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("facts");
-    std::fs::create_dir(&input).unwrap();
     let facts: Vec<(i64, i64)> = (0..1_200_000i64)
         .map(|i| ((i * 2_654_435_761) % 1_000_000, i % 1000 - 500))
         .collect();
-    let text: String = facts.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
-    std::fs::write(input.join("part-00000"), text).unwrap();
-    std::fs::write(input.join("_SUCCESS"), "").unwrap();
+    write_one_part(&input, &facts);
     let spill = root.path().join("spill");
     std::fs::create_dir(&spill).unwrap();
     let output = root.path().join("sums");
@@ -351,14 +367,7 @@ fn an_aggregation_of_many_times_the_memory_budget_spills_and_stays_right() {
     cmd.env("EMBER_SPILL_DIR", &spill);
     let out = run(cmd, TIMEOUT);
     out.assert_ok();
-    let (got, want) = (read_sums(&output), sums_reference(&facts));
-    let wrong = want.iter().find(|(k, s)| got.get(k) != Some(s));
-    assert!(
-        got.len() == want.len() && wrong.is_none(),
-        "{} keys summed, {} expected; first wrong: {wrong:?}",
-        got.len(),
-        want.len()
-    );
+    assert_same_sums(&read_sums(&output), &sums_reference(&facts), "3 ranks");
     assert!(
         out.stderr
             .lines()
@@ -380,7 +389,6 @@ fn an_aggregation_of_distinct_keys_and_a_hot_one_stops_combining_and_stays_right
     // number of ranks.
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("facts");
-    std::fs::create_dir(&input).unwrap();
     let facts: Vec<(i64, i64)> = (0..600_000i64)
         .map(|i| {
             let key = if i % 6 == 0 {
@@ -391,9 +399,7 @@ fn an_aggregation_of_distinct_keys_and_a_hot_one_stops_combining_and_stays_right
             (key, i % 1000 - 500)
         })
         .collect();
-    let text: String = facts.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
-    std::fs::write(input.join("part-00000"), text).unwrap();
-    std::fs::write(input.join("_SUCCESS"), "").unwrap();
+    write_one_part(&input, &facts);
     let want = sums_reference(&facts);
     for ranks in [1, 2, 4] {
         let output = root.path().join(format!("sums-{ranks}"));
@@ -414,14 +420,7 @@ fn an_aggregation_of_distinct_keys_and_a_hot_one_stops_combining_and_stays_right
             "{ranks} rank(s): the probe kept combining\n{}",
             out.stderr
         );
-        let got = read_sums(&output);
-        let wrong = want.iter().find(|(k, s)| got.get(k) != Some(s));
-        assert!(
-            got.len() == want.len() && wrong.is_none(),
-            "{ranks} rank(s): {} keys summed, {} expected; first wrong: {wrong:?}",
-            got.len(),
-            want.len()
-        );
+        assert_same_sums(&read_sums(&output), &want, &format!("{ranks} rank(s)"));
     }
 }
 
