@@ -436,6 +436,26 @@ fn a_checkpointed_job_started_again_resumes_and_gives_the_same_output() {
         assert!(((got[v] - r) / r).abs() < 1e-9, "vertex {v}");
     }
 
+    // A checkpoint of another record format (its marker without this one's `format`
+    // line, as the engine wrote it before pairs went fixed-width) is computed again, not
+    // misread; the one after it still resumes.
+    let marker = checkpoints.join("iter-2/_CHECKPOINT");
+    let text = std::fs::read_to_string(&marker).unwrap();
+    assert!(text.contains("\nformat "), "{text}");
+    let older: String = text
+        .lines()
+        .filter(|l| !l.starts_with("format "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&marker, older).unwrap();
+    let again = pagerank(&dir.path().join("again"), &checkpoints, None);
+    again.assert_ok();
+    let iter = |i: usize| checkpoints.join(format!("iter-{i}"));
+    let written = format!("checkpointed 4 partition(s) to {}", iter(2).display());
+    let resumed_4 = format!("resumed from checkpoint {}", iter(4).display());
+    assert!(again.stderr.contains(&written), "{again:#?}");
+    assert!(again.stderr.contains(&resumed_4), "{again:#?}");
+
     // A run from scratch computes more source partitions than the resumed one.
     let fresh = pagerank(
         &dir.path().join("fresh"),

@@ -100,12 +100,12 @@ pub enum ToDriver {
 }
 
 /// Encodes a control message (postcard: compact, schema in the Rust types).
-pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+pub fn encode<T: Serialize + 'static>(message: &T) -> Vec<u8> {
     crate::codec::encode(message)
 }
 
 /// Decodes a control message, naming what was expected when the bytes do not fit.
-pub fn decode<T: for<'a> Deserialize<'a>>(bytes: &[u8], what: &str) -> Result<T, String> {
-    postcard::from_bytes(bytes)
+pub fn decode<T: for<'a> Deserialize<'a> + 'static>(bytes: &[u8], what: &str) -> Result<T, String> {
+    crate::codec::decode(bytes)
         .map_err(|e| format!("malformed {what} ({} bytes): {e}", bytes.len()))
 }

@@ -68,9 +68,13 @@ fn stop_for_test() -> Result<()> {
     }
 }
 
-/// What `_CHECKPOINT` says: which lineage and how many partitions.
+/// What `_CHECKPOINT` says: which lineage, how many partitions and in which record
+/// format (a checkpoint written in another format is computed again, not misread).
 fn marker_text(fingerprint: u64, partitions: usize) -> String {
-    format!("fingerprint {fingerprint:016x}\npartitions {partitions}\n")
+    format!(
+        "fingerprint {fingerprint:016x}\npartitions {partitions}\nformat {}\n",
+        codec::FORMAT
+    )
 }
 
 impl<T: Data> Rdd<T> {

@@ -188,7 +188,7 @@ impl<S> BlockRecords<S> {
     }
 }
 
-impl<S: DeserializeOwned> Iterator for BlockRecords<S> {
+impl<S: DeserializeOwned + 'static> Iterator for BlockRecords<S> {
     type Item = Result<S>;
 
     fn next(&mut self) -> Option<Result<S>> {

@@ -56,7 +56,7 @@ where
 }
 
 /// Decodes the record at `at` of `block`: it and where the next one starts.
-fn decode_at<S: DeserializeOwned>(
+fn decode_at<S: DeserializeOwned + 'static>(
     raw: Option<&RawCodec<S>>,
     block: &Block,
     at: usize,
@@ -103,7 +103,7 @@ pub(super) fn raw_key_at<S, K>(
 
 /// The key of the record at `at` of `block` (read in place, if raw) and where the next
 /// record starts.
-fn key_at<S: DeserializeOwned, K>(
+fn key_at<S: DeserializeOwned + 'static, K>(
     raw: Option<&RawCodec<S>>,
     key: &(dyn Fn(&S) -> K + Send + Sync),
     block: &Block,
@@ -202,7 +202,7 @@ struct Merge<S, K> {
     heap: BinaryHeap<Reverse<Head<K>>>,
 }
 
-impl<S: DeserializeOwned, K: SortKey> Merge<S, K> {
+impl<S: DeserializeOwned + 'static, K: SortKey> Merge<S, K> {
     /// Run `run`'s next record's heap entry, if it has one (decoded into its slot, unless
     /// raw).
     fn advance(&mut self, run: usize) -> Result<Option<Head<K>>> {

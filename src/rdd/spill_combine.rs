@@ -103,7 +103,10 @@ fn sorted<K: Key, C>(entries: impl Iterator<Item = (K, C)>) -> Vec<(u64, K, C)> 
 }
 
 /// Writes the map's entries to a spill file, sorted by key hash, leaving it empty.
-fn spill<K: Key, C: Serialize>(map: &mut CombineMap<K, C>, scope: &TaskScope) -> Result<SpillRun> {
+fn spill<K: Key, C: Serialize + 'static>(
+    map: &mut CombineMap<K, C>,
+    scope: &TaskScope,
+) -> Result<SpillRun> {
     let entries = sorted(map.take());
     let run = SpillRun::write(&scope.spill_dir, entries.iter().map(|(_, k, c)| (k, c)))?;
     scope.memory.note_spill(run.len());
@@ -118,7 +121,7 @@ struct SpillRun {
 }
 
 impl SpillRun {
-    fn write<'a, K: Serialize + 'a, C: Serialize + 'a>(
+    fn write<'a, K: Serialize + 'static, C: Serialize + 'static>(
         dir: &Path,
         entries: impl Iterator<Item = (&'a K, &'a C)>,
     ) -> Result<SpillRun> {
@@ -139,9 +142,10 @@ impl SpillRun {
         std::fs::remove_file(&path).map_err(failed)?;
         let mut out = BufWriter::with_capacity(1 << 20, &file);
         let mut buf = Vec::new();
-        for record in entries {
+        for (k, c) in entries {
             buf.clear();
-            crate::codec::encode_into(&mut buf, &record);
+            // Read back as `(K, C)`: the bytes of the owned pair.
+            crate::codec::encode_entry_into(&mut buf, k, c);
             out.write_all(&buf).map_err(failed)?;
         }
         out.flush().map_err(failed)?;
@@ -163,7 +167,7 @@ enum Source<K, C> {
     Spilled { run: SpillRun, at: usize },
 }
 
-impl<K: Key, C: DeserializeOwned> Source<K, C> {
+impl<K: Key, C: DeserializeOwned + 'static> Source<K, C> {
     fn next(&mut self) -> Result<Option<(u64, K, C)>> {
         match self {
             Source::Memory(entries) => Ok(entries.next()),
@@ -195,7 +199,7 @@ struct HashMerge<K, C> {
     group: Group<K, C>,
 }
 
-impl<K: Key, C: DeserializeOwned> HashMerge<K, C> {
+impl<K: Key, C: DeserializeOwned + 'static> HashMerge<K, C> {
     fn new(
         memory: std::vec::IntoIter<(u64, K, C)>,
         runs: Vec<SpillRun>,
@@ -256,7 +260,7 @@ struct MergeBatches<K, C> {
     _reservation: Option<Reservation>,
 }
 
-impl<K: Key, C: DeserializeOwned> Iterator for MergeBatches<K, C> {
+impl<K: Key, C: DeserializeOwned + 'static> Iterator for MergeBatches<K, C> {
     type Item = Result<Vec<(K, C)>>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -332,6 +336,37 @@ mod tests {
         assert!(spilled > 0, "a 4 MiB budget never spilled");
         assert_eq!(tight, expect);
         assert_eq!(left, 0, "spill files outlived the combine");
+    }
+
+    #[test]
+    fn fixed_width_pairs_spill_and_read_back_as_written() {
+        // (u64, f64) entries are written to a spill file from references to their parts
+        // and read back as owned pairs: both must be the 16-byte layout.
+        let dir = tempfile::tempdir().unwrap();
+        let memory = MemoryManager::new(1 << 20);
+        let _task = enter_task(TaskScope {
+            memory: Arc::clone(&memory),
+            spill_dir: dir.path().to_path_buf(),
+            counters: Arc::default(),
+        });
+        let (n, keys) = (600_000u64, 200_000u64);
+        let records = (0..n).map(|i| (i * 7919 % keys, i as f64 * 0.5));
+        let merge: MergeCombiners<f64> = Arc::new(|a, b| a + b);
+        let out = combine_spilling(records, |v| v, |c, v| c + v, merge).unwrap();
+        let mut out = collect_partition(out).unwrap();
+        assert!(memory.spilled() > 0, "a 1 MiB budget never spilled");
+        out.sort_by_key(|(k, _)| *k);
+        let mut expect = vec![0f64; keys as usize];
+        for i in 0..n {
+            expect[(i * 7919 % keys) as usize] += i as f64 * 0.5;
+        }
+        assert_eq!(out.len() as u64, keys);
+        for (k, sum) in out {
+            assert!(
+                (sum - expect[k as usize]).abs() <= 1e-9 * sum.abs(),
+                "key {k}"
+            );
+        }
     }
 
     #[test]

@@ -91,7 +91,10 @@ impl Block {
     }
 
     /// A sort shuffle's block of `runs` of records encoded by the codec.
-    pub(crate) fn encoded_runs<T: serde::Serialize>(source: usize, runs: &[&[T]]) -> Block {
+    pub(crate) fn encoded_runs<T: serde::Serialize + 'static>(
+        source: usize,
+        runs: &[&[T]],
+    ) -> Block {
         let runs: Vec<Vec<u8>> = runs
             .iter()
             .map(|run| {

@@ -2,13 +2,23 @@
 //! the raw layout of fixed-width (`bytemuck::Pod`) records, where a source knows them.
 //!
 //! postcard is compact (varints, no field names) and validates while decoding: corrupt
-//! or truncated bytes give an error, never undefined behaviour.
+//! or truncated bytes give an error, never undefined behaviour. Pairs of 64-bit integers
+//! and floats are written fixed-width instead ([`pairs`]).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub mod pairs;
+
+/// The version of the record format, named where records outlive the job (a
+/// checkpoint's marker): 2 since pairs are written fixed-width ([`pairs`]), 1 before.
+pub const FORMAT: u32 = 2;
+
 /// Appends `record` to `buf`.
-pub fn encode_into<T: Serialize>(buf: &mut Vec<u8>, record: &T) {
+pub fn encode_into<T: Serialize + 'static>(buf: &mut Vec<u8>, record: &T) {
+    if pairs::encode(buf, record) {
+        return;
+    }
     // Writing into a Vec cannot fail for the plain data types RDDs hold; a type whose
     // Serialize impl reports an error is a programming error in that type.
     if let Err(e) = postcard::to_io(record, &mut *buf) {
@@ -16,8 +26,23 @@ pub fn encode_into<T: Serialize>(buf: &mut Vec<u8>, record: &T) {
     }
 }
 
+/// Appends the record `(k, c)` given as references to its parts (a table's entry): the
+/// bytes `encode_into(buf, &(k, c))` writes, which a reader decodes as `(K, C)`.
+pub fn encode_entry_into<K: Serialize + 'static, C: Serialize + 'static>(
+    buf: &mut Vec<u8>,
+    k: &K,
+    c: &C,
+) {
+    if pairs::encode_parts(buf, k, c) {
+        return;
+    }
+    if let Err(e) = postcard::to_io(&(k, c), &mut *buf) {
+        panic!("record failed to serialize: {e}");
+    }
+}
+
 /// One value as bytes.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub fn encode<T: Serialize + 'static>(value: &T) -> Vec<u8> {
     let mut buf = Vec::new();
     encode_into(&mut buf, value);
     buf
@@ -28,7 +53,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Every reader of encoded records (shuffle blocks, sorted runs, spill files) goes through
 /// it, so a corrupt record reads the same wherever it is found.
 #[inline]
-pub fn decode_at<T: DeserializeOwned>(bytes: &[u8], at: usize) -> Result<(T, usize), String> {
+pub fn decode_at<T: DeserializeOwned + 'static>(
+    bytes: &[u8],
+    at: usize,
+) -> Result<(T, usize), String> {
+    if let Some(pair) = pairs::decode(bytes, at) {
+        return pair;
+    }
     match postcard::take_from_bytes::<T>(&bytes[at..]) {
         Ok((record, rest)) => Ok((record, bytes.len() - rest.len())),
         Err(e) => Err(format!("record at byte {at}: {e}")),
@@ -36,7 +67,10 @@ pub fn decode_at<T: DeserializeOwned>(bytes: &[u8], at: usize) -> Result<(T, usi
 }
 
 /// Decodes every record of `bytes`, appending to `out`; `Err` says what is wrong and where.
-pub fn decode_all_into<T: DeserializeOwned>(bytes: &[u8], out: &mut Vec<T>) -> Result<(), String> {
+pub fn decode_all_into<T: DeserializeOwned + 'static>(
+    bytes: &[u8],
+    out: &mut Vec<T>,
+) -> Result<(), String> {
     let mut at = 0;
     while at < bytes.len() {
         let (record, next) =
@@ -48,7 +82,14 @@ pub fn decode_all_into<T: DeserializeOwned>(bytes: &[u8], out: &mut Vec<T>) -> R
 }
 
 /// Decodes exactly one value filling `bytes`.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, String> {
+    if let Some(pair) = pairs::decode(bytes, 0) {
+        return match pair {
+            Ok((v, end)) if end == bytes.len() => Ok(v),
+            Ok((_, end)) => Err(format!("{} trailing bytes", bytes.len() - end)),
+            Err(e) => Err(e),
+        };
+    }
     match postcard::take_from_bytes::<T>(bytes) {
         Ok((v, [])) => Ok(v),
         Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
