@@ -42,16 +42,14 @@
 //! reading goes on with empty parts (a key may then cross the shuffle more than once, as
 //! with `combine::bounded_combine`'s hand-overs). Each part's map is bounded the same way.
 
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-
-use rustc_hash::FxBuildHasher;
 
 use crate::memory::estimate::SizeHint;
 use crate::plan::batch::BATCH_SIZE;
 use crate::rdd::Key;
 use crate::rdd::combine::{CombineMap, Combiners, Merged};
+use crate::rdd::combine_table::hash_key;
 use crate::rdd::recent_keys::RecentKeys;
 use crate::rdd::split_parts::Parts;
 use crate::shuffle::partitioner::KeyPartition;
@@ -468,7 +466,7 @@ where
                     Some((k, v)) => {
                         let mut r = place(&k) * fanout;
                         if fanout > 1 {
-                            r += sub_part(FxBuildHasher.hash_one(&k), fanout);
+                            r += sub_part(hash_key(&k), fanout);
                         }
                         if !parts.push(r, (k, v)) {
                             break;
@@ -565,12 +563,7 @@ mod tests {
         // Where each combiner goes: its reduce partition, then its sub-part of 32.
         let places = |out: &Sums| -> Vec<(usize, usize)> {
             out.iter()
-                .map(|(k, _)| {
-                    (
-                        hash_partition(k, 7),
-                        sub_part(FxBuildHasher.hash_one(k), 32),
-                    )
-                })
+                .map(|(k, _)| (hash_partition(k, 7), sub_part(hash_key(k), 32)))
                 .collect()
         };
         assert!(

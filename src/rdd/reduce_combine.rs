@@ -10,10 +10,8 @@
 //! still comes out once. A partition small enough for one cache-sized map, or one whose
 //! buffer the budget cannot hold, is combined as it streams, as before.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use rustc_hash::FxBuildHasher;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,6 +19,7 @@ use crate::error::Result;
 use crate::plan::batch::BatchIter;
 use crate::rdd::Key;
 use crate::rdd::combine::{CombineMap, Combiners};
+use crate::rdd::combine_table::hash_key;
 use crate::rdd::partitioned_combine::{fanout, sub_part};
 use crate::rdd::spill_combine::{MergeCombiners, combine_spilling, combine_spilling_in};
 use crate::rdd::split_parts::{CHUNK, Chunks, FIRST_CHUNK, Parts};
@@ -132,7 +131,7 @@ fn split<K: Key, V>(chunks: Vec<Vec<(K, V)>>, len: usize, fanout: usize) -> Vec<
     let mut parts: Vec<Chunks<(K, V)>> = (0..fanout).map(|_| Chunks::default()).collect();
     for chunk in chunks {
         for record in chunk {
-            let s = sub_part(FxBuildHasher.hash_one(&record.0), fanout);
+            let s = sub_part(hash_key(&record.0), fanout);
             parts[s].push(record, first);
         }
     }
@@ -169,7 +168,7 @@ mod tests {
 
     fn subs(out: &[(u64, u64)], fanout: usize) -> Vec<usize> {
         out.iter()
-            .map(|(k, _)| sub_part(FxBuildHasher.hash_one(k), fanout))
+            .map(|(k, _)| sub_part(hash_key(k), fanout))
             .collect()
     }
 
