@@ -196,8 +196,9 @@ where
     // Records pass on uncombined (a probe found too few repeated keys); else, undecided,
     // this task probes first.
     let mut passing = hints.skips();
-    // While passing: the keys seen last, still folded (a hot key among distinct ones).
-    let mut recent = RecentKeys::default();
+    // While passing: the keys seen last, still folded (a hot key among distinct ones);
+    // made only by a task that passes.
+    let mut recent: Option<RecentKeys<K, C>> = None;
     let mut probing = hints.decision.load(Ordering::Relaxed) == UNDECIDED;
     let mut map: Option<CombineMap<K, C>> = (!passing && (one_map || probing)).then(|| hints.map());
     // Entries handed on, and whether more are to come from the map at the task's end.
@@ -227,9 +228,10 @@ where
                 continue;
             }
             if passing {
+                let table = recent.get_or_insert_with(RecentKeys::default);
                 if let Some(input) = records.as_mut() {
                     for (k, v) in input.by_ref() {
-                        let displaced = recent.put(k, v, &create, &merge_value);
+                        let displaced = table.put(k, v, &create, &merge_value);
                         if displaced.is_some() {
                             return displaced;
                         }
@@ -237,7 +239,7 @@ where
                 }
                 records = None;
                 passing = false;
-                out = Box::new(recent.drain().collect::<Vec<_>>().into_iter());
+                out = Box::new(table.drain().collect::<Vec<_>>().into_iter());
                 continue;
             }
             if let Some(parts) = &mut split {
