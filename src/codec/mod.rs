@@ -16,9 +16,13 @@ pub const FORMAT: u32 = 2;
 
 /// Appends `record` to `buf`.
 pub fn encode_into<T: Serialize + 'static>(buf: &mut Vec<u8>, record: &T) {
-    if pairs::encode(buf, record) {
-        return;
+    if !pairs::encode(buf, record) {
+        postcard_into(buf, record);
     }
+}
+
+/// Appends `record` in postcard.
+fn postcard_into<T: Serialize + ?Sized>(buf: &mut Vec<u8>, record: &T) {
     // Writing into a Vec cannot fail for the plain data types RDDs hold; a type whose
     // Serialize impl reports an error is a programming error in that type.
     if let Err(e) = postcard::to_io(record, &mut *buf) {
@@ -33,11 +37,8 @@ pub fn encode_entry_into<K: Serialize + 'static, C: Serialize + 'static>(
     k: &K,
     c: &C,
 ) {
-    if pairs::encode_parts(buf, k, c) {
-        return;
-    }
-    if let Err(e) = postcard::to_io(&(k, c), &mut *buf) {
-        panic!("record failed to serialize: {e}");
+    if !pairs::encode_parts(buf, k, c) {
+        postcard_into(buf, &(k, c));
     }
 }
 
@@ -83,17 +84,16 @@ pub fn decode_all_into<T: DeserializeOwned + 'static>(
 
 /// Decodes exactly one value filling `bytes`.
 pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, String> {
-    if let Some(pair) = pairs::decode(bytes, 0) {
-        return match pair {
-            Ok((v, end)) if end == bytes.len() => Ok(v),
-            Ok((_, end)) => Err(format!("{} trailing bytes", bytes.len() - end)),
-            Err(e) => Err(e),
-        };
-    }
-    match postcard::take_from_bytes::<T>(bytes) {
-        Ok((v, [])) => Ok(v),
-        Ok((_, rest)) => Err(format!("{} trailing bytes", rest.len())),
-        Err(e) => Err(format!("{e} ({} bytes)", bytes.len())),
+    let (value, end) = match pairs::decode(bytes, 0) {
+        Some(pair) => pair?,
+        None => match postcard::take_from_bytes::<T>(bytes) {
+            Ok((value, rest)) => (value, bytes.len() - rest.len()),
+            Err(e) => return Err(format!("{e} ({} bytes)", bytes.len())),
+        },
+    };
+    match bytes.len() - end {
+        0 => Ok(value),
+        trailing => Err(format!("{trailing} trailing bytes")),
     }
 }
 

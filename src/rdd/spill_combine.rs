@@ -286,17 +286,27 @@ mod tests {
     use crate::plan::batch::collect_partition;
     use crate::plan::task::enter_task;
 
+    /// Enters a task with a budget of `budget` that spills into `dir`: its memory, and the
+    /// guard that keeps the task entered.
+    fn task_spilling_into(
+        dir: &std::path::Path,
+        budget: u64,
+    ) -> (Arc<MemoryManager>, crate::plan::task::TaskGuard) {
+        let memory = MemoryManager::new(budget);
+        let task = enter_task(TaskScope {
+            memory: Arc::clone(&memory),
+            spill_dir: dir.to_path_buf(),
+            counters: Arc::default(),
+        });
+        (memory, task)
+    }
+
     /// Groups `n` values over `keys` keys (String keys, like words) with a task budget of
     /// `budget` spilling into a fresh directory; the groups, the bytes spilled and the
     /// files left in the directory.
     fn groups(budget: u64, n: u64, keys: u64) -> (Vec<(String, Vec<u64>)>, u64, usize) {
         let dir = tempfile::tempdir().unwrap();
-        let memory = MemoryManager::new(budget);
-        let _task = enter_task(TaskScope {
-            memory: Arc::clone(&memory),
-            spill_dir: dir.path().to_path_buf(),
-            counters: Arc::default(),
-        });
+        let (memory, _task) = task_spilling_into(dir.path(), budget);
         let records = (0..n).map(|i| (format!("key-{}", i * 7919 % keys), i));
         let merge: MergeCombiners<Vec<u64>> = Arc::new(|mut a, mut b| {
             a.append(&mut b);
@@ -343,12 +353,7 @@ mod tests {
         // (u64, f64) entries are written to a spill file from references to their parts
         // and read back as owned pairs: both must be the 16-byte layout.
         let dir = tempfile::tempdir().unwrap();
-        let memory = MemoryManager::new(1 << 20);
-        let _task = enter_task(TaskScope {
-            memory: Arc::clone(&memory),
-            spill_dir: dir.path().to_path_buf(),
-            counters: Arc::default(),
-        });
+        let (memory, _task) = task_spilling_into(dir.path(), 1 << 20);
         let (n, keys) = (600_000u64, 200_000u64);
         let records = (0..n).map(|i| (i * 7919 % keys, i as f64 * 0.5));
         let merge: MergeCombiners<f64> = Arc::new(|a, b| a + b);
