@@ -94,11 +94,15 @@ pub fn mpirun(ranks: usize, program: &str, args: &[&str]) -> Command {
 /// The environment OpenMPI needs to run as root inside the test machine (ignored by MPICH),
 /// and the jobs' event logs kept under `target/` rather than in the project directory.
 pub fn mpi_env(cmd: &mut Command) {
-    let logs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-event-logs");
-    cmd.env("EMBER_EVENT_LOG", logs)
+    cmd.env("EMBER_EVENT_LOG", test_event_logs())
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("OMPI_MCA_rmaps_base_oversubscribe", "1");
+}
+
+/// Where the tests' jobs write their event logs.
+pub fn test_event_logs() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-event-logs")
 }
 
 /// The world rank a launcher gave a process, from its environment (`name=value` entries):
@@ -133,8 +137,13 @@ pub fn bin(name: &str) -> String {
     }
 }
 
-/// Starts `cmd` in its own process group with piped output.
+/// Starts `cmd` in its own process group with piped output. A job's event log goes under
+/// `target/` (as [`mpi_env`] sets) unless the command chose or removed `EMBER_EVENT_LOG`:
+/// a test's job must not write into the checkout's `./ember-events`.
 pub fn spawn(mut cmd: Command) -> Child {
+    if !cmd.get_envs().any(|(k, _)| k == "EMBER_EVENT_LOG") {
+        cmd.env("EMBER_EVENT_LOG", test_event_logs());
+    }
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .stdin(Stdio::null())
