@@ -5,7 +5,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ember::codec;
 use ember::config::EngineArgs;
 use ember::datagen;
+use ember::memory::estimate::SizeHint;
 use ember::rdd::combine::{CombineMap, Merged};
+use ember::rdd::reduce_combine::merge_combiners;
 use ember::shuffle::partitioner::hash_partition;
 use ember::shuffle::range::{boundaries, range_partition};
 use std::hint::black_box;
@@ -129,6 +131,39 @@ fn combiner_bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    g.finish();
+
+    // The reduce side of an aggregation: 4M PageRank-like contributions `(u64, f64)` over
+    // 500k keys (past the cache: split into sub-parts). A partition's first task buffers
+    // its records to count them, then splits them; once a task has noted the size, the
+    // next ones split the records as they read them.
+    let contributions: Vec<(u64, f64)> = (0..4_000_000u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 500_000, i as f64))
+        .collect();
+    let mut g = c.benchmark_group("reduce side");
+    g.throughput(Throughput::Elements(contributions.len() as u64));
+    g.sample_size(10);
+    let merge: ember::rdd::spill_combine::MergeCombiners<f64> = std::sync::Arc::new(|a, b| a + b);
+    let sized = SizeHint::default();
+    sized.note(contributions.len());
+    for (name, sizes) in [
+        ("first task: buffer, then split", None),
+        ("split as read", Some(&sized)),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || contributions.clone(),
+                |records| {
+                    let fresh = SizeHint::default();
+                    let sizes = sizes.unwrap_or(&fresh);
+                    let mut records = records.into_iter();
+                    let merged = merge_combiners(&mut records, sizes, merge.clone()).unwrap();
+                    black_box(merged.map(|b| b.unwrap().len()).sum::<usize>())
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::memory::estimate::SizeHint;
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
 use crate::rdd::{Data, Key, Rdd};
@@ -176,9 +177,11 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 Some(partitioner),
             );
             let name = "combine_values";
+            let sizes = Arc::new(SizeHint::default());
             return values.partition_batches_with(name, true, move |_, mut records| {
                 crate::rdd::reduce_combine::combine_values(
                     &mut records,
+                    &sizes,
                     &*create,
                     &*merge_value,
                     Arc::clone(&merge),
@@ -189,11 +192,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             "combine_by_key",
             partitions,
             move |(k, _)| place(k),
-            ReduceMode::Combine(Arc::new(
-                move |records: &mut dyn Iterator<Item = (K, C)>| {
-                    crate::rdd::reduce_combine::merge_combiners(records, Arc::clone(&merge))
-                },
-            )),
+            ReduceMode::Combine({
+                // The most records a reduce partition had, for the tasks after it.
+                let sizes = SizeHint::default();
+                Arc::new(move |records: &mut dyn Iterator<Item = (K, C)>| {
+                    crate::rdd::reduce_combine::merge_combiners(records, &sizes, Arc::clone(&merge))
+                })
+            }),
             Some(partitioner),
         )
     }

@@ -7,8 +7,11 @@
 //! instead first buffered and split by bits of their key's hash into sub-parts whose maps
 //! stay in the cache ([`fanout`]); keys of different sub-parts never meet, so each is
 //! combined on its own (by [`combine_spilling`], which may still spill) and each key
-//! still comes out once. A partition small enough for one cache-sized map, or one whose
-//! buffer the budget cannot hold, is combined as it streams, as before.
+//! still comes out once. The first task of an aggregation buffers a partition to count
+//! it before splitting; once a task has noted a partition's size, the next ones split
+//! records into sub-parts as they read them (one pass over them, not two). A partition
+//! small enough for one cache-sized map, or one whose buffer the budget cannot hold, is
+//! combined as it streams.
 
 use std::sync::Arc;
 
@@ -16,6 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Result;
+use crate::memory::estimate::SizeHint;
 use crate::plan::batch::BatchIter;
 use crate::rdd::Key;
 use crate::rdd::combine::{CombineMap, Combiners};
@@ -41,10 +45,28 @@ fn fill<K: Key, V: Serialize>(
     true
 }
 
+/// Reads `records` straight into `fanout` sub-parts by key hash until they end (true) or
+/// the budget has no room for more (false): what [`fill`] then [`split`] do, with one
+/// pass over the records instead of two.
+fn fill_split<K: Key, V: Serialize>(
+    parts: &mut Parts<K, V>,
+    fanout: usize,
+    records: &mut dyn Iterator<Item = (K, V)>,
+) -> bool {
+    for record in records {
+        let s = sub_part(hash_key(&record.0), fanout);
+        if !parts.push(s, record) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Merges the combiners `records` of one reduce partition by key with `merge`, each key
 /// once, within the running task's budget (see the module header).
 pub fn merge_combiners<K, C>(
     records: &mut dyn Iterator<Item = (K, C)>,
+    sizes: &SizeHint,
     merge: MergeCombiners<C>,
 ) -> Result<BatchIter<(K, C)>>
 where
@@ -52,16 +74,19 @@ where
     C: Serialize + DeserializeOwned + Send + 'static,
 {
     let merge_value = Arc::clone(&merge);
-    combine_values(records, |c| c, move |a, b| merge_value(a, b), merge)
+    combine_values(records, sizes, |c| c, move |a, b| merge_value(a, b), merge)
 }
 
 /// Combines the values `records` of one reduce partition by key (`create` a key's first
 /// value, `merge_value` the others into it; `merge` two combiners of a key when spilled
 /// runs meet), each key once, within the running task's budget (see the module header):
 /// the reduce side of an aggregation without a map-side combine, which receives values,
-/// not combiners.
+/// not combiners. `sizes`, shared by the reduce tasks of one aggregation, holds the most
+/// records a partition had: once a task has noted it, the next ones split their records
+/// into sub-parts as they read them, rather than buffering them all first to count them.
 pub fn combine_values<K, V, C>(
     records: &mut dyn Iterator<Item = (K, V)>,
+    sizes: &SizeHint,
     create: impl Fn(V) -> C,
     merge_value: impl Fn(C, V) -> C,
     merge: MergeCombiners<C>,
@@ -71,22 +96,42 @@ where
     V: Serialize,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let mut buffer = Parts::new(1, CHUNK);
-    let whole = fill(&mut buffer, records);
-    let (len, chunks) = buffer.take(0);
-    let fanout = fanout(len, std::mem::size_of::<(K, C)>() + 1);
-    if !whole || fanout == 1 {
-        // The reservation covers the buffer until it is combined.
-        let reservation = buffer.take_reservation();
-        let rest = chunks.into_iter().flatten().chain(records);
-        let merged = combine_spilling(rest, create, merge_value, merge);
-        drop(reservation);
-        return merged;
-    }
-    let mut parts = split(chunks, len, fanout);
+    let slot = std::mem::size_of::<(K, C)>() + 1;
+    // The records split into sub-parts, and the buffer that holds their reservation.
+    let (parts, held) = match fanout(sizes.expected(), slot) {
+        1 => {
+            let mut buffer = Parts::new(1, CHUNK);
+            let whole = fill(&mut buffer, records);
+            let (len, chunks) = buffer.take(0);
+            sizes.note(len);
+            let fanout = fanout(len, slot);
+            if !whole || fanout == 1 {
+                return combine_streaming(
+                    buffer,
+                    vec![chunks],
+                    records,
+                    create,
+                    merge_value,
+                    merge,
+                );
+            }
+            (split(chunks, len, fanout), buffer)
+        }
+        fanout => {
+            let mut buffer = Parts::new(fanout, sizes.expected() / fanout);
+            let whole = fill_split(&mut buffer, fanout, records);
+            let parts = std::mem::take(&mut buffer.parts);
+            if !whole {
+                let read = parts.into_iter().map(|mut p| p.take().1).collect();
+                return combine_streaming(buffer, read, records, create, merge_value, merge);
+            }
+            sizes.note(parts.iter().map(Chunks::len).sum());
+            (parts, buffer)
+        }
+    };
     let mut merged = Vec::with_capacity(parts.len());
     let mut ratio = KeyRatio::default();
-    for part in &mut parts {
+    for mut part in parts {
         let (records, chunks) = part.take();
         let map = CombineMap::with_table(Combiners::with_capacity(ratio.keys_for(records)));
         let rest = chunks.into_iter().flatten();
@@ -95,8 +140,31 @@ where
         ratio.note(records, keys);
         merged.push(batches);
     }
-    drop(buffer);
+    drop(held);
     Ok(Box::new(merged.into_iter().flatten()))
+}
+
+/// Combines the records `read` so far and the `rest` as they stream (one spilling
+/// combine): a partition that fits one cache-sized map, or one the budget could not hold
+/// in a buffer. `buffer`'s reservation covers what was read until it is combined.
+fn combine_streaming<K, V, C>(
+    mut buffer: Parts<K, V>,
+    read: Vec<Vec<Vec<(K, V)>>>,
+    rest: &mut dyn Iterator<Item = (K, V)>,
+    create: impl Fn(V) -> C,
+    merge_value: impl Fn(C, V) -> C,
+    merge: MergeCombiners<C>,
+) -> Result<BatchIter<(K, C)>>
+where
+    K: Key,
+    V: Serialize,
+    C: Serialize + DeserializeOwned + Send + 'static,
+{
+    let reservation = buffer.take_reservation();
+    let records = read.into_iter().flatten().flatten().chain(rest);
+    let merged = combine_spilling(records, create, merge_value, merge);
+    drop(reservation);
+    merged
 }
 
 /// Keys per record of the sub-parts combined so far, which sizes the next sub-part's map:
@@ -148,9 +216,14 @@ mod tests {
     /// Merges `n` combiners over `keys` keys with a task budget of `budget` (none:
     /// unbounded): the merged entries as they came out.
     fn merged(budget: Option<u64>, n: u64, keys: u64) -> Vec<(u64, u64)> {
+        merged_after(&SizeHint::default(), budget, n, keys)
+    }
+
+    /// [`merged`] by a task after others that noted `sizes`.
+    fn merged_after(sizes: &SizeHint, budget: Option<u64>, n: u64, keys: u64) -> Vec<(u64, u64)> {
         let _task = budget.map(|b| enter_task_memory(MemoryManager::new(b)));
         let mut records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
-        let batches = merge_combiners(&mut records, Arc::new(|a, b| a + b)).unwrap();
+        let batches = merge_combiners(&mut records, sizes, Arc::new(|a, b| a + b)).unwrap();
         let mut out = Vec::new();
         for batch in batches {
             out.extend(batch.unwrap());
@@ -196,6 +269,35 @@ mod tests {
         assert_eq!(fanout(n as usize, 17), 64);
         let mut out = merged(None, n, keys);
         assert!(subs(&out, 64).is_sorted(), "not merged by sub-part");
+        out.sort_unstable();
+        assert_eq!(out, reference(n, keys));
+    }
+
+    #[test]
+    fn a_task_after_one_that_noted_its_size_splits_records_as_it_reads_them() {
+        // The first task of 700 k records notes them; the next one, of 5 k records (one
+        // cache-sized map if counted first), is split by the noted size's 64 sub-parts
+        // as it is read, and still combines each key once.
+        let sizes = SizeHint::default();
+        let (n, keys) = (700_000, 300_000);
+        let mut first = merged_after(&sizes, None, n, keys);
+        assert_eq!(fanout(sizes.expected(), 17), 64);
+        first.sort_unstable();
+        assert_eq!(first, reference(n, keys));
+        let (n, keys) = (5_000, 2_000);
+        assert_eq!(fanout(n as usize, 17), 1);
+        let mut out = merged_after(&sizes, None, n, keys);
+        assert!(subs(&out, 64).is_sorted(), "not split by the noted size");
+        out.sort_unstable();
+        assert_eq!(out, reference(n, keys));
+    }
+
+    #[test]
+    fn a_task_splitting_as_it_reads_streams_the_rest_when_the_budget_is_full() {
+        let sizes = SizeHint::default();
+        sizes.note(1_500_000);
+        let (n, keys) = (1_500_000, 600_000);
+        let mut out = merged_after(&sizes, Some(4 << 20), n, keys);
         out.sort_unstable();
         assert_eq!(out, reference(n, keys));
     }

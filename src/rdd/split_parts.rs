@@ -47,6 +47,11 @@ impl<T> Chunks<T> {
         grown
     }
 
+    /// How many records the part holds.
+    pub(crate) fn len(&self) -> usize {
+        self.full.iter().map(Vec::len).sum::<usize>() + self.current.len()
+    }
+
     /// How many records the part holds, and them, leaving it empty.
     pub(crate) fn take(&mut self) -> (usize, Vec<Vec<T>>) {
         let mut chunks = std::mem::take(&mut self.full);
