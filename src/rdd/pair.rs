@@ -195,9 +195,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             ReduceMode::Combine({
                 // The most records a reduce partition had, for the tasks after it.
                 let sizes = SizeHint::default();
-                Arc::new(move |records: &mut dyn Iterator<Item = (K, C)>| {
-                    crate::rdd::reduce_combine::merge_combiners(records, &sizes, Arc::clone(&merge))
-                })
+                Arc::new(
+                    move |records: &mut crate::rdd::shuffled::ReduceRecords<(K, C)>| {
+                        crate::rdd::reduce_combine::merge_combiners(
+                            records,
+                            &sizes,
+                            Arc::clone(&merge),
+                        )
+                    },
+                )
             }),
             Some(partitioner),
         )

@@ -35,7 +35,7 @@ use crate::rdd::split_parts::{CHUNK, Chunks, FIRST_CHUNK, Parts};
 /// allocator from task to task, and each is freed as soon as it has been split.
 fn fill<K: Key, V: Serialize>(
     buffer: &mut Parts<K, V>,
-    records: &mut dyn Iterator<Item = (K, V)>,
+    records: &mut impl Iterator<Item = (K, V)>,
 ) -> bool {
     for record in records {
         if !buffer.push(0, record) {
@@ -51,7 +51,7 @@ fn fill<K: Key, V: Serialize>(
 fn fill_split<K: Key, V: Serialize>(
     parts: &mut Parts<K, V>,
     fanout: usize,
-    records: &mut dyn Iterator<Item = (K, V)>,
+    records: &mut impl Iterator<Item = (K, V)>,
 ) -> bool {
     for record in records {
         let s = sub_part(hash_key(&record.0), fanout);
@@ -65,7 +65,7 @@ fn fill_split<K: Key, V: Serialize>(
 /// Merges the combiners `records` of one reduce partition by key with `merge`, each key
 /// once, within the running task's budget (see the module header).
 pub fn merge_combiners<K, C>(
-    records: &mut dyn Iterator<Item = (K, C)>,
+    records: &mut impl Iterator<Item = (K, C)>,
     sizes: &SizeHint,
     merge: MergeCombiners<C>,
 ) -> Result<BatchIter<(K, C)>>
@@ -85,7 +85,7 @@ where
 /// records a partition had: once a task has noted it, the next ones split their records
 /// into sub-parts as they read them, rather than buffering them all first to count them.
 pub fn combine_values<K, V, C>(
-    records: &mut dyn Iterator<Item = (K, V)>,
+    records: &mut impl Iterator<Item = (K, V)>,
     sizes: &SizeHint,
     create: impl Fn(V) -> C,
     merge_value: impl Fn(C, V) -> C,
@@ -150,7 +150,7 @@ where
 fn combine_streaming<K, V, C>(
     mut buffer: Parts<K, V>,
     read: Vec<Vec<Vec<(K, V)>>>,
-    rest: &mut dyn Iterator<Item = (K, V)>,
+    rest: &mut impl Iterator<Item = (K, V)>,
     create: impl Fn(V) -> C,
     merge_value: impl Fn(C, V) -> C,
     merge: MergeCombiners<C>,

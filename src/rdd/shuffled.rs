@@ -17,8 +17,7 @@ use crate::shuffle::store::{Block, ReduceInput};
 /// Merges the records of one reduce partition as they are decoded (e.g. sums values by
 /// key), so memory holds the merged records, not every record received (and spills them
 /// over the budget).
-pub type Combine<S> =
-    Arc<dyn Fn(&mut dyn Iterator<Item = S>) -> Result<BatchIter<S>> + Send + Sync>;
+pub type Combine<S> = Arc<dyn Fn(&mut ReduceRecords<S>) -> Result<BatchIter<S>> + Send + Sync>;
 
 /// The reduce side of a sort shuffle (the map side ordered each bucket: [`MapSort`]).
 pub trait SortPlan<S>: MapSort<S> {
@@ -139,13 +138,14 @@ where
                 })))
             }
             ReduceMode::Combine(combine) => {
-                let (mut error, mut read) = (None, 0);
-                let mut records = BlockRecords::<S>::new(blocks, shuffle)
-                    .map_while(|r| r.map_err(|e| error = Some(e)).ok())
-                    .inspect(|_| read += 1);
+                let mut records = ReduceRecords {
+                    records: BlockRecords::<S>::new(blocks, shuffle),
+                    error: None,
+                    read: 0,
+                };
                 let merged = combine(&mut records);
-                tc.counters.note_shuffle_read(read, 0);
-                match error {
+                tc.counters.note_shuffle_read(records.read, 0);
+                match records.error {
                     Some(e) => Err(e),
                     None => merged,
                 }
@@ -164,6 +164,34 @@ where
                         other => Some(other),
                     }
                 })))
+            }
+        }
+    }
+}
+
+/// The records of a reduce partition's blocks as a combine reads them: decoded one at a
+/// time, counted, ending at the first corrupt one (kept for the task to report). A type
+/// of its own, not a `dyn Iterator`, so the combine's loop inlines the decoding (profiled:
+/// the per-record virtual call and its adapters were a tenth of PageRank's iterations).
+pub struct ReduceRecords<S> {
+    records: BlockRecords<S>,
+    error: Option<Error>,
+    read: usize,
+}
+
+impl<S: DeserializeOwned + 'static> Iterator for ReduceRecords<S> {
+    type Item = S;
+
+    #[inline]
+    fn next(&mut self) -> Option<S> {
+        match self.records.next()? {
+            Ok(record) => {
+                self.read += 1;
+                Some(record)
+            }
+            Err(e) => {
+                self.error = Some(e);
+                None
             }
         }
     }
@@ -191,6 +219,7 @@ impl<S> BlockRecords<S> {
 impl<S: DeserializeOwned + 'static> Iterator for BlockRecords<S> {
     type Item = Result<S>;
 
+    #[inline]
     fn next(&mut self) -> Option<Result<S>> {
         loop {
             if let Some((block, at)) = &mut self.current
