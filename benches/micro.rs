@@ -7,6 +7,7 @@ use ember::config::EngineArgs;
 use ember::datagen;
 use ember::memory::estimate::SizeHint;
 use ember::rdd::combine::{CombineMap, Merged};
+use ember::rdd::partitioned_combine::{MapSideHints, map_side_combine};
 use ember::rdd::reduce_combine::merge_combiners;
 use ember::shuffle::partitioner::hash_partition;
 use ember::shuffle::range::{boundaries, range_partition};
@@ -164,6 +165,36 @@ fn combiner_bench(c: &mut Criterion) {
             )
         });
     }
+    g.finish();
+
+    // The map side of an aggregation whose keys do not repeat (PageRank's contributions):
+    // after its probe, a task passes 4M records on, each through the table of recent keys.
+    let distinct: Vec<(u64, f64)> = (0..4_000_000u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i as f64))
+        .collect();
+    let mut g = c.benchmark_group("map side");
+    g.throughput(Throughput::Elements(distinct.len() as u64));
+    g.sample_size(10);
+    let hints = std::sync::Arc::new(MapSideHints::default());
+    let place: ember::shuffle::partitioner::KeyPartition<u64> =
+        std::sync::Arc::new(|k: &u64| hash_partition(k, 8));
+    g.bench_function("records passing on", |b| {
+        b.iter_batched(
+            || distinct.clone(),
+            |records| {
+                let out = map_side_combine(
+                    records.into_iter(),
+                    8,
+                    place.clone(),
+                    hints.clone(),
+                    |v| v,
+                    |c, v| c + v,
+                );
+                black_box(out.count())
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
 }
 
