@@ -35,6 +35,11 @@ pub fn mpirun(ranks: usize, program: &str, args: &[String]) -> Command {
         .args(args)
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    // The jobs' event logs go under target/, not into the checkout's ./ember-events.
+    if std::env::var_os("EMBER_EVENT_LOG").is_none() {
+        let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-event-logs");
+        cmd.env("EMBER_EVENT_LOG", logs);
+    }
     cmd
 }
 
