@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::memory::estimate::SizeHint;
 use crate::rdd::combine_table::hash_key;
 use crate::rdd::partitioned_combine::{fanout, sub_part};
+use crate::rdd::probe_order::probe_order;
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::split_parts::{Chunks, FIRST_CHUNK};
 use crate::rdd::{Data, Key, Rdd};
@@ -92,8 +93,9 @@ fn salted_partition<K: Key>(key: &K, salt: u32, partitions: usize) -> usize {
 /// partition (PageRank at 256 MB: 530 k ranks, 17 MB of slots) made every probe a cache
 /// miss (profiled: `Table::get` 9% of an iteration); the rows of a combine's output (the
 /// ranks) and of a cached group (the links) come a sub-part at a time, so the build and
-/// the probes then stay in one cache-sized sub-table for thousands of rows. In any other
-/// order the rows are joined the same, only without that locality.
+/// the probes then stay in one cache-sized sub-table for thousands of rows. Left rows in
+/// any other order (a shuffle's, in arrival order) are split by sub-table before they
+/// probe ([`probe_order`]), within the task's budget.
 struct Table<K, W> {
     first: Vec<FxHashMap<K, W>>,
     more: FxHashMap<K, Vec<W>>,
@@ -178,6 +180,7 @@ pub(crate) fn hash_join<K: Key, V: Data, W: Data>(
     sizes: Arc<SizeHint>,
 ) -> impl Iterator<Item = (K, (V, W))> {
     let table = Table::build(right, &sizes);
+    let left = probe_order(left, table.first.len());
     Probe {
         table,
         left,

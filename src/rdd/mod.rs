@@ -15,6 +15,7 @@ pub mod narrow;
 pub mod pair;
 pub mod partitioned_combine;
 pub mod persisted;
+pub mod probe_order;
 pub mod raw_merge;
 pub mod recent_keys;
 pub mod reduce_combine;
