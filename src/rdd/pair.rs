@@ -177,7 +177,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 Some(partitioner),
             );
             let name = "combine_values";
-            let sizes = Arc::new(SizeHint::default());
+            // The most records a reduce partition had, for the tasks after it.
+            let sizes = SizeHint::default();
             return values.partition_batches_with(name, true, move |_, mut records| {
                 crate::rdd::reduce_combine::combine_values(
                     &mut records,
