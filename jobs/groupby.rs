@@ -86,7 +86,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             let options = SaveOptions {
                 overwrite: args.overwrite,
             };
-            sums.save_as_text_file_with(dir, options, |(k, sum), w| write!(w, "{k}\t{sum}"))?;
+            sums.save_as_text_file_with_options(dir, options)?;
             if ctx.is_driver() {
                 println!("wrote sums by key to {dir}");
             }

@@ -114,9 +114,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             let options = SaveOptions {
                 overwrite: args.overwrite,
             };
-            joined.save_as_text_file_with(dir, options, |(k, (f, d)), w| {
-                write!(w, "{k}\t{f}\t{d}")
-            })?;
+            joined.save_as_text_file_with_options(dir, options)?;
             if ctx.is_driver() {
                 println!("wrote the join to {dir}");
             }

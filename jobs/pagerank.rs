@@ -131,7 +131,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             let options = SaveOptions {
                 overwrite: args.overwrite,
             };
-            ranks.save_as_text_file_with(dir, options, |(v, r), w| write!(w, "{v}\t{r}"))?;
+            ranks.save_as_text_file_with_options(dir, options)?;
         }
         None => {
             // Only the driver prints: the executors need no copy.

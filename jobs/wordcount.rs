@@ -81,7 +81,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
             let options = ember::SaveOptions {
                 overwrite: args.overwrite,
             };
-            counts.save_as_text_file_with(dir, options, |(word, n), w| write!(w, "{word}\t{n}"))?;
+            counts.save_as_text_file_with_options(dir, options)?;
             if ctx.is_driver() {
                 println!("wrote word counts to {dir}");
             }
