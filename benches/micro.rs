@@ -24,31 +24,75 @@ fn words(n: u64) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn codec_bench(c: &mut Criterion) {
-    let records = words(400);
+/// Encodes and decodes `records` with ember's codec (the raw layout) and, for
+/// comparison, with postcard (the codec before it: varints).
+fn codec_pair<T>(c: &mut Criterion, name: &str, records: &[T])
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
     let mut encoded = Vec::new();
-    for r in &records {
+    for r in records {
         codec::encode_into(&mut encoded, r);
     }
+    let mut old = Vec::new();
+    for r in records {
+        old = postcard::to_extend(r, old).unwrap();
+    }
     let mut g = c.benchmark_group("codec");
-    g.throughput(Throughput::Bytes(encoded.len() as u64));
-    g.bench_function("encode (String, u64)", |b| {
+    g.throughput(Throughput::Elements(records.len() as u64));
+    g.bench_function(format!("encode {name}"), |b| {
         b.iter(|| {
             let mut buf = Vec::with_capacity(encoded.len());
-            for r in &records {
+            for r in records {
                 codec::encode_into(&mut buf, r);
             }
             black_box(buf)
         })
     });
-    g.bench_function("decode (String, u64)", |b| {
+    g.bench_function(format!("encode {name}, postcard"), |b| {
         b.iter(|| {
-            let mut out: Vec<(String, u64)> = Vec::with_capacity(records.len());
+            let mut buf = Vec::with_capacity(old.len());
+            for r in records {
+                buf = postcard::to_extend(r, buf).unwrap();
+            }
+            black_box(buf)
+        })
+    });
+    g.bench_function(format!("decode {name}"), |b| {
+        b.iter(|| {
+            let mut out: Vec<T> = Vec::with_capacity(records.len());
             codec::decode_all_into(&encoded, &mut out).unwrap();
             black_box(out)
         })
     });
+    g.bench_function(format!("decode {name}, postcard"), |b| {
+        b.iter(|| {
+            let mut out: Vec<T> = Vec::with_capacity(records.len());
+            let mut rest = &old[..];
+            while !rest.is_empty() {
+                let (r, more) = postcard::take_from_bytes::<T>(rest).unwrap();
+                out.push(r);
+                rest = more;
+            }
+            black_box(out)
+        })
+    });
     g.finish();
+}
+
+fn codec_bench(c: &mut Criterion) {
+    let words = words(400);
+    codec_pair(c, "(String, u64)", &words);
+    let strs: Vec<(ember::Str, u64)> = words.iter().map(|(w, n)| (w.as_str().into(), *n)).collect();
+    codec_pair(c, "(Str, u64)", &strs);
+    let small: Vec<(u32, (u32, f32))> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761), (i % 1000, i as f32 * 0.5)))
+        .collect();
+    codec_pair(c, "(u32, (u32, f32))", &small);
+    let links: Vec<(u64, Vec<u64>)> = (0..512u64)
+        .map(|i| (i * 7919, (0..8).map(|j| (i * 31 + j) % 100_000).collect()))
+        .collect();
+    codec_pair(c, "(u64, Vec<u64>)", &links);
 }
 
 fn partitioner_bench(c: &mut Criterion) {

@@ -49,7 +49,7 @@ pub struct BlockCodec {
 }
 
 impl BlockCodec {
-    /// Any record type, through the shuffle codec (postcard).
+    /// Any record type, through the shuffle codec.
     pub fn serde<T: Serialize + Send + Sync + 'static>() -> Self {
         BlockCodec {
             encode: encode_vec::<T>,

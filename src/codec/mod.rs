@@ -1,31 +1,37 @@
-//! The record codec of shuffles and task results: postcard, records back to back; and
-//! the raw layout of fixed-width (`bytemuck::Pod`) records, where a source knows them.
+//! The record codec of shuffles, spill files, task results and control messages: the
+//! [`raw`] layout (fixed-width little-endian numbers, length-prefixed text and bytes,
+//! fields back to back), records back to back; and [`RawCodec`], the layout of
+//! fixed-width (`bytemuck::Pod`) records where a source knows them.
 //!
-//! postcard is compact (varints, no field names) and validates while decoding: corrupt
-//! or truncated bytes give an error, never undefined behaviour. Pairs of 64-bit integers
-//! and floats are written fixed-width instead ([`pairs`]).
+//! Both validate while decoding what can be invalid: corrupt or truncated bytes give an
+//! error, never undefined behaviour. Pairs of 64-bit integers and floats, the raw layout's
+//! 16 bytes, are written and read without serde calls ([`pairs`]).
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub mod pairs;
+pub mod raw;
 
 /// The version of the record format, named where records outlive the job (a
-/// checkpoint's marker): 2 since pairs are written fixed-width ([`pairs`]), 1 before.
-pub const FORMAT: u32 = 2;
+/// checkpoint's marker): 3 since records are written in the [`raw`] layout, 2 when pairs
+/// were fixed-width and the rest postcard, 1 before.
+pub const FORMAT: u32 = 3;
 
 /// Appends `record` to `buf`.
 pub fn encode_into<T: Serialize + 'static>(buf: &mut Vec<u8>, record: &T) {
     if !pairs::encode(buf, record) {
-        postcard_into(buf, record);
+        raw_into(buf, record);
     }
 }
 
-/// Appends `record` in postcard.
-fn postcard_into<T: Serialize + ?Sized>(buf: &mut Vec<u8>, record: &T) {
-    // Writing into a Vec cannot fail for the plain data types RDDs hold; a type whose
-    // Serialize impl reports an error is a programming error in that type.
-    if let Err(e) = postcard::to_io(record, &mut *buf) {
+/// Appends `record` in the raw layout.
+#[inline]
+fn raw_into<T: Serialize + ?Sized>(buf: &mut Vec<u8>, record: &T) {
+    // Writing into a Vec cannot fail for the plain data types RDDs hold; a sequence that
+    // does not say its length, or a Serialize impl reporting an error, is a programming
+    // error in that type.
+    if let Err(e) = raw::encode_into(buf, record) {
         panic!("record failed to serialize: {e}");
     }
 }
@@ -38,7 +44,7 @@ pub fn encode_entry_into<K: Serialize + 'static, C: Serialize + 'static>(
     c: &C,
 ) {
     if !pairs::encode_parts(buf, k, c) {
-        postcard_into(buf, &(k, c));
+        raw_into(buf, &(k, c));
     }
 }
 
@@ -61,10 +67,7 @@ pub fn decode_at<T: DeserializeOwned + 'static>(
     if let Some(pair) = pairs::decode(bytes, at) {
         return pair;
     }
-    match postcard::take_from_bytes::<T>(&bytes[at..]) {
-        Ok((record, rest)) => Ok((record, bytes.len() - rest.len())),
-        Err(e) => Err(format!("record at byte {at}: {e}")),
-    }
+    raw::take_from(bytes, at).map_err(|e| format!("record at byte {at}: {e}"))
 }
 
 /// Decodes every record of `bytes`, appending to `out`; `Err` says what is wrong and where.
@@ -86,10 +89,7 @@ pub fn decode_all_into<T: DeserializeOwned + 'static>(
 pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, String> {
     let (value, end) = match pairs::decode(bytes, 0) {
         Some(pair) => pair?,
-        None => match postcard::take_from_bytes::<T>(bytes) {
-            Ok((value, rest)) => (value, bytes.len() - rest.len()),
-            Err(e) => return Err(format!("{e} ({} bytes)", bytes.len())),
-        },
+        None => raw::take_from(bytes, 0).map_err(|e| format!("{e} ({} bytes)", bytes.len()))?,
     };
     match bytes.len() - end {
         0 => Ok(value),

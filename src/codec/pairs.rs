@@ -1,8 +1,8 @@
 //! Pairs of 64-bit integers and floats (`(u64, f64)`, PageRank's contributions; `(u64,
-//! u64)`, an edge; `(i64, i64)`, a key and a sum, ...) as 16 little-endian bytes instead of
-//! postcard's varints: written with one store and read back with two loads and no serde
-//! calls (profiled on PageRank: postcard's encoding 10% of an executor, its decoding
-//! another 6-8%).
+//! u64)`, an edge; `(i64, i64)`, a key and a sum, ...) as 16 little-endian bytes — the
+//! bytes the [`super::raw`] layout gives them — written with one store and read back with
+//! two loads and no serde calls (profiled on PageRank when the rest was postcard:
+//! postcard's encoding 10% of an executor, its decoding another 6-8%).
 //!
 //! A pair is recognised by its type (`TypeId`, a constant once the generic code is
 //! compiled for it), so the choice costs nothing at run time and both ends of a shuffle,
@@ -112,7 +112,7 @@ mod tests {
         assert_eq!(decode::<(i64, u64)>(&buf, 17), Some(Ok(((-3, 9), 33))));
         let short = decode::<(i64, u64)>(&buf, 18);
         assert!(matches!(short, Some(Err(e)) if e.contains("15 bytes left")));
-        // Not pairs: left to postcard.
+        // Not pairs: left to the raw layout's serde path.
         assert!(!encode(&mut buf, &(1u32, 2u64)));
         assert!(!encode(&mut buf, &7u64));
         assert!(!encode(&mut buf, &((1u64, 2u64), ())));

@@ -99,7 +99,7 @@ pub enum ToDriver {
     },
 }
 
-/// Encodes a control message (postcard: compact, schema in the Rust types).
+/// Encodes a control message (the record codec's raw layout, schema in the Rust types).
 pub fn encode<T: Serialize + 'static>(message: &T) -> Vec<u8> {
     crate::codec::encode(message)
 }
