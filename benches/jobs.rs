@@ -246,20 +246,28 @@ fn generated(kind: &str, amount: &str, flag: &str) -> PathBuf {
 
 /// Every line of a committed output directory, in part order.
 fn lines(dir: &Path) -> Vec<String> {
+    let mut all = Vec::new();
+    for_each_line(dir, |l| all.push(l.to_string()));
+    all
+}
+
+/// `f` of every line of a committed output directory, in part order, one line held at a
+/// time (the join's 70 M rows as `String`s would take gigabytes).
+fn for_each_line(dir: &Path, mut f: impl FnMut(&str)) {
     assert!(
         dir.join("_SUCCESS").exists(),
         "no _SUCCESS in {}",
         dir.display()
     );
-    support::parts(dir)
-        .iter()
-        .flat_map(|p| {
-            std::io::BufReader::new(std::fs::File::open(p).unwrap())
-                .lines()
-                .map(Result::unwrap)
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    let mut line = String::new();
+    for p in support::parts(dir) {
+        let mut reader = std::io::BufReader::new(std::fs::File::open(p).unwrap());
+        line.clear();
+        while reader.read_line(&mut line).unwrap() > 0 {
+            f(line.strip_suffix('\n').unwrap_or(&line));
+            line.clear();
+        }
+    }
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -344,15 +352,12 @@ fn check_groupby(ember: &Path, baseline: &Path) -> String {
 
 fn check_join(ember: &Path, baseline: &Path) -> String {
     let read = |dir: &Path| -> Vec<(i64, i64, i64)> {
-        let mut rows: Vec<(i64, i64, i64)> = lines(dir)
-            .iter()
-            .map(|l| {
-                let mut f = l.split('\t').map(|x| x.parse::<i64>().expect("integer"));
-                let row = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
-                assert!(f.next().is_none(), "key<TAB>fact<TAB>dim: {l}");
-                row
-            })
-            .collect();
+        let mut rows: Vec<(i64, i64, i64)> = Vec::new();
+        for_each_line(dir, |l| {
+            let mut f = l.split('\t').map(|x| x.parse::<i64>().expect("integer"));
+            rows.push((f.next().unwrap(), f.next().unwrap(), f.next().unwrap()));
+            assert!(f.next().is_none(), "key<TAB>fact<TAB>dim: {l}");
+        });
         rows.sort_unstable();
         rows
     };
