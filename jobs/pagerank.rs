@@ -11,6 +11,7 @@
 
 use clap::Parser;
 use ember::config::EngineArgs;
+use ember::io::edges::parse_edge;
 use ember::{Context, Error, Rdd, Result, SaveOptions, StorageLevel};
 
 #[derive(Parser)]
@@ -52,21 +53,6 @@ struct Args {
     engine: EngineArgs,
 }
 
-/// Parses one line of a SNAP edge list; `None` for comments and blank lines.
-fn edge(line: &str) -> Option<std::result::Result<(u64, u64), String>> {
-    let line = line.trim();
-    if line.is_empty() || line.starts_with('#') {
-        return None;
-    }
-    let mut ids = line.split_whitespace().map(str::parse::<u64>);
-    Some(match (ids.next(), ids.next(), ids.next()) {
-        (Some(Ok(s)), Some(Ok(d)), None) => Ok((s, d)),
-        _ => Err(format!(
-            "not an edge (two non-negative integer ids): {line:?}"
-        )),
-    })
-}
-
 fn run(ctx: &Context, args: &Args) -> Result<()> {
     if args.iterations == 0 {
         return Err(Error::Other("--iterations must be at least 1".into()));
@@ -77,13 +63,8 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
                 partitions: args.partitions,
                 ..Default::default()
             };
-            let input = input.clone();
-            ctx.text_file_with(&input, options)?
-                .flat_map(move |l| match edge(&l) {
-                    None => None,
-                    Some(Ok(e)) => Some(e),
-                    Some(Err(e)) => panic!("{input}: {e}"),
-                })
+            // A malformed line fails the job naming its file and line.
+            ctx.text_file_parsed(input, options, parse_edge)?
         }
         (None, Some(size)) => {
             use ember::datagen;

@@ -1,6 +1,7 @@
 //! I/O: input files and their splits, memory maps, private scratch files, committed output
-//! directories, fixed-size record formats and key-value lines. Knows files, not RDDs.
+//! directories, fixed-size record formats, edge lists and key-value lines. Knows files, not RDDs.
 
+pub mod edges;
 pub mod input;
 pub mod key_value;
 pub mod output;
