@@ -178,6 +178,37 @@ fn exchanged_shuffles(stderr: &str) -> std::collections::BTreeMap<u64, (usize, u
 }
 
 #[test]
+fn a_malformed_edge_fails_pagerank_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("edges.txt");
+    random_graph(&input, 50, 200, 3);
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    // Line 101: two header comments, then 98 edges before it.
+    let at = text.match_indices('\n').nth(99).unwrap().0 + 1;
+    text.insert_str(at, "12\t-3\n");
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("ranks");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+    ];
+    let out = run(mpirun(3, &bin("pagerank"), &args), TIMEOUT);
+    assert!(!out.success() && !out.timed_out, "{out:#?}");
+    let expected = format!(
+        "{}: line 101: not an edge (two non-negative integer ids): \"12\\t-3\"",
+        input.display()
+    );
+    assert!(
+        out.stderr.contains(&expected),
+        "{expected} not in {}",
+        out.stderr
+    );
+    assert!(!output.exists(), "a failed job left {}", output.display());
+}
+
+#[test]
 fn pagerank_matches_the_sequential_reference() {
     for ranks in [1, 2, 4] {
         let out = check_pagerank(ranks, None);
