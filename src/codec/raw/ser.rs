@@ -171,13 +171,12 @@ impl<'b> Serializer for &mut Writer<'b> {
     #[inline]
     fn serialize_struct_variant(
         self,
-        _: &'static str,
+        name: &'static str,
         index: u32,
-        _: &'static str,
-        _: usize,
+        variant: &'static str,
+        len: usize,
     ) -> Result<Self, Error> {
-        put_varint(self.buf, index as u64);
-        Ok(self)
+        self.serialize_tuple_variant(name, index, variant, len)
     }
 
     fn is_human_readable(&self) -> bool {
