@@ -5,6 +5,7 @@
 
 use clap::Parser;
 use ember::config::EngineArgs;
+use ember::io::points::parse_point;
 use ember::{Context, Error, Rdd, Result, SaveOptions, StorageLevel};
 
 #[derive(Parser)]
@@ -61,17 +62,8 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
                 partitions: args.partitions,
                 ..Default::default()
             };
-            let input = input.clone();
-            ctx.text_file_with(&input, options)?
-                .filter(|l| !l.trim().is_empty())
-                .map(move |l| {
-                    l.split_whitespace()
-                        .map(|x| {
-                            x.parse::<f64>()
-                                .unwrap_or_else(|_| panic!("{input}: not a number: {x:?} in {l:?}"))
-                        })
-                        .collect()
-                })
+            // A malformed line fails the job naming its file and line.
+            ctx.text_file_parsed(input, options, parse_point)?
         }
         (None, Some(size)) => {
             use ember::datagen;

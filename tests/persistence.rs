@@ -384,6 +384,38 @@ fn check_kmeans(ranks: usize, env: Option<(&str, &str)>) -> common::Run {
 }
 
 #[test]
+fn a_malformed_point_fails_kmeans_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("points.txt");
+    write_points(&input, 300, 9);
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    let at = text.match_indices('\n').nth(199).unwrap().0 + 1;
+    text.insert_str(at, "1.5 2,5\n");
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("centres");
+    let args = [
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--k",
+        "4",
+    ];
+    let out = run(mpirun(3, &bin("kmeans"), &args), TIMEOUT);
+    assert!(!out.success() && !out.timed_out, "{out:#?}");
+    let expected = format!(
+        "(not retried): {}: line 201: not a point (numbers separated by white space): \"2,5\"",
+        input.display()
+    );
+    assert!(
+        out.stderr.contains(&expected),
+        "{expected} not in {}",
+        out.stderr
+    );
+    assert!(!output.exists(), "a failed job left {}", output.display());
+}
+
+#[test]
 fn kmeans_matches_the_sequential_reference() {
     for ranks in [1, 2, 4] {
         check_kmeans(ranks, None);
