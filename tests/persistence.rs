@@ -177,35 +177,47 @@ fn exchanged_shuffles(stderr: &str) -> std::collections::BTreeMap<u64, (usize, u
     out
 }
 
-#[test]
-fn a_malformed_edge_fails_pagerank_naming_the_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("edges.txt");
-    random_graph(&input, 50, 200, 3);
-    let mut text = std::fs::read_to_string(&input).unwrap();
-    // Line 101: two header comments, then 98 edges before it.
-    let at = text.match_indices('\n').nth(99).unwrap().0 + 1;
-    text.insert_str(at, "12\t-3\n");
-    std::fs::write(&input, text).unwrap();
-    let output = dir.path().join("ranks");
-    let args = [
+/// Inserts `text` into the file at `path` as its line `line` (counted from 1).
+fn insert_line(path: &Path, line: usize, text: &str) {
+    let mut content = std::fs::read_to_string(path).unwrap();
+    let at = content.match_indices('\n').nth(line - 2).unwrap().0 + 1;
+    content.insert_str(at, &format!("{text}\n"));
+    std::fs::write(path, content).unwrap();
+}
+
+/// Runs `job` on `input` (and `extra` arguments) under 3 ranks and checks that it fails,
+/// saying `expected`, and leaves no output.
+fn assert_fails_saying(job: &str, input: &Path, extra: &[&str], expected: &str) {
+    let output = input.with_extension("out");
+    let mut args = vec![
         "--input",
         input.to_str().unwrap(),
         "--output",
         output.to_str().unwrap(),
     ];
-    let out = run(mpirun(3, &bin("pagerank"), &args), TIMEOUT);
+    args.extend_from_slice(extra);
+    let out = run(mpirun(3, &bin(job), &args), TIMEOUT);
     assert!(!out.success() && !out.timed_out, "{out:#?}");
-    let expected = format!(
-        "{}: line 101: not an edge (two non-negative integer ids): \"12\\t-3\"",
-        input.display()
-    );
     assert!(
-        out.stderr.contains(&expected),
+        out.stderr.contains(expected),
         "{expected} not in {}",
         out.stderr
     );
     assert!(!output.exists(), "a failed job left {}", output.display());
+}
+
+#[test]
+fn a_malformed_edge_fails_pagerank_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("edges.txt");
+    random_graph(&input, 50, 200, 3);
+    // Line 101: two header comments, then 98 edges before it.
+    insert_line(&input, 101, "12\t-3");
+    let expected = format!(
+        "{}: line 101: not an edge (two non-negative integer ids): \"12\\t-3\"",
+        input.display()
+    );
+    assert_fails_saying("pagerank", &input, &[], &expected);
 }
 
 #[test]
@@ -388,31 +400,12 @@ fn a_malformed_point_fails_kmeans_naming_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("points.txt");
     write_points(&input, 300, 9);
-    let mut text = std::fs::read_to_string(&input).unwrap();
-    let at = text.match_indices('\n').nth(199).unwrap().0 + 1;
-    text.insert_str(at, "1.5 2,5\n");
-    std::fs::write(&input, text).unwrap();
-    let output = dir.path().join("centres");
-    let args = [
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--k",
-        "4",
-    ];
-    let out = run(mpirun(3, &bin("kmeans"), &args), TIMEOUT);
-    assert!(!out.success() && !out.timed_out, "{out:#?}");
+    insert_line(&input, 201, "1.5 2,5");
     let expected = format!(
         "(not retried): {}: line 201: not a point (numbers separated by white space): \"2,5\"",
         input.display()
     );
-    assert!(
-        out.stderr.contains(&expected),
-        "{expected} not in {}",
-        out.stderr
-    );
-    assert!(!output.exists(), "a failed job left {}", output.display());
+    assert_fails_saying("kmeans", &input, &["--k", "4"], &expected);
 }
 
 #[test]
