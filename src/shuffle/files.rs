@@ -7,7 +7,8 @@
 //! says where its sorted runs end ([`runs_header`]). Files are 0600 in a 0700 directory,
 //! removed when the executor stops or the job fails.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
@@ -67,9 +68,15 @@ impl Piece<'_> {
     }
 
     /// Writes the piece: an ordered one record by record, fetching the records ahead
-    /// into the cache meanwhile (they are read at random).
-    fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+    /// into the cache meanwhile (they are read at random); a large slice straight to the
+    /// file, not through the buffer (profiled: copying PageRank's ~0.8 MB buckets into a
+    /// 1 MiB buffer was 8% of an executor's iteration).
+    fn write_to(&self, out: &mut BufWriter<File>) -> std::io::Result<()> {
         match self {
+            Piece::Bytes(b) if b.len() >= DIRECT_WRITE => {
+                out.flush()?;
+                out.get_mut().write_all(b)
+            }
             Piece::Bytes(b) => out.write_all(b),
             Piece::Ordered(b, order) => {
                 for (i, &record) in order.iter().enumerate() {
@@ -132,7 +139,7 @@ pub fn write_map_file(
     sorted: bool,
 ) -> Result<MapFile> {
     let index = data.with_extension("index");
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, create_private(&data)?);
+    let mut out = BufWriter::with_capacity(1 << 20, create_private(&data)?);
     let mut offsets = vec![(0u64, 0u64); buckets.len()];
     let mut runs = Vec::with_capacity(peers);
     let mut parts = vec![Vec::new(); peers];
@@ -174,6 +181,10 @@ pub fn write_map_file(
         parts,
     })
 }
+
+/// A slice at least this long is written to a map file with its own system call, not
+/// copied into the writer's buffer first.
+const DIRECT_WRITE: usize = 64 << 10;
 
 /// Records ahead of the one being written whose bytes are fetched into the cache meanwhile:
 /// a sorted bucket's records are read at random, and waiting for memory would dominate
@@ -260,5 +271,29 @@ mod tests {
             !path.exists(),
             "the scratch directory is removed with its executor"
         );
+    }
+
+    #[test]
+    fn large_slices_written_past_the_buffer_keep_their_place() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = ScratchDir::create(root.path(), "t", 1).unwrap();
+        let large: Vec<u8> = (0..DIRECT_WRITE * 3 + 7).map(|i| (i % 251) as u8).collect();
+        let buckets: Vec<Vec<Piece>> = vec![
+            vec![
+                Piece::Bytes(b"head"),
+                Piece::Bytes(&large),
+                Piece::Bytes(b"tail"),
+            ],
+            vec![Piece::Ordered(b"xyz", &[2 << 64 | 3, 1, 1 << 64 | 2])],
+            vec![Piece::Bytes(&large[..DIRECT_WRITE])],
+        ];
+        let owners = [0, 0, 0];
+        let name = map_file_name(ShuffleId(4), 1, 0);
+        let f = write_map_file(dir.path().join(name), 1, &buckets, &owners, 1, false).unwrap();
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&large);
+        expected.extend_from_slice(b"tailzxy");
+        expected.extend_from_slice(&large[..DIRECT_WRITE]);
+        assert_eq!(std::fs::read(&f.data).unwrap(), expected);
     }
 }
