@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use ember::config::EngineArgs;
-use ember::io::points::parse_point;
+use ember::io::points::{parse_point, parse_point_of};
 use ember::{Context, Error, Rdd, Result, SaveOptions, StorageLevel};
 
 #[derive(Parser)]
@@ -62,8 +62,16 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
                 partitions: args.partitions,
                 ..Default::default()
             };
-            // A malformed line fails the job naming its file and line.
-            ctx.text_file_parsed(input, options, parse_point)?
+            // Every point must have the first one's coordinates: that one is read first
+            // (a batch of the first split). A malformed line, or a point of another
+            // dimension, fails the job naming its file and line.
+            match ctx
+                .text_file_parsed(input, options.clone(), parse_point)?
+                .first()?
+            {
+                Some(first) => ctx.text_file_parsed(input, options, parse_point_of(first.len()))?,
+                None => return Err(Error::Other(format!("{input}: no points"))),
+            }
         }
         (None, Some(size)) => {
             use ember::datagen;

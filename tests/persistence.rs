@@ -409,6 +409,29 @@ fn a_malformed_point_fails_kmeans_naming_the_file_and_line() {
 }
 
 #[test]
+fn a_point_of_another_dimension_fails_kmeans_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("points.txt");
+    // Points of 3 coordinates; line 251 has 2.
+    write_points(&input, 300, 5);
+    insert_line(&input, 251, "1.5 2.5");
+    let expected = format!(
+        "(not retried): {}: line 251: a point of 2 coordinates where the first point has 3",
+        input.display()
+    );
+    assert_fails_saying("kmeans", &input, &["--k", "4"], &expected);
+}
+
+#[test]
+fn kmeans_over_no_points_fails_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("blank.txt");
+    std::fs::write(&input, "\n  \n\n").unwrap();
+    let expected = format!("{}: no points", input.display());
+    assert_fails_saying("kmeans", &input, &["--k", "2"], &expected);
+}
+
+#[test]
 fn kmeans_matches_the_sequential_reference() {
     for ranks in [1, 2, 4] {
         check_kmeans(ranks, None);
