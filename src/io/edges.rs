@@ -1,6 +1,8 @@
 //! SNAP edge lists (`FORMATS.md`): `src<TAB>dst` lines of two non-negative integer vertex
 //! ids (any white space between them), `#` comments and blank lines.
 
+use super::ascii_space;
+
 /// Parses one edge-list line: `(src, dst)`, or `None` for a comment or a blank line. The
 /// error says what is wrong with the line (the source that reads it adds the file and line
 /// number).
@@ -20,7 +22,7 @@ pub fn parse_edge(line: &str) -> Result<Option<(u64, u64)>, String> {
     let mut at = skip_space(bytes, 0);
     if let Some((src, end)) = digits(bytes, at)
         && end < bytes.len()
-        && space(bytes[end])
+        && ascii_space(bytes[end])
     {
         at = skip_space(bytes, end);
         if let Some((dst, end)) = digits(bytes, at)
@@ -32,15 +34,9 @@ pub fn parse_edge(line: &str) -> Result<Option<(u64, u64)>, String> {
     parse_edge_str(line)
 }
 
-/// White space within ASCII as `char::is_whitespace` has it: tab, LF, VT, FF, CR, space.
-#[inline]
-fn space(b: u8) -> bool {
-    matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
-}
-
 #[inline]
 fn skip_space(bytes: &[u8], mut at: usize) -> usize {
-    while at < bytes.len() && space(bytes[at]) {
+    while at < bytes.len() && ascii_space(bytes[at]) {
         at += 1;
     }
     at

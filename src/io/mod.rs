@@ -8,3 +8,24 @@ pub mod output;
 pub mod points;
 pub mod records;
 pub mod scratch;
+
+/// Whether `byte` is white space by itself: tab, LF, VT, FF, CR and space (the white space
+/// within ASCII, as `char::is_whitespace` has it; `u8::is_ascii_whitespace` leaves out VT).
+#[inline]
+pub(crate) fn ascii_space(byte: u8) -> bool {
+    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ascii_space_is_char_whitespace_within_ascii() {
+        for byte in 0..=0x7fu8 {
+            assert_eq!(
+                super::ascii_space(byte),
+                (byte as char).is_whitespace(),
+                "byte {byte:#04x}"
+            );
+        }
+    }
+}

@@ -11,6 +11,7 @@
 //! once) finds each word's end eight bytes at a time.
 
 use crate::Str;
+use crate::io::ascii_space;
 
 /// The words of `line`, in order (see the module documentation).
 pub fn words(line: String) -> Words {
@@ -67,13 +68,6 @@ fn ascii_word_end(bytes: &[u8], mut at: usize) -> usize {
         at += 1;
     }
     at
-}
-
-/// Whether `byte` is white space by itself: tab, LF, VT, FF, CR and space (the white space
-/// within ASCII, as `char::is_whitespace`).
-#[inline]
-fn ascii_space(byte: u8) -> bool {
-    matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
 }
 
 /// The character starting at byte `at` of `text` (at a character boundary): whether it is
