@@ -48,6 +48,11 @@ impl<T: 'static, U: 'static> Compute<U> for MapBatches<T, U> {
     }
 }
 
+/// The capacity of a `flat_map` batch: [`BATCH_SIZE`] and room for the expansion of the
+/// record that crosses it. Without the slack nearly every batch was grown, copying it, as
+/// its last record's expansion passed the capacity (PageRank: 8 links a vertex).
+const FLAT_MAP_BATCH: usize = BATCH_SIZE + BATCH_SIZE / 4;
+
 /// `flat_map`: every record expanded by `f`, cut into output batches of about
 /// [`BATCH_SIZE`] records. One output vector per input batch would be ~10× its size when
 /// lines become words (a megabyte of pairs, past the L2 cache, written and read back);
@@ -89,10 +94,10 @@ where
             if let Some(e) = error.take() {
                 return Some(Err(e));
             }
-            let mut out = Vec::with_capacity(BATCH_SIZE);
+            let mut out = Vec::with_capacity(FLAT_MAP_BATCH);
             loop {
                 // A record's whole expansion goes into one batch, so a batch may pass
-                // BATCH_SIZE by one record's fan-out.
+                // BATCH_SIZE by one record's fan-out (into the slack its capacity has).
                 while out.len() < BATCH_SIZE {
                     match records.next() {
                         Some(record) => out.extend((self.f)(record)),
@@ -353,6 +358,30 @@ mod tests {
             .flat_map(|i| std::iter::repeat_n(i, (i % 7) as usize))
             .collect();
         assert_eq!(out, want);
+        ctx.stop();
+    }
+
+    #[test]
+    fn a_flat_map_batch_holds_the_expansion_crossing_its_size_without_growing() {
+        use crate::config::EngineArgs;
+        use crate::context::Context;
+        let ctx = Context::local_with(&EngineArgs::default());
+        // Fan-out 7: a record's expansion crosses BATCH_SIZE in nearly every batch.
+        let batches = ctx
+            .range(0, 10 * BATCH_SIZE as u64, Some(1))
+            .flat_map(|i| std::iter::repeat_n(i, 7))
+            .map_batches("capacities", |b| vec![(b.len(), b.capacity())])
+            .collect()
+            .unwrap();
+        let last = batches.len() - 1;
+        assert!(last > 60, "{} batches", batches.len());
+        for (i, &(len, capacity)) in batches.iter().enumerate() {
+            assert!(
+                i == last || (BATCH_SIZE..BATCH_SIZE + 7).contains(&len),
+                "{len}"
+            );
+            assert_eq!(capacity, FLAT_MAP_BATCH, "a batch of {len} grown");
+        }
         ctx.stop();
     }
 
