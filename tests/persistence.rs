@@ -395,31 +395,27 @@ fn check_kmeans(ranks: usize, env: Option<(&str, &str)>) -> common::Run {
     out
 }
 
-#[test]
-fn a_malformed_point_fails_kmeans_naming_the_file_and_line() {
+/// Runs KMeans on 300 points of 3 coordinates with `text` as line `line`, and checks that
+/// it fails at once naming the file and line, then `says`.
+fn assert_kmeans_fails_at(line: usize, text: &str, says: &str) {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("points.txt");
-    write_points(&input, 300, 9);
-    insert_line(&input, 201, "1.5 2,5");
-    let expected = format!(
-        "(not retried): {}: line 201: not a point (numbers separated by white space): \"2,5\"",
-        input.display()
-    );
+    write_points(&input, 300, line as u64);
+    insert_line(&input, line, text);
+    let expected = format!("(not retried): {}: line {line}: {says}", input.display());
     assert_fails_saying("kmeans", &input, &["--k", "4"], &expected);
 }
 
 #[test]
+fn a_malformed_point_fails_kmeans_naming_the_file_and_line() {
+    let says = "not a point (numbers separated by white space): \"2,5\"";
+    assert_kmeans_fails_at(201, "1.5 2,5", says);
+}
+
+#[test]
 fn a_point_of_another_dimension_fails_kmeans_naming_the_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("points.txt");
-    // Points of 3 coordinates; line 251 has 2.
-    write_points(&input, 300, 5);
-    insert_line(&input, 251, "1.5 2.5");
-    let expected = format!(
-        "(not retried): {}: line 251: a point of 2 coordinates where the first point has 3",
-        input.display()
-    );
-    assert_fails_saying("kmeans", &input, &["--k", "4"], &expected);
+    let says = "a point of 2 coordinates where the first point has 3";
+    assert_kmeans_fails_at(251, "1.5 2.5", says);
 }
 
 #[test]
