@@ -1,7 +1,7 @@
 //! SNAP edge lists (`FORMATS.md`): `src<TAB>dst` lines of two non-negative integer vertex
 //! ids (any white space between them), `#` comments and blank lines.
 
-use super::ascii_space;
+use super::{ascii_digits, ascii_space};
 
 /// Parses one edge-list line: `(src, dst)`, or `None` for a comment or a blank line. The
 /// error says what is wrong with the line (the source that reads it adds the file and line
@@ -20,12 +20,12 @@ pub fn parse_edge(line: &str) -> Result<Option<(u64, u64)>, String> {
     // decoding and `parse` were over half of reading the edges.
     let bytes = line.as_bytes();
     let mut at = skip_space(bytes, 0);
-    if let Some((src, end)) = digits(bytes, at)
+    if let Some((src, end)) = ascii_digits(bytes, at)
         && end < bytes.len()
         && ascii_space(bytes[end])
     {
         at = skip_space(bytes, end);
-        if let Some((dst, end)) = digits(bytes, at)
+        if let Some((dst, end)) = ascii_digits(bytes, at)
             && skip_space(bytes, end) == bytes.len()
         {
             return Ok(Some((src, dst)));
@@ -40,23 +40,6 @@ fn skip_space(bytes: &[u8], mut at: usize) -> usize {
         at += 1;
     }
     at
-}
-
-/// The decimal number of the digits starting at `at` and where they end; `None` if there
-/// are none or it overflows a `u64`.
-#[inline]
-fn digits(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
-    let mut n: u64 = 0;
-    let mut at = start;
-    while let Some(&b) = bytes.get(at) {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
-        at += 1;
-    }
-    (at > start).then_some((n, at))
 }
 
 /// [`parse_edge`] on `str`s: any white space, and the error for a malformed line.

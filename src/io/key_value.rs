@@ -35,16 +35,9 @@ fn ascii_int(s: &[u8]) -> Option<i64> {
         b'+' => (false, &s[1..]),
         _ => (false, s),
     };
-    if digits.is_empty() {
+    let (magnitude, end) = super::ascii_digits(digits, 0)?;
+    if end != digits.len() {
         return None;
-    }
-    let mut magnitude: u64 = 0;
-    for &b in digits {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(d))?;
     }
     if negative {
         0i64.checked_sub_unsigned(magnitude)

@@ -16,6 +16,23 @@ pub(crate) fn ascii_space(byte: u8) -> bool {
     matches!(byte, b'\t' | b'\n' | 0x0b | 0x0c | b'\r' | b' ')
 }
 
+/// The decimal number of the ASCII digits of `bytes` from `start` on, and where they end;
+/// `None` if there are none or the number overflows a `u64`.
+#[inline]
+pub(crate) fn ascii_digits(bytes: &[u8], start: usize) -> Option<(u64, usize)> {
+    let mut n: u64 = 0;
+    let mut at = start;
+    while let Some(&b) = bytes.get(at) {
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+        at += 1;
+    }
+    (at > start).then_some((n, at))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
