@@ -176,12 +176,15 @@ fn run_task(
         StageKind::ShuffleMap(dep) => {
             let output = dep.run_map_task(tc.partition, &tc)?;
             let records = output.records;
-            let first_id = executor.info.id.rank() - executor.peers.rank();
+            let me = executor.info.id.rank();
+            let first_id = me - executor.peers.rank();
             let peers = executor.peers.size();
-            let file =
-                executor
-                    .shuffle
-                    .put_map_output(dep.id(), tc.partition, output, first_id, peers)?;
+            let file = executor.shuffle.put_map_output(
+                dep.id(),
+                tc.partition,
+                output,
+                (first_id, me, peers),
+            )?;
             // The pieces spilled during the task are part of what it wrote.
             written = (records, file.bytes);
             tc.counters.add_spill(file.on_disk);

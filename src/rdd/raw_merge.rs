@@ -14,8 +14,8 @@ use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::rdd::sort_key::{SortKey, entry, index_of};
 use crate::rdd::sort_merge::{out_of_order, raw_key_at};
 use crate::rdd::tournament::{EXHAUSTED, Tournament};
+use crate::shuffle::block::Block;
 use crate::shuffle::files::prefetch;
-use crate::shuffle::store::Block;
 
 /// How many records ahead of its head a run's bytes are fetched into the cache.
 const PREFETCH_RECORDS: usize = 4;

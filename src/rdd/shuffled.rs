@@ -11,8 +11,9 @@ use crate::plan::node::ShuffleDep;
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::shuffle_dep::{MapSort, ShuffleDependency};
 use crate::plan::task::TaskContext;
+use crate::shuffle::block::Block;
 use crate::shuffle::partitioner::Partitioner;
-use crate::shuffle::store::{Block, ReduceInput};
+use crate::shuffle::store::ReduceInput;
 
 /// Merges the records of one reduce partition as they are decoded (e.g. sums values by
 /// key), so memory holds the merged records, not every record received (and spills them

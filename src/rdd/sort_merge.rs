@@ -20,8 +20,8 @@ use crate::ids::ShuffleId;
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::rdd::shuffled::corrupt;
 use crate::rdd::sort_key::{SortKey, entry, in_direction, index_of, prefix_decides, same_prefix};
+use crate::shuffle::block::Block;
 use crate::shuffle::files::read_runs_header;
-use crate::shuffle::store::Block;
 
 /// Merges the sorted `runs` (block index, byte range; numbered in arrival order, so ties
 /// come out in it) of `blocks`, records encoded by `raw` if given, else by the codec.

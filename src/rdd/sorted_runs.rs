@@ -23,8 +23,8 @@ use crate::rdd::sort_key::{
     SortKey, entry, in_direction, index_of, prefix_decides, same_prefix, sort_entries,
 };
 use crate::rdd::{raw_merge, sort_merge};
+use crate::shuffle::block::Block;
 use crate::shuffle::range::range_partition;
-use crate::shuffle::store::Block;
 use crate::shuffle::{BucketOrder, packed_range};
 
 /// Sorting by a key of each record.

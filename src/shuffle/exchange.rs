@@ -31,8 +31,9 @@ use crate::error::{Error, Result};
 use crate::faults::ShuffleFault;
 use crate::io::scratch::{create_private, map_read};
 use crate::shuffle::ShuffleId;
+use crate::shuffle::block::{Block, BlockBytes};
 use crate::shuffle::files::MapFile;
-use crate::shuffle::store::{Block, ReduceSide, ShuffleStore};
+use crate::shuffle::store::{ReduceSide, ShuffleStore};
 use crate::transport::{Group, prefix_sums};
 
 /// One map file's runs for one destination.
@@ -106,16 +107,13 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<Exchanged> {
     let peers = ex.peers;
     let (n, my_peer) = (peers.size(), peers.rank());
     let me = ex.first_id + my_peer;
-    let files = ex.store.take_map_files(shuffle);
+    let mut files = ex.store.take_map_files(shuffle);
     let prepared = ex.store.owners(shuffle).and_then(|owners| {
         if ex.fault == Some(ShuffleFault::FailPrepare) {
             return Err(injected(shuffle, me, "before the metadata step"));
         }
         if ex.fault == Some(ShuffleFault::Corrupt) {
-            for f in files.iter().filter(|f| f.bytes() > 0) {
-                std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
-                    .map_err(|e| Error::io(&f.data, e))?;
-            }
+            corrupt_map_files(ex.store, &mut files)?;
         }
         Ok(owners)
     });
@@ -154,11 +152,12 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<Exchanged> {
     }
     let meta_counts: Vec<usize> = meta_send.iter().map(Vec::len).collect();
     let meta = peers.all_to_all_v(&meta_send.concat(), &meta_counts)?;
-    let listed =
-        list_runs(ex, shuffle, &owners, &meta, &in_place).and_then(|listed| match ex.fault {
+    let listed = list_runs(ex, shuffle, &owners, &meta, &in_place, &files).and_then(|listed| {
+        match ex.fault {
             Some(ShuffleFault::Fail) => Err(injected(shuffle, me, "after the metadata step")),
             _ => Ok(listed),
-        });
+        }
+    });
     let (mut blocks, remote, in_place_bytes) = agree(peers, shuffle, listed)?;
     let cross_node: u64 = remote
         .iter()
@@ -198,13 +197,32 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<Exchanged> {
     })
 }
 
-/// Checks every source's announced runs and maps co-located sources' files in place.
+/// The injected fault `corrupt`: every byte of this executor's map output made 0xff, in
+/// its files and in the buckets it kept in memory.
+fn corrupt_map_files(store: &ShuffleStore, files: &mut [MapFile]) -> Result<()> {
+    for f in files.iter_mut() {
+        if f.bytes() > 0 {
+            std::fs::write(&f.data, vec![0xff; f.bytes() as usize])
+                .map_err(|e| Error::io(&f.data, e))?;
+        }
+        for (_, bytes) in &mut f.own {
+            let garbage = vec![0xff; bytes.len()];
+            *bytes = Arc::new(BlockBytes::Memory(garbage, store.memory().reservation()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks every source's announced runs and maps co-located sources' files in place;
+/// this executor's own `files` add the buckets they kept in memory, in their place among
+/// the sources.
 fn list_runs(
     ex: &Exchange<'_>,
     shuffle: ShuffleId,
     owners: &[usize],
     meta: &crate::transport::Received,
     in_place: &dyn Fn(usize) -> bool,
+    files: &[MapFile],
 ) -> Result<Listed> {
     let (n, first_id) = (ex.peers.size(), ex.first_id);
     let me = first_id + ex.peers.rank();
@@ -223,7 +241,7 @@ fn list_runs(
                 let Some(map) = crate::io::input::map_file(&file.path)? else {
                     continue;
                 };
-                let map = Arc::new(map);
+                let map = Arc::new(BlockBytes::Mapped(map));
                 for &(r, offset, len) in &file.runs {
                     let range = offset as usize..(offset + len) as usize;
                     if range.end > map.len() {
@@ -247,6 +265,18 @@ fn list_runs(
                         .iter()
                         .map(|&(r, off, len)| (r as usize, (base + off) as usize, len as usize)),
                 );
+            }
+        }
+        if source == me {
+            for file in files {
+                for (r, bytes) in &file.own {
+                    in_place_bytes += bytes.len() as u64;
+                    blocks.entry(*r as usize).or_default().push(Block {
+                        source,
+                        data: Arc::clone(bytes),
+                        range: 0..bytes.len(),
+                    });
+                }
             }
         }
     }
@@ -284,10 +314,10 @@ fn add_received_blocks(
     blocks: &mut HashMap<usize, Vec<Block>>,
 ) -> Result<()> {
     let Some(map) = map else { return Ok(()) };
-    let data = Arc::new(
+    let data = Arc::new(BlockBytes::Mapped(
         map.make_read_only()
             .map_err(|e| Error::Other(format!("reduce file: {e}")))?,
-    );
+    ));
     for (peer, runs) in remote.iter().enumerate() {
         let mut at = base[peer];
         for &(r, _, len) in runs {
@@ -679,7 +709,9 @@ mod tests {
         use crate::shuffle::store::ReduceInput;
         use crate::transport::local::LocalGroup;
 
-        let root = tempfile::tempdir().unwrap();
+        // In memory, as the default scratch directory: each executor keeps the buckets of
+        // its own partitions in memory, the rest go to files.
+        let root = tempfile::tempdir_in("/dev/shm").unwrap();
         let shuffle = ShuffleId(4);
         let owners: Vec<usize> = (0..partitions).map(|r| 1 + (r * 7 + 3) % n).collect();
         let peer_nodes: Vec<usize> = (0..n).map(node_of).collect();
@@ -707,7 +739,9 @@ mod tests {
                             spills: Vec::new(),
                             reservation: None,
                         };
-                        store.put_map_output(shuffle, split, output, 1, n).unwrap();
+                        store
+                            .put_map_output(shuffle, split, output, (1, 1 + peer, n))
+                            .unwrap();
                     }
                     let ex = Exchange {
                         peers: &group,

@@ -10,9 +10,11 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::io::scratch::create_private;
+use crate::shuffle::block::BlockBytes;
 use crate::shuffle::{ShuffleId, unpacked_range};
 
 /// One map task's output on disk.
@@ -25,11 +27,20 @@ pub struct MapFile {
     pub runs: Vec<(u64, u64)>,
     /// Per destination peer: its reduce partitions with their lengths, in file order.
     pub parts: Vec<Vec<(u32, u64)>>,
+    /// The buckets of the partitions the writing executor owns, when it kept them in
+    /// memory rather than in the file (see [`BlockBytes::Memory`]), by partition.
+    pub own: Vec<(u32, Arc<BlockBytes>)>,
 }
 
 impl MapFile {
+    /// The bytes of the file.
     pub fn bytes(&self) -> u64 {
         self.runs.iter().map(|r| r.1).sum()
+    }
+
+    /// The bytes of the map output: the file's and those kept in memory.
+    pub fn output_bytes(&self) -> u64 {
+        self.bytes() + self.own.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
     }
 }
 
@@ -179,6 +190,7 @@ pub fn write_map_file(
         index,
         runs,
         parts,
+        own: Vec::new(),
     })
 }
 
@@ -211,6 +223,55 @@ pub fn prefetch_line(address: *const u8) {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = address;
+}
+
+/// Blocks for tests of the reduce side.
+#[cfg(test)]
+impl crate::shuffle::block::Block {
+    /// A block of all of `bytes`, from executor `source`, in a private temporary file.
+    pub(crate) fn in_temp_file(source: usize, bytes: &[u8]) -> Self {
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, bytes).unwrap();
+        // SAFETY: a private temporary file nobody else writes.
+        let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+        let data = Arc::new(BlockBytes::Mapped(map));
+        Self {
+            source,
+            data,
+            range: 0..bytes.len(),
+        }
+    }
+
+    /// A sort shuffle's block: the header that declares `runs`, then the runs.
+    pub(crate) fn sorted_runs(source: usize, runs: &[&[u8]]) -> Self {
+        Self::in_temp_file(source, &Self::sorted_runs_bytes(runs))
+    }
+
+    /// The bytes of [`Self::sorted_runs`].
+    pub(crate) fn sorted_runs_bytes(runs: &[&[u8]]) -> Vec<u8> {
+        let pieces: Vec<Piece> = runs.iter().map(|r| Piece::Bytes(r)).collect();
+        let mut bytes = runs_header(&pieces);
+        runs.iter().for_each(|r| bytes.extend_from_slice(r));
+        bytes
+    }
+
+    /// A sort shuffle's block of `runs` of records encoded by the codec.
+    pub(crate) fn encoded_runs<T: serde::Serialize + 'static>(
+        source: usize,
+        runs: &[&[T]],
+    ) -> Self {
+        let runs: Vec<Vec<u8>> = runs
+            .iter()
+            .map(|run| {
+                let mut bytes = Vec::new();
+                run.iter()
+                    .for_each(|r| crate::codec::encode_into(&mut bytes, r));
+                bytes
+            })
+            .collect();
+        let runs: Vec<&[u8]> = runs.iter().map(Vec::as_slice).collect();
+        Self::sorted_runs(source, &runs)
+    }
 }
 
 #[cfg(test)]

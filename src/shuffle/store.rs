@@ -2,7 +2,6 @@
 //! exchange, then the reduce file holding the partitions this executor owns.
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use std::path::{Path, PathBuf};
@@ -10,47 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::io::scratch::ScratchDir;
 use crate::memory::{MemoryManager, Reservation};
+use crate::shuffle::block::{Block, BlockBytes};
 use crate::shuffle::files::{MapFile, Piece, map_file_name, write_map_file};
 use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_pieces};
 use crate::sync::lock;
-
-/// Encoded records of one reduce partition from one executor: a range of a mapped file
-/// (the reduce file it was received into, or, on the same node, the sender's map file).
-#[derive(Debug, Clone)]
-pub struct Block {
-    /// Executor id of the sender.
-    pub source: usize,
-    pub data: Arc<memmap2::Mmap>,
-    pub range: Range<usize>,
-}
-
-impl Block {
-    pub fn bytes(&self) -> &[u8] {
-        &self.data[self.range.clone()]
-    }
-
-    /// Drops this process's pages of the block once it has been read: the data stays in
-    /// its file (reserved by the executor that wrote it), and a later read (a retried
-    /// task) faults it in again. Without this, every block a reduce task read stays in
-    /// the reader's RSS until the whole shuffle is removed, which for a shuffle kept as
-    /// the lineage of a cached RDD (PageRank's links) is the whole job.
-    pub fn release_pages(&self) {
-        if self.range.is_empty() {
-            return;
-        }
-        // SAFETY: the mapping is a shared mapping of a file that is not truncated while
-        // mapped: `MADV_DONTNEED` only unmaps its pages here, the file keeps their
-        // contents and a later access reads them again. Records decoded from the block
-        // own their data, so nothing borrows these pages.
-        let _ = unsafe {
-            self.data.unchecked_advise_range(
-                memmap2::UncheckedAdvice::DontNeed,
-                self.range.start,
-                self.range.len(),
-            )
-        };
-    }
-}
 
 /// What [`ShuffleStore::put_map_output`] wrote.
 pub struct MapWritten {
@@ -60,53 +22,6 @@ pub struct MapWritten {
     /// The bytes written to disk for want of memory (0 when the file fits the budget or
     /// the local dir is on disk anyway).
     pub on_disk: u64,
-}
-
-#[cfg(test)]
-impl Block {
-    /// A block of all of `bytes`, from executor `source`, in a private temporary file.
-    pub(crate) fn in_temp_file(source: usize, bytes: &[u8]) -> Block {
-        let mut file = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut file, bytes).unwrap();
-        // SAFETY: a private temporary file nobody else writes.
-        let data = Arc::new(unsafe { memmap2::Mmap::map(&file) }.unwrap());
-        Block {
-            source,
-            data,
-            range: 0..bytes.len(),
-        }
-    }
-
-    /// A sort shuffle's block: the header that declares `runs`, then the runs.
-    pub(crate) fn sorted_runs(source: usize, runs: &[&[u8]]) -> Block {
-        Block::in_temp_file(source, &Block::sorted_runs_bytes(runs))
-    }
-
-    /// The bytes of [`Block::sorted_runs`].
-    pub(crate) fn sorted_runs_bytes(runs: &[&[u8]]) -> Vec<u8> {
-        let pieces: Vec<Piece> = runs.iter().map(|r| Piece::Bytes(r)).collect();
-        let mut bytes = crate::shuffle::files::runs_header(&pieces);
-        runs.iter().for_each(|r| bytes.extend_from_slice(r));
-        bytes
-    }
-
-    /// A sort shuffle's block of `runs` of records encoded by the codec.
-    pub(crate) fn encoded_runs<T: serde::Serialize + 'static>(
-        source: usize,
-        runs: &[&[T]],
-    ) -> Block {
-        let runs: Vec<Vec<u8>> = runs
-            .iter()
-            .map(|run| {
-                let mut bytes = Vec::new();
-                run.iter()
-                    .for_each(|r| crate::codec::encode_into(&mut bytes, r));
-                bytes
-            })
-            .collect();
-        let runs: Vec<&[u8]> = runs.iter().map(Vec::as_slice).collect();
-        Block::sorted_runs(source, &runs)
-    }
 }
 
 /// The received side of an exchanged shuffle on this executor.
@@ -222,18 +137,19 @@ impl ShuffleStore {
     }
 
     /// Writes map partition `split`'s buckets to its file, grouped by owner (after the
-    /// pieces it spilled, which are then removed); `first_id` is the executor id of peer
-    /// 0 and `peers` the number of executors.
+    /// pieces it spilled, which are then removed), but for the buckets this executor
+    /// keeps in memory ([`ShuffleStore::keep_own_buckets`]); `first_id` is the executor
+    /// id of peer 0, `me` this executor's and `peers` the number of executors.
     pub fn put_map_output(
         &self,
         shuffle: ShuffleId,
         split: usize,
-        output: MapOutput,
-        first_id: usize,
-        peers: usize,
+        mut output: MapOutput,
+        (first_id, me, peers): (usize, usize, usize),
     ) -> Result<MapWritten> {
         let owners = self.owners(shuffle)?;
         let owner_peers: Vec<usize> = owners.iter().map(|&o| o - first_id).collect();
+        let own = self.keep_own_buckets(&mut output, &owners, me);
         let name = self.map_file_name(shuffle, split);
         let spilled = output
             .spills
@@ -257,7 +173,8 @@ impl ShuffleStore {
         let (path, on_disk) = self.place(&name, bytes);
         // A sort's map task ordered its buckets (`orders`): each piece is a sorted run.
         let sorted = !output.orders.is_empty();
-        let file = write_map_file(path, split, &pieces, &owner_peers, peers, sorted)?;
+        let mut file = write_map_file(path, split, &pieces, &owner_peers, peers, sorted)?;
+        file.own = own;
         drop(pieces);
         drop(spilled);
         output.spills.iter().for_each(|f| self.remove_map_file(f));
@@ -272,11 +189,40 @@ impl ShuffleStore {
             !stale
         });
         let written = MapWritten {
-            bytes: file.bytes(),
+            bytes: file.output_bytes(),
             on_disk: if on_disk { bytes } else { 0 },
         };
         list.push(file);
         Ok(written)
+    }
+
+    /// Takes out of `output` the buckets of the partitions this executor `me` owns, to be
+    /// read in memory by its reduce tasks instead of written to the map file and mapped
+    /// back: when the scratch directory is in memory anyway and the budget has room for
+    /// them. Not for a map task that spilled or sorted (its buckets are pieces of a file
+    /// in an order, under a header), nor past the first bucket that does not fit.
+    fn keep_own_buckets(
+        &self,
+        output: &mut MapOutput,
+        owners: &[usize],
+        me: usize,
+    ) -> Vec<(u32, Arc<BlockBytes>)> {
+        if !self.scratch_in_memory || !output.spills.is_empty() || !output.orders.is_empty() {
+            return Vec::new();
+        }
+        let mut own = Vec::new();
+        for (r, bucket) in output.buckets.iter_mut().enumerate() {
+            if owners.get(r) != Some(&me) || bucket.is_empty() {
+                continue;
+            }
+            let mut reservation = self.memory.reservation();
+            if !reservation.grow_to(bucket.capacity() as u64) {
+                break;
+            }
+            let bytes = BlockBytes::Memory(std::mem::take(bucket), reservation);
+            own.push((r as u32, Arc::new(bytes)));
+        }
+        own
     }
 
     /// A new map file name for map task `split` of `shuffle`: each write gets its own
@@ -391,40 +337,6 @@ mod tests {
     use crate::shuffle::packed_range;
 
     #[test]
-    fn a_block_whose_pages_were_released_reads_the_same_again() {
-        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
-        let path = shm.path().join("map.data");
-        let bytes: Vec<u8> = (0..3 * 4096 + 100).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&path, &bytes).unwrap();
-        let data = Arc::new(crate::io::input::map_file(&path).unwrap().unwrap());
-        // Two blocks sharing a page, as runs of one map file do.
-        let first = Block {
-            source: 1,
-            data: Arc::clone(&data),
-            range: 10..5000,
-        };
-        let second = Block {
-            source: 1,
-            data,
-            range: 5000..bytes.len(),
-        };
-        assert_eq!(first.bytes(), &bytes[10..5000]);
-        first.release_pages();
-        assert_eq!(second.bytes(), &bytes[5000..]);
-        assert_eq!(
-            first.bytes(),
-            &bytes[10..5000],
-            "read again after the release"
-        );
-        second.release_pages();
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            bytes,
-            "the file keeps its data"
-        );
-    }
-
-    #[test]
     fn sorted_buckets_are_written_in_their_order_when_spilled_and_at_the_end() {
         let shm = tempfile::tempdir_in("/dev/shm").unwrap();
         let disk = tempfile::tempdir().unwrap();
@@ -450,7 +362,7 @@ mod tests {
             spills: vec![spill],
             reservation: None,
         };
-        store.put_map_output(shuffle, 0, output, 1, 1).unwrap();
+        store.put_map_output(shuffle, 0, output, (1, 1, 1)).unwrap();
         let files = store.take_map_files(shuffle);
         let data = std::fs::read(&files[0].data).unwrap();
         // Each bucket says where its runs (the spilled piece, then the last) end.
@@ -475,7 +387,8 @@ mod tests {
             Arc::clone(&memory),
         );
         let shuffle = ShuffleId(1);
-        store.set_owners(shuffle, vec![1, 1]);
+        // Partitions of executor 2: this one (1) keeps none of the buckets in memory.
+        store.set_owners(shuffle, vec![2, 2]);
         let spill = store
             .spill_map_buckets(shuffle, 0, &[b"a1".to_vec(), b"b1".to_vec()], &[])
             .unwrap();
@@ -489,7 +402,12 @@ mod tests {
             reservation: None,
         };
         let on_disk = store
-            .put_map_output(shuffle, 0, output(b"a2", b"b2", vec![spill.clone()]), 1, 1)
+            .put_map_output(
+                shuffle,
+                0,
+                output(b"a2", b"b2", vec![spill.clone()]),
+                (1, 1, 2),
+            )
             .unwrap()
             .on_disk;
         assert_eq!(on_disk, 0);
@@ -499,7 +417,7 @@ mod tests {
         );
         // 8 bytes fit the budget of 10: in memory, reserved; the next 8 do not: on disk.
         let on_disk = store
-            .put_map_output(shuffle, 1, output(b"c3", b"d3333", Vec::new()), 1, 1)
+            .put_map_output(shuffle, 1, output(b"c3", b"d3333", Vec::new()), (1, 1, 2))
             .unwrap()
             .on_disk;
         assert_eq!(on_disk, 7);
@@ -511,5 +429,83 @@ mod tests {
         files.iter().for_each(|f| store.remove_map_file(f));
         assert_eq!(memory.reserved(), 0);
         assert!(!files[0].data.exists() && !files[1].data.exists());
+    }
+
+    /// A map output of three buckets for reduce partitions owned by executors 1, 2, 1.
+    fn three_buckets() -> MapOutput {
+        let mut buckets = vec![Vec::with_capacity(8), b"bb".to_vec(), b"ccc".to_vec()];
+        buckets[0].extend_from_slice(b"a");
+        MapOutput {
+            buckets,
+            orders: Vec::new(),
+            records: 0,
+            spills: Vec::new(),
+            reservation: None,
+        }
+    }
+
+    #[test]
+    fn the_buckets_of_an_executors_own_partitions_stay_in_memory_reserved() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let memory = MemoryManager::new(1 << 20);
+        let store = ShuffleStore::new(
+            ScratchDir::create(shm.path(), "t", 1).unwrap(),
+            ScratchDir::create(shm.path(), "t-spill", 1).unwrap(),
+            Arc::clone(&memory),
+        );
+        let shuffle = ShuffleId(2);
+        store.set_owners(shuffle, vec![1, 2, 1]);
+        let written = store
+            .put_map_output(shuffle, 0, three_buckets(), (1, 1, 2))
+            .unwrap();
+        assert_eq!(written.bytes, 6, "all of the map output counts");
+        let mut files = store.take_map_files(shuffle);
+        let file = files.pop().unwrap();
+        assert_eq!(
+            std::fs::read(&file.data).unwrap(),
+            b"bb",
+            "executor 2's only"
+        );
+        assert_eq!(file.bytes(), 2);
+        let own: Vec<(u32, &[u8])> = file.own.iter().map(|(r, b)| (*r, &b[..])).collect();
+        assert_eq!(own, [(0, &b"a"[..]), (2, &b"ccc"[..])]);
+        // Each kept bucket's capacity, and the file's bytes.
+        assert_eq!(memory.reserved(), 8 + 3 + 2);
+        store.remove_map_file(&file);
+        assert_eq!(memory.reserved(), 8 + 3, "held while the buckets are");
+        drop(file);
+        assert_eq!(memory.reserved(), 0);
+    }
+
+    #[test]
+    fn own_buckets_go_to_the_file_on_disk_or_past_the_budget() {
+        let (shm, disk) = (
+            tempfile::tempdir_in("/dev/shm").unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        // On disk the page cache holds the file anyway: everything goes to it.
+        // In memory with room for the first bucket only: the rest go to the file.
+        for (dir, budget, kept, file_bytes) in [
+            (disk.path(), 1 << 20, vec![], &b"abbccc"[..]),
+            (shm.path(), 10, vec![0], &b"bbccc"[..]),
+        ] {
+            let store = ShuffleStore::new(
+                ScratchDir::create(dir, "t", 1).unwrap(),
+                ScratchDir::create(dir, "t-spill", 1).unwrap(),
+                MemoryManager::new(budget),
+            );
+            let shuffle = ShuffleId(3);
+            store.set_owners(shuffle, vec![1, 2, 1]);
+            store
+                .put_map_output(shuffle, 0, three_buckets(), (1, 1, 2))
+                .unwrap();
+            let file = store.take_map_files(shuffle).pop().unwrap();
+            let own: Vec<u32> = file.own.iter().map(|(r, _)| *r).collect();
+            assert_eq!(own, kept, "budget {budget}");
+            let mut bytes = std::fs::read(&file.data).unwrap();
+            bytes.sort_unstable();
+            assert_eq!(bytes, file_bytes, "budget {budget}");
+            store.remove_map_file(&file);
+        }
     }
 }
