@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::io::scratch::ScratchDir;
 use crate::memory::{MemoryManager, Reservation};
 use crate::shuffle::block::{Block, BlockBytes};
-use crate::shuffle::files::{MapFile, Piece, map_file_name, write_map_file};
+use crate::shuffle::files::{MapFile, Piece, map_file_name, runs_header, write_map_file};
 use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_pieces};
 use crate::sync::lock;
 
@@ -199,28 +199,51 @@ impl ShuffleStore {
     /// Takes out of `output` the buckets of the partitions this executor `me` owns, to be
     /// read in memory by its reduce tasks instead of written to the map file and mapped
     /// back: when the scratch directory is in memory anyway and the budget has room for
-    /// them. Not for a map task that spilled or sorted (its buckets are pieces of a file
-    /// in an order, under a header), nor past the first bucket that does not fit.
+    /// them. A sort's bucket is gathered in its order once, under its runs header, as the
+    /// file would have it (the file took two copies: into the writer's buffer, then into
+    /// the page cache). Not for a map task that spilled (its buckets are pieces of a file),
+    /// nor past the first bucket that does not fit.
     fn keep_own_buckets(
         &self,
         output: &mut MapOutput,
         owners: &[usize],
         me: usize,
     ) -> Vec<(u32, Arc<BlockBytes>)> {
-        if !self.scratch_in_memory || !output.spills.is_empty() || !output.orders.is_empty() {
+        if !self.scratch_in_memory || !output.spills.is_empty() {
             return Vec::new();
         }
+        let sorted = !output.orders.is_empty();
         let mut own = Vec::new();
         for (r, bucket) in output.buckets.iter_mut().enumerate() {
             if owners.get(r) != Some(&me) || bucket.is_empty() {
                 continue;
             }
             let mut reservation = self.memory.reservation();
-            if !reservation.grow_to(bucket.capacity() as u64) {
-                break;
-            }
-            let bytes = BlockBytes::Memory(std::mem::take(bucket), reservation);
-            own.push((r as u32, Arc::new(bytes)));
+            let bytes = if sorted {
+                let order = output.orders.get_mut(r);
+                let piece = match order.as_deref().and_then(Option::as_ref) {
+                    Some(order) => Piece::Ordered(bucket, order),
+                    None => Piece::Bytes(bucket),
+                };
+                let header = runs_header(std::slice::from_ref(&piece));
+                let len = header.len() + bucket.len();
+                if !reservation.grow_to(len as u64) {
+                    break;
+                }
+                let mut bytes = Vec::with_capacity(len);
+                bytes.extend_from_slice(&header);
+                piece.append_to(&mut bytes);
+                // Gathered: the bucket and its order are freed, and the file gets neither.
+                order.map(Option::take);
+                *bucket = Vec::new();
+                bytes
+            } else {
+                if !reservation.grow_to(bucket.capacity() as u64) {
+                    break;
+                }
+                std::mem::take(bucket)
+            };
+            own.push((r as u32, Arc::new(BlockBytes::Memory(bytes, reservation))));
         }
         own
     }
@@ -475,6 +498,37 @@ mod tests {
         assert_eq!(memory.reserved(), 8 + 3, "held while the buckets are");
         drop(file);
         assert_eq!(memory.reserved(), 0);
+    }
+
+    #[test]
+    fn a_sorts_own_buckets_are_gathered_in_order_under_their_runs_header() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let store = ShuffleStore::new(
+            ScratchDir::create(shm.path(), "t", 1).unwrap(),
+            ScratchDir::create(shm.path(), "t-spill", 1).unwrap(),
+            MemoryManager::new(1 << 20),
+        );
+        let shuffle = ShuffleId(4);
+        store.set_owners(shuffle, vec![1, 2, 1]);
+        let swap = vec![packed_range(2..4), packed_range(0..2)];
+        let output = MapOutput {
+            buckets: vec![b"xyab".to_vec(), b"qrst".to_vec(), b"c".to_vec()],
+            orders: vec![Some(swap.clone()), Some(swap), None],
+            records: 0,
+            spills: Vec::new(),
+            reservation: None,
+        };
+        store.put_map_output(shuffle, 0, output, (1, 1, 2)).unwrap();
+        let file = store.take_map_files(shuffle).pop().unwrap();
+        let sorted = |records: &[u8]| {
+            let mut bytes = crate::shuffle::files::runs_header(&[Piece::Bytes(records)]);
+            bytes.extend_from_slice(records);
+            bytes
+        };
+        assert_eq!(std::fs::read(&file.data).unwrap(), sorted(b"stqr"));
+        let own: Vec<(u32, &[u8])> = file.own.iter().map(|(r, b)| (*r, &b[..])).collect();
+        assert_eq!(own, [(0, &sorted(b"abxy")[..]), (2, &sorted(b"c")[..])]);
+        store.remove_map_file(&file);
     }
 
     #[test]
