@@ -58,8 +58,17 @@ pub(crate) fn bucket_pieces<'a>(
     buckets
         .iter()
         .enumerate()
-        .map(|(r, bucket)| match orders.get(r).and_then(Option::as_ref) {
-            Some(order) => files::Piece::Ordered(bucket, order),
-            None => files::Piece::Bytes(bucket),
-        })
+        .map(|(r, bucket)| bucket_piece(bucket, orders.get(r).and_then(Option::as_ref)))
+}
+
+/// What a map file gets of one bucket: its records in `order` if a sort gave one, else
+/// as they stand.
+pub(crate) fn bucket_piece<'a>(
+    bucket: &'a [u8],
+    order: Option<&'a BucketOrder>,
+) -> files::Piece<'a> {
+    match order {
+        Some(order) => files::Piece::Ordered(bucket, order),
+        None => files::Piece::Bytes(bucket),
+    }
 }

@@ -11,13 +11,13 @@ use crate::io::scratch::ScratchDir;
 use crate::memory::{MemoryManager, Reservation};
 use crate::shuffle::block::{Block, BlockBytes};
 use crate::shuffle::files::{MapFile, Piece, map_file_name, runs_header, write_map_file};
-use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_pieces};
+use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_piece, bucket_pieces};
 use crate::sync::lock;
 
 /// What [`ShuffleStore::put_map_output`] wrote.
 pub struct MapWritten {
-    /// The map file's bytes: the records (spilled pieces included) and a sort's run
-    /// headers, all of which reduce tasks read.
+    /// The map output's bytes, in the file and kept in memory: the records (spilled
+    /// pieces included) and a sort's run headers, all of which reduce tasks read.
     pub bytes: u64,
     /// The bytes written to disk for want of memory (0 when the file fits the budget or
     /// the local dir is on disk anyway).
@@ -221,10 +221,7 @@ impl ShuffleStore {
             let mut reservation = self.memory.reservation();
             let bytes = if sorted {
                 let order = output.orders.get_mut(r);
-                let piece = match order.as_deref().and_then(Option::as_ref) {
-                    Some(order) => Piece::Ordered(bucket, order),
-                    None => Piece::Bytes(bucket),
-                };
+                let piece = bucket_piece(bucket, order.as_deref().and_then(Option::as_ref));
                 let header = runs_header(std::slice::from_ref(&piece));
                 let len = header.len() + bucket.len();
                 if !reservation.grow_to(len as u64) {
@@ -234,7 +231,9 @@ impl ShuffleStore {
                 bytes.extend_from_slice(&header);
                 piece.append_to(&mut bytes);
                 // Gathered: the bucket and its order are freed, and the file gets neither.
-                order.map(Option::take);
+                if let Some(order) = order {
+                    *order = None;
+                }
                 *bucket = Vec::new();
                 bytes
             } else {
