@@ -9,8 +9,9 @@
 //! 200 s of CPU in the kernel with a 10 ms delay, 19 s with 1 s: 105.8 s -> 85.8 s wall,
 //! executors 680 -> 780 MiB). So the delay follows the budget: while an executor's
 //! reservations are under half its budget, freed pages stay ten minutes
-//! ([`RELAXED_PURGE_DELAY_MS`]) and the next task reuses them; past half, they go back
-//! within [`PURGE_DELAY_MS`], until the reservations fall under a quarter again.
+//! ([`RELAXED_PURGE_DELAY_MS`]) and the next task reuses them; past half, what was freed
+//! goes back at once and later frees within [`PURGE_DELAY_MS`], until the reservations
+//! fall under a quarter again.
 //! `MIMALLOC_PURGE_DELAY` (milliseconds) in the environment still decides when set.
 //!
 //! A second (mimalloc v3's default) was still shorter than the reuse: an iteration's map
@@ -73,15 +74,14 @@ pub fn set_memory_pressure(pressed: bool) {
     };
     #[cfg(feature = "mimalloc")]
     // SAFETY: setting an option is thread-safe in mimalloc and takes effect for later
-    // purges; the option index is part of mimalloc's stable C API.
+    // purges; the option index is part of mimalloc's stable C API. A collect may run on
+    // any thread; a forced one purges the arenas' freed pages at once instead of at the
+    // long delay's end.
     unsafe {
         ffi::mi_option_set(ffi::OPTION_PURGE_DELAY, delay as _);
-    }
-    #[cfg(feature = "mimalloc")]
-    if pressed {
-        // SAFETY: mimalloc's collect may run on any thread; a forced one purges the
-        // arenas' freed pages at once instead of at the long delay's end.
-        unsafe { ffi::mi_collect(true) };
+        if pressed {
+            ffi::mi_collect(true);
+        }
     }
     #[cfg(not(feature = "mimalloc"))]
     let _ = delay;
