@@ -2,10 +2,11 @@
 //! by src and cached; ranks start at 1.0 per src; each iteration sends rank / out-degree
 //! along every link, sums by dst and sets rank = 0.15 + 0.85 × sum.
 //!
-//! As in Spark's example, the links are shuffled once for the whole job: grouping by src
-//! hash-partitions them and the cached links keep that partitioner; the ranks, reduced by
-//! key into the same partitioner, are co-partitioned with them, so each iteration's join
-//! reads both sides in place and only the contributions cross the network.
+//! As in Spark's example, the links are shuffled once for the whole job: distinct places
+//! the edges by src for the grouping right after it (no shuffle of its own), and the cached
+//! links keep that hash partitioner; the ranks, reduced by key into the same partitioner,
+//! are co-partitioned with them, so each iteration's join reads both sides in place and
+//! only the contributions cross the network.
 //!
 //!     pagerank --input EDGES --output DIR --iterations N [--explain]
 
@@ -80,7 +81,8 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
         }
         (None, None) => return Err(Error::Other("give --input or --generate".into())),
     };
-    // Hash-partitioned by src (group_by_key), cached with that partitioner.
+    // One shuffle: distinct places the edges by src, so the grouping right after it runs
+    // where they are; hash-partitioned by src, cached with that partitioner.
     let links: Rdd<(u64, Vec<u64>)> = edges
         .distinct()
         .group_by_key()

@@ -116,6 +116,48 @@ fn a_co_partitioned_join_shuffles_each_side_once() {
 }
 
 /// Spark's PageRank over `edges` for `iterations`, all in one action, in `ctx`.
+#[test]
+fn an_aggregation_by_key_right_after_distinct_shares_its_shuffle() {
+    // Edges with repeats: 4000 rows, 720 distinct pairs over 60 sources.
+    let edges: Vec<(u32, u32)> = (0..4000u32).map(|i| (i % 60, i % 700 / 60 * 3)).collect();
+    let mut want: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for &(s, d) in std::collections::BTreeSet::from_iter(edges.iter().copied()).iter() {
+        want.entry(s).or_default().push(d);
+    }
+    let degrees: Vec<(u32, usize)> = want.iter().map(|(s, d)| (*s, d.len())).collect();
+    let pairs: u64 = degrees.iter().map(|d| d.1 as u64).sum();
+    for executors in [1, 2, 4] {
+        let ctx = Context::local_with_executors(&EngineArgs::default(), executors);
+        let distinct = ctx.parallelize(edges.clone(), Some(5)).distinct();
+        let groups = distinct.group_by_key();
+        assert_eq!(groups.partitioner(), Some(Partitioner::hash(5)));
+        let got: BTreeMap<u32, Vec<u32>> = groups
+            .collect()
+            .unwrap()
+            .into_iter()
+            .map(|(s, d)| (s, sorted(d)))
+            .collect();
+        assert_eq!(got, want, "{executors} executor(s)");
+        assert_eq!(exchanged(&ctx).len(), 1, "grouped by a shuffle of its own");
+        // reduce_by_key too, into another partitioner: shuffled once, by it.
+        let counts = distinct.map_values(|_| 1usize).reduce_by_key(|a, b| a + b);
+        assert_eq!(sorted(counts.collect().unwrap()), degrees);
+        let counts = distinct.reduce_by_key_into(|a, _| a, 3);
+        assert_eq!(counts.partitioner(), Some(Partitioner::hash(3)));
+        assert_eq!(counts.count().unwrap(), degrees.len() as u64);
+        // The distinct records themselves, and a persisted distinct: the cached records
+        // are grouped by a shuffle of their own, not made again.
+        assert_eq!(distinct.count().unwrap(), pairs);
+        let cached = distinct.persist(StorageLevel::Memory);
+        assert_eq!(cached.count().unwrap(), pairs);
+        let before = exchanged(&ctx).len();
+        let groups = cached.group_by_key().collect().unwrap();
+        assert_eq!(groups.len(), want.len());
+        assert_eq!(exchanged(&ctx).len(), before + 1);
+        ctx.stop();
+    }
+}
+
 fn pagerank(ctx: &Context, edges: &[(u32, u32)], iterations: usize) -> Vec<(u32, f64)> {
     let links: Rdd<(u32, Vec<u32>)> = ctx
         .parallelize(edges.to_vec(), Some(4))

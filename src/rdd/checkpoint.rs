@@ -134,6 +134,7 @@ impl<T: Data> Rdd<T> {
                 _records: std::marker::PhantomData,
             }),
             rt: Arc::clone(&self.rt),
+            distinct_of: None,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod cogroup;
 pub mod combine;
 pub mod combine_table;
+pub mod distinct;
 pub mod join;
 pub mod narrow;
 pub mod pair;
@@ -72,6 +73,9 @@ pub use sort_key::SortKey;
 pub struct Rdd<T> {
     pub(crate) node: Arc<dyn Compute<T>>,
     pub(crate) rt: Arc<Runtime>,
+    /// Set on the RDD `distinct()` returns: how to make the same distinct records placed
+    /// by a key partitioner, for an aggregation by key that follows (see `distinct.rs`).
+    pub(crate) distinct_of: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl<T> Clone for Rdd<T> {
@@ -79,6 +83,7 @@ impl<T> Clone for Rdd<T> {
         Rdd {
             node: Arc::clone(&self.node),
             rt: Arc::clone(&self.rt),
+            distinct_of: self.distinct_of.clone(),
         }
     }
 }
@@ -130,6 +135,7 @@ impl Context {
         Rdd {
             node,
             rt: Arc::clone(&self.rt),
+            distinct_of: None,
         }
     }
 
@@ -349,6 +355,7 @@ impl<T: Data> Rdd<T> {
         Rdd {
             node,
             rt: Arc::clone(&self.rt),
+            distinct_of: None,
         }
     }
 
@@ -376,12 +383,25 @@ impl<T: Data> Rdd<T> {
         keeps_keys: bool,
         f: impl Fn(Vec<T>) -> Vec<U> + Send + Sync + 'static,
     ) -> Rdd<U> {
+        let partitioner = if keeps_keys { self.partitioner() } else { None };
+        self.map_batches_partitioned(name, partitioner, f)
+    }
+
+    /// A batch-wise operation whose result is partitioned by `partitioner`, whatever this
+    /// RDD's is (`distinct` placed by key: its records lose the marker they were
+    /// shuffled with).
+    pub(crate) fn map_batches_partitioned<U: Data>(
+        &self,
+        name: &'static str,
+        partitioner: Option<Partitioner>,
+        f: impl Fn(Vec<T>) -> Vec<U> + Send + Sync + 'static,
+    ) -> Rdd<U> {
         self.derive(Arc::new(MapBatches {
             id: self.rt.new_rdd_id(),
             name,
             parent: Arc::clone(&self.node),
             f: Arc::new(f),
-            keeps_keys,
+            partitioner,
         }))
     }
 
@@ -824,23 +844,5 @@ impl<T: Data> Rdd<T> {
     /// ```
     pub fn explain(&self) -> String {
         crate::plan::explain::explain(&erase(&self.node))
-    }
-}
-
-impl<T: Key> Rdd<T> {
-    /// The distinct elements.
-    ///
-    /// ```
-    /// # use ember::{Context, config::EngineArgs};
-    /// # let ctx = Context::local_with(&EngineArgs::default());
-    /// let mut seen = ctx.parallelize(vec![3, 1, 3, 2, 1], Some(2)).distinct().collect()?;
-    /// seen.sort();
-    /// assert_eq!(seen, [1, 2, 3]);
-    /// # Ok::<(), ember::Error>(())
-    /// ```
-    pub fn distinct(&self) -> Rdd<T> {
-        self.map(|x| (x, ()))
-            .reduce_by_key(|_, _| ())
-            .map_batches("keys", |batch| batch.into_iter().map(|(x, _)| x).collect())
     }
 }

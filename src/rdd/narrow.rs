@@ -18,8 +18,9 @@ pub struct MapBatches<T, U> {
     pub name: &'static str,
     pub parent: Arc<dyn Compute<T>>,
     pub f: BatchFn<T, U>,
-    /// `f` keeps every record's key (filter, map_values): the parent's partitioner holds.
-    pub keeps_keys: bool,
+    /// The result's partitioner: the parent's where `f` keeps every record's key
+    /// (filter, map_values), none where it may change them.
+    pub partitioner: Option<Partitioner>,
 }
 
 impl<T: 'static, U: 'static> Node for MapBatches<T, U> {
@@ -36,7 +37,7 @@ impl<T: 'static, U: 'static> Node for MapBatches<T, U> {
         vec![Dependency::Narrow(erase(&self.parent))]
     }
     fn partitioner(&self) -> Option<Partitioner> {
-        self.keeps_keys.then(|| self.parent.partitioner()).flatten()
+        self.partitioner.clone()
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::memory::estimate::SizeHint;
 use crate::rdd::shuffled::ReduceMode;
-use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
+use crate::rdd::spill_combine::MergeCombiners;
 use crate::rdd::{Data, Key, Rdd};
 use crate::shuffle::partitioner::{KeyPartition, Partitioner, default_partitioner, hash_partition};
 
@@ -136,16 +136,59 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitioner: Partitioner,
         map_side_combine: bool,
     ) -> Rdd<(K, C)> {
+        if self.partitioner().as_ref() != Some(&partitioner)
+            && let Some(distinct) = self.distinct_by_key(&partitioner)
+        {
+            // `distinct()` just before: its shuffle places the records by key, so this
+            // aggregation needs none of its own.
+            return distinct.combine_by_key_with(
+                create,
+                merge_value,
+                merge_combiners,
+                partitioner,
+                map_side_combine,
+            );
+        }
         let merge: MergeCombiners<C> = Arc::new(merge_combiners);
         if self.partitioner().as_ref() == Some(&partitioner) {
             let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
             let name = "combine_by_key (co-partitioned: no shuffle)";
-            return self.partition_batches_with(name, true, move |_, records| {
-                combine_spilling(records, &*create, &*merge_value, Arc::clone(&merge))
+            // As on the reduce side of a shuffle: a cache-sized sub-part of the keys at a
+            // time (one map for a whole partition was a cache miss a record; profiled on
+            // PageRank's links grouped after their distinct: 7.0 s against 4.1 s).
+            let sizes = SizeHint::default();
+            return self.partition_batches_with(name, true, move |_, mut records| {
+                crate::rdd::reduce_combine::combine_values(
+                    &mut records,
+                    &sizes,
+                    &*create,
+                    &*merge_value,
+                    Arc::clone(&merge),
+                )
             });
         }
         let (partitioner, place) = placement::<K>(partitioner);
         let partitions = partitioner.num_partitions();
+        self.combine_placed(
+            (create, merge_value, merge),
+            (partitions, place, Some(partitioner)),
+            map_side_combine,
+        )
+    }
+
+    /// The shuffle and combine of `combine_by_key` (`create`, `merge_value`, `merge`),
+    /// key `k` going to partition `place(k)` of `partitions`; the result has
+    /// `partitioner`, if any (none where `place` is not a partitioner of `K`).
+    pub(crate) fn combine_placed<C: Data>(
+        &self,
+        (create, merge_value, merge): (
+            impl Fn(V) -> C + Send + Sync + 'static,
+            impl Fn(C, V) -> C + Send + Sync + 'static,
+            MergeCombiners<C>,
+        ),
+        (partitions, place, partitioner): (usize, KeyPartition<K>, Option<Partitioner>),
+        map_side_combine: bool,
+    ) -> Rdd<(K, C)> {
         let combiners: Rdd<(K, C)> = if map_side_combine {
             let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
             let place = Arc::clone(&place);
@@ -174,7 +217,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                 partitions,
                 move |(k, _)| place(k),
                 ReduceMode::Plain,
-                Some(partitioner),
+                partitioner.clone(),
             );
             let name = "combine_values";
             // The most records a reduce partition had, for the tasks after it.
@@ -206,7 +249,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
                     },
                 )
             }),
-            Some(partitioner),
+            partitioner,
         )
     }
 
