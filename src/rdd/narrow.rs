@@ -19,7 +19,8 @@ pub struct MapBatches<T, U> {
     pub parent: Arc<dyn Compute<T>>,
     pub f: BatchFn<T, U>,
     /// The result's partitioner: the parent's where `f` keeps every record's key
-    /// (filter, map_values), none where it may change them.
+    /// (filter, map_values), none where it may change them, or the key partitioner that
+    /// placed the records (`distinct` placed by key, whose `f` drops the records' marker).
     pub partitioner: Option<Partitioner>,
 }
 
