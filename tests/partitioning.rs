@@ -117,6 +117,42 @@ fn a_co_partitioned_join_shuffles_each_side_once() {
 
 /// Spark's PageRank over `edges` for `iterations`, all in one action, in `ctx`.
 #[test]
+fn an_aggregation_of_a_large_co_partitioned_rdd_merges_each_key_once() {
+    // 400 k rows over 150 k keys in 2 partitions: 75 k keys a partition, past one
+    // cache-sized map, so each partition is combined a sub-part of its keys at a time.
+    let rows: Vec<(u64, u64)> = (0..400_000u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9) % 150_000, i))
+        .collect();
+    let mut sums: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut groups: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for &(k, v) in &rows {
+        *sums.entry(k).or_default() += v;
+        groups.entry(k).or_default().push(v);
+    }
+    for executors in [1, 2] {
+        let ctx = Context::local_with_executors(&EngineArgs::default(), executors);
+        let by_key = ctx
+            .parallelize(rows.clone(), Some(3))
+            .partition_by(Partitioner::hash(2))
+            .unwrap()
+            .persist(StorageLevel::Memory);
+        let got: Vec<(u64, u64)> = sorted(by_key.reduce_by_key(|a, b| a + b).collect().unwrap());
+        assert_eq!(got, sums.clone().into_iter().collect::<Vec<_>>());
+        let got: BTreeMap<u64, Vec<u64>> = by_key
+            .group_by_key()
+            .collect()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, sorted(v)))
+            .collect();
+        assert_eq!(got, groups, "{executors} executor(s)");
+        // Only partition_by's shuffle: both aggregations ran in place.
+        assert_eq!(exchanged(&ctx).len(), 1);
+        ctx.stop();
+    }
+}
+
+#[test]
 fn an_aggregation_by_key_right_after_distinct_shares_its_shuffle() {
     // Edges with repeats: 4000 rows, 720 distinct pairs over 60 sources.
     let edges: Vec<(u32, u32)> = (0..4000u32).map(|i| (i % 60, i % 700 / 60 * 3)).collect();
