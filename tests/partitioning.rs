@@ -115,7 +115,6 @@ fn a_co_partitioned_join_shuffles_each_side_once() {
     }
 }
 
-/// Spark's PageRank over `edges` for `iterations`, all in one action, in `ctx`.
 #[test]
 fn an_aggregation_of_a_large_co_partitioned_rdd_merges_each_key_once() {
     // 400 k rows over 150 k keys in 2 partitions: 75 k keys a partition, past one
@@ -194,6 +193,7 @@ fn an_aggregation_by_key_right_after_distinct_shares_its_shuffle() {
     }
 }
 
+/// Spark's PageRank over `edges` for `iterations`, all in one action, in `ctx`.
 fn pagerank(ctx: &Context, edges: &[(u32, u32)], iterations: usize) -> Vec<(u32, f64)> {
     let links: Rdd<(u32, Vec<u32>)> = ctx
         .parallelize(edges.to_vec(), Some(4))
