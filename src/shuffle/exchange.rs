@@ -5,8 +5,8 @@
 //!    holds for it: map file path, then (partition, offset, length) per run. Receivers
 //!    check every run (partition in range and owned by them).
 //! 2. Co-located sources (`--shuffle-mode auto`): the receiver maps the sender's map file
-//!    and its blocks point into it. Nothing is copied; map files stay until the executor
-//!    stops.
+//!    and its blocks point into it. Nothing is copied; map files stay until the driver
+//!    removes the shuffle (then later map outputs overwrite them) or the executor stops.
 //! 3. `--shuffle-mode rma`: each executor copies its map files into an MPI window and
 //!    receivers `MPI_Get` their runs into one mapped reduce file (one-sided, the RDMA
 //!    path). Where windows cannot be made, every executor falls back to step 4 together

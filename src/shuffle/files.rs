@@ -151,16 +151,22 @@ pub fn read_runs_header(bytes: &[u8]) -> std::result::Result<(Vec<u64>, usize), 
 /// owns reduce partition `r`, of `peers`; each non-empty bucket after its
 /// [`runs_header`] if `sorted`. Each write gets a new file name (a generation), so a map
 /// stage that runs again never rewrites a file another executor may still have mapped.
+/// `reuse`: an existing file of no shuffle any more, already at `data`, to overwrite
+/// (and cut to length) instead of creating one.
 pub fn write_map_file(
     data: PathBuf,
+    reuse: Option<File>,
     map: usize,
-    buckets: &[Vec<Piece>],
-    owners: &[usize],
-    peers: usize,
+    (buckets, owners, peers): (&[Vec<Piece>], &[usize], usize),
     sorted: bool,
 ) -> Result<MapFile> {
     let index = data.with_extension("index");
-    let mut out = BufWriter::with_capacity(1 << 20, create_private(&data)?);
+    let reused = reuse.is_some();
+    let file = match reuse {
+        Some(file) => file,
+        None => create_private(&data)?,
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut offsets = vec![(0u64, 0u64); buckets.len()];
     let mut runs = Vec::with_capacity(peers);
     let mut parts = vec![Vec::new(); peers];
@@ -187,6 +193,10 @@ pub fn write_map_file(
         runs.push((start, at - start));
     }
     out.flush().map_err(|e| Error::io(&data, e))?;
+    if reused {
+        // What the file held past this output goes (and its pages with it).
+        out.get_ref().set_len(at).map_err(|e| Error::io(&data, e))?;
+    }
     let index_bytes: Vec<u8> = offsets
         .iter()
         .flat_map(|(o, l)| o.to_le_bytes().into_iter().chain(l.to_le_bytes()))
@@ -317,7 +327,14 @@ mod tests {
         ];
         let owners = [1, 0, 1, 1];
         let name = map_file_name(ShuffleId(3), 7, 0);
-        let f = write_map_file(dir.path().join(name), 7, &buckets, &owners, 2, false).unwrap();
+        let f = write_map_file(
+            dir.path().join(name),
+            None,
+            7,
+            (&buckets, &owners, 2),
+            false,
+        )
+        .unwrap();
         assert_eq!(std::fs::read(&f.data).unwrap(), b"r1-r0r3!!");
         assert_eq!(f.bucket_ranges(4), [3..5, 0..3, 0..0, 5..9]);
         assert_eq!(f.runs, vec![(0, 3), (3, 6)]);
@@ -330,7 +347,8 @@ mod tests {
         assert_eq!(mode(dir.path()), 0o700);
         // A sort's buckets say where their runs end.
         let name = map_file_name(ShuffleId(3), 7, 1);
-        let f = write_map_file(dir.path().join(name), 7, &buckets, &owners, 2, true).unwrap();
+        let f =
+            write_map_file(dir.path().join(name), None, 7, (&buckets, &owners, 2), true).unwrap();
         let data = std::fs::read(&f.data).unwrap();
         let r1 = &data[f.bucket_ranges(4)[1].clone()];
         assert_eq!(read_runs_header(r1), Ok((vec![2, 1], 4 + 16)));
@@ -360,7 +378,14 @@ mod tests {
         ];
         let owners = [0, 0, 0];
         let name = map_file_name(ShuffleId(4), 1, 0);
-        let f = write_map_file(dir.path().join(name), 1, &buckets, &owners, 1, false).unwrap();
+        let f = write_map_file(
+            dir.path().join(name),
+            None,
+            1,
+            (&buckets, &owners, 1),
+            false,
+        )
+        .unwrap();
         let mut expected = b"head".to_vec();
         expected.extend_from_slice(&large);
         expected.extend_from_slice(b"tailzxy");
