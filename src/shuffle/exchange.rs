@@ -295,12 +295,21 @@ fn reduce_file(
         return Ok(None);
     }
     let path = store.place_reduce_file(shuffle, total as u64);
-    let file = create_private(&path)?;
+    // A removed shuffle's file, if one is kept: its pages are written again, not anew.
+    let file = match store.take_pooled(&path, total as u64) {
+        Some(file) => {
+            file.set_len(total as u64)
+                .map_err(|e| Error::io(&path, e))?;
+            file
+        }
+        None => create_private(&path)?,
+    };
     // Blocks reserved now: a full local dir is this error, not a SIGBUS when MPI writes
     // into a hole of a sparse mapping.
     crate::io::scratch::allocate(&file, total as u64).map_err(|e| Error::io(&path, e))?;
-    // SAFETY: a fresh private file of ours; no one else maps or truncates it. Populated up
-    // front: one bulk fault instead of one per page while MPI writes.
+    // SAFETY: a private file of ours, fresh or of a shuffle no one reads any more; no one
+    // else maps or truncates it. Populated up front: one bulk fault instead of one per
+    // page while MPI writes.
     let map = unsafe { memmap2::MmapOptions::new().populate().map_mut(&file) };
     Ok(Some(map.map_err(|e| Error::io(&path, e))?))
 }

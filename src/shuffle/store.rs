@@ -15,7 +15,7 @@ use crate::shuffle::{BucketOrder, MapOutput, ShuffleId, bucket_piece, bucket_pie
 use crate::sync::lock;
 
 /// The most of the memory budget that map files kept for reuse may hold, as a divisor
-/// ([`ShuffleStore::recycle_map_file`]).
+/// ([`ShuffleStore::recycle`]).
 const POOL_SHARE: u64 = 8;
 
 /// What [`ShuffleStore::put_map_output`] wrote.
@@ -65,8 +65,8 @@ pub struct ShuffleStore {
     /// ([`ShuffleStore::remove_shuffle`]), else kept until the executor stops.
     retained: Mutex<HashMap<ShuffleId, Vec<MapFile>>>,
     reduce: Mutex<HashMap<ShuffleId, ReduceSide>>,
-    /// Map files of removed shuffles, renamed, with the memory they hold: the next map
-    /// outputs overwrite them ([`ShuffleStore::recycle_map_file`]).
+    /// Files of removed shuffles, renamed, with the memory they hold: the next map outputs
+    /// and reduce files overwrite them ([`ShuffleStore::recycle`]).
     pool: Mutex<Vec<(PathBuf, Reservation)>>,
     generation: std::sync::atomic::AtomicU64,
 }
@@ -135,8 +135,7 @@ impl ShuffleStore {
     }
 
     /// Removes a map output's files of a shuffle no lineage reads any more, but keeps its
-    /// data file (renamed, its memory still reserved) for a later map output to overwrite,
-    /// when it is in memory and the kept files stay within [`POOL_SHARE`] of the budget.
+    /// data file for a later map output or reduce file to overwrite ([`ShuffleStore::recycle`]).
     ///
     /// On this machine, and wherever freed memory goes back to a hypervisor, a page a file
     /// is first written to costs far more than writing it again: 300 MB written to a new
@@ -151,32 +150,52 @@ impl ShuffleStore {
     /// earlier exchange may remain.
     fn recycle_map_file(&self, file: &MapFile) {
         let _ = std::fs::remove_file(&file.index);
-        let held = lock(&self.held).remove(&file.data);
+        self.recycle(&file.data);
+    }
+
+    /// Keeps the file at `data`, of a shuffle no lineage reads any more, renamed and its
+    /// memory still reserved, for a later map output or reduce file to overwrite, when it
+    /// is in memory and the kept files stay within [`POOL_SHARE`] of the budget; else
+    /// removes it.
+    fn recycle(&self, data: &Path) {
+        let held = lock(&self.held).remove(data);
         let Some(reservation) = held else {
             // Not placed in memory (a spill, or a scratch directory on disk).
-            let _ = std::fs::remove_file(&file.data);
+            let _ = std::fs::remove_file(data);
             return;
         };
         let mut pool = lock(&self.pool);
         let pooled: u64 = pool.iter().map(|(_, r)| r.bytes()).sum();
         let room = self.memory.budget() / POOL_SHARE;
         let path = self.dir().join(format!("pool-{}", self.next_generation()));
-        if pooled + reservation.bytes() > room || std::fs::rename(&file.data, &path).is_err() {
+        if pooled + reservation.bytes() > room || std::fs::rename(data, &path).is_err() {
             drop(pool);
-            self.remove_file(&file.data);
+            self.remove_file(data);
             return;
         }
         pool.push((path, reservation));
     }
 
-    /// A kept file ([`ShuffleStore::recycle_map_file`]) renamed to `path` and opened for
-    /// writing, if there is one; its reservation goes ([`ShuffleStore::place`] made one
-    /// for `path`).
-    fn take_pooled(&self, path: &Path) -> Option<std::fs::File> {
+    /// A kept file ([`ShuffleStore::recycle`]) for `bytes`, renamed to `path` (in the
+    /// scratch directory) and opened to read and write, if there is one: the one closest
+    /// in size (a map output does not take, and cut, a reduce file that the next reduce
+    /// file could have). Its reservation goes ([`ShuffleStore::place`]
+    /// made one for `path`). Its old bytes are still in it: the caller overwrites them and
+    /// sets its length.
+    pub fn take_pooled(&self, path: &Path, bytes: u64) -> Option<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
-        let (pooled, _reservation) = lock(&self.pool).pop()?;
+        if path.parent() != Some(self.dir()) {
+            return None;
+        }
+        let (pooled, _reservation) = {
+            let mut pool = lock(&self.pool);
+            let off = |i: &usize| pool[*i].1.bytes().abs_diff(bytes);
+            let best = (0..pool.len()).min_by_key(off)?;
+            pool.swap_remove(best)
+        };
         let file = std::fs::rename(&pooled, path).and_then(|()| {
             std::fs::OpenOptions::new()
+                .read(true)
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
@@ -200,7 +219,7 @@ impl ShuffleStore {
         !pool.is_empty()
     }
 
-    /// Bytes of kept files ([`ShuffleStore::recycle_map_file`]).
+    /// Bytes of kept files ([`ShuffleStore::recycle`]).
     pub fn pooled_bytes(&self) -> u64 {
         lock(&self.pool).iter().map(|(_, r)| r.bytes()).sum()
     }
@@ -257,7 +276,7 @@ impl ShuffleStore {
         let reuse = if on_disk {
             None
         } else {
-            self.take_pooled(&path)
+            self.take_pooled(&path, bytes)
         };
         let mut file = write_map_file(path, reuse, split, (&pieces, &owner_peers, peers), sorted)?;
         file.own = own;
@@ -413,8 +432,8 @@ impl ShuffleStore {
     }
 
     /// Forgets `shuffle` once no lineage can read it: its map files (pending and kept for
-    /// in-place readers) are kept for reuse or deleted ([`ShuffleStore::recycle_map_file`]),
-    /// its reduce file deleted (mappings still held of it stay valid).
+    /// in-place readers) and its reduce file are kept for reuse or deleted
+    /// ([`ShuffleStore::recycle`]).
     pub fn remove_shuffle(&self, shuffle: ShuffleId) {
         lock(&self.owners).remove(&shuffle);
         let pending = lock(&self.map_files).remove(&shuffle);
@@ -427,7 +446,7 @@ impl ShuffleStore {
         lock(&self.reduce).remove(&shuffle);
         let reduce_file = lock(&self.reduce_files).remove(&shuffle);
         if let Some(path) = reduce_file {
-            self.remove_file(&path);
+            self.recycle(&path);
         }
     }
 
@@ -605,6 +624,44 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["shuffle-4-map-0-6.data", "shuffle-4-map-0-6.index"]);
+        // A reduce file is kept the same way, and taken only for a path in the scratch
+        // directory.
+        store.retain_map_files(ShuffleId(4), fourth);
+        store.remove_shuffle(ShuffleId(4));
+        let reduce = store.place_reduce_file(ShuffleId(5), 2);
+        std::fs::write(&reduce, b"rr").unwrap();
+        assert_eq!((store.pooled_bytes(), memory.reserved()), (0, 2));
+        store.remove_shuffle(ShuffleId(5));
+        assert_eq!((store.pooled_bytes(), memory.reserved()), (2, 2));
+        assert!(store.take_pooled(&disk.path().join("x"), 1).is_none());
+        assert!(store.take_pooled(&store.dir().join("y"), 1).is_some());
+        assert_eq!(store.pooled_bytes(), 0);
+    }
+
+    #[test]
+    fn the_kept_file_taken_is_the_one_closest_in_size() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let disk = tempfile::tempdir().unwrap();
+        let store = ShuffleStore::new(
+            ScratchDir::create(shm.path(), "t", 1).unwrap(),
+            ScratchDir::create(disk.path(), "t", 1).unwrap(),
+            MemoryManager::new(1200),
+        );
+        for (s, len) in [(1, 30), (2, 60), (3, 45)] {
+            let path = store.place_reduce_file(ShuffleId(s), len);
+            std::fs::write(&path, vec![s as u8; len as usize]).unwrap();
+            store.remove_shuffle(ShuffleId(s));
+        }
+        assert_eq!(store.pooled_bytes(), 135);
+        let taken = |need: u64| {
+            let path = store.dir().join(format!("taken-{need}"));
+            store.take_pooled(&path, need).unwrap();
+            std::fs::read(&path).unwrap()
+        };
+        assert_eq!(taken(40), [3; 45]);
+        assert_eq!(taken(20), [1; 30]);
+        assert_eq!(taken(1), [2; 60]);
+        assert_eq!(store.pooled_bytes(), 0);
     }
 
     /// A map output of three buckets for reduce partitions owned by executors 1, 2, 1.
