@@ -155,8 +155,9 @@ impl ShuffleStore {
 
     /// Keeps the file at `data`, of a shuffle no lineage reads any more, renamed and its
     /// memory still reserved, for a later map output or reduce file to overwrite, when it
-    /// is in memory and the kept files stay within [`POOL_SHARE`] of the budget; else
-    /// removes it.
+    /// is in memory, the kept files stay within [`POOL_SHARE`] of the budget and the
+    /// budget is not half reserved (where tasks and the cache may soon need the room);
+    /// else removes it.
     fn recycle(&self, data: &Path) {
         let held = lock(&self.held).remove(data);
         let Some(reservation) = held else {
@@ -166,7 +167,8 @@ impl ShuffleStore {
         };
         let mut pool = lock(&self.pool);
         let pooled: u64 = pool.iter().map(|(_, r)| r.bytes()).sum();
-        let room = self.memory.budget() / POOL_SHARE;
+        let budget = self.memory.budget();
+        let room = (budget / POOL_SHARE).min((budget / 2).saturating_sub(self.memory.reserved()));
         let path = self.dir().join(format!("pool-{}", self.next_generation()));
         if pooled + reservation.bytes() > room || std::fs::rename(data, &path).is_err() {
             drop(pool);
@@ -179,9 +181,9 @@ impl ShuffleStore {
     /// A kept file ([`ShuffleStore::recycle`]) for `bytes`, renamed to `path` (in the
     /// scratch directory) and opened to read and write, if there is one: the one closest
     /// in size (a map output does not take, and cut, a reduce file that the next reduce
-    /// file could have). Its reservation goes ([`ShuffleStore::place`]
-    /// made one for `path`). Its old bytes are still in it: the caller overwrites them and
-    /// sets its length.
+    /// file could have). Its reservation goes ([`ShuffleStore::place`] made one for
+    /// `path`). Its old bytes are still in it: the caller overwrites them and sets its
+    /// length.
     pub fn take_pooled(&self, path: &Path, bytes: u64) -> Option<std::fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         if path.parent() != Some(self.dir()) {
@@ -636,6 +638,14 @@ mod tests {
         assert!(store.take_pooled(&disk.path().join("x"), 1).is_none());
         assert!(store.take_pooled(&store.dir().join("y"), 1).is_some());
         assert_eq!(store.pooled_bytes(), 0);
+        // Nothing is kept while half the budget is reserved.
+        let mut tasks = memory.reservation();
+        assert!(tasks.grow_to(40));
+        let reduce = store.place_reduce_file(ShuffleId(6), 2);
+        std::fs::write(&reduce, b"rr").unwrap();
+        store.remove_shuffle(ShuffleId(6));
+        assert_eq!((store.pooled_bytes(), memory.reserved()), (0, 40));
+        assert!(!reduce.exists());
     }
 
     #[test]
