@@ -466,16 +466,37 @@ impl ShuffleStore {
 mod tests {
     use super::*;
     use crate::shuffle::packed_range;
+    use tempfile::TempDir;
 
-    #[test]
-    fn sorted_buckets_are_written_in_their_order_when_spilled_and_at_the_end() {
+    /// A store with its scratch directory in memory (`/dev/shm`) and its spill directory
+    /// on disk, and a budget of `budget` bytes. Bound in this order, the store goes before
+    /// its directories.
+    fn store_in_memory(budget: u64) -> (TempDir, TempDir, Arc<MemoryManager>, ShuffleStore) {
         let shm = tempfile::tempdir_in("/dev/shm").unwrap();
         let disk = tempfile::tempdir().unwrap();
+        let memory = MemoryManager::new(budget);
         let store = ShuffleStore::new(
             ScratchDir::create(shm.path(), "t", 1).unwrap(),
             ScratchDir::create(disk.path(), "t", 1).unwrap(),
-            MemoryManager::new(1 << 20),
+            Arc::clone(&memory),
         );
+        (shm, disk, memory, store)
+    }
+
+    /// A map output of buckets `a` and `b` after the pieces `spills` holds.
+    fn two_buckets(a: &[u8], b: &[u8], spills: Vec<MapFile>) -> MapOutput {
+        MapOutput {
+            buckets: vec![a.to_vec(), b.to_vec()],
+            orders: Vec::new(),
+            records: 0,
+            spills,
+            reservation: None,
+        }
+    }
+
+    #[test]
+    fn sorted_buckets_are_written_in_their_order_when_spilled_and_at_the_end() {
+        let (_shm, _disk, _memory, store) = store_in_memory(1 << 20);
         let shuffle = ShuffleId(2);
         store.set_owners(shuffle, vec![1, 1]);
         let spill = store
@@ -509,14 +530,7 @@ mod tests {
 
     #[test]
     fn spilled_pieces_come_first_and_files_over_the_budget_go_to_disk() {
-        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
-        let disk = tempfile::tempdir().unwrap();
-        let memory = MemoryManager::new(10);
-        let store = ShuffleStore::new(
-            ScratchDir::create(shm.path(), "t", 1).unwrap(),
-            ScratchDir::create(disk.path(), "t", 1).unwrap(),
-            Arc::clone(&memory),
-        );
+        let (shm, disk, memory, store) = store_in_memory(10);
         let shuffle = ShuffleId(1);
         // Partitions of executor 2: this one (1) keeps none of the buckets in memory.
         store.set_owners(shuffle, vec![2, 2]);
@@ -525,18 +539,11 @@ mod tests {
             .unwrap();
         assert!(spill.data.starts_with(disk.path()));
         assert_eq!(memory.spilled(), 4);
-        let output = |a: &[u8], b: &[u8], spills| MapOutput {
-            buckets: vec![a.to_vec(), b.to_vec()],
-            orders: Vec::new(),
-            records: 0,
-            spills,
-            reservation: None,
-        };
         let on_disk = store
             .put_map_output(
                 shuffle,
                 0,
-                output(b"a2", b"b2", vec![spill.clone()]),
+                two_buckets(b"a2", b"b2", vec![spill.clone()]),
                 (1, 1, 2),
             )
             .unwrap()
@@ -548,7 +555,12 @@ mod tests {
         );
         // 8 bytes fit the budget of 10: in memory, reserved; the next 8 do not: on disk.
         let on_disk = store
-            .put_map_output(shuffle, 1, output(b"c3", b"d3333", Vec::new()), (1, 1, 2))
+            .put_map_output(
+                shuffle,
+                1,
+                two_buckets(b"c3", b"d3333", Vec::new()),
+                (1, 1, 2),
+            )
             .unwrap()
             .on_disk;
         assert_eq!(on_disk, 7);
@@ -565,23 +577,10 @@ mod tests {
     #[test]
     fn a_removed_shuffles_file_is_overwritten_by_the_next_map_output_in_memory() {
         use std::os::unix::fs::MetadataExt;
-        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
-        let disk = tempfile::tempdir().unwrap();
         // A budget of 80 bytes: files kept for reuse may hold 10.
-        let memory = MemoryManager::new(80);
-        let store = ShuffleStore::new(
-            ScratchDir::create(shm.path(), "t", 1).unwrap(),
-            ScratchDir::create(disk.path(), "t", 1).unwrap(),
-            Arc::clone(&memory),
-        );
+        let (shm, disk, memory, store) = store_in_memory(80);
+        let output = |a: &[u8], b: &[u8]| two_buckets(a, b, Vec::new());
         // Partitions of executor 2: executor 1 writes every bucket to its file.
-        let output = |a: &[u8], b: &[u8]| MapOutput {
-            buckets: vec![a.to_vec(), b.to_vec()],
-            orders: Vec::new(),
-            records: 0,
-            spills: Vec::new(),
-            reservation: None,
-        };
         let put = |shuffle, split, out| {
             store.set_owners(shuffle, vec![2, 2]);
             store
@@ -650,13 +649,7 @@ mod tests {
 
     #[test]
     fn the_kept_file_taken_is_the_one_closest_in_size() {
-        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
-        let disk = tempfile::tempdir().unwrap();
-        let store = ShuffleStore::new(
-            ScratchDir::create(shm.path(), "t", 1).unwrap(),
-            ScratchDir::create(disk.path(), "t", 1).unwrap(),
-            MemoryManager::new(1200),
-        );
+        let (_shm, _disk, _memory, store) = store_in_memory(1200);
         for (s, len) in [(1, 30), (2, 60), (3, 45)] {
             let path = store.place_reduce_file(ShuffleId(s), len);
             std::fs::write(&path, vec![s as u8; len as usize]).unwrap();
