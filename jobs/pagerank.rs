@@ -13,7 +13,7 @@
 use clap::Parser;
 use ember::config::EngineArgs;
 use ember::io::edges::parse_edge;
-use ember::{Context, Error, Rdd, Result, SaveOptions, StorageLevel};
+use ember::{Context, Error, Group, Rdd, Result, SaveOptions, StorageLevel};
 
 #[derive(Parser)]
 #[command(about = "PageRank over a SNAP edge list; writes vertex<TAB>rank lines")]
@@ -83,7 +83,7 @@ fn run(ctx: &Context, args: &Args) -> Result<()> {
     };
     // One shuffle: distinct places the edges by src, so the grouping right after it runs
     // where they are; hash-partitioned by src, cached with that partitioner.
-    let links: Rdd<(u64, Vec<u64>)> = edges
+    let links: Rdd<(u64, Group<u64>)> = edges
         .distinct()
         .group_by_key()
         .persist(StorageLevel::Memory);

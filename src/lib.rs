@@ -84,7 +84,7 @@ pub use context::{Context, Mode, Role};
 pub use error::{Error, Result};
 pub use ids::{RddId, ShuffleId, StageId};
 pub use rdd::actions::{SaveOptions, TextRecord};
-pub use rdd::{Accumulator, Broadcast, Data, Key, Rdd, SortKey, TextOptions};
+pub use rdd::{Accumulator, Broadcast, Data, Group, Key, Rdd, SortKey, TextOptions};
 pub use shuffle::partitioner::Partitioner;
 
 /// A string for records: up to 24 bytes inline (no heap allocation), longer on the heap.

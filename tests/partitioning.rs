@@ -142,7 +142,7 @@ fn an_aggregation_of_a_large_co_partitioned_rdd_merges_each_key_once() {
             .collect()
             .unwrap()
             .into_iter()
-            .map(|(k, v)| (k, sorted(v)))
+            .map(|(k, v)| (k, sorted(v.into_vec())))
             .collect();
         assert_eq!(got, groups, "{executors} executor(s)");
         // Only partition_by's shuffle: both aggregations ran in place.
@@ -170,7 +170,7 @@ fn an_aggregation_by_key_right_after_distinct_shares_its_shuffle() {
             .collect()
             .unwrap()
             .into_iter()
-            .map(|(s, d)| (s, sorted(d)))
+            .map(|(s, d)| (s, sorted(d.into_vec())))
             .collect();
         assert_eq!(got, want, "{executors} executor(s)");
         assert_eq!(exchanged(&ctx).len(), 1, "grouped by a shuffle of its own");
@@ -195,7 +195,7 @@ fn an_aggregation_by_key_right_after_distinct_shares_its_shuffle() {
 
 /// Spark's PageRank over `edges` for `iterations`, all in one action, in `ctx`.
 fn pagerank(ctx: &Context, edges: &[(u32, u32)], iterations: usize) -> Vec<(u32, f64)> {
-    let links: Rdd<(u32, Vec<u32>)> = ctx
+    let links: Rdd<(u32, ember::Group<u32>)> = ctx
         .parallelize(edges.to_vec(), Some(4))
         .group_by_key()
         .persist(StorageLevel::Memory);

@@ -40,7 +40,9 @@ impl<T: Key> Rdd<T> {
     /// let edges = ctx.parallelize(vec![(1, 2), (1, 3), (1, 2), (4, 5)], Some(2));
     /// let links = edges.distinct().group_by_key();
     /// assert_eq!(links.explain().matches("+- shuffle").count(), 1, "{}", links.explain());
-    /// let mut links = links.collect()?;
+    /// let mut links: Vec<(i32, Vec<i32>)> = (links.collect()?.into_iter())
+    ///     .map(|(from, to)| (from, to.into_vec()))
+    ///     .collect();
     /// links.iter_mut().for_each(|(_, to)| to.sort());
     /// links.sort();
     /// assert_eq!(links, [(1, vec![2, 3]), (4, vec![5])]);

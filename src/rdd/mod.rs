@@ -11,6 +11,7 @@ pub mod cogroup;
 pub mod combine;
 pub mod combine_table;
 pub mod distinct;
+pub mod group;
 pub mod join;
 pub mod narrow;
 pub mod pair;
@@ -50,6 +51,7 @@ use crate::shuffle::partitioner::{Partitioner, hash_partition};
 pub use crate::plan::batch::PartitionIter as Partition;
 pub use crate::plan::{Data, Key};
 pub use actions::SaveOptions;
+pub use group::Group;
 pub use shared::{Accumulator, Broadcast};
 pub use sort_key::SortKey;
 

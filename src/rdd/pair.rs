@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::memory::estimate::SizeHint;
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::spill_combine::MergeCombiners;
-use crate::rdd::{Data, Key, Rdd};
+use crate::rdd::{Data, Group, Key, Rdd};
 use crate::shuffle::partitioner::{KeyPartition, Partitioner, default_partitioner, hash_partition};
 
 /// `partitioner` and its placement of keys of type `K`; a hash partitioner of as many
@@ -386,32 +386,39 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         )
     }
 
-    /// All values of each key (no map-side combine: it would not shrink the data).
+    /// All values of each key, as a [`Group`]: Spark's `Iterable`, shared, so a group read
+    /// again (from the cache, in a join) is not copied. No map-side combine: it would not
+    /// shrink the data.
     ///
     /// ```
     /// # use ember::{Context, config::EngineArgs};
     /// # let ctx = Context::local_with(&EngineArgs::default());
     /// let pairs = ctx.parallelize(vec![('a', 1), ('b', 2), ('a', 3)], Some(2));
-    /// let mut groups = pairs.group_by_key().collect()?;
+    /// let mut groups: Vec<(char, Vec<i32>)> = (pairs.group_by_key().collect()?.into_iter())
+    ///     .map(|(k, values)| {
+    ///         let mut values = values.into_vec();
+    ///         values.sort(); // values come in no particular order
+    ///         (k, values)
+    ///     })
+    ///     .collect();
     /// groups.sort();
-    /// for (_, values) in &mut groups {
-    ///     values.sort(); // values come in no particular order
-    /// }
     /// assert_eq!(groups, [('a', vec![1, 3]), ('b', vec![2])]);
     /// # Ok::<(), ember::Error>(())
     /// ```
-    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+    pub fn group_by_key(&self) -> Rdd<(K, Group<V>)> {
         self.group_by_key_with(self.own_partitioner())
     }
 
     /// `group_by_key` into `partitions` partitions (hash partitioned).
-    pub fn group_by_key_into(&self, partitions: usize) -> Rdd<(K, Vec<V>)> {
+    pub fn group_by_key_into(&self, partitions: usize) -> Rdd<(K, Group<V>)> {
         self.group_by_key_with(Partitioner::hash(partitions))
     }
 
     /// `group_by_key` into the partitions of `partitioner`: no shuffle when this RDD is
     /// already partitioned by it.
-    pub fn group_by_key_with(&self, partitioner: Partitioner) -> Rdd<(K, Vec<V>)> {
+    pub fn group_by_key_with(&self, partitioner: Partitioner) -> Rdd<(K, Group<V>)> {
+        // Gathered as vectors, then shared (`Group`): a cached group read again and again
+        // (PageRank's links, every iteration) is cloned as a pointer, not copied.
         self.combine_by_key_with(
             |v| vec![v],
             |mut c, v| {
@@ -425,6 +432,12 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             partitioner,
             false,
         )
+        .map_batches_keeping_keys("group_by_key", |batch| {
+            batch
+                .into_iter()
+                .map(|(k, vs)| (k, Group::from(vs)))
+                .collect()
+        })
     }
 }
 
@@ -433,6 +446,35 @@ mod tests {
     use crate::config::EngineArgs;
     use crate::context::Context;
     use crate::shuffle::partitioner::Partitioner;
+
+    #[test]
+    fn a_cached_group_is_read_again_without_copying_its_values() {
+        let ctx = Context::local_with(&EngineArgs::default());
+        let pairs: Vec<(u32, u64)> = (0..4000u64).map(|i| ((i % 100) as u32, i)).collect();
+        let groups = (ctx.parallelize(pairs, Some(2)).group_by_key())
+            .persist(crate::cache::StorageLevel::Memory);
+        // Where each key's values are, read from the cache: every group of a partition held
+        // at once, so copies would each have an address of their own.
+        let addresses = || {
+            let mut seen = (groups.map_partitions(|records| {
+                let held: Vec<_> = records.collect();
+                let seen: Vec<(u32, usize)> = held
+                    .iter()
+                    .map(|(k, g)| (*k, g.as_ptr() as usize))
+                    .collect();
+                seen
+            }))
+            .collect()
+            .unwrap();
+            seen.sort();
+            seen
+        };
+        let first = addresses();
+        assert_eq!(first.len(), 100);
+        assert_eq!(addresses(), first);
+        assert_eq!(addresses(), first);
+        ctx.stop();
+    }
 
     #[test]
     fn without_a_map_side_combine_values_are_combined_on_the_reduce_side() {
@@ -469,10 +511,13 @@ mod tests {
         // group_by_key is that aggregation: every value of a key, once, in its partitioner.
         let groups = pairs.group_by_key_into(4);
         assert_eq!(groups.partitioner(), Some(Partitioner::hash(4)));
-        let mut got = groups.collect().unwrap();
-        for (_, vs) in &mut got {
-            vs.sort();
-        }
+        let mut got: Vec<(u64, Vec<u64>)> = (groups.collect().unwrap().into_iter())
+            .map(|(k, vs)| {
+                let mut vs = vs.into_vec();
+                vs.sort();
+                (k, vs)
+            })
+            .collect();
         got.sort();
         assert_eq!(got, want.into_iter().collect::<Vec<_>>());
     }

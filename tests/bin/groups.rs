@@ -38,7 +38,8 @@ fn run(ctx: &Context, args: &Args) -> ember::Result<()> {
             .map(move |i| (key_of(i ^ salt, keys), value_of(i)))
     };
     let (left, right) = (pairs(args.n, 0), pairs(args.n / 2, 1));
-    let grouped = left.group_by_key().map(|(k, mut vs)| {
+    let grouped = left.group_by_key().map(|(k, vs)| {
+        let mut vs = vs.into_vec();
         vs.sort_unstable();
         (vs.len() as u64, digest(&k, &vs))
     });

@@ -145,7 +145,10 @@ pub fn run_ember(
         |a, b| (a.0 + b.0, a.1 + b.1),
     );
     put(&mut r, "aggregate_by_key", sorted(avg.collect()?));
-    let groups: Vec<(u32, Vec<i64>)> = pairs.group_by_key().map_values(sorted).collect()?;
+    let groups: Vec<(u32, Vec<i64>)> = pairs
+        .group_by_key()
+        .map_values(|g| sorted(g.into_vec()))
+        .collect()?;
     put(&mut r, "group_by_key", sorted(groups));
     put(&mut r, "join", sorted(pairs.join(&other).collect()?));
     put(
@@ -271,7 +274,10 @@ fn partitioned(
         "partitioned_reduce_by_key",
         sorted(by_key.reduce_by_key(|a, b| a + b).collect()?),
     );
-    let groups = by_key.group_by_key().map_values(sorted).collect()?;
+    let groups = by_key
+        .group_by_key()
+        .map_values(|g| sorted(g.into_vec()))
+        .collect()?;
     put(r, "partitioned_group_by_key", sorted(groups));
     let avg = by_key.aggregate_by_key(
         (0i64, 0u64),
