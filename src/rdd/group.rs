@@ -142,10 +142,12 @@ impl<V: Clone> Iterator for IntoIter<V> {
         let i = self.next;
         let value = match &mut self.values {
             Values::Owned(values) => {
-                let slot = Arc::get_mut(values)?.get_mut(i)?;
-                // SAFETY: each slot is taken at most once: `next` moves past it, and only
-                // the slots from `next` on are dropped with the iterator.
-                unsafe { ManuallyDrop::take(slot) }
+                let slot = values.get(i)?;
+                // SAFETY: the iterator holds the buffer's only handle, so no one else sees
+                // the slot; each slot is read out at most once (`next` moves past it) and
+                // only the slots from `next` on are dropped with the iterator. (Read
+                // through the shared slice: `Arc::get_mut` here cost an atomic a value.)
+                ManuallyDrop::into_inner(unsafe { std::ptr::read(slot) })
             }
             Values::Shared(values) => values.get(i)?.clone(),
         };
