@@ -220,32 +220,12 @@ impl<S> BlockRecords<S> {
 impl<S: DeserializeOwned + 'static> Iterator for BlockRecords<S> {
     type Item = Result<S>;
 
-    /// A record of the current block, decoded in the caller's loop; anything else (the
-    /// next block, a corrupt record) out of line. As one function it was not inlined:
+    /// A record of the current block, decoded in the caller's loop; moving to the next
+    /// block and a corrupt record's error out of line. As one function it was not inlined:
     /// profiled on PageRank, half of its samples were its own call's prologue (a 200-byte
     /// frame and six saved registers a record).
     #[inline(always)]
     fn next(&mut self) -> Option<Result<S>> {
-        if let Some((block, at)) = &mut self.current
-            && *at < block.range.end
-        {
-            let start = block.range.start;
-            let bytes = &block.data[block.range.clone()];
-            if let Ok((record, next)) = crate::codec::decode_at::<S>(bytes, *at - start) {
-                *at = start + next;
-                return Some(Ok(record));
-            }
-        }
-        self.advance()
-    }
-}
-
-impl<S: DeserializeOwned + 'static> BlockRecords<S> {
-    /// The next record where [`Iterator::next`]'s fast path has none: from the next block,
-    /// or the error of a corrupt one (decoded again to say what is wrong).
-    #[cold]
-    #[inline(never)]
-    fn advance(&mut self) -> Option<Result<S>> {
         loop {
             if let Some((block, at)) = &mut self.current
                 && *at < block.range.end
@@ -259,19 +239,37 @@ impl<S: DeserializeOwned + 'static> BlockRecords<S> {
                     }
                     Err(e) => {
                         let error = corrupt(self.shuffle, block, e);
-                        self.current = None;
-                        self.blocks = Vec::new().into_iter();
+                        self.stop();
                         Err(error)
                     }
                 });
             }
-            if let Some((read, _)) = self.current.take() {
-                read.release_pages();
-            }
-            let block = self.blocks.next()?;
-            let start = block.range.start;
-            self.current = Some((block, start));
+            self.next_block()?;
         }
+    }
+}
+
+impl<S> BlockRecords<S> {
+    /// Moves to the next block, giving back the pages of the one read; `None` when there
+    /// is none.
+    #[cold]
+    #[inline(never)]
+    fn next_block(&mut self) -> Option<()> {
+        if let Some((read, _)) = self.current.take() {
+            read.release_pages();
+        }
+        let block = self.blocks.next()?;
+        let start = block.range.start;
+        self.current = Some((block, start));
+        Some(())
+    }
+
+    /// Reads nothing more (after a corrupt record).
+    #[cold]
+    #[inline(never)]
+    fn stop(&mut self) {
+        self.current = None;
+        self.blocks = Vec::new().into_iter();
     }
 }
 
