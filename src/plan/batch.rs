@@ -37,10 +37,12 @@ pub fn batched<T: 'static>(mut records: impl Iterator<Item = T> + 'static) -> Ba
 ///
 /// An error from upstream (e.g. bad input) ends the iteration early; the operator then
 /// fails the task with that error, so a user function never sees a silently short input.
+/// Once it has ended (or stopped at an error) it stays ended.
 pub struct PartitionIter<T> {
     batches: BatchIter<T>,
     current: std::vec::IntoIter<T>,
     error: Arc<Mutex<Option<Error>>>,
+    ended: bool,
 }
 
 impl<T> PartitionIter<T> {
@@ -50,30 +52,49 @@ impl<T> PartitionIter<T> {
             batches,
             current: Vec::new().into_iter(),
             error: Arc::clone(&error),
+            ended: false,
         };
         (it, error)
+    }
+
+    /// The first record of the next non-empty batch, out of line: the per-record `next`
+    /// is then small enough to inline into its consumer's loop. (Whole, behind the
+    /// `Fuse` of the map-side combine, it was a call per record returning the record
+    /// through memory: KMeans' iterations 0.47 s, 0.43 s with this.)
+    #[inline(never)]
+    fn next_batch(&mut self) -> Option<T> {
+        while !self.ended {
+            match self.batches.next() {
+                Some(Ok(batch)) => {
+                    self.current = batch.into_iter();
+                    if let Some(record) = self.current.next() {
+                        return Some(record);
+                    }
+                }
+                Some(Err(e)) => {
+                    *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    self.ended = true;
+                }
+                None => self.ended = true,
+            }
+        }
+        None
     }
 }
 
 impl<T> Iterator for PartitionIter<T> {
     type Item = T;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
-        loop {
-            if let Some(record) = self.current.next() {
-                return Some(record);
-            }
-            match self.batches.next()? {
-                Ok(batch) => self.current = batch.into_iter(),
-                Err(e) => {
-                    *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    return None;
-                }
-            }
+        match self.current.next() {
+            Some(record) => Some(record),
+            None => self.next_batch(),
         }
     }
 }
+
+impl<T> std::iter::FusedIterator for PartitionIter<T> {}
 
 /// Takes the error a [`PartitionIter`] stashed, if any.
 pub(crate) fn take_error(slot: &Mutex<Option<Error>>) -> Option<Error> {
@@ -128,12 +149,32 @@ mod tests {
     }
 
     #[test]
+    fn a_partition_iterator_skips_empty_batches_and_stays_ended() {
+        let batches: BatchIter<u32> = Box::new(
+            vec![
+                Ok(vec![]),
+                Ok(vec![1]),
+                Ok(vec![]),
+                Ok(vec![2, 3]),
+                Ok(vec![]),
+            ]
+            .into_iter(),
+        );
+        let (mut it, err) = PartitionIter::new(batches);
+        assert_eq!(it.by_ref().collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(it.next(), None);
+        assert!(take_error(&err).is_none());
+    }
+
+    #[test]
     fn a_partition_iterator_stops_at_an_error_and_keeps_it() {
         let batches: BatchIter<u32> = Box::new(
             vec![Ok(vec![1, 2]), Err(Error::Other("bad".into())), Ok(vec![3])].into_iter(),
         );
-        let (it, err) = PartitionIter::new(batches);
-        assert_eq!(it.collect::<Vec<_>>(), [1, 2]);
+        let (mut it, err) = PartitionIter::new(batches);
+        assert_eq!(it.by_ref().collect::<Vec<_>>(), [1, 2]);
         assert!(matches!(take_error(&err), Some(Error::Other(m)) if m == "bad"));
+        // Stopped for good: the batch after the error is never handed out.
+        assert_eq!(it.next(), None);
     }
 }
