@@ -155,6 +155,33 @@ impl<V: Clone> Iterator for IntoIter<V> {
         Some(value)
     }
 
+    /// The values in one loop over the slice (`for_each`, `sum`, a `flat_map`'s output),
+    /// rather than a `next` a value, each matching on how the buffer is held.
+    fn fold<B, F: FnMut(B, V) -> B>(mut self, init: B, mut f: F) -> B {
+        let IntoIter { values, next } = &mut self;
+        let mut acc = init;
+        match values {
+            Values::Owned(values) => {
+                while let Some(slot) = values.get(*next) {
+                    // Past the slot before `f` runs: a panic in `f` drops only the slots
+                    // after it (see `Drop`).
+                    *next += 1;
+                    // SAFETY: as in `next`: the only handle, each slot read out once.
+                    acc = f(
+                        acc,
+                        ManuallyDrop::into_inner(unsafe { std::ptr::read(slot) }),
+                    );
+                }
+            }
+            Values::Shared(values) => {
+                for value in &values[*next..] {
+                    acc = f(acc, value.clone());
+                }
+            }
+        }
+        acc
+    }
+
     fn size_hint(&self) -> (usize, Option<usize>) {
         let len = match &self.values {
             Values::Owned(values) => values.len(),
@@ -242,6 +269,43 @@ mod tests {
         assert_eq!(DROPS.load(Ordering::SeqCst), 4);
         drop(kept);
         assert_eq!(DROPS.load(Ordering::SeqCst), 8);
+    }
+
+    #[test]
+    fn folding_a_group_moves_or_clones_as_next_does_and_a_panic_drops_the_rest_once() {
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        // Unshared, part taken by `next`, the rest by `fold`: moved, none dropped.
+        let mut it = group(5, &DROPS).into_iter();
+        let first = it.next().unwrap();
+        let rest = it.fold(Vec::new(), |mut v, c| {
+            v.push(c);
+            v
+        });
+        assert_eq!(DROPS.load(Ordering::SeqCst), 0);
+        assert_eq!(rest.iter().map(|c| c.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        drop((first, rest));
+        assert_eq!(DROPS.load(Ordering::SeqCst), 5);
+        // Shared: cloned from where `next` left off, the originals kept.
+        let kept = group(3, &DROPS);
+        let mut it = kept.clone().into_iter();
+        it.next();
+        let ids = it.fold(Vec::new(), |mut ids, c| {
+            ids.push(c.0);
+            ids
+        });
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(DROPS.load(Ordering::SeqCst), 5 + 3, "each clone dropped");
+        drop(kept);
+        assert_eq!(DROPS.load(Ordering::SeqCst), 5 + 3 + 3);
+        // A panic in `f` at the third value: the value it took is dropped by the unwind,
+        // the two after it by the iterator, the two before it by the fold: five drops.
+        DROPS.store(0, Ordering::SeqCst);
+        let it = group(5, &DROPS).into_iter();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            it.fold((), |(), c| assert!(c.0 != 2, "boom"))
+        }));
+        assert!(result.is_err());
+        assert_eq!(DROPS.load(Ordering::SeqCst), 5);
     }
 
     #[test]

@@ -102,7 +102,9 @@ where
                 // BATCH_SIZE by one record's fan-out (into the slack its capacity has).
                 while out.len() < BATCH_SIZE {
                     match records.next() {
-                        Some(record) => out.extend((self.f)(record)),
+                        // `for_each`: an expansion that folds over its values (a
+                        // cached group's) runs one loop, not a `next` a value.
+                        Some(record) => (self.f)(record).into_iter().for_each(|u| out.push(u)),
                         None => break,
                     }
                 }
