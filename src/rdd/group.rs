@@ -140,7 +140,7 @@ impl<V: Clone> Iterator for IntoIter<V> {
     #[inline]
     fn next(&mut self) -> Option<V> {
         let i = self.next;
-        let value = match &mut self.values {
+        let value = match &self.values {
             Values::Owned(values) => {
                 let slot = values.get(i)?;
                 // SAFETY: the iterator holds the buffer's only handle, so no one else sees
