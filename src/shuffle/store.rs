@@ -344,6 +344,13 @@ impl ShuffleStore {
                 *bucket = Vec::new();
                 bytes
             } else {
+                // A bucket under half full is cut to its length before it is kept for the
+                // life of the shuffle: buckets start as large as the largest so far, so the
+                // short last split of an input file kept its records in four times their
+                // room (PageRank at 1 GB: 4.25 MB in 19.2 MB, ~60 MB an executor).
+                if bucket.len() < bucket.capacity() / 2 {
+                    bucket.shrink_to_fit();
+                }
                 if !reservation.grow_to(bucket.capacity() as u64) {
                     break;
                 }
@@ -705,10 +712,11 @@ mod tests {
         assert_eq!(file.bytes(), 2);
         let own: Vec<(u32, &[u8])> = file.own.iter().map(|(r, b)| (*r, &b[..])).collect();
         assert_eq!(own, [(0, &b"a"[..]), (2, &b"ccc"[..])]);
-        // Each kept bucket's capacity, and the file's bytes.
-        assert_eq!(memory.reserved(), 8 + 3 + 2);
+        // Each kept bucket's capacity (the first, 1 byte in 8, cut to its length), and
+        // the file's bytes.
+        assert_eq!(memory.reserved(), 1 + 3 + 2);
         store.remove_map_file(&file);
-        assert_eq!(memory.reserved(), 8 + 3, "held while the buckets are");
+        assert_eq!(memory.reserved(), 1 + 3, "held while the buckets are");
         drop(file);
         assert_eq!(memory.reserved(), 0);
     }
@@ -754,7 +762,7 @@ mod tests {
         // In memory with room for the first bucket only: the rest go to the file.
         for (dir, budget, kept, file_bytes) in [
             (disk.path(), 1 << 20, vec![], &b"abbccc"[..]),
-            (shm.path(), 10, vec![0], &b"bbccc"[..]),
+            (shm.path(), 3, vec![0], &b"bbccc"[..]),
         ] {
             let store = ShuffleStore::new(
                 ScratchDir::create(dir, "t", 1).unwrap(),
