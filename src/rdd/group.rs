@@ -155,29 +155,19 @@ impl<V: Clone> Iterator for IntoIter<V> {
         Some(value)
     }
 
-    /// The values in one loop over the slice (`for_each`, `sum`, a `flat_map`'s output),
-    /// rather than a `next` a value, each matching on how the buffer is held.
-    fn fold<B, F: FnMut(B, V) -> B>(mut self, init: B, mut f: F) -> B {
-        let IntoIter { values, next } = &mut self;
+    /// A shared group's values in one loop over the slice (`for_each`, `sum`, a
+    /// `flat_map`'s output), cloned from wherever `next` stopped, rather than a `next` a
+    /// value, each matching on how the buffer is held. An unshared one's are moved out by
+    /// `next`, whose slot counter is past a value before `f` sees it (a panic in `f`
+    /// drops only the values after it, see `Drop`).
+    fn fold<B, F: FnMut(B, V) -> B>(self, init: B, mut f: F) -> B {
+        if let Values::Shared(values) = &self.values {
+            return values[self.next..].iter().cloned().fold(init, f);
+        }
         let mut acc = init;
-        match values {
-            Values::Owned(values) => {
-                while let Some(slot) = values.get(*next) {
-                    // Past the slot before `f` runs: a panic in `f` drops only the slots
-                    // after it (see `Drop`).
-                    *next += 1;
-                    // SAFETY: as in `next`: the only handle, each slot read out once.
-                    acc = f(
-                        acc,
-                        ManuallyDrop::into_inner(unsafe { std::ptr::read(slot) }),
-                    );
-                }
-            }
-            Values::Shared(values) => {
-                for value in &values[*next..] {
-                    acc = f(acc, value.clone());
-                }
-            }
+        // `for` calls `next`, not this `fold`.
+        for value in self {
+            acc = f(acc, value);
         }
         acc
     }
