@@ -82,6 +82,16 @@ pub enum Error {
         bytes: u64,
         budget: u64,
     },
+    /// A task needed a shuffle whose outputs were released because the stages reading it
+    /// read a cached RDD instead; that cache lost a block, so the shuffle's map stage must
+    /// run again (Spark's fetch failure).
+    #[error(
+        "shuffle {shuffle} has not been exchanged on executor {executor} (a cached block computed again needs it)"
+    )]
+    ShuffleLost {
+        shuffle: crate::ids::ShuffleId,
+        executor: usize,
+    },
     #[error("{0}")]
     Task(String),
     /// The driver failed the job; executors get its message.
@@ -106,6 +116,14 @@ impl Error {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The shuffle a task found released, when that is why it failed.
+    pub fn lost_shuffle(&self) -> Option<crate::ids::ShuffleId> {
+        match self {
+            Error::ShuffleLost { shuffle, .. } => Some(*shuffle),
+            _ => None,
         }
     }
 

@@ -59,6 +59,27 @@ fn parse_decommission(spec: &str, job: u64, stage: u32) -> Option<usize> {
     }
 }
 
+/// `EMBER_TEST_DROP_CACHE=J:S`: whether executor `me` must drop every cached block (as an
+/// eviction would) now that a task of job `J`'s stage `S` reaches it — once per executor,
+/// so the stage's recovery does not lose them again.
+pub fn drop_cache_at(job: u64, stage: u32, me: usize) -> bool {
+    let Ok(spec) = std::env::var("EMBER_TEST_DROP_CACHE") else {
+        return false;
+    };
+    let mut parts = spec.split(':').map(str::parse::<u64>);
+    let due = matches!(
+        (parts.next(), parts.next()),
+        (Some(Ok(j)), Some(Ok(s))) if j == job && s == stage as u64
+    );
+    static DROPPED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+    let mut dropped = DROPPED.lock().unwrap_or_else(|p| p.into_inner());
+    let first = due && !dropped.contains(&me);
+    if first {
+        dropped.push(me);
+    }
+    first
+}
+
 /// `EMBER_TEST_STOP_AFTER_CHECKPOINTS=N`: counts a written checkpoint and says whether the
 /// job must now stop (on every rank alike, as if it were killed) — after the N-th.
 pub fn stop_after_checkpoint() -> Option<u64> {

@@ -279,7 +279,8 @@ fn pagerank_logs_cached_links_and_every_iteration() {
         dir.path(),
         true,
     );
-    let stages = check_log(&read_events(&log).unwrap());
+    let events = read_events(&log).unwrap();
+    let stages = check_log(&events);
     check_records_flow(&stages);
     let hits: u64 = stages
         .values()
@@ -287,6 +288,21 @@ fn pagerank_logs_cached_links_and_every_iteration() {
         .map(|e| e.1.cache_hits)
         .sum();
     assert!(hits > 0, "the links are cached and read back");
+    // The links' shuffle (1) goes once the first iteration (stage 1) has cached every
+    // links partition: the later iterations read the cache, not the shuffle.
+    let at = |found: &dyn Fn(&Event) -> bool| {
+        events
+            .iter()
+            .position(found)
+            .unwrap_or_else(|| panic!("{events:#?}"))
+    };
+    let removed = at(&|e| matches!(e, Event::ShuffleRemoved { shuffle, .. } if shuffle.0 == 1));
+    let first_ended = at(&|e| matches!(e, Event::StageEnd { stage, .. } if stage.0 == 1));
+    let second_started = at(&|e| matches!(e, Event::StageStart { stage, .. } if stage.0 == 2));
+    assert!(
+        first_ended < removed && removed < second_started,
+        "links' shuffle removed at event {removed}, first iteration ended at {first_ended}, second started at {second_started}"
+    );
 }
 
 #[test]

@@ -91,6 +91,13 @@ pub enum Event {
         seconds: f64,
         time_us: u64,
     },
+    /// The driver let a shuffle's files go: every stage of the job that reads it has read
+    /// it (or reads it through a wholly cached RDD), or no later stage can need it.
+    ShuffleRemoved {
+        job: u64,
+        shuffle: ShuffleId,
+        time_us: u64,
+    },
     /// `failure` is `None` when the job succeeded.
     JobEnd {
         job: u64,

@@ -63,6 +63,11 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
                     partition,
                     attempt,
                 } if j == job.id && stage.index() < stages.len() => {
+                    let me = executor.info.id.rank();
+                    if crate::faults::drop_cache_at(j, stage.0, me) {
+                        executor.blocks.clear();
+                        tracing::warn!("executor {me}: every cached block dropped (injected)");
+                    }
                     let (executor, job, stages, reports) = (
                         Arc::clone(executor),
                         Arc::clone(job),
@@ -198,7 +203,7 @@ fn run_task(
         end_us: now_us(),
         thread: rayon::current_thread_index().unwrap_or(0) as u32,
     };
-    let failed = |message: String, retry: bool| ToDriver::TaskFailed {
+    let failed = |message: String, retry: bool, lost_shuffle| ToDriver::TaskFailed {
         job: job.id,
         stage: stage.id,
         partition,
@@ -206,6 +211,7 @@ fn run_task(
         message,
         timing,
         retry,
+        lost_shuffle,
     };
     match outcome {
         Ok(Ok(output)) => ToDriver::TaskDone {
@@ -229,7 +235,7 @@ fn run_task(
                 &mut *tc.counters.cached.lock().unwrap_or_else(|p| p.into_inner()),
             ),
         },
-        Ok(Err(e)) => failed(e.to_string(), !e.is_permanent()),
-        Err(panic) => failed(panic, true),
+        Ok(Err(e)) => failed(e.to_string(), !e.is_permanent(), e.lost_shuffle()),
+        Err(panic) => failed(panic, true, None),
     }
 }

@@ -225,6 +225,7 @@ impl App {
                 }
                 self.seen(time_us);
             }
+            Event::ShuffleRemoved { time_us, .. } => self.seen(time_us),
             Event::MemoryPeaks { peaks, .. } => self.memory_peaks = peaks,
             Event::ApplicationEnd {
                 time_us,

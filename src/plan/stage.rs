@@ -69,6 +69,42 @@ pub fn shuffle_dependencies(node: &Arc<dyn Node>) -> Vec<Arc<dyn ShuffleDep>> {
     found
 }
 
+/// Whether computing `node` reads shuffle `shuffle`, where a persisted RDD whose every
+/// partition is cached (as `cached` says) is read from its blocks and not computed: Spark's
+/// scheduler does not look behind a fully cached RDD for missing parent stages either.
+/// PageRank's iterations read the links' shuffle only through the cached links.
+pub fn reads_shuffle(
+    node: &Arc<dyn Node>,
+    shuffle: ShuffleId,
+    cached: &dyn Fn(RddId, usize) -> bool,
+) -> bool {
+    let mut seen = HashSet::new();
+    let mut stack = vec![Arc::clone(node)];
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n.id()) || fully_cached(n.as_ref(), cached) {
+            continue;
+        }
+        for dep in n.dependencies() {
+            match dep {
+                Dependency::Narrow(parent) => stack.push(parent),
+                Dependency::Shuffle(s) if s.id() == shuffle => return true,
+                Dependency::Shuffle(_) => {}
+            }
+        }
+    }
+    false
+}
+
+/// A persisted RDD with a block cached for each of its partitions.
+fn fully_cached(node: &dyn Node, cached: &dyn Fn(RddId, usize) -> bool) -> bool {
+    let n = node.num_partitions();
+    n > 0
+        && (0..n).all(|split| {
+            node.cached_block(split)
+                .is_some_and(|(rdd, p)| cached(rdd, p))
+        })
+}
+
 /// Splits the lineage of `final_rdd` into stages, parents first, the result stage last.
 pub fn plan(final_rdd: &Arc<dyn Node>) -> Vec<Stage> {
     fn visit(

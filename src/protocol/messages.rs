@@ -81,6 +81,9 @@ pub enum ToDriver {
         timing: TaskTiming,
         /// False when another attempt cannot succeed (a full local disk).
         retry: bool,
+        /// The released shuffle the task needed (a cached block it read was gone): its map
+        /// stage must run again before the task can.
+        lost_shuffle: Option<ShuffleId>,
     },
     ExchangeDone {
         job: u64,

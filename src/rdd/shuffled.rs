@@ -115,9 +115,10 @@ where
                 )));
             }
             ReduceInput::Unknown => {
-                return Err(Error::Other(format!(
-                    "shuffle {shuffle} has not been exchanged on executor {me}"
-                )));
+                return Err(Error::ShuffleLost {
+                    shuffle,
+                    executor: me,
+                });
             }
         };
         if blocks.iter().any(|b| b.range.end > b.data.len()) {

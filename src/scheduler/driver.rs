@@ -1,99 +1,27 @@
 //! The driver's side of a job: check lineages, run stages in order, place and retry tasks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::config::ByteSize;
 use crate::error::{Error, Result};
-use crate::events::{Event, Listeners};
-use crate::ids::{ExecutorId, RddId, ShuffleId, StageId};
+use crate::events::Event;
+use crate::ids::{ExecutorId, ShuffleId, StageId};
 use crate::plan::job::Job;
 use crate::plan::node::cached_blocks;
-use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
+use crate::plan::stage::{Stage, StageKind, fingerprint, plan, shuffle_dependencies};
 use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
 use crate::protocol::metrics::now_us;
 use crate::protocol::{ExecutorTable, TaskMetrics};
+use crate::scheduler::needed::{consumed, needs, obsolete, wanted};
 use crate::scheduler::task_set::{Pending, TaskSet};
 use crate::transport::{Backoff, Group};
 
 /// Attempts per task before the job fails (Spark's `spark.task.maxFailures`).
 pub const MAX_TASK_ATTEMPTS: u32 = 4;
 
+pub use crate::scheduler::state::{DriverState, ExchangeStats};
 pub use crate::scheduler::task_set::LOCALITY_WAIT;
-
-/// What the driver remembers between jobs.
-#[derive(Debug, Default)]
-pub struct DriverState {
-    /// Exchanged shuffles and the executor owning each reduce partition.
-    pub shuffles: HashMap<ShuffleId, Vec<ExecutorId>>,
-    /// Every exchange so far, in order.
-    pub exchanges: Vec<ExchangeStats>,
-    /// Where cached partitions live: (rdd, partition) -> executor. A hint: a block that is
-    /// gone by the time its task runs is computed again.
-    pub blocks: HashMap<(RddId, u32), ExecutorId>,
-    /// Task metrics summed over every job so far.
-    pub metrics: TaskMetrics,
-    /// Executors taken out of service: no tasks, no reduce partitions.
-    pub out_of_service: std::collections::BTreeSet<ExecutorId>,
-    /// The event log and progress display.
-    pub events: Listeners,
-}
-
-impl DriverState {
-    /// Takes `executor` out of service: its cached blocks and every shuffle output count
-    /// as lost (shuffle data may have been read in place from its files), so later stages
-    /// compute what they need again on the others.
-    pub fn decommission(&mut self, executor: ExecutorId) {
-        self.out_of_service.insert(executor);
-        self.blocks.retain(|_, e| *e != executor);
-        self.shuffles.clear();
-        tracing::warn!(
-            "executor {executor} taken out of service: its blocks and shuffle outputs count as lost"
-        );
-    }
-}
-
-/// How one shuffle exchange went, as the driver saw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExchangeStats {
-    pub job: u64,
-    pub shuffle: ShuffleId,
-    /// Bytes received by all executors together.
-    pub bytes: u64,
-    /// Of `bytes`, those that crossed nodes.
-    pub cross_node: u64,
-    pub rounds: u32,
-    /// Every executor got its remote data by one-sided `MPI_Get`.
-    pub one_sided: bool,
-    /// From sending `Exchange` to the last `ExchangeDone`.
-    pub seconds: f64,
-}
-
-impl ExchangeStats {
-    /// How the data moved: `rma`, `alltoallv`, or `in place` (no round: co-located
-    /// executors read each other's map files).
-    pub fn mode(&self) -> &'static str {
-        match (self.one_sided, self.rounds) {
-            (true, _) => "rma",
-            (false, 0) => "in place",
-            _ => "alltoallv",
-        }
-    }
-
-    /// The event log's record of it.
-    pub fn event(&self) -> Event {
-        Event::Exchange {
-            job: self.job,
-            shuffle: self.shuffle,
-            mode: self.mode().into(),
-            bytes: self.bytes,
-            cross_node: self.cross_node,
-            rounds: self.rounds,
-            seconds: self.seconds,
-            time_us: now_us(),
-        }
-    }
-}
 
 /// What a finished job produced on the driver.
 pub struct JobOutput {
@@ -150,8 +78,10 @@ pub fn run_job(
     let mut updates = Vec::new();
     let mut injected = false;
     let mut ran: HashSet<StageId> = HashSet::new();
-    // Runs the stages in order; after an executor leaves, starts over (stages whose
-    // output still exists are skipped, lost ones computed again).
+    state.lost.clear();
+    // Runs the stages in order; after an executor leaves or a released shuffle is found
+    // needed, starts over (stages whose output still exists are skipped, lost ones
+    // computed again).
     'stages: loop {
         let wanted = wanted(&stages, state);
         // (After an executor leaves, stages run again: what they read must stay.)
@@ -202,10 +132,15 @@ pub fn run_job(
                         send(world, e, &msg)?;
                     }
                     let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
-                    run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
-                        updates.extend(acc);
-                        Ok(())
-                    })?;
+                    let outcome =
+                        run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
+                            updates.extend(acc);
+                            Ok(())
+                        });
+                    if recompute(world, &executors, job, stage, &outcome, state)? {
+                        continue 'stages;
+                    }
+                    outcome?;
                     ran.insert(stage.id);
                     let stats = exchange(world, &executors, job, dep.id())?;
                     state.events.post(&stats.event());
@@ -217,6 +152,11 @@ pub fn run_job(
                             job.id
                         );
                         state.shuffles.remove(&done);
+                        state.events.post(&Event::ShuffleRemoved {
+                            job: job.id,
+                            shuffle: done,
+                            time_us: now_us(),
+                        });
                         for &e in &executors {
                             let msg = ToExecutor::RemoveShuffle {
                                 job: job.id,
@@ -228,7 +168,7 @@ pub fn run_job(
                 }
                 StageKind::Result => {
                     ran.insert(stage.id);
-                    run_stage(
+                    let outcome = run_stage(
                         world,
                         table,
                         state,
@@ -245,7 +185,11 @@ pub fn run_job(
                             updates.extend(acc);
                             Ok(())
                         },
-                    )?;
+                    );
+                    if recompute(world, &executors, job, stage, &outcome, state)? {
+                        continue 'stages;
+                    }
+                    outcome?;
                 }
             }
         }
@@ -259,8 +203,14 @@ pub fn run_job(
         started.elapsed().as_secs_f64()
     );
     let obsolete_shuffles = obsolete(&stages, &ran);
-    for s in &obsolete_shuffles {
-        state.shuffles.remove(s);
+    for &s in &obsolete_shuffles {
+        if state.shuffles.remove(&s).is_some() {
+            state.events.post(&Event::ShuffleRemoved {
+                job: job.id,
+                shuffle: s,
+                time_us: now_us(),
+            });
+        }
     }
     if !obsolete_shuffles.is_empty() {
         tracing::info!(
@@ -275,72 +225,40 @@ pub fn run_job(
     })
 }
 
-/// The stages this job must run, found from the result stage back (as Spark submits
-/// missing parent stages): a stage is wanted if a wanted stage reads its output and that
-/// output is missing (never exchanged, forgotten, or with an owner out of service).
-fn wanted(stages: &[Stage], state: &DriverState) -> HashSet<StageId> {
-    let mut wanted = HashSet::new();
-    if let Some(last) = stages.last() {
-        wanted.insert(last.id);
+/// After a stage ended because a task needed a released shuffle (`outcome` is
+/// [`Error::ShuffleLost`]): notes the shuffle as needed for the rest of the job, drops what
+/// the stage's finished tasks wrote (its tasks all run again), and says to start over, so
+/// that the shuffle's map stage runs again. A shuffle found lost a second time fails the
+/// job instead: computing it again did not help.
+fn recompute(
+    world: &dyn Group,
+    executors: &[ExecutorId],
+    job: &Job,
+    stage: &Stage,
+    outcome: &Result<()>,
+    state: &mut DriverState,
+) -> Result<bool> {
+    let Err(Error::ShuffleLost { shuffle, .. }) = outcome else {
+        return Ok(false);
+    };
+    if !state.lost.insert(*shuffle) {
+        return Ok(false);
     }
-    for stage in stages.iter().rev() {
-        if !wanted.contains(&stage.id) {
-            continue;
+    tracing::warn!(
+        "job {}: {} read a cached block that is gone and needs shuffle {shuffle}, released since: its map stage runs again",
+        job.id,
+        stage.describe()
+    );
+    if let Some(dep) = stage.shuffle() {
+        for &e in executors {
+            let msg = ToExecutor::RemoveShuffle {
+                job: job.id,
+                shuffle: dep.id(),
+            };
+            send(world, e, &msg)?;
         }
-        for &p in &stage.parents {
-            let available = stages[p.index()].shuffle().is_some_and(|d| {
-                state
-                    .shuffles
-                    .get(&d.id())
-                    .is_some_and(|owners| owners.iter().all(|o| !state.out_of_service.contains(o)))
-            });
-            if !available {
-                wanted.insert(p);
-            }
-        }
     }
-    wanted
-}
-
-/// Exchanged shuffles that every stage of this job reading them has now read, and that the
-/// result stage does not read: nothing left in the job needs their files (an iterative
-/// job run as one action keeps at most the last iterations' shuffles). A later job that
-/// needs one (a lost cached block, an old RDD used again) computes it from lineage.
-fn consumed(
-    stages: &[Stage],
-    wanted: &HashSet<StageId>,
-    ran: &HashSet<StageId>,
-    state: &DriverState,
-) -> Vec<ShuffleId> {
-    stages
-        .iter()
-        .filter_map(|p| Some((p, p.shuffle()?.id())))
-        .filter(|(_, id)| state.shuffles.contains_key(id))
-        .filter(|(p, _)| {
-            let mut readers = stages
-                .iter()
-                .filter(|c| c.parents.contains(&p.id) && wanted.contains(&c.id))
-                .peekable();
-            readers.peek().is_some()
-                && readers.all(|c| ran.contains(&c.id) && c.shuffle().is_some())
-        })
-        .map(|(_, id)| id)
-        .collect()
-}
-
-/// The shuffles of `stages` that no stage that `ran` wrote or read: stages that ran (and
-/// the stages they read from) keep theirs, as a lost cached block may need them again;
-/// one further back only fed a skipped stage whose output exists.
-fn obsolete(stages: &[Stage], ran: &HashSet<StageId>) -> Vec<ShuffleId> {
-    let mut needed: HashSet<StageId> = ran.clone();
-    for stage in stages.iter().filter(|s| ran.contains(&s.id)) {
-        needed.extend(stage.parents.iter().copied());
-    }
-    stages
-        .iter()
-        .filter(|s| !needed.contains(&s.id))
-        .filter_map(|s| s.shuffle().map(|d| d.id()))
-        .collect()
+    Ok(true)
 }
 
 /// Reduce partition owners for the shuffle of `stage`: the executor that will run each
@@ -387,16 +305,21 @@ fn choose_owners(
         .collect()
 }
 
-/// The executor a task must run on: the owner of the shuffle blocks it reads, if any.
+/// The executor a task must run on: the owner of the shuffle blocks it reads, if any, but
+/// for shuffles it reads only through cached blocks (`through_cache`, released).
 fn required_executor(
     stage: &Stage,
     partition: usize,
     state: &DriverState,
+    through_cache: &HashSet<ShuffleId>,
 ) -> Result<Option<ExecutorId>> {
     let mut inputs = Vec::new();
     stage.rdd.shuffle_inputs(partition, &mut inputs);
     let mut owner = None;
-    for (s, r) in inputs {
+    for (s, r) in inputs
+        .into_iter()
+        .filter(|(s, _)| !through_cache.contains(s))
+    {
         let o = state
             .shuffles
             .get(&s)
@@ -443,9 +366,16 @@ fn run_stage(
     mut on_output: impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>) -> Result<()>,
 ) -> Result<()> {
     let started = Instant::now();
+    let through_cache: HashSet<ShuffleId> = shuffle_dependencies(&stage.rdd)
+        .iter()
+        .map(|d| d.id())
+        .filter(|s| !state.shuffles.contains_key(s) && !needs(stage, *s, state))
+        .collect();
+    // A task that needed a released shuffle: the stage ends once the running tasks report.
+    let mut lost_shuffle: Option<(ShuffleId, ExecutorId)> = None;
     let mut tasks = Vec::with_capacity(partitions.len());
     for (index, &partition) in partitions.iter().enumerate() {
-        let required = required_executor(stage, partition, state)?;
+        let required = required_executor(stage, partition, state, &through_cache)?;
         let preferred = preferred_executor(stage, partition, state);
         tasks.push(Pending::new(index, partition, required, preferred));
     }
@@ -472,6 +402,12 @@ fn run_stage(
             send(world, e, &run)?;
         }
         if set.is_done() {
+            if let Some((shuffle, executor)) = lost_shuffle {
+                return Err(Error::ShuffleLost {
+                    shuffle,
+                    executor: executor.rank(),
+                });
+            }
             break;
         }
         if let Some(partition) = set.stuck() {
@@ -527,6 +463,7 @@ fn run_stage(
                 message,
                 timing,
                 retry,
+                lost_shuffle: lost_here,
             } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
                 state.events.post(&Event::TaskEnd {
                     job: j,
@@ -542,6 +479,13 @@ fn run_stage(
                     "task {partition} of stage {s} (attempt {}) failed on executor {from}: {message}",
                     attempt + 1
                 );
+                if let Some(shuffle) = lost_here {
+                    lost_shuffle = Some((shuffle, from));
+                }
+                if lost_shuffle.is_some() {
+                    set.abandon(from, partition);
+                    continue;
+                }
                 if !retry {
                     return Err(Error::Task(format!(
                         "job {} ({}) aborted: task {partition} of stage {s} failed on executor {from} (not retried): {message}",

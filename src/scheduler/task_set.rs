@@ -110,6 +110,14 @@ impl TaskSet {
         }
     }
 
+    /// Finishes running `partition` on `from` without running it again, and drops every
+    /// waiting task: the stage cannot complete, and ends once what runs has reported.
+    pub fn abandon(&mut self, from: ExecutorId, partition: u32) {
+        *self.in_flight.entry(from).or_default() -= 1;
+        self.running.remove(&(partition as usize));
+        self.queue.clear();
+    }
+
     /// Moves waiting tasks to executors with room and returns (executor, partition) for
     /// each. Round-robin, one task per executor per pass: first up to one task per thread
     /// everywhere, then one more each so no thread idles while a report is in flight.
