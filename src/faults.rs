@@ -50,13 +50,19 @@ pub fn decommission_at(job: u64, stage: u32) -> Option<usize> {
 }
 
 fn parse_decommission(spec: &str, job: u64, stage: u32) -> Option<usize> {
+    let (executor, at) = spec.split_once(':')?;
+    is_at(at, job, stage)
+        .then(|| executor.parse().ok())
+        .flatten()
+}
+
+/// Whether `spec` is `J:S` naming job `job` and its stage `stage`.
+fn is_at(spec: &str, job: u64, stage: u32) -> bool {
     let mut parts = spec.split(':').map(str::parse::<u64>);
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(Ok(e)), Some(Ok(j)), Some(Ok(s))) if j == job && s == stage as u64 => {
-            Some(e as usize)
-        }
-        _ => None,
-    }
+    matches!(
+        (parts.next(), parts.next()),
+        (Some(Ok(j)), Some(Ok(s))) if j == job && s == stage as u64
+    )
 }
 
 /// `EMBER_TEST_DROP_CACHE=J:S`: whether executor `me` must drop every cached block (as an
@@ -66,11 +72,7 @@ pub fn drop_cache_at(job: u64, stage: u32, me: usize) -> bool {
     let Ok(spec) = std::env::var("EMBER_TEST_DROP_CACHE") else {
         return false;
     };
-    let mut parts = spec.split(':').map(str::parse::<u64>);
-    let due = matches!(
-        (parts.next(), parts.next()),
-        (Some(Ok(j)), Some(Ok(s))) if j == job && s == stage as u64
-    );
+    let due = is_at(&spec, job, stage);
     static DROPPED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
     let mut dropped = DROPPED.lock().unwrap_or_else(|p| p.into_inner());
     let first = due && !dropped.contains(&me);

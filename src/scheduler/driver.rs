@@ -152,11 +152,7 @@ pub fn run_job(
                             job.id
                         );
                         state.shuffles.remove(&done);
-                        state.events.post(&Event::ShuffleRemoved {
-                            job: job.id,
-                            shuffle: done,
-                            time_us: now_us(),
-                        });
+                        removed(state, job, done);
                         for &e in &executors {
                             let msg = ToExecutor::RemoveShuffle {
                                 job: job.id,
@@ -205,11 +201,7 @@ pub fn run_job(
     let obsolete_shuffles = obsolete(&stages, &ran);
     for &s in &obsolete_shuffles {
         if state.shuffles.remove(&s).is_some() {
-            state.events.post(&Event::ShuffleRemoved {
-                job: job.id,
-                shuffle: s,
-                time_us: now_us(),
-            });
+            removed(state, job, s);
         }
     }
     if !obsolete_shuffles.is_empty() {
@@ -559,6 +551,14 @@ fn skipped(state: &mut DriverState, job: &Job, stage: &Stage, reason: &str) {
         job: job.id,
         stage: stage.id,
         reason: reason.into(),
+        time_us: now_us(),
+    });
+}
+
+fn removed(state: &mut DriverState, job: &Job, shuffle: ShuffleId) {
+    state.events.post(&Event::ShuffleRemoved {
+        job: job.id,
+        shuffle,
         time_us: now_us(),
     });
 }
