@@ -201,7 +201,10 @@ impl<K, C> Combiners<K, C> {
     /// Up to `max` entries moved out, the slots kept for the next ones.
     pub fn take_some(&mut self, max: usize) -> Vec<(K, C)> {
         // An extraction stopped early leaves the entries it did not reach in the table.
-        self.table.extract_if(|_| true).take(max).collect()
+        // Sized up front: grown by doubling, every batch was copied into fresh pages.
+        let mut taken = Vec::with_capacity(max.min(self.table.len()));
+        taken.extend(self.table.extract_if(|_| true).take(max));
+        taken
     }
 
     /// The entries, in no particular order.

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod cogroup;
 pub mod combine;
 pub mod combine_table;
+mod combined_parts;
 pub mod distinct;
 pub mod group;
 pub mod join;

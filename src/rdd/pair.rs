@@ -243,12 +243,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     ) -> Rdd<(K, C)> {
         // The most records a partition had, for the tasks after it.
         let sizes = SizeHint::default();
+        let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
         self.partition_batches_with(name, true, move |_, mut records| {
+            // The partition's entries are combined as they are read, after this returns.
+            let (create, merge_value) = (Arc::clone(&create), Arc::clone(&merge_value));
             crate::rdd::reduce_combine::combine_values(
                 &mut records,
                 &sizes,
-                &create,
-                &merge_value,
+                move |v| create(v),
+                move |c, v| merge_value(c, v),
                 Arc::clone(&merge),
             )
         })

@@ -159,16 +159,49 @@ fn unroll<T: Data>(
     tc: &TaskContext,
 ) -> Result<Unrolled<T>> {
     let mut reservation = tc.shuffle.memory().reservation();
-    let (mut records, mut bytes) = (Vec::new(), 0u64);
+    let (mut read, mut bytes) = (Vec::new(), 0u64);
     while let Some(batch) = batches.next() {
-        let mut batch = batch?;
+        let batch = batch?;
         bytes += codec.size_of(&batch);
-        records.append(&mut batch);
+        read.push(batch);
         let grown = reservation.grow_to(bytes)
             || (tc.blocks.make_room_for(bytes - reservation.bytes()) && reservation.grow_to(bytes));
         if !grown {
-            return Ok(Unrolled::Partial(records, batches, reservation));
+            return Ok(Unrolled::Partial(concat(read), batches, reservation));
         }
     }
-    Ok(Unrolled::Whole(records))
+    Ok(Unrolled::Whole(concat(read)))
+}
+
+/// The batches in one vector of their exact length: one grown by doubling as batches came
+/// was copied into fresh pages at every doubling and kept up to twice the room the block
+/// needs (profiled: PageRank's links, 140 MB of slack an executor).
+fn concat<T>(mut batches: Vec<Vec<T>>) -> Vec<T> {
+    if batches.len() == 1 {
+        return batches.pop().unwrap_or_default();
+    }
+    let mut all = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+    for mut batch in batches {
+        all.append(&mut batch);
+    }
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concat;
+
+    #[test]
+    fn a_partition_collected_for_the_cache_keeps_no_room_beyond_its_records() {
+        // 2.5 batches of records: a vector grown by appending would hold room for 16 k.
+        let batches: Vec<Vec<u64>> = [(0..4096), (4096..8192), (8192..10_000)]
+            .into_iter()
+            .map(|r| r.collect())
+            .collect();
+        let all = concat(batches);
+        assert_eq!(all.capacity(), 10_000);
+        assert!(all.iter().copied().eq(0..10_000));
+        assert_eq!(concat(vec![vec![7u64; 3]]), [7, 7, 7]);
+        assert!(concat(Vec::<Vec<u64>>::new()).is_empty());
+    }
 }

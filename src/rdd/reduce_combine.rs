@@ -22,10 +22,10 @@ use crate::error::Result;
 use crate::memory::estimate::SizeHint;
 use crate::plan::batch::BatchIter;
 use crate::rdd::Key;
-use crate::rdd::combine::{CombineMap, Combiners};
 use crate::rdd::combine_table::hash_key;
+use crate::rdd::combined_parts::CombinedParts;
 use crate::rdd::partitioned_combine::{fanout, sub_part};
-use crate::rdd::spill_combine::{MergeCombiners, combine_spilling, combine_spilling_in};
+use crate::rdd::spill_combine::{MergeCombiners, combine_spilling};
 use crate::rdd::split_parts::{CHUNK, Chunks, FIRST_CHUNK, Parts};
 
 /// Reads `records` into one part of chunks until they end (true) or the budget has no
@@ -87,13 +87,13 @@ where
 pub fn combine_values<K, V, C>(
     records: &mut impl Iterator<Item = (K, V)>,
     sizes: &SizeHint,
-    create: impl Fn(V) -> C,
-    merge_value: impl Fn(C, V) -> C,
+    create: impl Fn(V) -> C + 'static,
+    merge_value: impl Fn(C, V) -> C + 'static,
     merge: MergeCombiners<C>,
 ) -> Result<BatchIter<(K, C)>>
 where
     K: Key,
-    V: Serialize,
+    V: Serialize + 'static,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
     let slot = std::mem::size_of::<(K, C)>() + 1;
@@ -129,19 +129,13 @@ where
             (parts, buffer)
         }
     };
-    let mut merged = Vec::with_capacity(parts.len());
-    let mut ratio = KeyRatio::default();
-    for mut part in parts {
-        let (records, chunks) = part.take();
-        let map = CombineMap::with_table(Combiners::with_capacity(ratio.keys_for(records)));
-        let rest = chunks.into_iter().flatten();
-        let (batches, keys) =
-            combine_spilling_in(map, rest, &create, &merge_value, Arc::clone(&merge))?;
-        ratio.note(records, keys);
-        merged.push(batches);
-    }
-    drop(held);
-    Ok(Box::new(merged.into_iter().flatten()))
+    Ok(Box::new(CombinedParts::new(
+        parts,
+        held,
+        create,
+        merge_value,
+        merge,
+    )))
 }
 
 /// Combines the records `read` so far and the `rest` as they stream (one spilling
@@ -165,30 +159,6 @@ where
     let merged = combine_spilling(records, create, merge_value, merge);
     drop(reservation);
     merged
-}
-
-/// Keys per record of the sub-parts combined so far, which sizes the next sub-part's map:
-/// a map grown from empty to a sub-part's thousands of keys rehashed a dozen times
-/// (profiled: `reserve_rehash` 3.5% of PageRank's iterations).
-#[derive(Default)]
-struct KeyRatio {
-    records: usize,
-    keys: usize,
-}
-
-impl KeyRatio {
-    /// Notes a sub-part of `records` that held `keys`.
-    fn note(&mut self, records: usize, keys: usize) {
-        self.records += records;
-        self.keys += keys;
-    }
-
-    /// The keys to expect of `records` (none before the first sub-part), an eighth over:
-    /// hashing spreads keys over sub-parts unevenly.
-    fn keys_for(&self, records: usize) -> usize {
-        let keys = (records * self.keys).checked_div(self.records).unwrap_or(0);
-        keys + keys / 8
-    }
 }
 
 /// The `len` records of `chunks` split into `fanout` sub-parts by key hash, each in
@@ -303,12 +273,48 @@ mod tests {
     }
 
     #[test]
-    fn a_sub_parts_map_starts_as_large_as_the_keys_per_record_before_it_expect() {
-        let mut ratio = KeyRatio::default();
-        assert_eq!(ratio.keys_for(1000), 0, "nothing to go by yet");
-        ratio.note(4000, 1000);
-        ratio.note(4000, 1000);
-        assert_eq!(ratio.keys_for(800), 225); // 200 keys, an eighth over
+    fn sub_parts_are_combined_one_at_a_time_as_their_entries_are_read() {
+        // 64 sub-parts: nothing is combined before the first batch is asked for, the
+        // first batch combines only the first sub-part, and the tables' reservation never
+        // holds more than about one sub-part's table beside the buffered records.
+        let (n, keys) = (700_000u64, 300_000u64);
+        let memory = MemoryManager::new(1 << 30);
+        let _task = enter_task_memory(Arc::clone(&memory));
+        let combined = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = Arc::clone(&combined);
+        let create = move |v: u64| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            v
+        };
+        let counter = Arc::clone(&combined);
+        let add = move |c: u64, v: u64| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            c + v
+        };
+        let mut records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
+        let sizes = SizeHint::default();
+        let mut batches =
+            combine_values(&mut records, &sizes, create, add, Arc::new(|a, b| a + b)).unwrap();
+        let count = || combined.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(count(), 0, "combined before asked for");
+        let buffered = memory.reserved();
+        let mut out = batches.next().unwrap().unwrap();
+        assert!(count() > 0 && count() < 2 * n / 64, "{} combined", count());
+        for batch in batches {
+            out.extend(batch.unwrap());
+        }
+        assert_eq!(count(), n);
+        // One sub-part's table: 300 k keys over 64 sub-parts, 17-byte slots, a power of
+        // two of buckets at most 7/8 full.
+        let table = (keys / 64 * 8 / 7).next_power_of_two() * 17;
+        assert!(
+            memory.peak() <= buffered + 2 * table,
+            "peak {} with {buffered} buffered and tables of {table}",
+            memory.peak()
+        );
+        assert!(subs(&out, 64).is_sorted(), "not merged by sub-part");
+        out.sort_unstable();
+        assert_eq!(out, reference(n, keys));
     }
 
     #[test]

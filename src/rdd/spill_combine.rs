@@ -64,35 +64,65 @@ where
     K: Key,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let scope = task_scope().filter(|_| map.is_bounded());
-    let mut runs = Vec::new();
-    loop {
-        match map.merge_some(&mut records, &create, &merge_value) {
-            Merged::Ended => break,
-            Merged::More => {}
-            Merged::OverBudget => {
-                if let Some(scope) = &scope {
-                    runs.push(spill(&mut map, scope)?);
-                }
-            }
-        }
-    }
-    let reservation = map.take_reservation();
+    let runs = merge_spilling(&mut map, &mut records, &create, &merge_value)?;
     let keys = map.acc.len();
     if runs.is_empty() {
         // The reservation lives as long as the entries it covers.
+        let reservation = map.take_reservation();
         let entries = map.take().inspect(move |_| {
             let _held = &reservation;
         });
         return Ok((batched(entries), keys));
     }
+    Ok((merge_runs(&mut map, runs, merge_combiners)?, keys))
+}
+
+/// Merges `records` into `map`; whenever the map outgrows what the running task's budget
+/// lets it hold, its entries go to a spill run and it starts again empty. The runs
+/// spilled (none if it never outgrew the budget, or outside a task).
+pub fn merge_spilling<K, V, C>(
+    map: &mut CombineMap<K, C>,
+    records: &mut impl Iterator<Item = (K, V)>,
+    create: &impl Fn(V) -> C,
+    merge_value: &impl Fn(C, V) -> C,
+) -> Result<Vec<SpillRun>>
+where
+    K: Key,
+    C: Serialize + 'static,
+{
+    let scope = task_scope().filter(|_| map.is_bounded());
+    let mut runs = Vec::new();
+    loop {
+        match map.merge_some(records, create, merge_value) {
+            Merged::Ended => return Ok(runs),
+            Merged::More => {}
+            Merged::OverBudget => {
+                if let Some(scope) = &scope {
+                    runs.push(spill(map, scope)?);
+                }
+            }
+        }
+    }
+}
+
+/// What is left in `map` merged with the `runs` it spilled, by key hash, each key once:
+/// the map is left empty, its table freed and its reservation held by the merge.
+pub fn merge_runs<K, C>(
+    map: &mut CombineMap<K, C>,
+    runs: Vec<SpillRun>,
+    merge_combiners: MergeCombiners<C>,
+) -> Result<BatchIter<(K, C)>>
+where
+    K: Key,
+    C: Serialize + DeserializeOwned + Send + 'static,
+{
+    let reservation = map.take_reservation();
     let memory = sorted(map.take()).into_iter();
     let merged = HashMerge::new(memory, runs, merge_combiners)?;
-    let merged = MergeBatches {
+    Ok(Box::new(MergeBatches {
         merged,
         _reservation: reservation,
-    };
-    Ok((Box::new(merged), keys))
+    }))
 }
 
 /// Entries sorted by key hash.
@@ -116,7 +146,7 @@ fn spill<K: Key, C: Serialize + 'static>(
 
 /// A spill file: encoded (key, combiner) records sorted by key hash, unlinked as soon as
 /// it is created (so it cannot outlive the task, whatever happens), read mapped.
-struct SpillRun {
+pub struct SpillRun {
     map: memmap2::Mmap,
 }
 
