@@ -343,7 +343,8 @@ fn assert_same_sums(got: &BTreeMap<i64, i128>, want: &BTreeMap<i64, i128>, what:
 fn an_aggregation_of_many_times_the_memory_budget_spills_and_stays_right() {
     // 1.2 M facts over a million keys (16 MB of text) through executors of 1 MiB each:
     // the map-side-combined output still holds most rows, so map tasks spill and the
-    // reduce side folds the rows as it reads them.
+    // reduce side folds the rows as it reads them. Into 2 partitions, and into 32 (map
+    // tasks stage records per bucket and must copy what is staged before they spill).
     let root = tempfile::tempdir().unwrap();
     let input = root.path().join("facts");
     let facts: Vec<(i64, i64)> = (0..1_200_000i64)
@@ -352,33 +353,37 @@ fn an_aggregation_of_many_times_the_memory_budget_spills_and_stays_right() {
     write_one_part(&input, &facts);
     let spill = root.path().join("spill");
     std::fs::create_dir(&spill).unwrap();
-    let output = root.path().join("sums");
-    let args = [
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        output.to_str().unwrap(),
-        "--partitions",
-        "2",
-        "--executor-memory",
-        "1m",
-    ];
-    let mut cmd = mpirun(3, &bin("groupby"), &args);
-    cmd.env("EMBER_SPILL_DIR", &spill);
-    let out = run(cmd, TIMEOUT);
-    out.assert_ok();
-    assert_same_sums(&read_sums(&output), &sums_reference(&facts), "3 ranks");
-    assert!(
-        out.stderr
-            .lines()
-            .any(|l| l.contains("shuffle map stage") && l.contains(", spilled ")),
-        "{out:#?}"
-    );
-    assert_eq!(
-        std::fs::read_dir(&spill).unwrap().count(),
-        0,
-        "spill files left"
-    );
+    let want = sums_reference(&facts);
+    for partitions in ["2", "32"] {
+        let output = root.path().join(format!("sums-{partitions}"));
+        let args = [
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--partitions",
+            partitions,
+            "--executor-memory",
+            "1m",
+        ];
+        let mut cmd = mpirun(3, &bin("groupby"), &args);
+        cmd.env("EMBER_SPILL_DIR", &spill);
+        let out = run(cmd, TIMEOUT);
+        out.assert_ok();
+        let what = format!("3 ranks, {partitions} partitions");
+        assert_same_sums(&read_sums(&output), &want, &what);
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.contains("shuffle map stage") && l.contains(", spilled ")),
+            "{what}: {out:#?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&spill).unwrap().count(),
+            0,
+            "{what}: spill files left"
+        );
+    }
 }
 
 #[test]

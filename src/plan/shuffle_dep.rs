@@ -9,6 +9,7 @@ use crate::ids::ShuffleId;
 use crate::memory::estimate::SizeHint;
 use crate::plan::node::{Compute, Node, ShuffleDep, erase};
 use crate::plan::task::TaskContext;
+use crate::shuffle::append::append_streaming;
 use crate::shuffle::{BucketOrder, MapOutput};
 
 /// A shuffle of records `S`, each sent to reduce partition `partition_of(&record)`.
@@ -85,6 +86,20 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
         let mut sorter = self.map_sort.as_ref().map(|s| s.sorter(self.partitions));
         let raw = self.map_sort.as_ref().and_then(|s| s.raw_codec());
         let mut held = 0u64;
+        let budget = memory.budget();
+        // Into many buckets, each bucket's records are encoded into a small stage that
+        // stays in the L1 cache, then copied to the bucket a few cache lines at a time with
+        // streaming stores: a record's bytes stored straight into one of tens of buckets
+        // waited for its line to be read in (profiled: two thirds of PageRank's map-side
+        // partitioning, 36 buckets, stalled on those stores). Not for a sort, whose map
+        // task reads its buckets again at once to order them (TeraSort's map stage took
+        // 1.1-2.3 s staged against 0.74-0.84 s).
+        let mut stages: Option<Vec<Vec<u8>>> = (sorter.is_none() && self.partitions >= STAGED_FROM)
+            .then(|| {
+                (0..self.partitions)
+                    .map(|_| Vec::with_capacity(2 * STAGE))
+                    .collect()
+            });
         for batch in Arc::clone(&self.parent).compute(split, tc)? {
             let batch = batch?;
             out.records += batch.len() as u64;
@@ -93,31 +108,34 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
                     Some(r) => r,
                     None => (self.partition_of)(record),
                 };
+                if let Some(stages) = &mut stages {
+                    let stage = &mut stages[r];
+                    held += self.encode(raw.as_ref(), stage, record, split, budget)?;
+                    if stage.len() >= STAGE {
+                        append_streaming(&mut out.buckets[r], stage);
+                        stage.clear();
+                        if stage.capacity() > 4 * STAGE {
+                            // A large record grew it: not kept for the rest of the task.
+                            *stage = Vec::with_capacity(2 * STAGE);
+                        }
+                    }
+                    continue;
+                }
                 let bucket = &mut out.buckets[r];
                 let start = bucket.len();
-                match &raw {
-                    Some(raw) => raw.encode_into(bucket, record),
-                    None => codec::encode_into(bucket, record),
-                }
-                let bytes = (bucket.len() - start) as u64;
-                if bytes > memory.budget() {
-                    return Err(Error::RecordTooLarge {
-                        what: format!("shuffle {}, map partition {split}", self.id),
-                        bytes,
-                        budget: memory.budget(),
-                    });
-                }
-                held += bytes;
+                held += self.encode(raw.as_ref(), bucket, record, split, budget)?;
                 if let Some(sorter) = &mut sorter {
                     sorter.push(r, record, start..bucket.len());
                 }
             }
             let held_now = held + sorter.as_ref().map_or(0, |s| s.held_bytes() as u64);
             if !fits(&mut out, held_now) {
+                flush(stages.as_deref_mut(), &mut out.buckets);
                 self.spill(split, tc, &mut out, sorter.as_deref_mut())?;
                 held = 0;
             }
         }
+        flush(stages.as_deref_mut(), &mut out.buckets);
         if let Some(sorter) = &mut sorter {
             out.orders = sorter.sort(&out.buckets);
         }
@@ -134,6 +152,14 @@ const MIN_SPILL: u64 = 1 << 20;
 
 /// Whether a map task's buckets of `held` bytes may stay in memory: its reservation
 /// grows to cover them (in steps, to touch the shared counter rarely).
+/// Copies what `stages` hold to their buckets.
+fn flush(stages: Option<&mut [Vec<u8>]>, buckets: &mut [Vec<u8>]) {
+    for (stage, bucket) in stages.into_iter().flatten().zip(buckets) {
+        bucket.extend_from_slice(stage);
+        stage.clear();
+    }
+}
+
 fn fits(out: &mut MapOutput, held: u64) -> bool {
     let Some(reservation) = &mut out.reservation else {
         return true;
@@ -143,7 +169,39 @@ fn fits(out: &mut MapOutput, held: u64) -> bool {
         || held < MIN_SPILL
 }
 
+/// Bytes of records a bucket's stage collects before they are copied to the bucket.
+const STAGE: usize = 512;
+/// Buckets from which a map task stages its records.
+const STAGED_FROM: usize = 16;
+
 impl<S: serde::Serialize + 'static> ShuffleDependency<S> {
+    /// Encodes `record` at the end of `into` (in `raw`'s layout if given), its size; a
+    /// record larger than the executor's `budget` is an error.
+    #[inline]
+    fn encode(
+        &self,
+        raw: Option<&codec::RawCodec<S>>,
+        into: &mut Vec<u8>,
+        record: &S,
+        split: usize,
+        budget: u64,
+    ) -> Result<u64> {
+        let start = into.len();
+        match raw {
+            Some(raw) => raw.encode_into(into, record),
+            None => codec::encode_into(into, record),
+        }
+        let bytes = (into.len() - start) as u64;
+        if bytes > budget {
+            return Err(Error::RecordTooLarge {
+                what: format!("shuffle {}, map partition {split}", self.id),
+                bytes,
+                budget,
+            });
+        }
+        Ok(bytes)
+    }
+
     /// The capacity to start bucket `r` with: a little over the largest seen, within the
     /// memory budget. Capacity only: memory no record is written to is never touched.
     fn expected_bucket(&self, r: usize, budget: u64) -> usize {
@@ -171,5 +229,56 @@ impl<S: serde::Serialize + 'static> ShuffleDependency<S> {
             reservation.clear();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::Context;
+    use crate::config::EngineArgs;
+
+    #[test]
+    fn records_staged_into_many_buckets_arrive_whole_large_ones_too() {
+        // 40 reduce partitions (staged, streaming copies): strings from empty to 3 KiB,
+        // larger than a stage, each key's strings joined in a fixed order.
+        let ctx = Context::local_with(&EngineArgs::default());
+        let records: Vec<(u32, String)> = (0..30_000u32)
+            .map(|i| {
+                let len = if i % 997 == 0 {
+                    3000
+                } else {
+                    (i % 23) as usize
+                };
+                (
+                    i.wrapping_mul(2_654_435_761) % 5_000,
+                    "x".repeat(len) + &i.to_string(),
+                )
+            })
+            .collect();
+        let mut want: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for (k, v) in &records {
+            want.entry(*k).or_default().push(v.clone());
+        }
+        let got = ctx
+            .parallelize(records, Some(8))
+            .map(|(k, v)| (k, vec![v]))
+            .reduce_by_key_into(
+                |mut a, b| {
+                    a.extend(b);
+                    a
+                },
+                40,
+            )
+            .collect()
+            .unwrap();
+        assert_eq!(got.len(), want.len());
+        for (k, mut v) in got {
+            v.sort();
+            let w = want.get_mut(&k).unwrap();
+            w.sort();
+            assert_eq!(&v, w, "key {k}");
+        }
     }
 }

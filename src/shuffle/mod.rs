@@ -6,6 +6,7 @@
 //! all executors to exchange (one collective over the executor group) → reduce tasks run
 //! on the owners. See `README.md` beside this file.
 
+pub mod append;
 pub mod block;
 pub mod exchange;
 pub mod files;
