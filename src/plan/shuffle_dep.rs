@@ -150,8 +150,6 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
 /// would cost more than it saves.
 const MIN_SPILL: u64 = 1 << 20;
 
-/// Whether a map task's buckets of `held` bytes may stay in memory: its reservation
-/// grows to cover them (in steps, to touch the shared counter rarely).
 /// Copies what `stages` hold to their buckets.
 fn flush(stages: Option<&mut [Vec<u8>]>, buckets: &mut [Vec<u8>]) {
     for (stage, bucket) in stages.into_iter().flatten().zip(buckets) {
@@ -160,6 +158,8 @@ fn flush(stages: Option<&mut [Vec<u8>]>, buckets: &mut [Vec<u8>]) {
     }
 }
 
+/// Whether a map task's buckets of `held` bytes may stay in memory: its reservation
+/// grows to cover them (in steps, to touch the shared counter rarely).
 fn fits(out: &mut MapOutput, held: u64) -> bool {
     let Some(reservation) = &mut out.reservation else {
         return true;

@@ -36,7 +36,7 @@ pub type MergeCombiners<C> = Arc<dyn Fn(C, C) -> C + Send + Sync>;
 /// it) within the running task's budget, spilling to disk over it; unbounded outside a
 /// task. Each key comes out once, in no particular order.
 pub fn combine_spilling<K, V, C>(
-    records: impl Iterator<Item = (K, V)>,
+    mut records: impl Iterator<Item = (K, V)>,
     create: impl Fn(V) -> C,
     merge_value: impl Fn(C, V) -> C,
     merge_combiners: MergeCombiners<C>,
@@ -45,36 +45,17 @@ where
     K: Key,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let map = CombineMap::new();
-    let (merged, _) = combine_spilling_in(map, records, create, merge_value, merge_combiners)?;
-    Ok(merged)
-}
-
-/// `combine_spilling` into `map` (empty, perhaps started with room for the keys expected,
-/// so it does not grow by rehashing); also the keys it held at the end (those spilled
-/// before not counted).
-pub fn combine_spilling_in<K, V, C>(
-    mut map: CombineMap<K, C>,
-    mut records: impl Iterator<Item = (K, V)>,
-    create: impl Fn(V) -> C,
-    merge_value: impl Fn(C, V) -> C,
-    merge_combiners: MergeCombiners<C>,
-) -> Result<(BatchIter<(K, C)>, usize)>
-where
-    K: Key,
-    C: Serialize + DeserializeOwned + Send + 'static,
-{
+    let mut map = CombineMap::new();
     let runs = merge_spilling(&mut map, &mut records, &create, &merge_value)?;
-    let keys = map.acc.len();
     if runs.is_empty() {
         // The reservation lives as long as the entries it covers.
         let reservation = map.take_reservation();
         let entries = map.take().inspect(move |_| {
             let _held = &reservation;
         });
-        return Ok((batched(entries), keys));
+        return Ok(batched(entries));
     }
-    Ok((merge_runs(&mut map, runs, merge_combiners)?, keys))
+    merge_runs(&mut map, runs, merge_combiners)
 }
 
 /// Merges `records` into `map`; whenever the map outgrows what the running task's budget
