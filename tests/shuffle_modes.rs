@@ -337,11 +337,12 @@ fn groupby_and_join_on_a_hot_key_match_the_reference_in_alltoallv_and_rma_modes(
 
 #[test]
 fn an_rma_window_over_the_memory_budget_falls_back_to_alltoallv() {
-    // A window copies an executor's map output into memory: 3 MB each here, against a
-    // 1 MiB budget, so no executor makes one and all exchange in rounds instead.
+    // A window copies an executor's map output into memory: TeraSort's sort entries (16
+    // bytes a record), 1.6 MB each here, against a 1 MiB budget, so no executor makes one
+    // and all exchange in rounds instead.
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("records.bin");
-    let records: Vec<u8> = (0..60_000u64)
+    let records: Vec<u8> = (0..200_000u64)
         .flat_map(|i| ember::io::records::Record::generate(3, i).0)
         .collect();
     std::fs::write(&input, &records).unwrap();

@@ -77,6 +77,27 @@ pub struct FileSplit {
     pub end: u64,
 }
 
+/// Fixed-width records of files, split on record boundaries (`binary_records`): where a
+/// record lies is known without reading the ones before it, so a sort can shuffle keys and
+/// locations and read each record back once, where it lies.
+pub struct FixedWidth<T> {
+    pub record_len: usize,
+    pub files: Vec<InputFile>,
+    pub splits: Vec<FileSplit>,
+    pub decode: fn(&[u8]) -> T,
+}
+
+impl<T> Clone for FixedWidth<T> {
+    fn clone(&self) -> Self {
+        FixedWidth {
+            record_len: self.record_len,
+            files: self.files.clone(),
+            splits: self.splits.clone(),
+            decode: self.decode,
+        }
+    }
+}
+
 /// Cuts `files` into about `target` splits of equal size, each a multiple of `align`
 /// bytes (1 for text, the record length for binary records). Empty files give no split;
 /// the result has at least one split (possibly empty) so an RDD always has a partition.

@@ -96,6 +96,12 @@ pub trait Compute<T>: Node {
     fn sample(&self, _split: usize, _size: usize, _seed: u64) -> Option<Result<(Vec<T>, u64)>> {
         None
     }
+
+    /// The files the records are read from as they lie, where the node is a source of
+    /// fixed-width records: `sort_by` then shuffles keys and locations, not records.
+    fn fixed_width(&self) -> Option<crate::io::input::FixedWidth<T>> {
+        None
+    }
 }
 
 /// Upcasts a typed node to its planning view.

@@ -35,6 +35,14 @@ impl ExecutorTable {
         self.executors.iter().find(|e| e.id == id)
     }
 
+    /// Every executor runs on one node (one shared-memory domain: they share its page
+    /// cache, and a shuffle among them reads its blocks in place).
+    pub fn one_node(&self) -> bool {
+        let mut nodes = self.iter().map(|e| e.node);
+        let first = nodes.next();
+        nodes.all(|n| Some(n) == first)
+    }
+
     /// Sum of the executors' worker threads.
     pub fn total_threads(&self) -> usize {
         self.executors.iter().map(|e| e.threads).sum()
@@ -120,5 +128,14 @@ mod tests {
                 .eq(["1", "node1", "101", "0", "0", "0", "1", "1.0", "GiB"])
         );
         assert!(lines[2].contains("unpinned"));
+    }
+
+    #[test]
+    fn executors_of_one_node_are_told_from_those_of_several() {
+        let mut two = info(2, true);
+        assert!(ExecutorTable::new(vec![info(1, true), two.clone()]).one_node());
+        two.node = 2;
+        assert!(!ExecutorTable::new(vec![info(1, true), two]).one_node());
+        assert!(ExecutorTable::new(vec![info(1, true)]).one_node());
     }
 }

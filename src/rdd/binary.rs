@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::codec::RawCodec;
 use crate::error::{Error, Result};
-use crate::io::input::{FileSplit, InputFile};
+use crate::io::input::{FileSplit, FixedWidth, InputFile};
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::{Compute, Dependency, Node, RddId};
 use crate::plan::task::TaskContext;
@@ -80,6 +80,15 @@ impl<T: 'static> Compute<T> for BinaryRecords<T> {
 
     fn raw_codec(&self) -> Option<RawCodec<T>> {
         self.raw
+    }
+
+    fn fixed_width(&self) -> Option<FixedWidth<T>> {
+        Some(FixedWidth {
+            record_len: self.record_len,
+            files: self.files.clone(),
+            splits: self.splits.clone(),
+            decode: self.decode,
+        })
     }
 
     /// Reads the sampled records where they lie: a sort's sampling job then touches a few

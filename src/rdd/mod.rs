@@ -26,6 +26,7 @@ pub mod shared;
 pub mod shuffled;
 pub mod sort;
 pub mod sort_key;
+mod sort_located;
 mod sort_merge;
 pub mod sorted_runs;
 pub mod source;

@@ -23,7 +23,9 @@ impl<T: Data> Rdd<T> {
     /// key is any
     /// [`SortKey`] (integers, strings, byte arrays, tuples of them, ...): map tasks and the
     /// merge order compact integer entries of key prefixes, comparing whole keys only
-    /// where prefixes tie.
+    /// where prefixes tie. Fixed-width records of files (`pod_records`, `binary_records`)
+    /// sorted by such a key on one node shuffle a 16-byte entry per record (the key's
+    /// prefix and where the record lies) and are read back once, in order, from their file.
     ///
     /// ```
     /// # use ember::{Context, config::EngineArgs};
@@ -39,12 +41,16 @@ impl<T: Data> Rdd<T> {
         ascending: bool,
         partitions: Option<usize>,
     ) -> Result<Rdd<T>> {
-        self.sorted_by(key, ascending, partitions, |_, _| None)
+        let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
+        if let Some(sorted) = self.sort_located(&key, ascending, partitions) {
+            return sorted;
+        }
+        self.sorted_by(move |t| key(t), ascending, partitions, |_, _| None)
     }
 
     /// `sort_by`, the result partitioned by what `partitioner` makes of the sampled bounds
     /// and the partition count.
-    fn sorted_by<K: Data + SortKey>(
+    pub(crate) fn sorted_by<K: Data + SortKey>(
         &self,
         key: impl Fn(&T) -> K + Send + Sync + 'static,
         ascending: bool,
