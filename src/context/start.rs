@@ -69,6 +69,8 @@ impl Context {
     /// ctx.finish(result);
     /// ```
     pub fn init_with(config: &EngineArgs) -> Context {
+        // SAFETY: the first thing a job does: the process runs one thread.
+        unsafe { mpi_start::prepare_environment() };
         crate::log::init();
         // Forked while this process runs one thread: before MPI and the signal thread.
         failure::start_scratch_guard();
