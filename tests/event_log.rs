@@ -345,6 +345,13 @@ fn a_failed_job_leaves_a_log_that_ends_with_the_failure() {
         "every attempt is logged with its message"
     );
     let n = events.len();
+    // The stage says it ended failing, and why, before the job does.
+    assert!(
+        matches!(&events[n - 3], Event::StageFailed { stage, failure, .. }
+            if stage.0 == 0 && failure.contains("failed 4 times")),
+        "{:?}",
+        events[n - 3]
+    );
     assert!(
         matches!(&events[n - 2], Event::JobEnd { failure: Some(f), .. } if f.contains("failed 4 times")),
         "{:?}",

@@ -80,6 +80,15 @@ pub enum Event {
         time_us: u64,
         metrics: TaskMetrics,
     },
+    /// The stage ended without every task succeeding: `failure` is why (a task failed
+    /// too often, a shuffle it read was lost with its executor, ...). A stage run again
+    /// afterwards (its lost input recomputed) starts again.
+    StageFailed {
+        job: u64,
+        stage: StageId,
+        time_us: u64,
+        failure: String,
+    },
     Exchange {
         job: u64,
         shuffle: ShuffleId,

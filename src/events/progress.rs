@@ -97,6 +97,11 @@ impl Progress {
                 }
                 self.maybe_print();
             }
+            Event::StageFailed { job, stage, .. } => {
+                if let Some(bar) = self.running.remove(&(*job, *stage)).and_then(|p| p.bar) {
+                    bar.abandon();
+                }
+            }
             Event::StageEnd { job, stage, .. } => {
                 if let Some(p) = self.running.remove(&(*job, *stage)) {
                     if let Some(bar) = &p.bar {

@@ -201,6 +201,7 @@ fn stage_row(job: &JobRun, s: &StageRun, colours: &Colours) -> String {
         s.status(),
         s.skipped
             .as_deref()
+            .or(s.failure.as_deref())
             .map(|r| format!(": {}", escape(r)))
             .unwrap_or_default(),
         ok.len(),

@@ -230,6 +230,49 @@ mod tests {
     }
 
     #[test]
+    fn a_stage_that_ended_failing_shows_why_and_one_run_again_is_done() {
+        let failed = Event::StageFailed {
+            job: 0,
+            stage: StageId(1),
+            time_us: 1_700_000,
+            failure: "task 0 failed 4 times: <i>bad</i>".into(),
+        };
+        let mut events = failed_app();
+        let end = events.len() - 2;
+        events.insert(end, failed.clone());
+        let app = model::App::from_events(&events);
+        let stage = &app.jobs[0].stages[1];
+        assert_eq!((stage.status(), stage.end_us), ("failed", Some(1_700_000)));
+        let html = html::page(&app);
+        assert!(
+            html.contains("failed: task 0 failed 4 times: &lt;i&gt;bad&lt;/i&gt;"),
+            "{html}"
+        );
+        // Its lost input made again, the stage starts again and ends.
+        events.insert(
+            end + 1,
+            Event::StageStart {
+                job: 0,
+                stage: StageId(1),
+                tasks: 1,
+                time_us: 1_800_000,
+            },
+        );
+        events.insert(
+            end + 2,
+            Event::StageEnd {
+                job: 0,
+                stage: StageId(1),
+                tasks: 1,
+                time_us: 1_900_000,
+                metrics: TaskMetrics::default(),
+            },
+        );
+        let app = model::App::from_events(&events);
+        assert_eq!(app.jobs[0].stages[1].status(), "done");
+    }
+
+    #[test]
     fn a_file_that_is_not_an_event_log_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.jsonl");

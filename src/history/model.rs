@@ -34,6 +34,8 @@ pub struct StageRun {
     pub end_us: Option<u64>,
     /// Why it did not run, if it did not.
     pub skipped: Option<String>,
+    /// Why it ended without every task succeeding, if it did (and did not run again).
+    pub failure: Option<String>,
     pub tasks: Vec<Task>,
     /// The sum over its successful tasks (from `stage_end`).
     pub metrics: Option<TaskMetrics>,
@@ -152,7 +154,7 @@ impl App {
                 if let Some(s) = self.stage(job, stage.0) {
                     // A stage run again (after an executor left) keeps its first start.
                     s.start_us.get_or_insert(time_us);
-                    s.skipped = None;
+                    (s.skipped, s.failure, s.end_us) = (None, None, None);
                 }
                 self.seen(time_us);
             }
@@ -191,6 +193,17 @@ impl App {
                     let mut sum = s.metrics.unwrap_or_default();
                     sum.add(&metrics);
                     s.metrics = Some(sum);
+                }
+                self.seen(time_us);
+            }
+            Event::StageFailed {
+                job,
+                stage,
+                time_us,
+                failure,
+            } => {
+                if let Some(s) = self.stage(job, stage.0) {
+                    (s.end_us, s.failure) = (Some(time_us), Some(failure));
                 }
                 self.seen(time_us);
             }
@@ -264,13 +277,18 @@ impl StageRun {
             start_us: None,
             end_us: None,
             skipped: None,
+            failure: None,
             tasks: Vec::new(),
             metrics: None,
         }
     }
 
-    /// `done`, `skipped`, `failed` (started, never ended) or `not run`.
+    /// `done`, `skipped`, `failed` (ended failing, or started and never ended) or `not
+    /// run`.
     pub fn status(&self) -> &'static str {
+        if self.failure.is_some() {
+            return "failed";
+        }
         match (self.skipped.is_some(), self.start_us, self.end_us) {
             (_, _, Some(_)) => "done",
             (true, _, _) => "skipped",

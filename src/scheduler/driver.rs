@@ -363,8 +363,6 @@ fn run_stage(
         .map(|d| d.id())
         .filter(|s| !state.shuffles.contains_key(s) && !needs(stage, *s, state))
         .collect();
-    // A task that needed a released shuffle: the stage ends once the running tasks report.
-    let mut lost_shuffle: Option<(ShuffleId, ExecutorId)> = None;
     let mut tasks = Vec::with_capacity(partitions.len());
     for (index, &partition) in partitions.iter().enumerate() {
         let required = required_executor(stage, partition, state, &through_cache)?;
@@ -381,6 +379,68 @@ fn run_stage(
         tasks: partitions.len(),
         time_us: now_us(),
     });
+    let metrics = match run_tasks(world, state, job, stage, &mut set, &mut on_output) {
+        Ok(metrics) => metrics,
+        Err(e) => {
+            state.events.post(&Event::StageFailed {
+                job: job.id,
+                stage: stage.id,
+                time_us: now_us(),
+                failure: e.to_string(),
+            });
+            return Err(e);
+        }
+    };
+    let cache = if metrics.cache_hits + metrics.cache_misses > 0 {
+        format!(
+            ", cache hits {} misses {}",
+            metrics.cache_hits, metrics.cache_misses
+        )
+    } else {
+        String::new()
+    };
+    let memory = if metrics.spilled_bytes > 0 {
+        format!(
+            ", spilled {}, memory peak {} (largest executor)",
+            ByteSize(metrics.spilled_bytes),
+            ByteSize(metrics.memory_peak)
+        )
+    } else {
+        format!(", memory peak {}", ByteSize(metrics.memory_peak))
+    };
+    tracing::info!(
+        "job {}: {} ({}) finished {} task(s) on {} executor(s) in {:.3} s{cache}{memory}",
+        job.id,
+        stage.describe(),
+        stage.rdd.describe(),
+        partitions.len(),
+        set.executors(),
+        started.elapsed().as_secs_f64()
+    );
+    state.metrics.add(&metrics);
+    state.events.post(&Event::StageEnd {
+        job: job.id,
+        stage: stage.id,
+        tasks: partitions.len(),
+        time_us: now_us(),
+        metrics,
+    });
+    Ok(())
+}
+
+/// Runs the tasks of `set` until every one has succeeded (their metrics summed), and
+/// calls `on_output` for each success; an error when a task fails for good, none can run,
+/// or a shuffle they read was lost.
+fn run_tasks(
+    world: &dyn Group,
+    state: &mut DriverState,
+    job: &Job,
+    stage: &Stage,
+    set: &mut TaskSet,
+    on_output: &mut impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>) -> Result<()>,
+) -> Result<TaskMetrics> {
+    // A task that needed a released shuffle: the stage ends once the running tasks report.
+    let mut lost_shuffle: Option<(ShuffleId, ExecutorId)> = None;
     let mut backoff = Backoff::new();
     let mut metrics = TaskMetrics::default();
     loop {
@@ -496,41 +556,7 @@ fn run_stage(
             other => return Err(protocol(from, &other)),
         }
     }
-    let cache = if metrics.cache_hits + metrics.cache_misses > 0 {
-        format!(
-            ", cache hits {} misses {}",
-            metrics.cache_hits, metrics.cache_misses
-        )
-    } else {
-        String::new()
-    };
-    let memory = if metrics.spilled_bytes > 0 {
-        format!(
-            ", spilled {}, memory peak {} (largest executor)",
-            ByteSize(metrics.spilled_bytes),
-            ByteSize(metrics.memory_peak)
-        )
-    } else {
-        format!(", memory peak {}", ByteSize(metrics.memory_peak))
-    };
-    tracing::info!(
-        "job {}: {} ({}) finished {} task(s) on {} executor(s) in {:.3} s{cache}{memory}",
-        job.id,
-        stage.describe(),
-        stage.rdd.describe(),
-        partitions.len(),
-        set.executors(),
-        started.elapsed().as_secs_f64()
-    );
-    state.metrics.add(&metrics);
-    state.events.post(&Event::StageEnd {
-        job: job.id,
-        stage: stage.id,
-        tasks: partitions.len(),
-        time_us: now_us(),
-        metrics,
-    });
-    Ok(())
+    Ok(metrics)
 }
 
 /// Fails `job` once its results total more than it may return.
