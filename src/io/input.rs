@@ -98,6 +98,46 @@ impl<T> Clone for FixedWidth<T> {
     }
 }
 
+impl<T> FixedWidth<T> {
+    /// Split `split` and its file mapped; `None` for a split of no file or an empty file.
+    pub fn map_split(
+        &self,
+        split: usize,
+    ) -> Result<Option<(FileSplit, &InputFile, memmap2::Mmap)>> {
+        let s = self.splits[split];
+        let Some(file) = self.files.get(s.file) else {
+            return Ok(None);
+        };
+        Ok(file.map()?.map(|map| (s, file, map)))
+    }
+
+    /// The records of split `split` a batch of up to `batch` at a time: `make` turns the
+    /// bytes of a batch's whole records, and the number in the split of its first one,
+    /// into the batch.
+    pub fn batches<U: 'static>(
+        &self,
+        split: usize,
+        batch: usize,
+        mut make: impl FnMut(&InputFile, &[u8], u64) -> Result<Vec<U>> + 'static,
+    ) -> Result<Box<dyn Iterator<Item = Result<Vec<U>>>>> {
+        let Some((s, file, map)) = self.map_split(split)? else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let (file, len) = (file.clone(), self.record_len);
+        let (mut pos, end) = (s.start as usize, s.end as usize);
+        Ok(Box::new(std::iter::from_fn(move || {
+            if pos >= end {
+                return None;
+            }
+            let stop = (pos + batch * len).min(end);
+            let first = ((pos - s.start as usize) / len) as u64;
+            let records = make(&file, &map[pos..stop], first);
+            pos = stop;
+            Some(records)
+        })))
+    }
+}
+
 /// Cuts `files` into about `target` splits of equal size, each a multiple of `align`
 /// bytes (1 for text, the record length for binary records). Empty files give no split;
 /// the result has at least one split (possibly empty) so an RDD always has a partition.

@@ -316,10 +316,12 @@ impl Context {
         Ok(self.rdd(Arc::new(BinaryRecords {
             id: self.rt.new_rdd_id(),
             pattern: path.to_string(),
-            record_len,
-            files,
-            splits,
-            decode,
+            input: crate::io::input::FixedWidth {
+                record_len,
+                files,
+                splits,
+                decode,
+            },
             raw,
         })))
     }

@@ -29,6 +29,7 @@ use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
 use crate::plan::task::TaskContext;
 use crate::rdd::sort_key::{INDEX_BITS, SortKey, prefix_decides};
 use crate::rdd::{Data, Rdd};
+use crate::shuffle::files::prefetch;
 
 /// An entry with its location cleared: the key a located sort orders by. Its prefix is
 /// the key's, exact in the top [`PREFIX_BITS`](crate::rdd::sort_key::PREFIX_BITS) bits.
@@ -148,40 +149,16 @@ impl<T: 'static, K: 'static> Node for KeyLocations<T, K> {
 impl<T: 'static, K: SortKey + 'static> Compute<u128> for KeyLocations<T, K> {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<u128>> {
         tc.count_source_partition();
-        let s = self.input.splits[split];
-        let Some(map) = self
-            .input
-            .files
-            .get(s.file)
-            .map(InputFile::map)
-            .transpose()?
-        else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let Some(map) = map else {
-            return Ok(Box::new(std::iter::empty()));
-        };
-        let len = self.input.record_len;
-        let n = (s.end - s.start) / len as u64;
-        let mut number = 0u64;
-        Ok(Box::new(std::iter::from_fn(move || {
-            if number >= n {
-                return None;
-            }
-            let stop = (number + BATCH_SIZE as u64).min(n);
-            let start = s.start as usize + number as usize * len;
-            let bytes = &map[start..s.start as usize + stop as usize * len];
-            let batch = bytes
-                .chunks_exact(len)
-                .zip(number..)
-                .map(|(record, i)| {
-                    let prefix = key_prefix(&(self.key)(&(self.input.decode)(record)));
-                    prefix | self.locations.of(split, i)
-                })
-                .collect();
-            number = stop;
-            Some(Ok(batch))
-        })))
+        let this = Arc::clone(&self);
+        self.input
+            .batches(split, BATCH_SIZE, move |_, bytes, first| {
+                let records = bytes.chunks_exact(this.input.record_len).zip(first..);
+                let entry = |(record, number)| {
+                    let prefix = key_prefix(&(this.key)(&(this.input.decode)(record)));
+                    prefix | this.locations.of(split, number)
+                };
+                Ok(records.map(entry).collect())
+            })
     }
 
     fn raw_codec(&self) -> Option<RawCodec<u128>> {
@@ -280,23 +257,6 @@ fn record<'a, T>(
     }
     let map = maps.get(s.file)?.as_ref()?;
     map.get(at as usize..(at + len) as usize)
-}
-
-/// Asks for the cache lines of `bytes` ahead of their use.
-#[inline]
-fn prefetch(bytes: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: SSE is part of x86_64; a prefetch reads nothing and never faults (it
-        // only hints at the addresses of a live slice).
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().cast());
-            _mm_prefetch::<_MM_HINT_T0>(bytes.as_ptr().add(bytes.len() - 1).cast());
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
 }
 
 #[cfg(test)]

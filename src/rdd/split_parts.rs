@@ -32,13 +32,6 @@ impl<T> Default for Chunks<T> {
 }
 
 impl<T> Chunks<T> {
-    /// Records moved into the current chunk at once: a stage's, or one.
-    const MOVED: usize = if Stage::<T>::STAGED {
-        Stage::<T>::HOLDS
-    } else {
-        1
-    };
-
     /// Adds `record`, starting a chunk of at least `first` records when the current one
     /// is full; the capacity this added to the part.
     #[inline]
@@ -64,17 +57,18 @@ impl<T> Chunks<T> {
         grown
     }
 
-    /// Makes room for [`Self::MOVED`] records in the current chunk, starting one of at
+    /// Makes room for a stage's records ([`Stage::HOLDS`], one where records are not
+    /// staged) in the current chunk, starting one of at
     /// least `first` records (a whole number of stages) when it is full; the capacity this
     /// added.
     fn room(&mut self, first: usize) -> usize {
-        if self.current.capacity() - self.current.len() >= Self::MOVED {
+        if self.current.capacity() - self.current.len() >= Stage::<T>::HOLDS {
             return 0;
         }
         // Chunks double from the first up to CHUNK records.
         let capacity = (self.current.capacity() * 2)
             .clamp(first, CHUNK)
-            .next_multiple_of(Self::MOVED);
+            .next_multiple_of(Stage::<T>::HOLDS);
         let full = std::mem::replace(&mut self.current, Vec::with_capacity(capacity));
         if !full.is_empty() {
             self.full.push(full);
@@ -133,7 +127,8 @@ impl<T> Stage<T> {
     /// Whether records of `T` are staged.
     const STAGED: bool =
         matches!(std::mem::size_of::<T>(), 8 | 16 | 32) && std::mem::align_of::<T>() <= 16;
-    /// Records a full stage holds.
+    /// Records a full stage holds (1 where records are not staged: what goes into a
+    /// chunk at once).
     const HOLDS: usize = if Self::STAGED {
         STAGE_BYTES / std::mem::size_of::<T>()
     } else {
