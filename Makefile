@@ -60,12 +60,13 @@ lint: deps
 ## launcher to use), each timed. A suite that cannot run here (only Slurm: when its packages
 ## cannot be installed, or under MPICH) says why in $(SKIPPED); the last line printed is
 ## always `skipped suites: ...`, each with the MPI it was skipped under. Fails when a test
-## fails under either MPI.
+## fails under either MPI; then the lines before name each failed test and its panic
+## (.ci/failures.awk over target/test-MPI.log), so that a log's tail says what failed.
 SKIPPED := $(CURDIR)/target/ember-skipped.txt
 export EMBER_SKIPPED_FILE := $(SKIPPED)
 test: lint
 	@mkdir -p $(dir $(SKIPPED)) && : > $(SKIPPED)
-	@status=0; times=""; \
+	@status=0; times=""; failed=""; \
 	for mpi in $(TEST_MPIS); do \
 	  case $$mpi in \
 	    openmpi) build_env="$(BUILD_ENV_openmpi)"; target=$(TARGET_openmpi) ;; \
@@ -73,9 +74,14 @@ test: lint
 	  esac; \
 	  echo "=== test suite under $$mpi (CARGO_TARGET_DIR=$$target)"; \
 	  start=$$(date +%s); \
+	  log=$(dir $(SKIPPED))test-$$mpi.log; \
 	  env $$build_env EMBER_MPI=$$mpi CARGO_TARGET_DIR=$$target cargo test --release --no-fail-fast \
-	    || status=1; \
+	    2>&1 | tee $$log; \
+	  [ "$${PIPESTATUS[0]}" -eq 0 ] || { status=1; failed="$$failed $$log"; }; \
 	  times="$$times $$mpi $$(( $$(date +%s) - start )) s;"; \
+	done; \
+	for log in $$failed; do \
+	  awk -v mpi=$$(basename $$log .log | sed 's/^test-//') -f .ci/failures.awk $$log; \
 	done; \
 	echo "suite times:$$times"; \
 	if [ -s $(SKIPPED) ]; then \
