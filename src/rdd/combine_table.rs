@@ -203,7 +203,15 @@ impl<K, C> Combiners<K, C> {
         // An extraction stopped early leaves the entries it did not reach in the table.
         // Sized up front: grown by doubling, every batch was copied into fresh pages.
         let mut taken = Vec::with_capacity(max.min(self.table.len()));
-        taken.extend(self.table.extract_if(|_| true).take(max));
+        if self.table.len() <= max {
+            // The last of it drained whole: every slot marked empty again, the memory
+            // kept. Moved out one by one, a slot whose group had been full was left a
+            // tombstone (and `clear` of the emptied table does nothing): the next task's
+            // probes went on past them, and found room for a twentieth fewer keys.
+            taken.extend(self.table.drain());
+        } else {
+            taken.extend(self.table.extract_if(|_| true).take(max));
+        }
         taken
     }
 
@@ -314,5 +322,30 @@ mod tests {
         assert!(table.get(&1).is_none());
         assert_eq!(table.get(&2).map(|c| c.0), Some(5));
         assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn a_table_emptied_a_batch_at_a_time_has_all_its_room_again() {
+        let (create, add) = (|v: u64| v, |c: u64, v: u64| c + v);
+        let mut table: Combiners<u64, u64> = Combiners::with_capacity(100_000);
+        let room = table.capacity();
+        for round in 0..3 {
+            // Filled to its load, as a task's map is, then moved out as the combine
+            // hands it on.
+            for k in 0..room as u64 {
+                table.merge(k * 7919 + round, 1, &create, &add);
+            }
+            assert_eq!(table.capacity(), room, "round {round}: not grown");
+            let mut taken = 0;
+            while !table.is_empty() {
+                taken += table.take_some(4096).len();
+            }
+            assert_eq!(taken, room);
+            assert_eq!(
+                table.capacity(),
+                room,
+                "round {round}: room lost to tombstones"
+            );
+        }
     }
 }
