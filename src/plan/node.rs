@@ -102,6 +102,17 @@ pub trait Compute<T>: Node {
     fn fixed_width(&self) -> Option<crate::io::input::FixedWidth<T>> {
         None
     }
+
+    /// Partition `split` as the expansion of each of its parent's records (`flat_map`),
+    /// which a whole-partition consumer can take as the records are made; `None` where
+    /// the node is not such an expansion (its consumer then reads `compute`'s batches).
+    fn expand(
+        self: Arc<Self>,
+        _split: usize,
+        _tc: &TaskContext,
+    ) -> Option<Result<Box<dyn crate::plan::batch::Expand<T>>>> {
+        None
+    }
 }
 
 /// Upcasts a typed node to its planning view.

@@ -8,6 +8,7 @@
 
 use crate::memory::Reservation;
 use crate::memory::estimate::{EntrySizes, heap_size};
+use crate::plan::batch::Records;
 use crate::rdd::Key;
 pub use crate::rdd::combine_table::Combiners;
 use crate::rdd::combine_table::hash_key;
@@ -124,7 +125,7 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
 
     /// Merges `v` into `k`'s combiner; true when the map has outgrown what the budget
     /// lets it hold (looked at every few thousand records).
-    #[inline]
+    #[inline(always)]
     pub fn merge<V>(
         &mut self,
         k: K,
@@ -174,6 +175,35 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
         }
     }
 
+    /// Merges the next records (up to the next look at the budget) as `records` makes
+    /// them, where it expands them ([`Records::expands`]: a `flat_map` before a map-side
+    /// combine), else as [`CombineMap::merge_some`] does. No prefetched batches then: the
+    /// expansion's own work runs while a lookup waits on memory.
+    #[inline(always)]
+    pub fn merge_pushed<V>(
+        &mut self,
+        records: &mut impl Records<(K, V)>,
+        create: &impl Fn(V) -> C,
+        merge_value: &impl Fn(C, V) -> C,
+    ) -> Merged {
+        if !records.expands() {
+            return self.merge_some(records, create, merge_value);
+        }
+        // As many as leave the next look at the budget after the last record handed.
+        let left = CHECK_EVERY - self.since_check;
+        let mut over = false;
+        let given = records.push_some(left, &mut |(k, v)| {
+            over = self.merge(k, v, create, merge_value);
+        });
+        if over {
+            Merged::OverBudget
+        } else if given < left {
+            Merged::Ended
+        } else {
+            Merged::More
+        }
+    }
+
     /// Merges up to `left` records one at a time.
     #[inline(always)]
     fn merge_each<V>(
@@ -216,7 +246,7 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
     }
 
     /// Merges one record, measuring the heap of one in [`SAMPLE_EVERY`].
-    #[inline]
+    #[inline(always)]
     fn merge_hashed<V>(
         &mut self,
         hash: u64,
@@ -385,6 +415,41 @@ mod tests {
             }
             let got: std::collections::HashMap<u64, u64> = map.take().collect();
             assert_eq!(got, expected, "{n} records");
+        }
+    }
+
+    #[test]
+    fn merge_pushed_merges_an_expansion_once_looking_at_the_budget_as_merge_some_does() {
+        use crate::plan::batch::{Fan, PartitionIter};
+        let (create, add) = (|v: u64| v, |c: u64, v: u64| c + v);
+        for n in [0, 1, 7, 3000, 10_000, 25_000] {
+            let want = Fan::expected(n, None);
+            let fan = Fan {
+                next: 0,
+                n,
+                fail_at: None,
+            };
+            let (mut records, _) = PartitionIter::expanding(Box::new(fan));
+            let mut map = CombineMap::<u64, u64>::new();
+            let mut looks = 0;
+            loop {
+                match map.merge_pushed(&mut records, &create, &add) {
+                    Merged::More => {
+                        // The last record handed is the one the budget was looked at after.
+                        assert_eq!(map.since_check, 0, "{n} records expanded");
+                        looks += 1;
+                    }
+                    Merged::Ended => break,
+                    Merged::OverBudget => panic!("no budget outside a task"),
+                }
+            }
+            assert_eq!(looks, want.len() / CHECK_EVERY, "{n} records expanded");
+            let mut expected: std::collections::HashMap<u64, u64> = Default::default();
+            for (k, v) in want {
+                *expected.entry(k).or_default() += v;
+            }
+            let got: std::collections::HashMap<u64, u64> = map.take().collect();
+            assert_eq!(got, expected, "{n} records expanded");
         }
     }
 }

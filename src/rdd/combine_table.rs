@@ -76,7 +76,7 @@ impl<K: Key, C> Combiners<K, C> {
     /// so a slot holds just the key and combiner. A panic in `merge` leaves the key out of
     /// the table, never a moved-out value in it. `create` and `merge` are type parameters
     /// so a `reduce_by_key`'s `a + b` is inlined into the per-record loop.
-    #[inline]
+    #[inline(always)]
     pub fn merge_hashed<V>(
         &mut self,
         hash: u64,

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::error::Result;
-use crate::plan::batch::{BATCH_SIZE, BatchIter, PartitionIter, take_error};
+use crate::error::{Error, Result};
+use crate::plan::batch::{BATCH_SIZE, BatchIter, Expand, PartitionIter, take_error};
 use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
 use crate::plan::task::TaskContext;
 use crate::shuffle::ShuffleId;
@@ -88,40 +88,93 @@ where
     F: Fn(T) -> I + Send + Sync + 'static,
 {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<U>> {
-        let mut input = Arc::clone(&self.parent).compute(split, tc)?;
-        let mut records: std::vec::IntoIter<T> = Vec::new().into_iter();
-        // An upstream error after some output: that output first, then the error.
-        let mut error = None;
-        Ok(Box::new(std::iter::from_fn(move || {
-            if let Some(e) = error.take() {
-                return Some(Err(e));
-            }
-            let mut out = Vec::with_capacity(FLAT_MAP_BATCH);
-            loop {
-                // A record's whole expansion goes into one batch, so a batch may pass
-                // BATCH_SIZE by one record's fan-out (into the slack its capacity has).
-                while out.len() < BATCH_SIZE {
-                    match records.next() {
-                        // `for_each`: an expansion that folds over its values (a
-                        // cached group's) runs one loop, not a `next` a value.
-                        Some(record) => (self.f)(record).into_iter().for_each(|u| out.push(u)),
-                        None => break,
+        let mut expansion = Expansion::new(self, split, tc)?;
+        Ok(Box::new(std::iter::from_fn(move || expansion.next_batch())))
+    }
+
+    fn expand(
+        self: Arc<Self>,
+        split: usize,
+        tc: &TaskContext,
+    ) -> Option<Result<Box<dyn Expand<U>>>> {
+        Some(Expansion::new(self, split, tc).map(|e| Box::new(e) as Box<dyn Expand<U>>))
+    }
+}
+
+/// A partition of a [`FlatMap`] being made: its parent's records, expanded by `f`.
+struct Expansion<T, F> {
+    node: Arc<FlatMap<T, F>>,
+    input: BatchIter<T>,
+    records: std::vec::IntoIter<T>,
+    /// An upstream error after some output: that output first, then the error.
+    error: Option<Error>,
+}
+
+impl<T: 'static, F: Send + Sync + 'static> Expansion<T, F> {
+    fn new(node: Arc<FlatMap<T, F>>, split: usize, tc: &TaskContext) -> Result<Self> {
+        Ok(Expansion {
+            input: Arc::clone(&node.parent).compute(split, tc)?,
+            node,
+            records: Vec::new().into_iter(),
+            error: None,
+        })
+    }
+}
+
+impl<T, U, I, F> Expand<U> for Expansion<T, F>
+where
+    I: IntoIterator<Item = U>,
+    F: Fn(T) -> I,
+{
+    fn expand_into(&mut self, sink: &mut dyn FnMut(U) -> bool) -> Option<Result<()>> {
+        loop {
+            match self.records.next() {
+                Some(record) => {
+                    let mut more = true;
+                    (self.node.f)(record)
+                        .into_iter()
+                        .for_each(|u| more &= sink(u));
+                    if !more {
+                        return Some(Ok(()));
                     }
                 }
-                if out.len() >= BATCH_SIZE {
+                None => match self.input.next()? {
+                    Ok(batch) => self.records = batch.into_iter(),
+                    Err(e) => return Some(Err(e)),
+                },
+            }
+        }
+    }
+
+    fn next_batch(&mut self) -> Option<Result<Vec<U>>> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        let mut out = Vec::with_capacity(FLAT_MAP_BATCH);
+        loop {
+            // A record's whole expansion goes into one batch, so a batch may pass
+            // BATCH_SIZE by one record's fan-out (into the slack its capacity has).
+            while out.len() < BATCH_SIZE {
+                match self.records.next() {
+                    // `for_each`: an expansion that folds over its values (a cached
+                    // group's) runs one loop, not a `next` a value.
+                    Some(record) => (self.node.f)(record).into_iter().for_each(|u| out.push(u)),
+                    None => break,
+                }
+            }
+            if out.len() >= BATCH_SIZE {
+                return Some(Ok(out));
+            }
+            match self.input.next() {
+                Some(Ok(batch)) => self.records = batch.into_iter(),
+                Some(Err(e)) if out.is_empty() => return Some(Err(e)),
+                Some(Err(e)) => {
+                    self.error = Some(e);
                     return Some(Ok(out));
                 }
-                match input.next() {
-                    Some(Ok(batch)) => records = batch.into_iter(),
-                    Some(Err(e)) if out.is_empty() => return Some(Err(e)),
-                    Some(Err(e)) => {
-                        error = Some(e);
-                        return Some(Ok(out));
-                    }
-                    None => return (!out.is_empty()).then_some(Ok(out)),
-                }
+                None => return (!out.is_empty()).then_some(Ok(out)),
             }
-        })))
+        }
     }
 }
 
@@ -159,8 +212,12 @@ impl<T: 'static, U: 'static> Node for MapPartitions<T, U> {
 
 impl<T: 'static, U: 'static> Compute<U> for MapPartitions<T, U> {
     fn compute(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<U>> {
-        let input = Arc::clone(&self.parent).compute(split, tc)?;
-        let (records, error) = PartitionIter::new(input);
+        // An expanding parent (`flat_map`) hands its records to a consumer that takes
+        // them so (a map-side combine) as they are made.
+        let (records, error) = match Arc::clone(&self.parent).expand(split, tc) {
+            Some(expansion) => PartitionIter::expanding(expansion?),
+            None => PartitionIter::new(Arc::clone(&self.parent).compute(split, tc)?),
+        };
         let output = (self.f)(split, records)?;
         // Batches of output, then one final check for an upstream error the function
         // may have swallowed by stopping early.
@@ -413,6 +470,34 @@ mod tests {
         let kept = lines.flat_map(|l| (l == "keep").then_some(l));
         let err = kept.count().unwrap_err().to_string();
         assert!(err.contains("UTF-8"), "{err}");
+        ctx.stop();
+    }
+
+    #[test]
+    fn a_whole_partition_consumer_of_a_flat_map_takes_its_records_as_they_are_made() {
+        use crate::config::EngineArgs;
+        use crate::context::Context;
+        use crate::plan::batch::Records;
+        let ctx = Context::local_with(&EngineArgs::default());
+        let base = ctx.range(0, 30_000, Some(3));
+        let fan = |i: u64| std::iter::repeat_n((i % 97, i), (i % 3) as usize);
+        let expands = |rdd: &crate::rdd::Rdd<(u64, u64)>| {
+            rdd.map_partitions(|p| vec![p.expands()]).collect().unwrap()
+        };
+        assert_eq!(expands(&base.flat_map(fan)), [true; 3]);
+        assert_eq!(expands(&base.map(|i| (i, i))), [false; 3]);
+        // A map-side combine takes them so: the sums are the sequential ones.
+        let mut sums = base
+            .flat_map(fan)
+            .reduce_by_key(|a, b| a + b)
+            .collect()
+            .unwrap();
+        sums.sort();
+        let mut want = std::collections::BTreeMap::new();
+        for (k, v) in (0..30_000).flat_map(fan) {
+            *want.entry(k).or_insert(0) += v;
+        }
+        assert_eq!(sums, want.into_iter().collect::<Vec<_>>());
         ctx.stop();
     }
 }

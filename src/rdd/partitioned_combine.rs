@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::memory::estimate::SizeHint;
-use crate::plan::batch::BATCH_SIZE;
+use crate::plan::batch::{BATCH_SIZE, Records};
 use crate::rdd::Key;
 use crate::rdd::combine::{CombineMap, Combiners, Merged};
 use crate::rdd::combine_table::hash_key;
@@ -177,7 +177,7 @@ impl<K: Key, C: serde::Serialize> MapSideHints<K, C> {
 /// A task that ends with its one map hands the entries on a batch at a time and leaves
 /// the emptied table to the next task ([`MapSideHints`]).
 pub fn map_side_combine<K, V, C, F, G>(
-    records: impl Iterator<Item = (K, V)> + 'static,
+    records: impl Records<(K, V)> + 'static,
     partitions: usize,
     place: KeyPartition<K>,
     hints: Arc<MapSideHints<K, C>>,
@@ -191,7 +191,7 @@ where
     F: Fn(V) -> C + Clone + 'static,
     G: Fn(C, V) -> C + Clone + 'static,
 {
-    let mut records = Some(records.fuse());
+    let mut records = Some(records);
     let mut one_map = !hints.splits();
     // Records pass on uncombined (a probe found too few repeated keys); else, undecided,
     // this task probes first.
@@ -363,12 +363,12 @@ enum OneMap {
 /// Combines `records` into `map` until they run out or the map must be emptied.
 fn combine_one_map<K: Key, V, C: serde::Serialize>(
     map: &mut CombineMap<K, C>,
-    records: &mut impl Iterator<Item = (K, V)>,
+    records: &mut impl Records<(K, V)>,
     create: &impl Fn(V) -> C,
     merge_value: &impl Fn(C, V) -> C,
 ) -> OneMap {
     loop {
-        match map.merge_some(records, create, merge_value) {
+        match map.merge_pushed(records, create, merge_value) {
             Merged::Ended => return OneMap::Ended,
             Merged::OverBudget => return OneMap::OverBudget,
             Merged::More if map.slot_bytes() > CACHED_MAP_BYTES => return OneMap::OutgrewCache,
@@ -598,8 +598,15 @@ mod tests {
         let _task = budget.map(|b| enter_task_memory(MemoryManager::new(b)));
         let place: KeyPartition<u64> = Arc::new(|k: &u64| hash_partition(k, 7));
         let records = (0..n).map(move |i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
-        let out: Sums =
-            map_side_combine(records, 7, place, Arc::clone(hints), |v| v, |c, v| c + v).collect();
+        let out: Sums = map_side_combine(
+            records.fuse(),
+            7,
+            place,
+            Arc::clone(hints),
+            |v| v,
+            |c, v| c + v,
+        )
+        .collect();
         let total = sum_by_key(out.iter().copied());
         (out, total)
     }
@@ -707,8 +714,15 @@ mod tests {
         let records = (0..n).map(|i| (if i % 6 == 0 { 7 } else { i + 100 }, 1u64));
         let hints = Arc::new(MapSideHints::default());
         let place: KeyPartition<u64> = Arc::new(|k: &u64| hash_partition(k, 7));
-        let out: Sums =
-            map_side_combine(records, 7, place, Arc::clone(&hints), |v| v, |c, v| c + v).collect();
+        let out: Sums = map_side_combine(
+            records.fuse(),
+            7,
+            place,
+            Arc::clone(&hints),
+            |v| v,
+            |c, v| c + v,
+        )
+        .collect();
         assert!(hints.skips());
         let total = sum_by_key(out.iter().copied());
         assert_eq!(total.len() as u64, n - n / 6 + 1);
