@@ -422,7 +422,18 @@ fn a_job_ended_by_a_signal_leaves_a_log_that_says_so() {
     // SAFETY: a plain signal to the launcher we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let run = common::wait(child, out, err, TIMEOUT);
-    assert!(!run.success() && !run.timed_out, "{run:#?}");
+    assert!(!run.timed_out, "{run:#?}");
+    assert!(
+        run.stderr.contains("[driver 0] failed: stopped by SIGTERM"),
+        "the driver says why: {run:#?}"
+    );
+    // MPICH's hydra, itself signalled, exits within milliseconds with whatever exit
+    // statuses it has collected by then: once (make test at 7f40bb3, under load) none,
+    // and it reported 0 though the driver had said it failed (its exit status is 143).
+    // OpenMPI's mpirun reports the ranks'.
+    if common::mpi_family() != common::MpiFamily::Mpich {
+        assert!(!run.success(), "{run:#?}");
+    }
     let events = read_events(&log).unwrap();
     assert!(
         matches!(events.last(), Some(Event::ApplicationEnd { status, failure: Some(f), .. })
