@@ -1,6 +1,7 @@
 //! The hash table of a combine: hashbrown's `HashTable` of (key, combiner) slots, hashed
-//! with Fx, whose keys are hashed once by the caller so the slot a key will be probed at
-//! can be fetched into the cache while the records before it are merged.
+//! with Fx (its halves swapped: [`TableHasher`]), whose keys are hashed once by the
+//! caller so the slot a key will be probed at can be fetched into the cache while the
+//! records before it are merged.
 //!
 //! A combine's table is often larger than the core's cache (WordCount: 100k distinct words,
 //! a 4 MB table against a 1 MB L2), and a lookup then waits on memory for the slot's key:
@@ -13,11 +14,11 @@
 //! a result, and a test below fails if the layout changes (a wrong address would only
 //! cost the speed back).
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
-use rustc_hash::FxBuildHasher;
+use rustc_hash::FxHasher;
 
 use crate::rdd::Key;
 use crate::shuffle::files::prefetch_line;
@@ -54,11 +55,70 @@ impl<K, C> Drop for MovedOut<'_, K, C> {
     }
 }
 
+/// The hashing of ember's hash tables (combines, a join's table): Fx, with the halves of
+/// the hash swapped. A shuffle places a key by the top bits of its Fx hash
+/// (`hash_partition`), so the keys a reduce partition holds share those bits, and
+/// hashbrown takes a slot's 7-bit tag from the top bits too: with 2 partitions one bit of
+/// the tag told no keys apart, with 34 five, and a probe compared many more keys that
+/// only shared a tag (a load of a slot each, often a cache miss). Swapped, the tag comes
+/// from bits the partition does not fix. Measured: PageRank 512 MB, 10 iterations, 2
+/// alternated pairs: 12.10/11.18 -> 7.82/8.15 s; join 1 GB: 8.48/6.23 -> 5.55/5.34 s.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TableHasher;
+
+impl BuildHasher for TableHasher {
+    type Hasher = SwappedFx;
+
+    #[inline]
+    fn build_hasher(&self) -> SwappedFx {
+        SwappedFx(FxHasher::default())
+    }
+}
+
+/// [`TableHasher`]'s hasher: Fx's, its result's halves swapped.
+#[derive(Default)]
+pub struct SwappedFx(FxHasher);
+
+impl Hasher for SwappedFx {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0.finish().rotate_left(32)
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes)
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0.write_u8(i)
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.0.write_u16(i)
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.0.write_u32(i)
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0.write_u64(i)
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.0.write_u128(i)
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0.write_usize(i)
+    }
+}
+
 /// A key's hash, as the table uses it (and a spill file sorts by, and a join's sub-tables
-/// split by).
+/// split by): [`TableHasher`]'s.
 #[inline]
 pub fn hash_key<K: Hash + ?Sized>(k: &K) -> u64 {
-    FxBuildHasher.hash_one(k)
+    TableHasher.hash_one(k)
 }
 
 impl<K: Key, C> Combiners<K, C> {
@@ -345,6 +405,28 @@ mod tests {
                 table.capacity(),
                 room,
                 "round {round}: room lost to tombstones"
+            );
+        }
+    }
+
+    #[test]
+    fn the_keys_of_one_reduce_partition_still_get_every_table_tag() {
+        use crate::shuffle::partitioner::hash_partition;
+        // hashbrown's tag: the top 7 bits of the hash.
+        let tag = |h: u64| (h >> 57) as usize;
+        for partitions in [2, 4, 34] {
+            let mut tags = [false; 128];
+            let mut fx_tags = [false; 128];
+            for k in (0..200_000u64).filter(|k| hash_partition(k, partitions) == 1) {
+                tags[tag(hash_key(&k))] = true;
+                fx_tags[tag(rustc_hash::FxBuildHasher.hash_one(k))] = true;
+            }
+            let count = |t: &[bool]| t.iter().filter(|&&b| b).count();
+            assert_eq!(count(&tags), 128, "{partitions} partitions");
+            // What the swap is for: Fx's own top bits are the partition's.
+            assert!(
+                count(&fx_tags) <= 128 / partitions + 2,
+                "{partitions} partitions"
             );
         }
     }

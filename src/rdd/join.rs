@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 
 use crate::error::Result;
 use crate::memory::estimate::SizeHint;
-use crate::rdd::combine_table::hash_key;
+use crate::rdd::combine_table::{TableHasher, hash_key};
 use crate::rdd::partitioned_combine::{fanout, sub_part};
 use crate::rdd::probe_order::probe_order;
 use crate::rdd::shuffled::ReduceMode;
@@ -96,9 +96,13 @@ fn salted_partition<K: Key>(key: &K, salt: u32, partitions: usize) -> usize {
 /// the probes then stay in one cache-sized sub-table for thousands of rows. Left rows in
 /// any other order (a shuffle's, in arrival order) are split by sub-table before they
 /// probe ([`probe_order`]), within the task's budget.
+/// A map of a join's build side, hashed as combines are ([`TableHasher`]: a reduce
+/// partition's keys share the top bits of their Fx hash).
+type BuildMap<K, V> = std::collections::HashMap<K, V, TableHasher>;
+
 struct Table<K, W> {
-    first: Vec<FxHashMap<K, W>>,
-    more: FxHashMap<K, Vec<W>>,
+    first: Vec<BuildMap<K, W>>,
+    more: BuildMap<K, Vec<W>>,
 }
 
 impl<K: Key, W> Table<K, W> {
@@ -129,9 +133,9 @@ impl<K: Key, W> Table<K, W> {
         let share = expected / parts;
         let mut table = Table {
             first: (0..parts)
-                .map(|_| FxHashMap::with_capacity_and_hasher(share + share / 8, Default::default()))
+                .map(|_| BuildMap::with_capacity_and_hasher(share + share / 8, TableHasher))
                 .collect(),
-            more: FxHashMap::default(),
+            more: BuildMap::default(),
         };
         for (k, w) in right {
             let t = table.sub_table(&k);
