@@ -94,12 +94,6 @@ impl<T> PartitionIter<T> {
         (it, error)
     }
 
-    /// Stashes an upstream error for the operator, and ends.
-    fn fail(&mut self, e: Error) {
-        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-        self.ended = true;
-    }
-
     /// The first record of the next non-empty batch, out of line: the per-record `next`
     /// is then small enough to inline into its consumer's loop. (Whole, behind the
     /// `Fuse` of the map-side combine, it was a call per record returning the record
@@ -118,7 +112,10 @@ impl<T> PartitionIter<T> {
                         return Some(record);
                     }
                 }
-                Some(Err(e)) => self.fail(e),
+                Some(Err(e)) => {
+                    put_error(&self.error, e);
+                    self.ended = true;
+                }
                 None => self.ended = true,
             }
         }
@@ -153,12 +150,24 @@ pub trait Records<T>: Iterator<Item = T> + std::iter::FusedIterator {
     /// how many it handed.
     fn push_some(&mut self, n: usize, sink: &mut impl FnMut(T)) -> usize {
         let mut given = 0;
-        while given < n {
-            let Some(record) = self.next() else { break };
-            sink(record);
-            given += 1;
-        }
+        pull_into(self, n, &mut given, sink);
         given
+    }
+}
+
+/// Hands records of `records` to `sink` one at a time until `given` counts `n`, or they
+/// run out.
+#[inline]
+fn pull_into<T>(
+    records: &mut (impl Iterator<Item = T> + ?Sized),
+    n: usize,
+    given: &mut usize,
+    sink: &mut impl FnMut(T),
+) {
+    while *given < n {
+        let Some(record) = records.next() else { break };
+        sink(record);
+        *given += 1;
     }
 }
 
@@ -173,19 +182,9 @@ impl<T> Records<T> for PartitionIter<T> {
 
     fn push_some(&mut self, n: usize, sink: &mut impl FnMut(T)) -> usize {
         let mut given = 0;
-        while given < n {
-            let Some(record) = self.current.next() else {
-                break;
-            };
-            sink(record);
-            given += 1;
-        }
+        pull_into(&mut self.current, n, &mut given, sink);
         let Source::Expanding(expand) = &mut self.source else {
-            while given < n {
-                let Some(record) = self.next() else { break };
-                sink(record);
-                given += 1;
-            }
+            pull_into(self, n, &mut given, sink);
             return given;
         };
         // The expansion of the parent record that reaches `n` may go past it: the rest
@@ -205,7 +204,7 @@ impl<T> Records<T> for PartitionIter<T> {
             match expand.expand_into(&mut take) {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
-                    *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    put_error(&self.error, e);
                     self.ended = true;
                 }
                 None => self.ended = true,
@@ -216,6 +215,11 @@ impl<T> Records<T> for PartitionIter<T> {
         }
         given
     }
+}
+
+/// Stashes an upstream error for the operator reading a [`PartitionIter`].
+fn put_error(slot: &Mutex<Option<Error>>, e: Error) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
 }
 
 /// Takes the error a [`PartitionIter`] stashed, if any.

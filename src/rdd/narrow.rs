@@ -146,6 +146,8 @@ where
         }
     }
 
+    // Its own loop, not `expand_into` with a pushing sink: a batch is filled without a
+    // virtual call a record.
     fn next_batch(&mut self) -> Option<Result<Vec<U>>> {
         if let Some(e) = self.error.take() {
             return Some(Err(e));
