@@ -12,7 +12,7 @@ mod placement;
 
 pub use placement::{Placement, place};
 
-use hwloc2::{CpuBindFlags, CpuSet, ObjectType, Topology};
+use hwloc2::{ObjectType, Topology};
 
 /// Errors from reading or applying the topology. Callers log them and run unpinned.
 #[derive(Debug, thiserror::Error)]
@@ -148,26 +148,114 @@ pub fn physical_memory() -> u64 {
     }
 }
 
-/// Binds the calling thread to the PUs of `cores`.
+/// Binds the calling thread to the PUs of `cores`. On Linux by the kernel's affinity call,
+/// as hwloc binds a thread there, without loading a topology: hwloc reads the whole node
+/// (its caches, NUMA nodes and PCI devices) on every load, and an executor binds its main
+/// thread and each of its workers (on a node of many cores, as many loads as threads, all
+/// at start-up; here each took longer than the call itself by far).
 pub fn bind_current_thread(cores: &[Core]) -> Result<(), TopologyError> {
     let pus: Vec<u32> = cores.iter().flat_map(|c| c.pus.iter().copied()).collect();
-    let mut topo = Topology::new().ok_or(TopologyError::Load)?;
-    let mut set = CpuSet::new();
-    for &pu in &pus {
-        set.set(pu);
-    }
-    topo.set_cpubind(set, CpuBindFlags::CPUBIND_THREAD)
-        .map_err(|e| TopologyError::Bind {
-            pus,
-            reason: format!("{e:?}"),
-        })
+    affinity::set(&pus).map_err(|reason| TopologyError::Bind { pus, reason })
 }
 
 /// The OS indices of the PUs the calling thread may run on, as the kernel reports them.
 pub fn current_thread_pus() -> Option<Vec<u32>> {
-    let topo = Topology::new()?;
-    topo.get_cpubind(CpuBindFlags::CPUBIND_THREAD)
-        .map(|s| s.into_iter().collect())
+    affinity::get()
+}
+
+#[cfg(target_os = "linux")]
+mod affinity {
+    /// A CPU mask as the kernel's affinity calls take it: bit `i` of word `i / 64`.
+    fn mask_of(pus: &[u32]) -> Vec<u64> {
+        let words = pus.iter().max().map_or(1, |&m| m as usize / 64 + 1);
+        let mut mask = vec![0u64; words];
+        for &pu in pus {
+            mask[pu as usize / 64] |= 1 << (pu % 64);
+        }
+        mask
+    }
+
+    /// Binds the calling thread to `pus` (thread id 0: the caller).
+    pub fn set(pus: &[u32]) -> Result<(), String> {
+        if pus.is_empty() {
+            return Err("no PUs to bind to".to_string());
+        }
+        let mask = mask_of(pus);
+        // SAFETY: the mask is `mask.len()` whole words the call only reads.
+        let rc = unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of_val(&mask[..]), mask.as_ptr().cast())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().to_string())
+        }
+    }
+
+    /// The PUs the calling thread may run on; `None` if the kernel will not say.
+    pub fn get() -> Option<Vec<u32>> {
+        // The kernel refuses a mask shorter than its own (EINVAL): grow until it fits.
+        let mut words = 16;
+        loop {
+            let mut mask = vec![0u64; words];
+            // SAFETY: the kernel writes at most `mask.len()` whole words into the mask.
+            let rc = unsafe {
+                libc::sched_getaffinity(
+                    0,
+                    std::mem::size_of_val(&mask[..]),
+                    mask.as_mut_ptr().cast(),
+                )
+            };
+            if rc == 0 {
+                let pus = mask
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(w, &bits)| {
+                        (0..64)
+                            .filter(move |b| bits >> b & 1 == 1)
+                            .map(move |b| (w * 64 + b) as u32)
+                    })
+                    .collect();
+                return Some(pus);
+            }
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+                || words > 1 << 16
+            {
+                return None;
+            }
+            words *= 2;
+        }
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn a_mask_holds_exactly_its_pus_past_the_first_word() {
+        let mask = mask_of(&[0, 3, 64, 130]);
+        assert_eq!(mask, vec![0b1001, 1, 1 << 2]);
+        assert_eq!(mask_of(&[]), vec![0]);
+    }
+}
+
+/// Elsewhere hwloc binds (a topology loaded per call).
+#[cfg(not(target_os = "linux"))]
+mod affinity {
+    use hwloc2::{CpuBindFlags, CpuSet, Topology};
+
+    pub fn set(pus: &[u32]) -> Result<(), String> {
+        let mut topo = Topology::new().ok_or("hwloc could not load the topology")?;
+        let mut set = CpuSet::new();
+        for &pu in pus {
+            set.set(pu);
+        }
+        topo.set_cpubind(set, CpuBindFlags::CPUBIND_THREAD)
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    pub fn get() -> Option<Vec<u32>> {
+        let topo = Topology::new()?;
+        topo.get_cpubind(CpuBindFlags::CPUBIND_THREAD)
+            .map(|s| s.into_iter().collect())
+    }
 }
 
 /// A rayon pool of `placement.threads` workers named `{name}-{i}`, worker `i` pinned to
@@ -233,13 +321,21 @@ mod tests {
         let machine = Machine::discover().unwrap();
         let core = machine.domains[0].cores.last().unwrap().clone();
         let got = std::thread::spawn(move || {
-            bind_current_thread(std::slice::from_ref(&core)).map(|_| (core, current_thread_pus()))
+            bind_current_thread(std::slice::from_ref(&core)).map(|_| {
+                // Where the kernel runs the thread now, asked without the affinity mask.
+                // SAFETY: no preconditions.
+                let cpu = unsafe { libc::sched_getcpu() };
+                (core, current_thread_pus(), cpu)
+            })
         })
         .join()
         .unwrap();
         match got {
-            Ok((core, Some(pus))) => assert_eq!(pus, core.pus),
-            Ok((_, None)) => panic!("binding succeeded but cannot be read back"),
+            Ok((core, Some(pus), cpu)) => {
+                assert_eq!(pus, core.pus);
+                assert!(core.pus.contains(&(cpu as u32)), "runs on {cpu}");
+            }
+            Ok((_, None, _)) => panic!("binding succeeded but cannot be read back"),
             // Containers may forbid binding; then the error must say which PUs failed.
             Err(TopologyError::Bind { pus, .. }) => assert!(!pus.is_empty()),
             Err(e) => panic!("unexpected: {e}"),
