@@ -45,11 +45,102 @@ pub fn run_job(
 ) -> Result<JobOutput> {
     let started = Instant::now();
     let executors: Vec<ExecutorId> = table.iter().map(|e| e.id).collect();
-    for &e in &executors {
+    begin_job(world, &executors, job)?;
+    let stages = plan(&job.final_rdd);
+    let cx = JobCx {
+        world,
+        table,
+        job,
+        executors: &executors,
+        stages: &stages,
+    };
+    let mut out = Outputs {
+        results: vec![Vec::new(); job.partitions.len()],
+        result_bytes: 0,
+        updates: Vec::new(),
+        ran: HashSet::new(),
+    };
+    let mut injected = false;
+    state.lost.clear();
+    // Runs the stages in order; after an executor leaves or a released shuffle is found
+    // needed, starts over (stages whose output still exists are skipped, lost ones
+    // computed again).
+    'stages: loop {
+        let wanted = wanted(&stages, state);
+        // (After an executor leaves, stages run again: what they read must stay.)
+        out.ran.clear();
+        for stage in &stages {
+            if !injected
+                && let Some(e) = crate::faults::decommission_at(job.id, stage.id.0).map(ExecutorId)
+            {
+                injected = true;
+                state.decommission(e);
+                send(world, e, &ToExecutor::Decommission { job: job.id })?;
+                continue 'stages;
+            }
+            let flow = match &stage.kind {
+                StageKind::ShuffleMap(_) if !wanted.contains(&stage.id) => {
+                    skipped(state, job, stage, "no stage of this job needs it");
+                    Flow::Next
+                }
+                StageKind::ShuffleMap(dep) => {
+                    run_map_stage(&cx, state, stage, dep.id(), &wanted, &mut out)?
+                }
+                StageKind::Result => run_result_stage(&cx, state, stage, &mut out)?,
+            };
+            if let Flow::Restart = flow {
+                continue 'stages;
+            }
+        }
+        break;
+    }
+    tracing::info!(
+        "job {} ({}) finished: {} stage(s) in {:.3} s",
+        job.id,
+        job.name,
+        stages.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let obsolete_shuffles = obsolete(&stages, &out.ran);
+    remove_obsolete(state, job, &obsolete_shuffles);
+    Ok(JobOutput {
+        results: out.results,
+        accumulator_updates: out.updates,
+        obsolete_shuffles,
+    })
+}
+
+/// What a job's stages are run with.
+struct JobCx<'a> {
+    world: &'a dyn Group,
+    table: &'a ExecutorTable,
+    job: &'a Job,
+    executors: &'a [ExecutorId],
+    stages: &'a [Stage],
+}
+
+/// What a job's stages have produced so far.
+struct Outputs {
+    results: Vec<Vec<u8>>,
+    result_bytes: u64,
+    updates: Vec<(u32, Vec<u8>)>,
+    /// The stages run since the job last started over.
+    ran: HashSet<StageId>,
+}
+
+/// Whether the job goes on with its next stage or starts over.
+enum Flow {
+    Next,
+    Restart,
+}
+
+/// Starts `job` on every executor and checks that each built the driver's lineage.
+fn begin_job(world: &dyn Group, executors: &[ExecutorId], job: &Job) -> Result<()> {
+    for &e in executors {
         send(world, e, &ToExecutor::BeginJob { job: job.id })?;
     }
     let expected = fingerprint(&job.final_rdd, &job.partitions);
-    for _ in &executors {
+    for _ in executors {
         let (from, msg) = recv(world, job.id)?;
         match msg {
             ToDriver::Ready {
@@ -71,150 +162,136 @@ pub fn run_job(
             other => return Err(protocol(from, &other)),
         }
     }
+    Ok(())
+}
 
-    let stages = plan(&job.final_rdd);
-    let mut results = vec![Vec::new(); job.partitions.len()];
-    let mut result_bytes = 0u64;
-    let mut updates = Vec::new();
-    let mut injected = false;
-    let mut ran: HashSet<StageId> = HashSet::new();
-    state.lost.clear();
-    // Runs the stages in order; after an executor leaves or a released shuffle is found
-    // needed, starts over (stages whose output still exists are skipped, lost ones
-    // computed again).
-    'stages: loop {
-        let wanted = wanted(&stages, state);
-        // (After an executor leaves, stages run again: what they read must stay.)
-        ran.clear();
-        for stage in &stages {
-            if !injected
-                && let Some(e) = crate::faults::decommission_at(job.id, stage.id.0).map(ExecutorId)
-            {
-                injected = true;
-                state.decommission(e);
-                send(world, e, &ToExecutor::Decommission { job: job.id })?;
-                continue 'stages;
-            }
-            let in_service: Vec<ExecutorId> = executors
-                .iter()
-                .copied()
-                .filter(|e| !state.out_of_service.contains(e))
-                .collect();
-            if in_service.is_empty() {
-                return Err(Error::Other("no executor is in service".into()));
-            }
-            match &stage.kind {
-                StageKind::ShuffleMap(_) if !wanted.contains(&stage.id) => {
-                    skipped(state, job, stage, "no stage of this job needs it");
-                    tracing::info!(
-                        "job {}: {} skipped: no stage of this job needs it",
-                        job.id,
-                        stage.describe()
-                    );
-                }
-                StageKind::ShuffleMap(dep) => {
-                    let owners = choose_owners(stage, &stages, job, &in_service, state);
-                    if state.shuffles.get(&dep.id()) == Some(&owners) {
-                        skipped(state, job, stage, "its output exists");
-                        tracing::info!(
-                            "job {}: {} skipped: its output exists",
-                            job.id,
-                            stage.describe()
-                        );
-                        continue;
-                    }
-                    for &e in &executors {
-                        let msg = ToExecutor::PrepareShuffle {
-                            job: job.id,
-                            shuffle: dep.id(),
-                            owners: owners.clone(),
-                        };
-                        send(world, e, &msg)?;
-                    }
-                    let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
-                    let outcome =
-                        run_stage(world, table, state, job, stage, &tasks, |_, _, acc| {
-                            updates.extend(acc);
-                            Ok(())
-                        });
-                    if recompute(world, &executors, job, stage, &outcome, state)? {
-                        continue 'stages;
-                    }
-                    outcome?;
-                    ran.insert(stage.id);
-                    let stats = exchange(world, &executors, job, dep.id())?;
-                    state.events.post(&stats.event());
-                    state.exchanges.push(stats);
-                    state.shuffles.insert(dep.id(), owners);
-                    for done in consumed(&stages, &wanted, &ran, state) {
-                        tracing::info!(
-                            "job {}: shuffle {done} read by every stage that needs it: its files are removed",
-                            job.id
-                        );
-                        state.shuffles.remove(&done);
-                        removed(state, job, done);
-                        for &e in &executors {
-                            let msg = ToExecutor::RemoveShuffle {
-                                job: job.id,
-                                shuffle: done,
-                            };
-                            send(world, e, &msg)?;
-                        }
-                    }
-                }
-                StageKind::Result => {
-                    ran.insert(stage.id);
-                    let outcome = run_stage(
-                        world,
-                        table,
-                        state,
-                        job,
-                        stage,
-                        &job.partitions,
-                        |i, out, acc| {
-                            // A partition computed again (after an executor left)
-                            // replaces its earlier result.
-                            result_bytes =
-                                result_bytes + out.len() as u64 - results[i].len() as u64;
-                            check_result_size(job, result_bytes)?;
-                            results[i] = out;
-                            updates.extend(acc);
-                            Ok(())
-                        },
-                    );
-                    if recompute(world, &executors, job, stage, &outcome, state)? {
-                        continue 'stages;
-                    }
-                    outcome?;
-                }
-            }
-        }
-        break;
+/// The executors not decommissioned; an error when there are none.
+fn in_service(executors: &[ExecutorId], state: &DriverState) -> Result<Vec<ExecutorId>> {
+    let in_service: Vec<ExecutorId> = executors
+        .iter()
+        .copied()
+        .filter(|e| !state.out_of_service.contains(e))
+        .collect();
+    if in_service.is_empty() {
+        return Err(Error::Other("no executor is in service".into()));
     }
-    tracing::info!(
-        "job {} ({}) finished: {} stage(s) in {:.3} s",
-        job.id,
-        job.name,
-        stages.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let obsolete_shuffles = obsolete(&stages, &ran);
-    for &s in &obsolete_shuffles {
-        if state.shuffles.remove(&s).is_some() {
-            removed(state, job, s);
-        }
+    Ok(in_service)
+}
+
+/// Runs the map stage of `shuffle` (unless its output exists where its readers will run)
+/// and its exchange, then removes the shuffles every stage that needs them has read.
+fn run_map_stage(
+    cx: &JobCx,
+    state: &mut DriverState,
+    stage: &Stage,
+    shuffle: ShuffleId,
+    wanted: &HashSet<StageId>,
+    out: &mut Outputs,
+) -> Result<Flow> {
+    let (world, job) = (cx.world, cx.job);
+    let in_service = in_service(cx.executors, state)?;
+    let owners = choose_owners(stage, cx.stages, job, &in_service, state);
+    if state.shuffles.get(&shuffle) == Some(&owners) {
+        skipped(state, job, stage, "its output exists");
+        return Ok(Flow::Next);
     }
-    if !obsolete_shuffles.is_empty() {
+    for &e in cx.executors {
+        let msg = ToExecutor::PrepareShuffle {
+            job: job.id,
+            shuffle,
+            owners: owners.clone(),
+        };
+        send(world, e, &msg)?;
+    }
+    let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
+    let updates = &mut out.updates;
+    let outcome = run_stage(world, cx.table, state, job, stage, &tasks, |_, _, acc| {
+        updates.extend(acc);
+        Ok(())
+    });
+    if recompute(world, cx.executors, job, stage, &outcome, state)? {
+        return Ok(Flow::Restart);
+    }
+    outcome?;
+    out.ran.insert(stage.id);
+    let stats = exchange(world, cx.executors, job, shuffle)?;
+    state.events.post(&stats.event());
+    state.exchanges.push(stats);
+    state.shuffles.insert(shuffle, owners);
+    for done in consumed(cx.stages, wanted, &out.ran, state) {
         tracing::info!(
-            "job {}: shuffle(s) {obsolete_shuffles:?} no longer needed: their files are removed",
+            "job {}: shuffle {done} read by every stage that needs it: its files are removed",
+            job.id
+        );
+        state.shuffles.remove(&done);
+        removed(state, job, done);
+        for &e in cx.executors {
+            let msg = ToExecutor::RemoveShuffle {
+                job: job.id,
+                shuffle: done,
+            };
+            send(world, e, &msg)?;
+        }
+    }
+    Ok(Flow::Next)
+}
+
+/// Runs the result stage, keeping each partition's result.
+fn run_result_stage(
+    cx: &JobCx,
+    state: &mut DriverState,
+    stage: &Stage,
+    out: &mut Outputs,
+) -> Result<Flow> {
+    let job = cx.job;
+    in_service(cx.executors, state)?;
+    out.ran.insert(stage.id);
+    let Outputs {
+        results,
+        result_bytes,
+        updates,
+        ..
+    } = out;
+    let outcome = run_stage(
+        cx.world,
+        cx.table,
+        state,
+        job,
+        stage,
+        &job.partitions,
+        |i, bytes, acc| {
+            // A partition computed again (after an executor left) replaces its earlier
+            // result.
+            *result_bytes = *result_bytes + bytes.len() as u64 - results[i].len() as u64;
+            check_result_size(job, *result_bytes)?;
+            results[i] = bytes;
+            updates.extend(acc);
+            Ok(())
+        },
+    );
+    if recompute(cx.world, cx.executors, job, stage, &outcome, state)? {
+        return Ok(Flow::Restart);
+    }
+    outcome?;
+    Ok(Flow::Next)
+}
+
+/// Forgets the shuffles of `obsolete` the driver still knows (their files go with them).
+fn remove_obsolete(state: &mut DriverState, job: &Job, obsolete: &[ShuffleId]) {
+    let removed_now: Vec<ShuffleId> = obsolete
+        .iter()
+        .copied()
+        .filter(|s| state.shuffles.remove(s).is_some())
+        .collect();
+    for &s in &removed_now {
+        removed(state, job, s);
+    }
+    if !removed_now.is_empty() {
+        tracing::info!(
+            "job {}: shuffle(s) {removed_now:?} no longer needed: their files are removed",
             job.id
         );
     }
-    Ok(JobOutput {
-        results,
-        accumulator_updates: updates,
-        obsolete_shuffles,
-    })
 }
 
 /// After a stage ended because a task needed a released shuffle (`outcome` is
@@ -572,7 +649,9 @@ fn check_result_size(job: &Job, bytes: u64) -> Result<()> {
     )))
 }
 
+/// Notes (in the log and the event log) that `stage` is skipped and why.
 fn skipped(state: &mut DriverState, job: &Job, stage: &Stage, reason: &str) {
+    tracing::info!("job {}: {} skipped: {reason}", job.id, stage.describe());
     state.events.post(&Event::StageSkipped {
         job: job.id,
         stage: stage.id,
