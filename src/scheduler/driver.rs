@@ -8,20 +8,18 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{ExecutorId, ShuffleId, StageId};
 use crate::plan::job::Job;
-use crate::plan::node::cached_blocks;
-use crate::plan::stage::{Stage, StageKind, fingerprint, plan, shuffle_dependencies};
-use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
+use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
+use crate::protocol::ExecutorTable;
+use crate::protocol::messages::{ToDriver, ToExecutor};
 use crate::protocol::metrics::now_us;
-use crate::protocol::{ExecutorTable, TaskMetrics};
-use crate::scheduler::needed::{consumed, needs, obsolete, wanted};
-use crate::scheduler::task_set::{Pending, TaskSet};
-use crate::transport::{Backoff, Group};
-
-/// Attempts per task before the job fails (Spark's `spark.task.maxFailures`).
-pub const MAX_TASK_ATTEMPTS: u32 = 4;
+use crate::scheduler::needed::{consumed, obsolete, wanted};
+use crate::scheduler::tasks::run_stage;
+use crate::scheduler::wire::{protocol, recv, send};
+use crate::transport::Group;
 
 pub use crate::scheduler::state::{DriverState, ExchangeStats};
 pub use crate::scheduler::task_set::LOCALITY_WAIT;
+pub use crate::scheduler::tasks::MAX_TASK_ATTEMPTS;
 
 /// What a finished job produced on the driver.
 pub struct JobOutput {
@@ -374,268 +372,6 @@ fn choose_owners(
         .collect()
 }
 
-/// The executor a task must run on: the owner of the shuffle blocks it reads, if any, but
-/// for shuffles it reads only through cached blocks (`through_cache`, released).
-fn required_executor(
-    stage: &Stage,
-    partition: usize,
-    state: &DriverState,
-    through_cache: &HashSet<ShuffleId>,
-) -> Result<Option<ExecutorId>> {
-    let mut inputs = Vec::new();
-    stage.rdd.shuffle_inputs(partition, &mut inputs);
-    let mut owner = None;
-    for (s, r) in inputs
-        .into_iter()
-        .filter(|(s, _)| !through_cache.contains(s))
-    {
-        let o = state
-            .shuffles
-            .get(&s)
-            .map(|owners| owners[r])
-            .ok_or_else(|| {
-                Error::Other(format!(
-                    "shuffle {s} read by {} was never exchanged",
-                    stage.describe()
-                ))
-            })?;
-        match owner {
-            Some(prev) if prev != o => {
-                return Err(Error::Other(format!(
-                    "partition {partition} of {} reads shuffle blocks on executors {prev} and {o}; use repartition instead of coalesce here",
-                    stage.describe()
-                )));
-            }
-            _ => owner = Some(o),
-        }
-    }
-    Ok(owner)
-}
-
-/// The executor holding a cached block that partition `partition` of `stage` reads.
-fn preferred_executor(stage: &Stage, partition: usize, state: &DriverState) -> Option<ExecutorId> {
-    let mut blocks = Vec::new();
-    cached_blocks(stage.rdd.as_ref(), partition, &mut blocks);
-    blocks
-        .iter()
-        .find_map(|&(rdd, p)| state.blocks.get(&(rdd, p as u32)).copied())
-}
-
-/// Runs one task per entry of `partitions`, keeping each executor at most `threads + 1`
-/// tasks deep, and calls `on_output(index, bytes, accumulator updates)` for each success. A
-/// failed task is retried (elsewhere when it can run elsewhere) up to [`MAX_TASK_ATTEMPTS`]
-/// times.
-fn run_stage(
-    world: &dyn Group,
-    table: &ExecutorTable,
-    state: &mut DriverState,
-    job: &Job,
-    stage: &Stage,
-    partitions: &[usize],
-    mut on_output: impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>) -> Result<()>,
-) -> Result<()> {
-    let started = Instant::now();
-    let through_cache: HashSet<ShuffleId> = shuffle_dependencies(&stage.rdd)
-        .iter()
-        .map(|d| d.id())
-        .filter(|s| !state.shuffles.contains_key(s) && !needs(stage, *s, state))
-        .collect();
-    let mut tasks = Vec::with_capacity(partitions.len());
-    for (index, &partition) in partitions.iter().enumerate() {
-        let required = required_executor(stage, partition, state, &through_cache)?;
-        let preferred = preferred_executor(stage, partition, state);
-        tasks.push(Pending::new(index, partition, required, preferred));
-    }
-    let in_service = table
-        .iter()
-        .filter(|e| !state.out_of_service.contains(&e.id));
-    let mut set = TaskSet::new(tasks, in_service);
-    state.events.post(&Event::StageStart {
-        job: job.id,
-        stage: stage.id,
-        tasks: partitions.len(),
-        time_us: now_us(),
-    });
-    let metrics = match run_tasks(world, state, job, stage, &mut set, &mut on_output) {
-        Ok(metrics) => metrics,
-        Err(e) => {
-            state.events.post(&Event::StageFailed {
-                job: job.id,
-                stage: stage.id,
-                time_us: now_us(),
-                failure: e.to_string(),
-            });
-            return Err(e);
-        }
-    };
-    let cache = if metrics.cache_hits + metrics.cache_misses > 0 {
-        format!(
-            ", cache hits {} misses {}",
-            metrics.cache_hits, metrics.cache_misses
-        )
-    } else {
-        String::new()
-    };
-    let memory = if metrics.spilled_bytes > 0 {
-        format!(
-            ", spilled {}, memory peak {} (largest executor)",
-            ByteSize(metrics.spilled_bytes),
-            ByteSize(metrics.memory_peak)
-        )
-    } else {
-        format!(", memory peak {}", ByteSize(metrics.memory_peak))
-    };
-    tracing::info!(
-        "job {}: {} ({}) finished {} task(s) on {} executor(s) in {:.3} s{cache}{memory}",
-        job.id,
-        stage.describe(),
-        stage.rdd.describe(),
-        partitions.len(),
-        set.executors(),
-        started.elapsed().as_secs_f64()
-    );
-    state.metrics.add(&metrics);
-    state.events.post(&Event::StageEnd {
-        job: job.id,
-        stage: stage.id,
-        tasks: partitions.len(),
-        time_us: now_us(),
-        metrics,
-    });
-    Ok(())
-}
-
-/// Runs the tasks of `set` until every one has succeeded (their metrics summed), and
-/// calls `on_output` for each success; an error when a task fails for good, none can run,
-/// or a shuffle they read was lost.
-fn run_tasks(
-    world: &dyn Group,
-    state: &mut DriverState,
-    job: &Job,
-    stage: &Stage,
-    set: &mut TaskSet,
-    on_output: &mut impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>) -> Result<()>,
-) -> Result<TaskMetrics> {
-    // A task that needed a released shuffle: the stage ends once the running tasks report.
-    let mut lost_shuffle: Option<(ShuffleId, ExecutorId)> = None;
-    let mut backoff = Backoff::new();
-    let mut metrics = TaskMetrics::default();
-    loop {
-        for (e, task) in set.assign() {
-            let run = ToExecutor::RunTask {
-                job: job.id,
-                stage: stage.id,
-                partition: task as u32,
-                attempt: set.attempt(task),
-            };
-            send(world, e, &run)?;
-        }
-        if set.is_done() {
-            if let Some((shuffle, executor)) = lost_shuffle {
-                return Err(Error::ShuffleLost {
-                    shuffle,
-                    executor: executor.rank(),
-                });
-            }
-            break;
-        }
-        if let Some(partition) = set.stuck() {
-            return Err(Error::Other(format!(
-                "job {} ({}): task {partition} of {} can run on no executor in service",
-                job.id,
-                job.name,
-                stage.describe()
-            )));
-        }
-        let Some(envelope) = world.try_recv(None, TO_DRIVER)? else {
-            backoff.snooze();
-            continue;
-        };
-        backoff.reset();
-        let from = ExecutorId(envelope.source);
-        let msg: ToDriver =
-            messages::decode(&envelope.data, "executor report").map_err(Error::Other)?;
-        match msg {
-            ToDriver::TaskDone {
-                job: j,
-                stage: s,
-                partition,
-                attempt,
-                output,
-                accumulators,
-                metrics: task_metrics,
-                timing,
-                cached,
-            } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
-                let index = set.done(from, partition);
-                metrics.add(&task_metrics);
-                state.events.post(&Event::TaskEnd {
-                    job: j,
-                    stage: s,
-                    partition,
-                    attempt,
-                    executor: from.rank(),
-                    timing,
-                    metrics: task_metrics,
-                    failure: None,
-                });
-                for (rdd, p) in cached {
-                    state.blocks.insert((rdd, p), from);
-                }
-                on_output(index, output, accumulators)?;
-            }
-            ToDriver::TaskFailed {
-                job: j,
-                stage: s,
-                partition,
-                attempt,
-                message,
-                timing,
-                retry,
-                lost_shuffle: lost_here,
-            } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
-                state.events.post(&Event::TaskEnd {
-                    job: j,
-                    stage: s,
-                    partition,
-                    attempt,
-                    executor: from.rank(),
-                    timing,
-                    metrics: TaskMetrics::default(),
-                    failure: Some(message.clone()),
-                });
-                tracing::warn!(
-                    "task {partition} of stage {s} (attempt {}) failed on executor {from}: {message}",
-                    attempt + 1
-                );
-                if let Some(shuffle) = lost_here {
-                    lost_shuffle = Some((shuffle, from));
-                }
-                if lost_shuffle.is_some() {
-                    set.abandon(from, partition);
-                    continue;
-                }
-                if !retry {
-                    return Err(Error::Task(format!(
-                        "job {} ({}) aborted: task {partition} of stage {s} failed on executor {from} (not retried): {message}",
-                        job.id, job.name
-                    )));
-                }
-                if attempt + 1 >= MAX_TASK_ATTEMPTS {
-                    return Err(Error::Task(format!(
-                        "job {} ({}) aborted: task {partition} of stage {s} failed {MAX_TASK_ATTEMPTS} times; last failure on executor {from}: {message}",
-                        job.id, job.name
-                    )));
-                }
-                set.failed(from, partition);
-            }
-            stale if is_stale(&stale, job.id) => {}
-            other => return Err(protocol(from, &other)),
-        }
-    }
-    Ok(metrics)
-}
-
 /// Fails `job` once its results total more than it may return.
 fn check_result_size(job: &Job, bytes: u64) -> Result<()> {
     if job.max_result_bytes == 0 || bytes <= job.max_result_bytes {
@@ -666,18 +402,6 @@ fn removed(state: &mut DriverState, job: &Job, shuffle: ShuffleId) {
         shuffle,
         time_us: now_us(),
     });
-}
-
-/// Reports about an earlier job (possible after a failed job) are dropped.
-fn is_stale(msg: &ToDriver, current: u64) -> bool {
-    let job = match msg {
-        ToDriver::Ready { job, .. }
-        | ToDriver::TaskDone { job, .. }
-        | ToDriver::TaskFailed { job, .. }
-        | ToDriver::ExchangeDone { job, .. }
-        | ToDriver::ExchangeFailed { job, .. } => *job,
-    };
-    job < current
 }
 
 fn exchange(
@@ -755,24 +479,4 @@ fn exchange(
         stats.seconds
     );
     Ok(stats)
-}
-
-fn send(world: &dyn Group, to: ExecutorId, msg: &ToExecutor) -> Result<()> {
-    world.send(to.rank(), TO_EXECUTOR, &messages::encode(msg))?;
-    Ok(())
-}
-
-/// Next report from any executor about job `current` or later; stale ones are dropped.
-fn recv(world: &dyn Group, current: u64) -> Result<(ExecutorId, ToDriver)> {
-    loop {
-        let envelope = world.recv(None, TO_DRIVER)?;
-        let msg = messages::decode(&envelope.data, "executor report").map_err(Error::Other)?;
-        if !is_stale(&msg, current) {
-            return Ok((ExecutorId(envelope.source), msg));
-        }
-    }
-}
-
-fn protocol(from: ExecutorId, msg: &ToDriver) -> Error {
-    Error::Other(format!("unexpected report from executor {from}: {msg:?}"))
 }

@@ -6,3 +6,5 @@ mod needed;
 pub mod observe;
 pub mod state;
 mod task_set;
+mod tasks;
+mod wire;
