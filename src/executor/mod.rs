@@ -36,6 +36,53 @@ pub struct Executor {
     pub peer_nodes: Vec<usize>,
 }
 
+/// Executor `id`'s share of the node's cores (by its `locality`), its thread pinned to
+/// them unless the configuration says not to; pinning that fails is logged and the
+/// executor runs unpinned.
+fn place_and_pin(
+    id: usize,
+    machine: &Machine,
+    locality: &Locality,
+    config: &EngineArgs,
+) -> Placement {
+    let mut placement =
+        topology::place(machine, locality.rank, locality.size, config.executor_cores);
+    placement.pinned = !config.no_pin;
+    if placement.pinned
+        && let Err(e) = topology::bind_current_thread(&placement.cores)
+    {
+        tracing::warn!("executor {id}: {e}; running unpinned");
+        placement.pinned = false;
+    }
+    placement
+}
+
+/// Executor `id`'s scratch directory (under `--local-dir`, else the system's temporary
+/// directory) and spill directory (under `--spill-dir`, else `$TMPDIR` or `/var/tmp`);
+/// the job cannot run without them.
+fn scratch_dirs(id: usize, config: &EngineArgs, job_token: &str) -> (ScratchDir, ScratchDir) {
+    let local_dir = if config.local_dir.as_os_str().is_empty() {
+        std::env::temp_dir()
+    } else {
+        config.local_dir.clone()
+    };
+    let scratch = ScratchDir::create(&local_dir, job_token, id).unwrap_or_else(|e| {
+        fatal(&format!(
+            "executor {id}: cannot create its scratch directory: {e}"
+        ))
+    });
+    let spill_dir = config.spill_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from)
+    });
+    let spill =
+        ScratchDir::create(&spill_dir, &format!("{job_token}-spill"), id).unwrap_or_else(|e| {
+            fatal(&format!(
+                "executor {id}: cannot create its spill directory: {e}"
+            ))
+        });
+    (scratch, spill)
+}
+
 impl Executor {
     /// Places and pins executor `id` by its `locality` and starts its pool; learns every
     /// peer's node (a collective over `peers`). Pinning that fails is logged and the
@@ -50,14 +97,7 @@ impl Executor {
     ) -> Executor {
         let machine = Machine::discover_or_fallback();
         let (node_rank, node_size) = (locality.rank, locality.size);
-        let mut placement = topology::place(&machine, node_rank, node_size, config.executor_cores);
-        placement.pinned = !config.no_pin;
-        if placement.pinned
-            && let Err(e) = topology::bind_current_thread(&placement.cores)
-        {
-            tracing::warn!("executor {id}: {e}; running unpinned");
-            placement.pinned = false;
-        }
+        let placement = place_and_pin(id, &machine, &locality, config);
         let label = format!("executor {id}");
         let pool = topology::build_pool(&placement, &format!("ember-exec{id}"), {
             let label = label.clone();
@@ -70,25 +110,7 @@ impl Executor {
             .unwrap_or_else(|| crate::memory::default_budget(machine.memory_bytes, node_size));
         // What the executor frees leaves its RSS promptly once its budget is pressed.
         let memory = MemoryManager::for_executor(memory_budget);
-        let local_dir = if config.local_dir.as_os_str().is_empty() {
-            std::env::temp_dir()
-        } else {
-            config.local_dir.clone()
-        };
-        let scratch = ScratchDir::create(&local_dir, job_token, id).unwrap_or_else(|e| {
-            fatal(&format!(
-                "executor {id}: cannot create its scratch directory: {e}"
-            ))
-        });
-        let spill_dir = config.spill_dir.clone().unwrap_or_else(|| {
-            std::env::var_os("TMPDIR").map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from)
-        });
-        let spill = ScratchDir::create(&spill_dir, &format!("{job_token}-spill"), id)
-            .unwrap_or_else(|e| {
-                fatal(&format!(
-                    "executor {id}: cannot create its spill directory: {e}"
-                ))
-            });
+        let (scratch, spill) = scratch_dirs(id, config, job_token);
         let peer_nodes = peers
             .all_to_all_counts(&vec![locality.node; peers.size()])
             .unwrap_or_else(|e| fatal(&format!("executor {id}: learning the peers' nodes: {e}")));

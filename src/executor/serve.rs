@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::failure::catch_task;
-use crate::ids::ExecutorId;
+use crate::ids::{ExecutorId, StageId};
 use crate::plan::accumulators;
 use crate::plan::job::Job;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
@@ -32,6 +32,13 @@ pub struct JobEnd {
 pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) -> Result<JobEnd> {
     let stages = Arc::new(plan(&job.final_rdd));
     let (reports, finished) = mpsc::channel::<ToDriver>();
+    let serving = Serving {
+        executor,
+        world,
+        job,
+        stages: &stages,
+        reports: &reports,
+    };
     let mut backoff = Backoff::new();
     loop {
         let mut progressed = false;
@@ -43,104 +50,8 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
             progressed = true;
             let msg: ToExecutor =
                 messages::decode(&envelope.data, "driver message").map_err(Error::Other)?;
-            match msg {
-                ToExecutor::BeginJob { .. } => {
-                    if crate::faults::serve_panic(executor.info.id.rank()) {
-                        panic!(
-                            "injected panic in the serve loop of executor {}",
-                            executor.info.id
-                        );
-                    }
-                    let ready = ToDriver::Ready {
-                        job: job.id,
-                        fingerprint: fingerprint(&job.final_rdd, &job.partitions),
-                    };
-                    world.send(0, TO_DRIVER, &messages::encode(&ready))?;
-                }
-                ToExecutor::RunTask {
-                    job: j,
-                    stage,
-                    partition,
-                    attempt,
-                } if j == job.id && stage.index() < stages.len() => {
-                    let me = executor.info.id.rank();
-                    if crate::faults::drop_cache_at(j, stage.0, me) {
-                        executor.blocks.clear();
-                        tracing::warn!("executor {me}: every cached block dropped (injected)");
-                    }
-                    let (executor, job, stages, reports) = (
-                        Arc::clone(executor),
-                        Arc::clone(job),
-                        Arc::clone(&stages),
-                        reports.clone(),
-                    );
-                    executor.clone().pool.spawn(move || {
-                        let report =
-                            run_task(&executor, &job, &stages[stage.index()], partition, attempt);
-                        // The serve loop is gone only if the job already ended: drop the report.
-                        let _ = reports.send(report);
-                    });
-                }
-                ToExecutor::PrepareShuffle {
-                    job: j,
-                    shuffle,
-                    owners,
-                } if j == job.id => {
-                    let owners = owners.into_iter().map(ExecutorId::rank).collect();
-                    executor.shuffle.set_owners(shuffle, owners);
-                }
-                ToExecutor::Exchange { job: j, shuffle } if j == job.id => {
-                    let report = match exchange(&executor.exchange_env(), shuffle) {
-                        Ok(done) => ToDriver::ExchangeDone {
-                            job: j,
-                            shuffle,
-                            bytes: done.bytes,
-                            cross_node: done.cross_node,
-                            rounds: done.rounds,
-                            one_sided: done.one_sided,
-                        },
-                        Err(e) => ToDriver::ExchangeFailed {
-                            job: j,
-                            shuffle,
-                            message: e.to_string(),
-                        },
-                    };
-                    world.send(0, TO_DRIVER, &messages::encode(&report))?;
-                }
-                ToExecutor::EndJob {
-                    job: j,
-                    outcome,
-                    accumulators,
-                    obsolete_shuffles,
-                } if j == job.id => {
-                    for s in obsolete_shuffles {
-                        executor.shuffle.remove_shuffle(s);
-                    }
-                    let results = outcome.map_err(Error::JobFailed)?;
-                    return Ok(JobEnd {
-                        results,
-                        accumulators,
-                    });
-                }
-                ToExecutor::RemoveShuffle { job: j, shuffle } if j == job.id => {
-                    executor.shuffle.remove_shuffle(shuffle);
-                }
-                ToExecutor::Decommission { job: j } if j == job.id => {
-                    executor.blocks.clear();
-                    tracing::warn!("executor {} taken out of service", executor.info.id);
-                }
-                ToExecutor::Shutdown => {
-                    return Err(Error::LineageMismatch(format!(
-                        "the driver's program ended while executor {} started job {} ({}): every rank must run the same actions",
-                        executor.info.id, job.id, job.name
-                    )));
-                }
-                other => {
-                    return Err(Error::Other(format!(
-                        "executor {} in job {} got an unexpected message: {other:?}",
-                        executor.info.id, job.id
-                    )));
-                }
+            if let Some(end) = serving.on_message(msg)? {
+                return Ok(end);
             }
         }
         if progressed {
@@ -148,6 +59,133 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
         } else {
             backoff.snooze();
         }
+    }
+}
+
+/// What the serve loop of a job works with.
+struct Serving<'a> {
+    executor: &'a Arc<Executor>,
+    world: &'a dyn Group,
+    job: &'a Arc<Job>,
+    stages: &'a Arc<Vec<Stage>>,
+    /// Where finished tasks report, for the loop to relay.
+    reports: &'a mpsc::Sender<ToDriver>,
+}
+
+impl Serving<'_> {
+    /// Acts on one message from the driver; the job's end once the driver ends it.
+    fn on_message(&self, msg: ToExecutor) -> Result<Option<JobEnd>> {
+        let (executor, job) = (self.executor, self.job);
+        match msg {
+            ToExecutor::BeginJob { .. } => {
+                if crate::faults::serve_panic(executor.info.id.rank()) {
+                    panic!(
+                        "injected panic in the serve loop of executor {}",
+                        executor.info.id
+                    );
+                }
+                let ready = ToDriver::Ready {
+                    job: job.id,
+                    fingerprint: fingerprint(&job.final_rdd, &job.partitions),
+                };
+                self.send(&ready)?;
+            }
+            ToExecutor::RunTask {
+                job: j,
+                stage,
+                partition,
+                attempt,
+            } if j == job.id && stage.index() < self.stages.len() => {
+                self.start_task(stage, partition, attempt);
+            }
+            ToExecutor::PrepareShuffle {
+                job: j,
+                shuffle,
+                owners,
+            } if j == job.id => {
+                let owners = owners.into_iter().map(ExecutorId::rank).collect();
+                executor.shuffle.set_owners(shuffle, owners);
+            }
+            ToExecutor::Exchange { job: j, shuffle } if j == job.id => {
+                let report = match exchange(&executor.exchange_env(), shuffle) {
+                    Ok(done) => ToDriver::ExchangeDone {
+                        job: j,
+                        shuffle,
+                        bytes: done.bytes,
+                        cross_node: done.cross_node,
+                        rounds: done.rounds,
+                        one_sided: done.one_sided,
+                    },
+                    Err(e) => ToDriver::ExchangeFailed {
+                        job: j,
+                        shuffle,
+                        message: e.to_string(),
+                    },
+                };
+                self.send(&report)?;
+            }
+            ToExecutor::EndJob {
+                job: j,
+                outcome,
+                accumulators,
+                obsolete_shuffles,
+            } if j == job.id => {
+                for s in obsolete_shuffles {
+                    executor.shuffle.remove_shuffle(s);
+                }
+                let results = outcome.map_err(Error::JobFailed)?;
+                return Ok(Some(JobEnd {
+                    results,
+                    accumulators,
+                }));
+            }
+            ToExecutor::RemoveShuffle { job: j, shuffle } if j == job.id => {
+                executor.shuffle.remove_shuffle(shuffle);
+            }
+            ToExecutor::Decommission { job: j } if j == job.id => {
+                executor.blocks.clear();
+                tracing::warn!("executor {} taken out of service", executor.info.id);
+            }
+            ToExecutor::Shutdown => {
+                return Err(Error::LineageMismatch(format!(
+                    "the driver's program ended while executor {} started job {} ({}): every rank must run the same actions",
+                    executor.info.id, job.id, job.name
+                )));
+            }
+            other => {
+                return Err(Error::Other(format!(
+                    "executor {} in job {} got an unexpected message: {other:?}",
+                    executor.info.id, job.id
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends `report` to the driver.
+    fn send(&self, report: &ToDriver) -> Result<()> {
+        self.world.send(0, TO_DRIVER, &messages::encode(report))?;
+        Ok(())
+    }
+
+    /// Starts a task on the pool; it reports through `reports` when it ends.
+    fn start_task(&self, stage: StageId, partition: u32, attempt: u32) {
+        let me = self.executor.info.id.rank();
+        if crate::faults::drop_cache_at(self.job.id, stage.0, me) {
+            self.executor.blocks.clear();
+            tracing::warn!("executor {me}: every cached block dropped (injected)");
+        }
+        let (executor, job, stages, reports) = (
+            Arc::clone(self.executor),
+            Arc::clone(self.job),
+            Arc::clone(self.stages),
+            self.reports.clone(),
+        );
+        self.executor.pool.spawn(move || {
+            let report = run_task(&executor, &job, &stages[stage.index()], partition, attempt);
+            // The serve loop is gone only if the job already ended: drop the report.
+            let _ = reports.send(report);
+        });
     }
 }
 
