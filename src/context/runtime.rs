@@ -181,18 +181,35 @@ impl Runtime {
             result_fn,
             max_result_bytes: self.config.max_result_size.0,
         });
-        if let Some(executor) = &self.executor {
-            let end = serve_job(executor, self.world.as_ref(), &job)?;
-            for (id, bytes) in &end.accumulators {
-                self.accumulator(*id)?.set(bytes)?;
-            }
-            return Ok(end.results);
+        match &self.executor {
+            Some(executor) => self.serve(executor, &job),
+            None => self.drive(&job, output, to),
         }
+    }
+
+    /// An executor's part in `job`: its tasks and exchanges until the driver ends it; the
+    /// results and accumulator values the driver sent.
+    fn serve(&self, executor: &Arc<Executor>, job: &Arc<Job>) -> Result<Vec<Vec<u8>>> {
+        let end = serve_job(executor, self.world.as_ref(), job)?;
+        for (id, bytes) in &end.accumulators {
+            self.accumulator(*id)?.set(bytes)?;
+        }
+        Ok(end.results)
+    }
+
+    /// The driver's part in `job`: readies its output's commit, runs its stages, commits
+    /// (or aborts) the output, and ends the job on every rank with its outcome.
+    fn drive(
+        &self,
+        job: &Arc<Job>,
+        output: Option<OutputSpec>,
+        to: Delivery,
+    ) -> Result<Vec<Vec<u8>>> {
         let committer = match &output {
             Some(o) => match OutputCommitter::setup(&o.dir, o.overwrite) {
                 Ok(c) => Some(c),
                 Err(e) => {
-                    self.end_job(&job, Err(e.to_string()), false, Vec::new());
+                    self.end_job(job, Err(e.to_string()), false, Vec::new());
                     return Err(e);
                 }
             },
@@ -201,7 +218,7 @@ impl Runtime {
         if self.mode == Mode::Local {
             let senders = lock(&self.local_jobs);
             let sent =
-                !senders.is_empty() && senders.iter().all(|s| s.send(Arc::clone(&job)).is_ok());
+                !senders.is_empty() && senders.iter().all(|s| s.send(Arc::clone(job)).is_ok());
             if !sent {
                 return Err(Error::Other(
                     "the context has stopped: no executor runs jobs".into(),
@@ -213,8 +230,8 @@ impl Runtime {
             for s in std::mem::take(&mut *lock(&self.forgotten)) {
                 state.shuffles.remove(&s);
             }
-            state.events.post(&observe::job_start(&job));
-            driver::run_job(self.world.as_ref(), &self.table, &mut state, &job)
+            state.events.post(&observe::job_start(job));
+            driver::run_job(self.world.as_ref(), &self.table, &mut state, job)
         };
         let mut obsolete = Vec::new();
         let result = result.and_then(|out| {
@@ -233,13 +250,13 @@ impl Runtime {
             failure: result.as_ref().err().map(|e| e.to_string()),
         });
         match &result {
-            Ok(_) if to == Delivery::Driver => self.end_job(&job, Ok(Vec::new()), true, obsolete),
-            Ok(r) => self.end_job(&job, Ok(r.clone()), true, obsolete),
+            Ok(_) if to == Delivery::Driver => self.end_job(job, Ok(Vec::new()), true, obsolete),
+            Ok(r) => self.end_job(job, Ok(r.clone()), true, obsolete),
             Err(e) => {
                 if let Some(c) = &committer {
                     c.abort();
                 }
-                self.end_job(&job, Err(e.to_string()), true, Vec::new())
+                self.end_job(job, Err(e.to_string()), true, Vec::new())
             }
         }
         result
