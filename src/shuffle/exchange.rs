@@ -447,40 +447,105 @@ fn receive_remote(
     let base = prefix_sums(&totals);
     let total: usize = totals.iter().sum();
 
-    let mut reduce_map = None;
-
     // My sends: per map file with data for remote peers, rounds of at most `quota` bytes
     // per destination.
     let quota = (ex.round_bytes / n).max(1) as u64;
+    let planned = plan_sends(ex, shuffle, files, in_place, total, quota);
+    let (mut reduce_map, maps, pieces) = agree(peers, shuffle, planned)?;
+    let plan = group_pieces(pieces, quota as usize);
+    let rounds = peers.all_max(plan.len() as u64)? as usize;
+    let recv: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
+    let received = Received {
+        base: &base,
+        totals: &totals,
+    };
+    let cursor = send_rounds(ex, shuffle, &plan, &maps, rounds, recv, &received)?;
+    received.check_arrived(shuffle, first_id, &cursor)?;
+    add_received_blocks(reduce_map, remote, &base, first_id, blocks)?;
+    Ok((total as u64, rounds as u32))
+}
+
+/// What [`plan_sends`] readies: the reduce file, the map files mapped, their pieces.
+type Sends = (
+    Option<memmap2::MmapMut>,
+    Vec<Option<memmap2::Mmap>>,
+    Vec<Piece>,
+);
+
+/// The map files mapped for reading, and their data's pieces, that this executor sends
+/// to remote peers (`remote_len` bytes of each run: none to a peer that reads in place),
+/// and the reduce file of `total` bytes that what it receives goes into.
+fn plan_sends(
+    ex: &Exchange<'_>,
+    shuffle: ShuffleId,
+    files: &[MapFile],
+    in_place: &dyn Fn(usize) -> bool,
+    total: usize,
+    quota: u64,
+) -> Result<Sends> {
+    let n = ex.peers.size();
     let remote_len = |f: &MapFile, peer: usize| if in_place(peer) { 0 } else { f.runs[peer].1 };
+    let reduce_map = reduce_file(ex.store, shuffle, total)?;
     let mut maps = Vec::with_capacity(files.len());
     let mut pieces: Vec<Piece> = Vec::new();
-    let ready = (|| {
-        reduce_map = reduce_file(ex.store, shuffle, total)?;
-        for (i, f) in files.iter().enumerate() {
-            let rounds = (0..n)
-                .map(|p| remote_len(f, p).div_ceil(quota))
-                .max()
-                .unwrap_or(0);
-            maps.push(if rounds > 0 { map_read(&f.data)? } else { None });
-            pieces.extend((0..rounds).map(|k| {
-                Piece {
-                    file: i,
-                    counts: (0..n)
-                        .map(|p| remote_len(f, p).saturating_sub(k * quota).min(quota) as usize)
-                        .collect(),
-                    displs: (0..n)
-                        .map(|p| (f.runs[p].0 + (k * quota).min(f.runs[p].1)) as usize)
-                        .collect(),
-                }
-            }));
+    for (i, f) in files.iter().enumerate() {
+        let rounds = (0..n)
+            .map(|p| remote_len(f, p).div_ceil(quota))
+            .max()
+            .unwrap_or(0);
+        maps.push(if rounds > 0 { map_read(&f.data)? } else { None });
+        pieces.extend((0..rounds).map(|k| {
+            Piece {
+                file: i,
+                counts: (0..n)
+                    .map(|p| remote_len(f, p).saturating_sub(k * quota).min(quota) as usize)
+                    .collect(),
+                displs: (0..n)
+                    .map(|p| (f.runs[p].0 + (k * quota).min(f.runs[p].1)) as usize)
+                    .collect(),
+            }
+        }));
+    }
+    Ok((reduce_map, maps, pieces))
+}
+
+/// Where each peer's bytes start in the reduce file, and how many it announced.
+struct Received<'a> {
+    base: &'a [usize],
+    totals: &'a [usize],
+}
+
+impl Received<'_> {
+    /// An error unless every peer's announced bytes all arrived (`cursor`: where each
+    /// peer's next byte would go).
+    fn check_arrived(&self, shuffle: ShuffleId, first_id: usize, cursor: &[usize]) -> Result<()> {
+        for (peer, &total) in self.totals.iter().enumerate() {
+            let got = cursor[peer] - self.base[peer];
+            if got != total {
+                let detail = format!("truncated: {got} of the {total} bytes it announced arrived");
+                return Err(corrupt(shuffle, first_id + peer, detail));
+            }
         }
         Ok(())
-    })();
-    let plan = group_pieces(pieces, quota as usize);
-    agree(peers, shuffle, ready)?;
-    let rounds = peers.all_max(plan.len() as u64)? as usize;
-    let mut cursor = base.clone();
+    }
+}
+
+/// The data rounds of an exchange (`rounds`, agreed by every peer; this executor's
+/// `plan` may hold fewer): each an all-to-all of this round's pieces into `recv`. Checks
+/// before each round that no peer sends more than it announced. Returns where each
+/// peer's next byte would go.
+fn send_rounds(
+    ex: &Exchange<'_>,
+    shuffle: ShuffleId,
+    plan: &[Vec<Piece>],
+    maps: &[Option<memmap2::Mmap>],
+    rounds: usize,
+    recv: &mut [u8],
+    received: &Received,
+) -> Result<Vec<usize>> {
+    let (peers, first_id) = (ex.peers, ex.first_id);
+    let n = peers.size();
+    let mut cursor = received.base.to_vec();
     let mut send_short = ex.fault == Some(ShuffleFault::Truncate);
     let mut packed = Vec::new();
     for round in 0..rounds {
@@ -493,7 +558,7 @@ fn receive_remote(
             }
             // Several small files' pieces share the round: packed by destination.
             Some(several) => {
-                let (counts, displs) = pack_pieces(several, &maps, n, &mut packed);
+                let (counts, displs) = pack_pieces(several, maps, n, &mut packed);
                 (&packed[..], counts, displs)
             }
             None => (&[], vec![0; n], vec![0; n]),
@@ -503,6 +568,7 @@ fn receive_remote(
             send_short = false;
         }
         let recv_counts = peers.all_to_all_counts(&counts)?;
+        let (base, totals) = (received.base, received.totals);
         let fits = (0..n)
             .find(|&peer| cursor[peer] + recv_counts[peer] > base[peer] + totals[peer])
             .map_or(Ok(()), |peer| {
@@ -517,24 +583,12 @@ fn receive_remote(
                 _ => Ok(()),
             });
         agree(peers, shuffle, fits)?;
-        let recv: &mut [u8] = reduce_map.as_deref_mut().unwrap_or(&mut []);
         peers.all_to_all_v_into(send, &counts, &displs, recv, &recv_counts, &cursor)?;
         for peer in 0..n {
             cursor[peer] += recv_counts[peer];
         }
     }
-    for peer in 0..n {
-        let got = cursor[peer] - base[peer];
-        if got != totals[peer] {
-            let detail = format!(
-                "truncated: {got} of the {} bytes it announced arrived",
-                totals[peer]
-            );
-            return Err(corrupt(shuffle, first_id + peer, detail));
-        }
-    }
-    add_received_blocks(reduce_map, remote, &base, first_id, blocks)?;
-    Ok((total as u64, rounds as u32))
+    Ok(cursor)
 }
 
 /// One map file's share of a data round: per destination, bytes and where they start.
