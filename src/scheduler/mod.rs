@@ -2,6 +2,7 @@
 //! their tasks, and starts the exchanges (the protocol is in `protocol/README.md`).
 
 pub mod driver;
+mod exchange;
 mod needed;
 pub mod observe;
 pub mod state;

@@ -124,32 +124,7 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<Exchanged> {
     };
 
     // 1. Metadata.
-    let sizes: Vec<usize> = files.iter().map(|f| f.bytes() as usize).collect();
-    let window_offsets = prefix_sums(&sizes);
-    let mut meta_send: Vec<Vec<u8>> = Vec::with_capacity(n);
-    for peer in 0..n {
-        let listing: Vec<FileRuns> = files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| !f.parts[peer].is_empty())
-            .map(|(i, f)| {
-                let mut at = f.runs[peer].0;
-                let runs = f.parts[peer]
-                    .iter()
-                    .map(|&(r, len)| {
-                        at += len;
-                        (r, at - len, len)
-                    })
-                    .collect();
-                FileRuns {
-                    path: f.data.clone(),
-                    window_offset: window_offsets[i] as u64,
-                    runs,
-                }
-            })
-            .collect();
-        meta_send.push(codec::encode(&listing));
-    }
+    let meta_send = listings(&files, n);
     let meta_counts: Vec<usize> = meta_send.iter().map(Vec::len).collect();
     let meta = peers.all_to_all_v(&meta_send.concat(), &meta_counts)?;
     let listed = list_runs(ex, shuffle, &owners, &meta, &in_place, &files).and_then(|listed| {
@@ -195,6 +170,39 @@ pub fn exchange(ex: &Exchange<'_>, shuffle: ShuffleId) -> Result<Exchanged> {
         rounds,
         one_sided: false,
     })
+}
+
+/// Per peer, the encoded listing of what `files` hold for it: each file with data for the
+/// peer, where the file starts in this executor's window, and its runs for the peer as
+/// (partition, offset in the file, length).
+fn listings(files: &[MapFile], peers: usize) -> Vec<Vec<u8>> {
+    let sizes: Vec<usize> = files.iter().map(|f| f.bytes() as usize).collect();
+    let window_offsets = prefix_sums(&sizes);
+    (0..peers)
+        .map(|peer| {
+            let listing: Vec<FileRuns> = files
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| !f.parts[peer].is_empty())
+                .map(|(i, f)| {
+                    let mut at = f.runs[peer].0;
+                    let runs = f.parts[peer]
+                        .iter()
+                        .map(|&(r, len)| {
+                            at += len;
+                            (r, at - len, len)
+                        })
+                        .collect();
+                    FileRuns {
+                        path: f.data.clone(),
+                        window_offset: window_offsets[i] as u64,
+                        runs,
+                    }
+                })
+                .collect();
+            codec::encode(&listing)
+        })
+        .collect()
 }
 
 /// The injected fault `corrupt`: every byte of this executor's map output made 0xff, in
