@@ -146,76 +146,105 @@ pub fn plan(a: &SubmitArgs, job: &JobBinary, capacity: Capacity) -> Result<Launc
             args: a.args.clone(),
         }),
         Master::Mpirun if MpiFamily::linked() == Some(MpiFamily::Mpich) => {
-            // MPICH's hydra: no binding and oversubscription unless told otherwise; the
-            // launcher's environment reaches every rank, the list names what ember adds.
-            let mut args = vec!["-n".to_string(), ranks.to_string()];
-            if !env.is_empty() {
-                let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
-                args.extend(["-genvlist".to_string(), keys.join(",")]);
-            }
-            args.push(program);
-            args.extend(a.args.iter().cloned());
-            Ok(Launch::Command {
-                env,
-                program: mpich_launcher(),
-                args,
-            })
+            Ok(mpich_launch(a, ranks, env, program))
         }
-        Master::Mpirun => {
-            let mut args = vec![
-                "-n".to_string(),
-                ranks.to_string(),
-                "--bind-to".into(),
-                "none".into(),
-            ];
-            if a.num_executors * cores + 1 > node_cores {
-                args.push("--oversubscribe".into());
-            }
-            for (k, _) in &env {
-                args.extend(["-x".to_string(), k.clone()]);
-            }
-            args.push(program);
-            args.extend(a.args.iter().cloned());
-            let mut env = env;
-            env.push(("OMPI_ALLOW_RUN_AS_ROOT".into(), "1".into()));
-            env.push(("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM".into(), "1".into()));
-            Ok(Launch::Command {
-                env,
-                program: "mpirun".into(),
-                args,
-            })
-        }
-        Master::Slurm => {
-            // Slurm does not refuse a request larger than the partition: it pends forever
-            // (reason PartitionConfig).
-            let cpus = ranks * cores;
-            if let Some(total) = capacity.cluster_cpus
-                && cpus > total
-                && !a.overcommit
-            {
-                return Err(format!(
-                    "{ranks} tasks (the driver and {} executors) of {cores} CPU(s) need {cpus} \
-                     CPUs, the Slurm partition has {total}: the job would pend forever. Ask \
-                     for fewer --num-executors or --executor-cores, or pass --overcommit",
-                    a.num_executors
-                ));
-            }
-            let path = a
-                .script
-                .clone()
-                .unwrap_or_else(|| sbatch::default_path(job));
-            let script = sbatch::script(a, job, &path, ranks, cores, &env);
-            let mut sbatch_args = Vec::new();
-            if a.wait {
-                sbatch_args.push("--wait".to_string());
-            }
-            Ok(Launch::Slurm {
-                path,
-                script,
-                sbatch_args,
-            })
-        }
+        Master::Mpirun => Ok(openmpi_launch(a, ranks, cores, node_cores, env, program)),
+        Master::Slurm => slurm_launch(a, job, capacity, ranks, cores, &env),
     }
+}
+
+/// `mpiexec` of MPICH's hydra: no binding and oversubscription unless told otherwise; the
+/// launcher's environment reaches every rank, the list names what ember adds.
+fn mpich_launch(
+    a: &SubmitArgs,
+    ranks: usize,
+    env: Vec<(String, String)>,
+    program: String,
+) -> Launch {
+    let mut args = vec!["-n".to_string(), ranks.to_string()];
+    if !env.is_empty() {
+        let keys: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        args.extend(["-genvlist".to_string(), keys.join(",")]);
+    }
+    args.push(program);
+    args.extend(a.args.iter().cloned());
+    Launch::Command {
+        env,
+        program: mpich_launcher(),
+        args,
+    }
+}
+
+/// OpenMPI's `mpirun`: unbound ranks (ember pins its own threads), oversubscribed when
+/// the executors' cores and the driver pass the node's, ember's settings exported.
+fn openmpi_launch(
+    a: &SubmitArgs,
+    ranks: usize,
+    cores: usize,
+    node_cores: usize,
+    mut env: Vec<(String, String)>,
+    program: String,
+) -> Launch {
+    let mut args = vec![
+        "-n".to_string(),
+        ranks.to_string(),
+        "--bind-to".into(),
+        "none".into(),
+    ];
+    if a.num_executors * cores + 1 > node_cores {
+        args.push("--oversubscribe".into());
+    }
+    for (k, _) in &env {
+        args.extend(["-x".to_string(), k.clone()]);
+    }
+    args.push(program);
+    args.extend(a.args.iter().cloned());
+    env.push(("OMPI_ALLOW_RUN_AS_ROOT".into(), "1".into()));
+    env.push(("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM".into(), "1".into()));
+    Launch::Command {
+        env,
+        program: "mpirun".into(),
+        args,
+    }
+}
+
+/// A batch script for `sbatch`: `ranks` tasks of `cores` CPUs, refused up front when the
+/// partition cannot hold them (Slurm does not refuse a request larger than the partition:
+/// it pends forever, reason PartitionConfig) unless the user overcommits.
+fn slurm_launch(
+    a: &SubmitArgs,
+    job: &JobBinary,
+    capacity: Capacity,
+    ranks: usize,
+    cores: usize,
+    env: &[(String, String)],
+) -> Result<Launch, String> {
+    let cpus = ranks * cores;
+    if let Some(total) = capacity.cluster_cpus
+        && cpus > total
+        && !a.overcommit
+    {
+        return Err(format!(
+            "{ranks} tasks (the driver and {} executors) of {cores} CPU(s) need {cpus} \
+             CPUs, the Slurm partition has {total}: the job would pend forever. Ask \
+             for fewer --num-executors or --executor-cores, or pass --overcommit",
+            a.num_executors
+        ));
+    }
+    let path = a
+        .script
+        .clone()
+        .unwrap_or_else(|| sbatch::default_path(job));
+    let script = sbatch::script(a, job, &path, ranks, cores, env);
+    let mut sbatch_args = Vec::new();
+    if a.wait {
+        sbatch_args.push("--wait".to_string());
+    }
+    Ok(Launch::Slurm {
+        path,
+        script,
+        sbatch_args,
+    })
 }
 
 /// The launcher of a binary linked against MPICH: `mpiexec.mpich` where it is installed
