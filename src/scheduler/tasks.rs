@@ -253,6 +253,17 @@ fn on_report(
     on_output: &mut impl FnMut(usize, Vec<u8>, Vec<(u32, Vec<u8>)>) -> Result<()>,
     (from, msg): (ExecutorId, ToDriver),
 ) -> Result<()> {
+    // The event of a task of this stage that ended on `from`.
+    let task_end = |partition, attempt, timing, metrics, failure| Event::TaskEnd {
+        job: job.id,
+        stage: stage.id,
+        partition,
+        attempt,
+        executor: from.rank(),
+        timing,
+        metrics,
+        failure,
+    };
     match msg {
         ToDriver::TaskDone {
             job: j,
@@ -267,16 +278,9 @@ fn on_report(
         } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
             let index = set.done(from, partition);
             progress.metrics.add(&metrics);
-            state.events.post(&Event::TaskEnd {
-                job: j,
-                stage: s,
-                partition,
-                attempt,
-                executor: from.rank(),
-                timing,
-                metrics,
-                failure: None,
-            });
+            state
+                .events
+                .post(&task_end(partition, attempt, timing, metrics, None));
             for (rdd, p) in cached {
                 state.blocks.insert((rdd, p), from);
             }
@@ -292,16 +296,9 @@ fn on_report(
             retry,
             lost_shuffle,
         } if j == job.id && s == stage.id && set.is_running(partition, attempt) => {
-            state.events.post(&Event::TaskEnd {
-                job: j,
-                stage: s,
-                partition,
-                attempt,
-                executor: from.rank(),
-                timing,
-                metrics: TaskMetrics::default(),
-                failure: Some(message.clone()),
-            });
+            let failed = Some(message.clone());
+            let end = task_end(partition, attempt, timing, TaskMetrics::default(), failed);
+            state.events.post(&end);
             let failure = Failure {
                 from,
                 partition,
