@@ -69,25 +69,7 @@ impl Context {
     /// ctx.finish(result);
     /// ```
     pub fn init_with(config: &EngineArgs) -> Context {
-        // SAFETY: the first thing a job does: the process runs one thread.
-        unsafe { mpi_start::prepare_environment() };
-        crate::log::init();
-        // Forked while this process runs one thread: before MPI and the signal thread.
-        failure::start_scratch_guard();
-        // The role is known from the launcher before MPI starts, so a signal that arrives
-        // during start-up (Slurm's --signal fires up to a minute early) is reported by the
-        // driver like any other.
-        if let Some(label) = crate::launcher::launcher_rank()
-            .and_then(|(rank, ranks)| crate::launcher::rank_label(rank, ranks))
-        {
-            crate::log::set_process_label(label);
-        }
-        failure::install_panic_hook();
-        failure::install_signal_handlers();
-        if crate::faults::signal_at_start() {
-            // SAFETY: raise() sends a signal to this process; the handler is installed.
-            unsafe { libc::raise(libc::SIGUSR1) };
-        }
+        prepare_process();
         let started = mpi_start::start().unwrap_or_else(|e| fatal(&e));
         if started.world.size() == 1 {
             let mut ctx = Context::local(config, 1, true);
@@ -124,20 +106,7 @@ impl Context {
             executor,
             LocalExecutors::default(),
         );
-        let watched = match role {
-            Role::Driver => rt
-                .table
-                .iter()
-                .map(|e| Counterpart {
-                    rank: e.id.rank(),
-                    name: format!("executor {} on {} (pid {})", e.id, e.host, e.pid),
-                })
-                .collect(),
-            Role::Executor => vec![Counterpart {
-                rank: 0,
-                name: "the driver (rank 0)".to_string(),
-            }],
-        };
+        let watched = watched(role, &rt);
         let liveness = Liveness::start(Arc::clone(&rt.world), watched, config.heartbeat_timeout);
         if role == Role::Driver {
             rt.start_listeners(true);
@@ -310,4 +279,46 @@ fn register(world: &dyn Group, mine: Option<&ExecutorInfo>, share: bool) -> Exec
     let infos: Vec<ExecutorInfo> =
         messages::decode(&table_bytes, "executor table").unwrap_or_else(|e| fatal(&e));
     ExecutorTable::new(infos)
+}
+
+/// What a job's process does before MPI starts, while it runs one thread: the MPI
+/// environment, the log, the scratch guard (forked now, before MPI and the signal
+/// thread), the rank's label (known from the launcher before MPI starts, so a signal
+/// that arrives during start-up, as Slurm's --signal can up to a minute early, is
+/// reported like any other), the panic hook and the signal handlers.
+fn prepare_process() {
+    // SAFETY: the first thing a job does: the process runs one thread.
+    unsafe { mpi_start::prepare_environment() };
+    crate::log::init();
+    failure::start_scratch_guard();
+    if let Some(label) = crate::launcher::launcher_rank()
+        .and_then(|(rank, ranks)| crate::launcher::rank_label(rank, ranks))
+    {
+        crate::log::set_process_label(label);
+    }
+    failure::install_panic_hook();
+    failure::install_signal_handlers();
+    if crate::faults::signal_at_start() {
+        // SAFETY: raise() sends a signal to this process; the handler is installed.
+        unsafe { libc::raise(libc::SIGUSR1) };
+    }
+}
+
+/// The ranks whose heartbeats `role`'s process watches: the driver every executor, an
+/// executor the driver.
+fn watched(role: Role, rt: &Runtime) -> Vec<Counterpart> {
+    match role {
+        Role::Driver => rt
+            .table
+            .iter()
+            .map(|e| Counterpart {
+                rank: e.id.rank(),
+                name: format!("executor {} on {} (pid {})", e.id, e.host, e.pid),
+            })
+            .collect(),
+        Role::Executor => vec![Counterpart {
+            rank: 0,
+            name: "the driver (rank 0)".to_string(),
+        }],
+    }
 }
