@@ -66,63 +66,80 @@ impl<T: Data> Compute<T> for PersistedRdd<T> {
                 let view = self.view.ok_or_else(|| {
                     Error::Other(format!("rdd {}: raw block without a view", self.id))
                 })?;
-                let len = view(&map)
-                    .ok_or_else(|| {
-                        Error::Other(format!(
-                            "rdd {}: cached block {split} is not whole records",
-                            self.id
-                        ))
-                    })?
-                    .len();
-                let mut at = 0;
-                Ok(Box::new(std::iter::from_fn(move || {
-                    if at >= len {
-                        return None;
-                    }
-                    let end = (at + BATCH_SIZE).min(len);
-                    // The mapping stays whole and aligned (page-aligned start): viewed in place.
-                    let batch = view(&map).map(|records| records[at..end].to_vec());
-                    at = end;
-                    Some(batch.ok_or_else(|| {
-                        Error::Other("cached block changed under its mapping".into())
-                    }))
-                })))
+                mapped_batches(self.id, split, view, map)
             }
             None => {
                 TaskCounters::bump(&tc.counters.cache_misses);
-                let batches = Arc::clone(&self.parent).compute(split, tc)?;
-                let records = if self.level == StorageLevel::Memory {
-                    match unroll(batches, &self.codec, tc)? {
-                        Unrolled::Whole(records) => records,
-                        Unrolled::Partial(read, rest, reservation) => {
-                            tracing::debug!(
-                                "partition {split} of rdd {} does not fit the memory budget: not cached",
-                                self.id
-                            );
-                            // The records read stay reserved while they are handed on.
-                            let read = batched(read.into_iter()).inspect(move |_| {
-                                let _held = &reservation;
-                            });
-                            return Ok(Box::new(read.chain(rest)));
-                        }
-                    }
-                } else {
-                    // A file is written from the whole partition.
-                    collect_partition(batches)?
-                };
-                let records = Arc::new(records);
-                if store.put(self.id, split, Arc::clone(&records), self.level, self.codec) {
-                    tc.counters.note_cached(self.id, split);
-                }
-                // Cached: read like a hit, a batch at a time, rather than cloning the whole
-                // partition beside the block (twice its memory for the rest of the task).
-                Ok(match Arc::try_unwrap(records) {
-                    Ok(records) => batched(records.into_iter()),
-                    Err(shared) => shared_batches(shared),
-                })
+                self.compute_and_cache(split, tc)
             }
         }
     }
+}
+
+impl<T: Data> PersistedRdd<T> {
+    /// A partition not cached: computed from the parent and cached when it fits (else
+    /// handed on as computed, the records read so far reserved while they go on).
+    fn compute_and_cache(self: Arc<Self>, split: usize, tc: &TaskContext) -> Result<BatchIter<T>> {
+        let store = &tc.blocks;
+        let batches = Arc::clone(&self.parent).compute(split, tc)?;
+        let records = if self.level == StorageLevel::Memory {
+            match unroll(batches, &self.codec, tc)? {
+                Unrolled::Whole(records) => records,
+                Unrolled::Partial(read, rest, reservation) => {
+                    tracing::debug!(
+                        "partition {split} of rdd {} does not fit the memory budget: not cached",
+                        self.id
+                    );
+                    // The records read stay reserved while they are handed on.
+                    let read = batched(read.into_iter()).inspect(move |_| {
+                        let _held = &reservation;
+                    });
+                    return Ok(Box::new(read.chain(rest)));
+                }
+            }
+        } else {
+            // A file is written from the whole partition.
+            collect_partition(batches)?
+        };
+        let records = Arc::new(records);
+        if store.put(self.id, split, Arc::clone(&records), self.level, self.codec) {
+            tc.counters.note_cached(self.id, split);
+        }
+        // Cached: read like a hit, a batch at a time, rather than cloning the whole
+        // partition beside the block (twice its memory for the rest of the task).
+        Ok(match Arc::try_unwrap(records) {
+            Ok(records) => batched(records.into_iter()),
+            Err(shared) => shared_batches(shared),
+        })
+    }
+}
+
+/// The records of the mapped raw block `split` of rdd `id`, viewed in place and copied
+/// out a batch at a time.
+fn mapped_batches<T: Data>(
+    id: RddId,
+    split: usize,
+    view: RecordView<T>,
+    map: Arc<memmap2::Mmap>,
+) -> Result<BatchIter<T>> {
+    let len = view(&map)
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "rdd {id}: cached block {split} is not whole records"
+            ))
+        })?
+        .len();
+    let mut at = 0;
+    Ok(Box::new(std::iter::from_fn(move || {
+        if at >= len {
+            return None;
+        }
+        let end = (at + BATCH_SIZE).min(len);
+        // The mapping stays whole and aligned (page-aligned start): viewed in place.
+        let batch = view(&map).map(|records| records[at..end].to_vec());
+        at = end;
+        Some(batch.ok_or_else(|| Error::Other("cached block changed under its mapping".into())))
+    })))
 }
 
 /// The records of a block held in memory, cloned a batch at a time as they are read.
