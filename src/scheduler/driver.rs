@@ -77,13 +77,14 @@ pub fn run_job(
                 send(world, e, &ToExecutor::Decommission { job: job.id })?;
                 continue 'stages;
             }
+            let in_service = in_service(&executors, state)?;
             let flow = match &stage.kind {
                 StageKind::ShuffleMap(_) if !wanted.contains(&stage.id) => {
                     skipped(state, job, stage, "no stage of this job needs it");
                     Flow::Next
                 }
                 StageKind::ShuffleMap(dep) => {
-                    run_map_stage(&cx, state, stage, dep.id(), &wanted, &mut out)?
+                    run_map_stage(&cx, state, stage, dep.id(), &wanted, &in_service, &mut out)?
                 }
                 StageKind::Result => run_result_stage(&cx, state, stage, &mut out)?,
             };
@@ -177,19 +178,20 @@ fn in_service(executors: &[ExecutorId], state: &DriverState) -> Result<Vec<Execu
     Ok(in_service)
 }
 
-/// Runs the map stage of `shuffle` (unless its output exists where its readers will run)
-/// and its exchange, then removes the shuffles every stage that needs them has read.
+/// Runs the map stage of `shuffle` (unless its output exists where its readers, placed
+/// among `in_service`, will run) and its exchange, then removes the shuffles every stage
+/// that needs them has read.
 fn run_map_stage(
     cx: &JobCx,
     state: &mut DriverState,
     stage: &Stage,
     shuffle: ShuffleId,
     wanted: &HashSet<StageId>,
+    in_service: &[ExecutorId],
     out: &mut Outputs,
 ) -> Result<Flow> {
     let (world, job) = (cx.world, cx.job);
-    let in_service = in_service(cx.executors, state)?;
-    let owners = choose_owners(stage, cx.stages, job, &in_service, state);
+    let owners = choose_owners(stage, cx.stages, job, in_service, state);
     if state.shuffles.get(&shuffle) == Some(&owners) {
         skipped(state, job, stage, "its output exists");
         return Ok(Flow::Next);
@@ -243,7 +245,6 @@ fn run_result_stage(
     out: &mut Outputs,
 ) -> Result<Flow> {
     let job = cx.job;
-    in_service(cx.executors, state)?;
     out.ran.insert(stage.id);
     let Outputs {
         results,
