@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::ids::{ExecutorId, ShuffleId, StageId};
 use crate::plan::job::Job;
+use crate::plan::node::ShuffleDep;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
 use crate::protocol::ExecutorTable;
 use crate::protocol::messages::{ToDriver, ToExecutor};
@@ -83,9 +84,15 @@ pub fn run_job(
                     skipped(state, job, stage, "no stage of this job needs it");
                     Flow::Next
                 }
-                StageKind::ShuffleMap(dep) => {
-                    run_map_stage(&cx, state, stage, dep.id(), &wanted, &in_service, &mut out)?
-                }
+                StageKind::ShuffleMap(dep) => run_map_stage(
+                    &cx,
+                    state,
+                    stage,
+                    dep.as_ref(),
+                    &wanted,
+                    &in_service,
+                    &mut out,
+                )?,
                 StageKind::Result => run_result_stage(&cx, state, stage, &mut out)?,
             };
             if let Flow::Restart = flow {
@@ -178,20 +185,20 @@ fn in_service(executors: &[ExecutorId], state: &DriverState) -> Result<Vec<Execu
     Ok(in_service)
 }
 
-/// Runs the map stage of `shuffle` (unless its output exists where its readers, placed
-/// among `in_service`, will run) and its exchange, then removes the shuffles every stage
-/// that needs them has read.
+/// Runs the map stage of the shuffle `dep` (unless its output exists where its readers,
+/// placed among `in_service`, will run) and its exchange, then removes the shuffles every
+/// stage that needs them has read.
 fn run_map_stage(
     cx: &JobCx,
     state: &mut DriverState,
     stage: &Stage,
-    shuffle: ShuffleId,
+    dep: &dyn ShuffleDep,
     wanted: &HashSet<StageId>,
     in_service: &[ExecutorId],
     out: &mut Outputs,
 ) -> Result<Flow> {
-    let (world, job) = (cx.world, cx.job);
-    let owners = choose_owners(stage, cx.stages, job, in_service, state);
+    let (world, job, shuffle) = (cx.world, cx.job, dep.id());
+    let owners = choose_owners(stage, dep, cx.stages, job, in_service, state);
     if state.shuffles.get(&shuffle) == Some(&owners) {
         skipped(state, job, stage, "its output exists");
         return Ok(Flow::Next);
@@ -330,17 +337,17 @@ fn recompute(
     Ok(true)
 }
 
-/// Reduce partition owners for the shuffle of `stage`: the executor that will run each
+/// Reduce partition owners for `dep`, the shuffle of `stage`: the executor that will run each
 /// consuming task owns what that task reads (so co-partitioned shuffles, as in a join,
 /// land together); partitions no task of this job reads go round-robin.
 fn choose_owners(
     stage: &Stage,
+    dep: &dyn ShuffleDep,
     stages: &[Stage],
     job: &Job,
     executors: &[ExecutorId],
     state: &DriverState,
 ) -> Vec<ExecutorId> {
-    let dep = stage.shuffle().expect("a shuffle map stage");
     let n = dep.num_reduce_partitions();
     let mut owners: Vec<Option<ExecutorId>> = vec![None; n];
     for consumer in stages.iter().filter(|s| s.parents.contains(&stage.id)) {
