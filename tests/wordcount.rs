@@ -79,11 +79,27 @@ fn read_counts(dir: &Path) -> HashMap<String, u64> {
     counts
 }
 
+/// `words` words of `distinct` different ones (each as often as the others, in a
+/// scrambled order), twelve a line.
+fn many_words_text(words: u64, distinct: u64) -> String {
+    let mut text = String::new();
+    for i in 0..words {
+        // An odd multiplier scrambles the order; the modulus keeps every word's share.
+        let w = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % distinct;
+        text.push_str(&format!("w{w}"));
+        text.push(if i % 12 == 11 { '\n' } else { ' ' });
+    }
+    text
+}
+
 fn check(ranks: usize, partitions: usize) {
+    check_text(ranks, partitions, &tricky_text(3000));
+}
+
+fn check_text(ranks: usize, partitions: usize, text: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let text = tricky_text(3000);
     let input = dir.path().join("input.txt");
-    std::fs::write(&input, &text).unwrap();
+    std::fs::write(&input, text).unwrap();
     let output = dir.path().join("out");
     let out = run(
         mpirun(
@@ -101,7 +117,7 @@ fn check(ranks: usize, partitions: usize) {
         TIMEOUT,
     );
     out.assert_ok();
-    assert_eq!(read_counts(&output), reference(&text));
+    assert_eq!(read_counts(&output), reference(text));
 }
 
 #[test]
@@ -117,6 +133,17 @@ fn wordcount_matches_a_sequential_count_with_2_ranks() {
 #[test]
 fn wordcount_matches_a_sequential_count_with_4_ranks() {
     check(4, 16);
+}
+
+/// A task's combine table past the core's cache (60 k distinct words, 4 MB of slots),
+/// after a probe of the task's first 100 k words: the words after it are merged as the
+/// flat_map hands them on, each slot fetched ahead (`CombineMap::merge_delayed`).
+#[test]
+fn wordcount_of_many_distinct_words_matches_a_sequential_count() {
+    let text = many_words_text(600_000, 60_000);
+    for ranks in [1, 3] {
+        check_text(ranks, 2, &text);
+    }
 }
 
 #[test]
