@@ -187,7 +187,7 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
     /// them, where it expands them ([`Records::expands`]: a `flat_map` before a map-side
     /// combine), else as [`CombineMap::merge_some`] does. Into a table past the cache, each
     /// record's slot is fetched as it is handed and the record merged a few records later
-    /// ([`CombineMap::merge_delayed`]).
+    /// (`CombineMap::merge_delayed`).
     #[inline(always)]
     pub fn merge_pushed<V>(
         &mut self,

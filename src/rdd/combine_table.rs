@@ -21,6 +21,7 @@ use hashbrown::hash_table::Entry;
 use rustc_hash::FxHasher;
 
 use crate::rdd::Key;
+use crate::rdd::str_key::{keys_eq, str_hash};
 use crate::shuffle::files::prefetch_line;
 
 /// The (key, combiner) slots of a combine.
@@ -115,10 +116,11 @@ impl Hasher for SwappedFx {
 }
 
 /// A key's hash, as the table uses it (and a spill file sorts by, and a join's sub-tables
-/// split by): [`TableHasher`]'s.
+/// split by): [`TableHasher`]'s, or for a [`Str`](crate::Str) key its words' (module
+/// `str_key`). The table compares keys with `keys_eq` to match.
 #[inline]
-pub fn hash_key<K: Hash + ?Sized>(k: &K) -> u64 {
-    TableHasher.hash_one(k)
+pub fn hash_key<K: Hash + ?Sized + 'static>(k: &K) -> u64 {
+    str_hash(k).unwrap_or_else(|| TableHasher.hash_one(k))
 }
 
 impl<K: Key, C> Combiners<K, C> {
@@ -147,7 +149,7 @@ impl<K: Key, C> Combiners<K, C> {
     ) -> Option<&C> {
         match self
             .table
-            .entry(hash, |(key, _)| *key == k, |(key, _)| hash_key(key))
+            .entry(hash, |(key, _)| keys_eq(key, &k), |(key, _)| hash_key(key))
         {
             Entry::Occupied(mut slot) => {
                 // SAFETY: the combiner is read out of its slot and the slot is either
@@ -232,7 +234,7 @@ impl<K: Key, C> Combiners<K, C> {
     /// The key's combiner.
     pub fn get(&self, k: &K) -> Option<&C> {
         self.table
-            .find(hash_key(k), |(key, _)| key == k)
+            .find(hash_key(k), |(key, _)| keys_eq(key, k))
             .map(|(_, c)| c)
     }
 }

@@ -32,6 +32,7 @@ pub mod sorted_runs;
 pub mod source;
 pub mod spill_combine;
 pub mod split_parts;
+mod str_key;
 pub mod text;
 pub mod tournament;
 pub mod words;
