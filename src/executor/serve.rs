@@ -43,7 +43,7 @@ pub fn serve_job(executor: &Arc<Executor>, world: &dyn Group, job: &Arc<Job>) ->
     loop {
         let mut progressed = false;
         while let Ok(report) = finished.try_recv() {
-            world.send(0, TO_DRIVER, &messages::encode(&report))?;
+            serving.send(&report)?;
             progressed = true;
         }
         if let Some(envelope) = world.try_recv(Some(0), TO_EXECUTOR)? {

@@ -16,7 +16,7 @@ use crate::protocol::metrics::now_us;
 use crate::scheduler::exchange::exchange;
 use crate::scheduler::needed::{consumed, obsolete, wanted};
 use crate::scheduler::tasks::run_stage;
-use crate::scheduler::wire::{protocol, recv, send};
+use crate::scheduler::wire::{protocol, recv, send, send_all};
 use crate::transport::Group;
 
 pub use crate::scheduler::state::{DriverState, ExchangeStats};
@@ -143,9 +143,7 @@ enum Flow {
 
 /// Starts `job` on every executor and checks that each built the driver's lineage.
 fn begin_job(world: &dyn Group, executors: &[ExecutorId], job: &Job) -> Result<()> {
-    for &e in executors {
-        send(world, e, &ToExecutor::BeginJob { job: job.id })?;
-    }
+    send_all(world, executors, &ToExecutor::BeginJob { job: job.id })?;
     let expected = fingerprint(&job.final_rdd, &job.partitions);
     for _ in executors {
         let (from, msg) = recv(world, job.id)?;
@@ -203,14 +201,12 @@ fn run_map_stage(
         skipped(state, job, stage, "its output exists");
         return Ok(Flow::Next);
     }
-    for &e in cx.executors {
-        let msg = ToExecutor::PrepareShuffle {
-            job: job.id,
-            shuffle,
-            owners: owners.clone(),
-        };
-        send(world, e, &msg)?;
-    }
+    let prepare = ToExecutor::PrepareShuffle {
+        job: job.id,
+        shuffle,
+        owners: owners.clone(),
+    };
+    send_all(world, cx.executors, &prepare)?;
     let tasks: Vec<usize> = (0..stage.rdd.num_partitions()).collect();
     let updates = &mut out.updates;
     let outcome = run_stage(world, cx.table, state, job, stage, &tasks, |_, _, acc| {
@@ -233,13 +229,11 @@ fn run_map_stage(
         );
         state.shuffles.remove(&done);
         removed(state, job, done);
-        for &e in cx.executors {
-            let msg = ToExecutor::RemoveShuffle {
-                job: job.id,
-                shuffle: done,
-            };
-            send(world, e, &msg)?;
-        }
+        let remove = ToExecutor::RemoveShuffle {
+            job: job.id,
+            shuffle: done,
+        };
+        send_all(world, cx.executors, &remove)?;
     }
     Ok(Flow::Next)
 }
@@ -326,13 +320,11 @@ fn recompute(
         stage.describe()
     );
     if let Some(dep) = stage.shuffle() {
-        for &e in executors {
-            let msg = ToExecutor::RemoveShuffle {
-                job: job.id,
-                shuffle: dep.id(),
-            };
-            send(world, e, &msg)?;
-        }
+        let remove = ToExecutor::RemoveShuffle {
+            job: job.id,
+            shuffle: dep.id(),
+        };
+        send_all(world, executors, &remove)?;
     }
     Ok(true)
 }

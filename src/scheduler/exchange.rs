@@ -8,7 +8,7 @@ use crate::ids::{ExecutorId, ShuffleId};
 use crate::plan::job::Job;
 use crate::protocol::messages::{ToDriver, ToExecutor};
 use crate::scheduler::state::ExchangeStats;
-use crate::scheduler::wire::{protocol, recv, send};
+use crate::scheduler::wire::{protocol, recv, send_all};
 use crate::transport::Group;
 
 /// Runs the exchange of `shuffle` on `executors` and sums what they report; an error
@@ -20,16 +20,11 @@ pub(super) fn exchange(
     shuffle: ShuffleId,
 ) -> Result<ExchangeStats> {
     let started = Instant::now();
-    for &e in executors {
-        send(
-            world,
-            e,
-            &ToExecutor::Exchange {
-                job: job.id,
-                shuffle,
-            },
-        )?;
-    }
+    let start = ToExecutor::Exchange {
+        job: job.id,
+        shuffle,
+    };
+    send_all(world, executors, &start)?;
     let (mut bytes, mut cross_node, mut rounds, mut one_sided) = (0, 0, 0, true);
     let mut failure = None;
     let mut failure_is_cause = false;

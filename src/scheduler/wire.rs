@@ -24,6 +24,19 @@ pub(super) fn send(world: &dyn Group, to: ExecutorId, msg: &ToExecutor) -> Resul
     Ok(())
 }
 
+/// Sends `msg` to each of `executors`, in turn (encoded once).
+pub(super) fn send_all(
+    world: &dyn Group,
+    executors: &[ExecutorId],
+    msg: &ToExecutor,
+) -> Result<()> {
+    let bytes = messages::encode(msg);
+    for e in executors {
+        world.send(e.rank(), TO_EXECUTOR, &bytes)?;
+    }
+    Ok(())
+}
+
 /// Next report from any executor about job `current` or later; stale ones are dropped.
 pub(super) fn recv(world: &dyn Group, current: u64) -> Result<(ExecutorId, ToDriver)> {
     loop {
