@@ -118,7 +118,7 @@ fn folded(a: u64, b: u64) -> u64 {
     (p as u64) ^ ((p >> 64) as u64)
 }
 
-/// Fixed odd constants (digits of pi), so words of zeros still multiply to something.
+/// Fixed constants (digits of pi), so words of zeros still multiply to something.
 const SEEDS: [u64; 4] = [
     0x243f_6a88_85a3_08d3,
     0x1319_8a2e_0370_7344,

@@ -324,6 +324,11 @@ impl crate::shuffle::block::Block {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::io::scratch::ScratchDir;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
     #[test]
     fn a_prefetch_asks_for_every_line_the_bytes_lie_on() {
         // (address, length) -> (bytes into the first line, lines)
@@ -345,11 +350,6 @@ mod tests {
             assert_eq!(lines_of(address, len), want, "{len} bytes at {address}");
         }
     }
-
-    use super::*;
-    use crate::io::scratch::ScratchDir;
-    use std::os::unix::fs::PermissionsExt;
-    use std::path::Path;
 
     #[test]
     fn a_runs_header_that_does_not_describe_its_bytes_is_an_error() {
