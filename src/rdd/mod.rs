@@ -12,6 +12,7 @@ pub mod combine;
 pub mod combine_table;
 mod combined_parts;
 pub mod distinct;
+mod entry_sort;
 pub mod group;
 pub mod join;
 pub mod narrow;

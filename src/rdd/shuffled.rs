@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::ids::ShuffleId;
+use crate::memory::MemoryManager;
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::ShuffleDep;
 use crate::plan::node::{Compute, Dependency, Node, RddId};
@@ -22,8 +23,14 @@ pub type Combine<S> = Arc<dyn Fn(&mut ReduceRecords<S>) -> Result<BatchIter<S>> 
 
 /// The reduce side of a sort shuffle (the map side ordered each bucket: [`MapSort`]).
 pub trait SortPlan<S>: MapSort<S> {
-    /// The records of `blocks` in order.
-    fn merge(&self, blocks: Vec<Block>, shuffle: ShuffleId) -> Result<BatchIter<S>>;
+    /// The records of `blocks` in order; memory it holds beyond the blocks is reserved
+    /// from `memory`.
+    fn merge(
+        &self,
+        blocks: Vec<Block>,
+        shuffle: ShuffleId,
+        memory: &Arc<MemoryManager>,
+    ) -> Result<BatchIter<S>>;
 }
 
 /// What the reduce side does with the records of a partition.
@@ -132,7 +139,7 @@ where
             // Records count as they are decoded (the reduce side streams).
             ReduceMode::Sort(plan) => {
                 let counters = Arc::clone(&tc.counters);
-                let merged = plan.merge(blocks, shuffle)?;
+                let merged = plan.merge(blocks, shuffle, tc.shuffle.memory())?;
                 Ok(Box::new(merged.inspect(move |batch| {
                     if let Ok(batch) = batch {
                         counters.note_shuffle_read(batch.len(), 0);

@@ -1,7 +1,8 @@
 //! Sorting: range-partition by sampled boundaries, then sort each partition.
 //!
 //! Map tasks order each bucket by key (`sorted_runs`); the reduce side merges the sorted
-//! runs it received, holding one record per run (`sort_merge`, `raw_merge`).
+//! runs it received, holding one record per run (`sort_merge`, `raw_merge`), or, for a
+//! located sort's entries, sorts them again at once (`entry_sort`).
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use crate::error::Result;
 use crate::plan::batch::{BatchIter, PartitionIter, take_error};
 use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
 use crate::plan::task::TaskContext;
-use crate::rdd::shuffled::ReduceMode;
+use crate::rdd::shuffled::{ReduceMode, SortPlan};
 use crate::rdd::sort_key::SortKey;
 use crate::rdd::sorted_runs::KeySort;
 use crate::rdd::{Data, Key, Rdd};
@@ -57,6 +58,20 @@ impl<T: Data> Rdd<T> {
         partitions: Option<usize>,
         partitioner: impl FnOnce(&[K], usize) -> Option<Partitioner>,
     ) -> Result<Rdd<T>> {
+        self.sorted_with(key, ascending, partitions, partitioner, |sort| {
+            Arc::new(sort)
+        })
+    }
+
+    /// `sorted_by`, the sort's reduce side `plan` made of its map side's `KeySort`.
+    pub(crate) fn sorted_with<K: Data + SortKey>(
+        &self,
+        key: impl Fn(&T) -> K + Send + Sync + 'static,
+        ascending: bool,
+        partitions: Option<usize>,
+        partitioner: impl FnOnce(&[K], usize) -> Option<Partitioner>,
+        plan: impl FnOnce(KeySort<T, K>) -> Arc<dyn SortPlan<T>>,
+    ) -> Result<Rdd<T>> {
         let partitions = partitions.unwrap_or(self.num_partitions()).max(1);
         let key: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(key);
         let per_input = sample_size(partitions).div_ceil(self.num_partitions().max(1));
@@ -79,7 +94,7 @@ impl<T: Data> Rdd<T> {
             partitions,
             // Map tasks partition through the sort (one key per record); this is for the rest.
             move |r| range_partition(&partition_bounds, &partition_key(r), ascending),
-            ReduceMode::Sort(Arc::new(
+            ReduceMode::Sort(plan(
                 KeySort::new(sort_key, ascending, raw).partitioning(Arc::clone(&bounds)),
             )),
             partitioner,

@@ -27,6 +27,7 @@ use crate::io::input::{FixedWidth, InputFile};
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::node::{Compute, Dependency, Node, RddId, erase};
 use crate::plan::task::TaskContext;
+use crate::rdd::entry_sort::SortedAtOnce;
 use crate::rdd::sort_key::{INDEX_BITS, SortKey, prefix_decides};
 use crate::rdd::{Data, Rdd};
 use crate::shuffle::files::prefetch;
@@ -108,7 +109,13 @@ impl<T: Data> Rdd<T> {
             key: Arc::clone(key),
         }));
         let key = |e: &u128| KeyPrefix(e >> INDEX_BITS << INDEX_BITS);
-        let sorted = entries.sorted_by(key, ascending, partitions, |_, _| None);
+        let sorted = entries.sorted_with(
+            key,
+            ascending,
+            partitions,
+            |_, _| None,
+            |runs| Arc::new(SortedAtOnce { runs }),
+        );
         Some(sorted.map(|sorted| {
             sorted.derive(Arc::new(Gathered {
                 id: self.rt.new_rdd_id(),

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::RawCodec;
 use crate::error::Result;
 use crate::ids::ShuffleId;
+use crate::memory::MemoryManager;
 use crate::memory::estimate::SizeHint;
 use crate::plan::batch::BatchIter;
 use crate::plan::shuffle_dep::{BucketSorter, MapSort};
@@ -207,7 +208,12 @@ where
     S: DeserializeOwned + Send + 'static,
     K: SortKey + Send + Sync + 'static,
 {
-    fn merge(&self, blocks: Vec<Block>, shuffle: ShuffleId) -> Result<BatchIter<S>> {
+    fn merge(
+        &self,
+        blocks: Vec<Block>,
+        shuffle: ShuffleId,
+        _memory: &Arc<MemoryManager>,
+    ) -> Result<BatchIter<S>> {
         let (raw, ascending) = (self.raw, self.ascending);
         let runs = sort_merge::declared_runs(&blocks, shuffle)?;
         let key = Arc::clone(&self.key);
@@ -429,7 +435,7 @@ mod tests {
                 })
                 .collect();
             let out: Vec<(K, u32)> = sort
-                .merge(blocks, ShuffleId(0))
+                .merge(blocks, ShuffleId(0), &MemoryManager::new(1 << 30))
                 .unwrap()
                 .flat_map(|b| b.unwrap())
                 .collect();
@@ -473,7 +479,7 @@ mod tests {
             let extra: &[u8] = bytemuck::cast_slice(&buckets[0][..5]);
             blocks.push(Block::sorted_runs(9, &[extra]));
             let out: Vec<[u32; 2]> = sort
-                .merge(blocks, ShuffleId(0))
+                .merge(blocks, ShuffleId(0), &MemoryManager::new(1 << 30))
                 .unwrap()
                 .flat_map(|b| b.unwrap())
                 .collect();
@@ -501,7 +507,7 @@ mod tests {
         let unsorted: Vec<[u32; 2]> = vec![[1, 0], [3, 0], [2, 0]];
         let unsorted = Block::sorted_runs(2, &[bytemuck::cast_slice(&unsorted)]);
         for (block, what) in [(cut, "record at byte 36"), (unsorted, "order")] {
-            let err = match sort.merge(vec![block], ShuffleId(6)) {
+            let err = match sort.merge(vec![block], ShuffleId(6), &MemoryManager::new(1 << 30)) {
                 Err(e) => e,
                 Ok(mut batches) => batches.find_map(Result::err).unwrap(),
             };
