@@ -9,6 +9,7 @@
 //! took 0.2-0.25 s a task. A shuffled sort of other records cannot do this cheaply: its
 //! sorted entries would name records scattered over the blocks, read again at random.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -17,12 +18,13 @@ use crate::memory::{MemoryManager, Reservation};
 use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::plan::shuffle_dep::{BucketSorter, MapSort};
 use crate::rdd::shuffled::SortPlan;
-use crate::rdd::sort_key::SortKey;
-use crate::rdd::sort_merge::declared_runs;
+use crate::rdd::sort_key::{INDEX_BITS, SortKey};
+use crate::rdd::sort_merge::{declared_runs, out_of_order};
 use crate::rdd::sorted_runs::KeySort;
 use crate::shuffle::block::Block;
 
-/// A sort of entries by `K`, a key whose order is the entries' own: map tasks sort their
+/// A sort of entries by `K`, a key whose order is the entries' own (that of their bits
+/// above [`INDEX_BITS`]): map tasks sort their
 /// buckets as `runs` does (so the runs can still be merged), the reduce side sorts each
 /// partition's entries at once where it can.
 pub struct SortedAtOnce<K> {
@@ -62,6 +64,7 @@ impl<K: SortKey + Send + Sync + 'static> SortPlan<u128> for SortedAtOnce<K> {
         let mut entries = Vec::with_capacity(bytes / raw.width());
         raw.append(&pieces, &mut entries)
             .map_err(|e| Error::Other(format!("shuffle {shuffle}: {e}")))?;
+        check_runs(&entries, &runs, &blocks, shuffle, self.runs.ascending)?;
         drop(pieces);
         drop(blocks);
         voracious_radix_sort::RadixSort::voracious_sort(&mut entries);
@@ -70,6 +73,33 @@ impl<K: SortKey + Send + Sync + 'static> SortPlan<u128> for SortedAtOnce<K> {
         }
         Ok(batches(entries, reservation))
     }
+}
+
+/// Checks that every run of `entries` (the `runs` of `blocks`, one after another) is in
+/// its declared order, as a merge of them would: a run out of it has corrupt bytes.
+fn check_runs(
+    entries: &[u128],
+    runs: &[(u32, Range<usize>)],
+    blocks: &[Block],
+    shuffle: ShuffleId,
+    ascending: bool,
+) -> Result<()> {
+    let width = std::mem::size_of::<u128>();
+    let mut at = 0;
+    for (b, range) in runs {
+        let run = &entries[at..at + range.len() / width];
+        at += run.len();
+        let key = |e: u128| e >> INDEX_BITS;
+        let wrong = run.windows(2).position(|w| {
+            let (a, b) = (key(w[0]), key(w[1]));
+            if ascending { a > b } else { a < b }
+        });
+        if let Some(i) = wrong {
+            let block = &blocks[*b as usize];
+            return Err(out_of_order(shuffle, block, range.start + (i + 1) * width));
+        }
+    }
+    Ok(())
 }
 
 /// `entries` handed on in batches, `reservation` (their memory) held until the last.
@@ -178,6 +208,38 @@ mod tests {
                 assert!(in_order, "ascending {ascending}, budget {budget}");
             }
         }
+    }
+
+    #[test]
+    fn a_run_out_of_its_order_is_an_error_sorted_at_once_or_merged() {
+        let run: Vec<u128> = [1u128, 3, 2].map(|k| k << INDEX_BITS).to_vec();
+        // Both ways name the same record: the third.
+        let errors: Vec<String> = [1 << 30, 10]
+            .map(|budget| {
+                let block = Block::sorted_runs(1, &[bytemuck::cast_slice(&run)]);
+                let memory = MemoryManager::new(budget);
+                match plan(true).merge(vec![block], ShuffleId(8), &memory) {
+                    Err(e) => e.to_string(),
+                    Ok(mut batches) => batches.find_map(Result::err).unwrap().to_string(),
+                }
+            })
+            .to_vec();
+        assert!(
+            errors[0].contains("out of its sorted run's order"),
+            "{errors:?}"
+        );
+        assert_eq!(errors[0], errors[1]);
+        // Descending runs are checked descending.
+        let mut down = run.clone();
+        down.sort_unstable_by(|a, b| b.cmp(a));
+        let block = Block::sorted_runs(1, &[bytemuck::cast_slice(&down)]);
+        let memory = MemoryManager::new(1 << 30);
+        let out: Vec<u128> = plan(false)
+            .merge(vec![block], ShuffleId(8), &memory)
+            .unwrap()
+            .flat_map(|b| b.unwrap())
+            .collect();
+        assert_eq!(out, down);
     }
 
     #[test]
