@@ -5,10 +5,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use ember::codec;
 use ember::config::EngineArgs;
 use ember::datagen;
-use ember::memory::estimate::SizeHint;
+
 use ember::rdd::combine::{CombineMap, Merged};
 use ember::rdd::partitioned_combine::{MapSideHints, map_side_combine};
-use ember::rdd::reduce_combine::merge_combiners;
+use ember::rdd::reduce_combine::{ReduceHints, merge_combiners};
 use ember::shuffle::partitioner::hash_partition;
 use ember::shuffle::range::{boundaries, range_partition};
 use std::hint::black_box;
@@ -189,9 +189,9 @@ fn combiner_bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(contributions.len() as u64));
     g.sample_size(10);
     let merge: ember::rdd::spill_combine::MergeCombiners<f64> = std::sync::Arc::new(|a, b| a + b);
-    let sized = SizeHint::default();
-    sized.note(contributions.len());
-    for (name, sizes) in [
+    let sized = std::sync::Arc::new(ReduceHints::default());
+    sized.records.note(contributions.len());
+    for (name, hints) in [
         ("first task: buffer, then split", None),
         ("split as read", Some(&sized)),
     ] {
@@ -199,10 +199,10 @@ fn combiner_bench(c: &mut Criterion) {
             b.iter_batched(
                 || contributions.clone(),
                 |records| {
-                    let fresh = SizeHint::default();
-                    let sizes = sizes.unwrap_or(&fresh);
+                    let fresh = std::sync::Arc::default();
+                    let hints = hints.unwrap_or(&fresh);
                     let mut records = records.into_iter();
-                    let merged = merge_combiners(&mut records, sizes, merge.clone()).unwrap();
+                    let merged = merge_combiners(&mut records, hints, merge.clone()).unwrap();
                     black_box(merged.map(|b| b.unwrap().len()).sum::<usize>())
                 },
                 BatchSize::LargeInput,

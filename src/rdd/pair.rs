@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::memory::estimate::SizeHint;
+use crate::rdd::reduce_combine::ReduceHints;
 use crate::rdd::shuffled::ReduceMode;
 use crate::rdd::spill_combine::MergeCombiners;
 use crate::rdd::{Data, Group, Key, Rdd};
@@ -214,13 +214,13 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             partitions,
             move |(k, _)| place(k),
             ReduceMode::Combine({
-                // The most records a reduce partition had, for the tasks after it.
-                let sizes = SizeHint::default();
+                // The most records and keys a reduce partition had, for the tasks after it.
+                let hints = Arc::new(ReduceHints::default());
                 Arc::new(
                     move |records: &mut crate::rdd::shuffled::ReduceRecords<(K, C)>| {
                         crate::rdd::reduce_combine::merge_combiners(
                             records,
-                            &sizes,
+                            &hints,
                             Arc::clone(&merge),
                         )
                     },
@@ -241,15 +241,15 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
         merge: MergeCombiners<C>,
     ) -> Rdd<(K, C)> {
-        // The most records a partition had, for the tasks after it.
-        let sizes = SizeHint::default();
+        // The most records and keys a partition had, for the tasks after it.
+        let hints = Arc::new(ReduceHints::default());
         let (create, merge_value) = (Arc::new(create), Arc::new(merge_value));
         self.partition_batches_with(name, true, move |_, mut records| {
             // The partition's entries are combined as they are read, after this returns.
             let (create, merge_value) = (Arc::clone(&create), Arc::clone(&merge_value));
             crate::rdd::reduce_combine::combine_values(
                 &mut records,
-                &sizes,
+                &hints,
                 move |v| create(v),
                 move |c, v| merge_value(c, v),
                 Arc::clone(&merge),

@@ -11,7 +11,9 @@
 //! it before splitting; once a task has noted a partition's size, the next ones split
 //! records into sub-parts as they read them (one pass over them, not two). A partition
 //! small enough for one cache-sized map, or one whose buffer the budget cannot hold, is
-//! combined as it streams.
+//! combined as it streams; so is one whose keys fit that map, once a task has counted
+//! them (WordCount's reduce partitions: 100 k combiners of 3 k words, buffered and split
+//! into 16 sub-parts when counted by records).
 
 use std::sync::Arc;
 
@@ -62,11 +64,20 @@ fn fill_split<K: Key, V: Serialize>(
     true
 }
 
+/// What the reduce tasks of one aggregation note for the tasks after them.
+#[derive(Debug, Default)]
+pub struct ReduceHints {
+    /// The most records a partition had.
+    pub records: SizeHint,
+    /// The most keys a partition had (its combined entries).
+    pub keys: SizeHint,
+}
+
 /// Merges the combiners `records` of one reduce partition by key with `merge`, each key
 /// once, within the running task's budget (see the module header).
 pub fn merge_combiners<K, C>(
     records: &mut impl Iterator<Item = (K, C)>,
-    sizes: &SizeHint,
+    hints: &Arc<ReduceHints>,
     merge: MergeCombiners<C>,
 ) -> Result<BatchIter<(K, C)>>
 where
@@ -74,19 +85,50 @@ where
     C: Serialize + DeserializeOwned + Send + 'static,
 {
     let merge_value = Arc::clone(&merge);
-    combine_values(records, sizes, |c| c, move |a, b| merge_value(a, b), merge)
+    combine_values(records, hints, |c| c, move |a, b| merge_value(a, b), merge)
 }
 
 /// Combines the values `records` of one reduce partition by key (`create` a key's first
 /// value, `merge_value` the others into it; `merge` two combiners of a key when spilled
 /// runs meet), each key once, within the running task's budget (see the module header):
 /// the reduce side of an aggregation without a map-side combine, which receives values,
-/// not combiners. `sizes`, shared by the reduce tasks of one aggregation, holds the most
-/// records a partition had: once a task has noted it, the next ones split their records
-/// into sub-parts as they read them, rather than buffering them all first to count them.
+/// not combiners. `hints`, shared by the reduce tasks of one aggregation, hold the most
+/// records and keys a partition had: once a task has noted its records, the next ones
+/// split their records into sub-parts as they read them, rather than buffering them all
+/// first to count them; once one has noted keys that fit one cache-sized map, the next
+/// ones combine as their records stream.
 pub fn combine_values<K, V, C>(
     records: &mut impl Iterator<Item = (K, V)>,
+    hints: &Arc<ReduceHints>,
+    create: impl Fn(V) -> C + 'static,
+    merge_value: impl Fn(C, V) -> C + 'static,
+    merge: MergeCombiners<C>,
+) -> Result<BatchIter<(K, C)>>
+where
+    K: Key,
+    V: Serialize + 'static,
+    C: Serialize + DeserializeOwned + Send + 'static,
+{
+    let combined = combine_planned(
+        records,
+        &hints.records,
+        &hints.keys,
+        create,
+        merge_value,
+        merge,
+    )?;
+    Ok(Box::new(NoteKeys {
+        batches: combined,
+        keys: 0,
+        hints: Arc::clone(hints),
+    }))
+}
+
+/// [`combine_values`]' combine: streaming, or buffered and split, as the hints say.
+fn combine_planned<K, V, C>(
+    records: &mut impl Iterator<Item = (K, V)>,
     sizes: &SizeHint,
+    keys: &SizeHint,
     create: impl Fn(V) -> C + 'static,
     merge_value: impl Fn(C, V) -> C + 'static,
     merge: MergeCombiners<C>,
@@ -97,6 +139,11 @@ where
     C: Serialize + DeserializeOwned + Send + 'static,
 {
     let slot = std::mem::size_of::<(K, C)>() + 1;
+    let keys = keys.expected();
+    if keys > 0 && fanout(keys, slot) == 1 {
+        let buffer = Parts::new(1, 0);
+        return combine_streaming(buffer, Vec::new(), records, create, merge_value, merge);
+    }
     // The records split into sub-parts, and the buffer that holds their reservation.
     let (parts, held) = match fanout(sizes.expected(), slot) {
         1 => {
@@ -136,6 +183,28 @@ where
         merge_value,
         merge,
     )))
+}
+
+/// A partition's combined entries, counted as they are handed on: their count, its keys,
+/// is noted in `hints` when the last has gone.
+struct NoteKeys<K, C> {
+    batches: BatchIter<(K, C)>,
+    keys: usize,
+    hints: Arc<ReduceHints>,
+}
+
+impl<K, C> Iterator for NoteKeys<K, C> {
+    type Item = Result<Vec<(K, C)>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let batch = self.batches.next();
+        match &batch {
+            Some(Ok(entries)) => self.keys += entries.len(),
+            Some(Err(_)) => {}
+            None => self.hints.keys.note(self.keys),
+        }
+        batch
+    }
 }
 
 /// Combines the records `read` so far and the `rest` as they stream (one spilling
@@ -186,14 +255,19 @@ mod tests {
     /// Merges `n` combiners over `keys` keys with a task budget of `budget` (none:
     /// unbounded): the merged entries as they came out.
     fn merged(budget: Option<u64>, n: u64, keys: u64) -> Vec<(u64, u64)> {
-        merged_after(&SizeHint::default(), budget, n, keys)
+        merged_after(&Arc::default(), budget, n, keys)
     }
 
-    /// [`merged`] by a task after others that noted `sizes`.
-    fn merged_after(sizes: &SizeHint, budget: Option<u64>, n: u64, keys: u64) -> Vec<(u64, u64)> {
+    /// [`merged`] by a task after others that noted `hints`.
+    fn merged_after(
+        hints: &Arc<ReduceHints>,
+        budget: Option<u64>,
+        n: u64,
+        keys: u64,
+    ) -> Vec<(u64, u64)> {
         let _task = budget.map(|b| enter_task_memory(MemoryManager::new(b)));
         let mut records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
-        let batches = merge_combiners(&mut records, sizes, Arc::new(|a, b| a + b)).unwrap();
+        let batches = merge_combiners(&mut records, hints, Arc::new(|a, b| a + b)).unwrap();
         let mut out = Vec::new();
         for batch in batches {
             out.extend(batch.unwrap());
@@ -248,26 +322,56 @@ mod tests {
         // The first task of 700 k records notes them; the next one, of 5 k records (one
         // cache-sized map if counted first), is split by the noted size's 64 sub-parts
         // as it is read, and still combines each key once.
-        let sizes = SizeHint::default();
+        let hints = Arc::default();
         let (n, keys) = (700_000, 300_000);
-        let mut first = merged_after(&sizes, None, n, keys);
-        assert_eq!(fanout(sizes.expected(), 17), 64);
+        let mut first = merged_after(&hints, None, n, keys);
+        assert_eq!(fanout(hints.records.expected(), 17), 64);
         first.sort_unstable();
         assert_eq!(first, reference(n, keys));
         let (n, keys) = (5_000, 2_000);
         assert_eq!(fanout(n as usize, 17), 1);
-        let mut out = merged_after(&sizes, None, n, keys);
+        let mut out = merged_after(&hints, None, n, keys);
         assert!(subs(&out, 64).is_sorted(), "not split by the noted size");
         out.sort_unstable();
         assert_eq!(out, reference(n, keys));
     }
 
     #[test]
+    fn a_task_after_one_that_noted_few_keys_combines_as_it_streams() {
+        // 200 k records over at most 3 k keys: counted by records, 16 sub-parts, the
+        // records buffered first; once the first task has noted its keys (one cache-sized
+        // map), the next combines them as they stream, buffering none.
+        let (n, keys) = (200_000u64, 3_000u64);
+        let hints = Arc::<ReduceHints>::default();
+        let peak = |hints: &Arc<ReduceHints>| {
+            let memory = MemoryManager::new(1 << 30);
+            let _task = enter_task_memory(Arc::clone(&memory));
+            let mut records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
+            let batches = merge_combiners(&mut records, hints, Arc::new(|a, b| a + b)).unwrap();
+            let mut out: Vec<(u64, u64)> = batches.flat_map(Result::unwrap).collect();
+            out.sort_unstable();
+            assert_eq!(out, reference(n, keys));
+            memory.peak()
+        };
+        let buffered = peak(&hints);
+        let distinct = reference(n, keys).len();
+        assert_eq!(
+            hints.keys.expected(),
+            distinct + distinct / 8,
+            "the keys noted"
+        );
+        let streamed = peak(&hints);
+        // The buffer held every record (16 bytes each); the streaming map only the keys.
+        assert!(buffered >= 16 * n, "{buffered} reserved buffering");
+        assert!(streamed < 16 * n / 10, "{streamed} reserved streaming");
+    }
+
+    #[test]
     fn a_task_splitting_as_it_reads_streams_the_rest_when_the_budget_is_full() {
-        let sizes = SizeHint::default();
-        sizes.note(1_500_000);
+        let hints = Arc::<ReduceHints>::default();
+        hints.records.note(1_500_000);
         let (n, keys) = (1_500_000, 600_000);
-        let mut out = merged_after(&sizes, Some(4 << 20), n, keys);
+        let mut out = merged_after(&hints, Some(4 << 20), n, keys);
         out.sort_unstable();
         assert_eq!(out, reference(n, keys));
     }
@@ -292,9 +396,9 @@ mod tests {
             c + v
         };
         let mut records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
-        let sizes = SizeHint::default();
+        let hints = Arc::default();
         let mut batches =
-            combine_values(&mut records, &sizes, create, add, Arc::new(|a, b| a + b)).unwrap();
+            combine_values(&mut records, &hints, create, add, Arc::new(|a, b| a + b)).unwrap();
         let count = || combined.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(count(), 0, "combined before asked for");
         let buffered = memory.reserved();
