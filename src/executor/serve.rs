@@ -9,6 +9,7 @@ use crate::failure::catch_task;
 use crate::ids::{ExecutorId, StageId};
 use crate::plan::accumulators;
 use crate::plan::job::Job;
+use crate::plan::node::ShuffleDep;
 use crate::plan::stage::{Stage, StageKind, fingerprint, plan};
 use crate::plan::task::TaskContext;
 use crate::protocol::messages::{self, TO_DRIVER, TO_EXECUTOR, ToDriver, ToExecutor};
@@ -217,58 +218,89 @@ fn run_task(
     });
     let outcome = catch_task(|| match &stage.kind {
         StageKind::ShuffleMap(dep) => {
-            let output = dep.run_map_task(tc.partition, &tc)?;
-            let records = output.records;
-            let me = executor.info.id.rank();
-            let first_id = me - executor.peers.rank();
-            let peers = executor.peers.size();
-            let file = executor.shuffle.put_map_output(
-                dep.id(),
-                tc.partition,
-                output,
-                (first_id, me, peers),
-            )?;
-            // The pieces spilled during the task are part of what it wrote.
-            written = (records, file.bytes);
-            tc.counters.add_spill(file.on_disk);
+            written = run_shuffle_map(executor, dep.as_ref(), &tc)?;
             Ok(Vec::new())
         }
         StageKind::Result => (job.result_fn)(tc.partition, &tc),
     });
-    let accumulators = accumulators::end_task_updates();
-    let timing = TaskTiming {
-        start_us,
-        end_us: now_us(),
-        thread: rayon::current_thread_index().unwrap_or(0) as u32,
+    let ended = Ended {
+        accumulators: accumulators::end_task_updates(),
+        timing: TaskTiming {
+            start_us,
+            end_us: now_us(),
+            thread: rayon::current_thread_index().unwrap_or(0) as u32,
+        },
+        written,
     };
+    report(executor, &tc, ended, outcome)
+}
+
+/// Runs the map task `tc` names of `dep` and keeps its output in the executor's shuffle
+/// store: the records and bytes it wrote.
+fn run_shuffle_map(
+    executor: &Executor,
+    dep: &dyn ShuffleDep,
+    tc: &TaskContext,
+) -> Result<(u64, u64)> {
+    let output = dep.run_map_task(tc.partition, tc)?;
+    let records = output.records;
+    let me = executor.info.id.rank();
+    let first_id = me - executor.peers.rank();
+    let peers = executor.peers.size();
+    let file =
+        executor
+            .shuffle
+            .put_map_output(dep.id(), tc.partition, output, (first_id, me, peers))?;
+    // The pieces spilled during the task are part of what it wrote.
+    tc.counters.add_spill(file.on_disk);
+    Ok((records, file.bytes))
+}
+
+/// What a task left besides its outcome.
+struct Ended {
+    accumulators: Vec<(u32, Vec<u8>)>,
+    timing: TaskTiming,
+    /// Shuffle records and bytes written (a map task's).
+    written: (u64, u64),
+}
+
+/// The driver's report of the task `tc` names, which ended with `outcome` (its error, or
+/// its panic's message).
+fn report(
+    executor: &Executor,
+    tc: &TaskContext,
+    ended: Ended,
+    outcome: std::result::Result<Result<Vec<u8>>, String>,
+) -> ToDriver {
+    let (partition, attempt) = (tc.partition as u32, tc.attempt);
     let failed = |message: String, retry: bool, lost_shuffle| ToDriver::TaskFailed {
-        job: job.id,
-        stage: stage.id,
+        job: tc.job,
+        stage: tc.stage,
         partition,
         attempt,
         message,
-        timing,
+        timing: ended.timing,
         retry,
         lost_shuffle,
     };
     match outcome {
         Ok(Ok(output)) => ToDriver::TaskDone {
-            job: job.id,
-            stage: stage.id,
+            job: tc.job,
+            stage: tc.stage,
             partition,
             attempt,
             metrics: TaskMetrics {
                 cache_memory_peak: executor.blocks.memory().1,
-                shuffle_write_records: written.0,
-                shuffle_write_bytes: written.1,
+                shuffle_write_records: ended.written.0,
+                shuffle_write_bytes: ended.written.1,
                 result_bytes: output.len() as u64,
                 executor_memory_peak: process_memory_peak(),
                 memory_peak: executor.memory.peak(),
                 ..tc.counters.snapshot()
             },
-            timing,
+            timing: ended.timing,
             output,
-            accumulators,
+            accumulators: ended.accumulators,
             cached: std::mem::take(
                 &mut *tc.counters.cached.lock().unwrap_or_else(|p| p.into_inner()),
             ),

@@ -138,6 +138,59 @@ impl App {
                 });
                 self.seen(time_us);
             }
+            stage @ (Event::StageSkipped { .. }
+            | Event::StageStart { .. }
+            | Event::TaskEnd { .. }
+            | Event::StageEnd { .. }
+            | Event::StageFailed { .. }) => self.apply_stage_event(stage),
+            Event::Exchange {
+                job,
+                shuffle,
+                mode,
+                bytes,
+                cross_node,
+                rounds,
+                seconds,
+                time_us,
+            } => {
+                self.exchanges.push(ExchangeRun {
+                    job,
+                    shuffle: shuffle.0,
+                    mode,
+                    bytes,
+                    cross_node,
+                    rounds,
+                    seconds,
+                });
+                self.seen(time_us);
+            }
+            Event::JobEnd {
+                job,
+                time_us,
+                failure,
+            } => {
+                if let Some(j) = self.jobs.iter_mut().rev().find(|j| j.job == job) {
+                    (j.end_us, j.failure) = (Some(time_us), failure);
+                }
+                self.seen(time_us);
+            }
+            Event::ShuffleRemoved { time_us, .. } => self.seen(time_us),
+            Event::MemoryPeaks { peaks, .. } => self.memory_peaks = peaks,
+            Event::ApplicationEnd {
+                time_us,
+                status,
+                failure,
+                ..
+            } => {
+                (self.end_us, self.status, self.failure) = (Some(time_us), status, failure);
+                self.seen(time_us);
+            }
+        }
+    }
+
+    /// [`App::apply`] for the events of one stage and its tasks.
+    fn apply_stage_event(&mut self, event: Event) {
+        match event {
             Event::StageSkipped {
                 job, stage, reason, ..
             } => {
@@ -207,48 +260,7 @@ impl App {
                 }
                 self.seen(time_us);
             }
-            Event::Exchange {
-                job,
-                shuffle,
-                mode,
-                bytes,
-                cross_node,
-                rounds,
-                seconds,
-                time_us,
-            } => {
-                self.exchanges.push(ExchangeRun {
-                    job,
-                    shuffle: shuffle.0,
-                    mode,
-                    bytes,
-                    cross_node,
-                    rounds,
-                    seconds,
-                });
-                self.seen(time_us);
-            }
-            Event::JobEnd {
-                job,
-                time_us,
-                failure,
-            } => {
-                if let Some(j) = self.jobs.iter_mut().rev().find(|j| j.job == job) {
-                    (j.end_us, j.failure) = (Some(time_us), failure);
-                }
-                self.seen(time_us);
-            }
-            Event::ShuffleRemoved { time_us, .. } => self.seen(time_us),
-            Event::MemoryPeaks { peaks, .. } => self.memory_peaks = peaks,
-            Event::ApplicationEnd {
-                time_us,
-                status,
-                failure,
-                ..
-            } => {
-                (self.end_us, self.status, self.failure) = (Some(time_us), status, failure);
-                self.seen(time_us);
-            }
+            _ => {}
         }
     }
 
