@@ -109,14 +109,7 @@ where
     V: Serialize + 'static,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let combined = combine_planned(
-        records,
-        &hints.records,
-        &hints.keys,
-        create,
-        merge_value,
-        merge,
-    )?;
+    let combined = combine_planned(records, hints, create, merge_value, merge)?;
     Ok(Box::new(NoteKeys {
         batches: combined,
         keys: 0,
@@ -127,8 +120,7 @@ where
 /// [`combine_values`]' combine: streaming, or buffered and split, as the hints say.
 fn combine_planned<K, V, C>(
     records: &mut impl Iterator<Item = (K, V)>,
-    sizes: &SizeHint,
-    keys: &SizeHint,
+    hints: &ReduceHints,
     create: impl Fn(V) -> C + 'static,
     merge_value: impl Fn(C, V) -> C + 'static,
     merge: MergeCombiners<C>,
@@ -139,7 +131,7 @@ where
     C: Serialize + DeserializeOwned + Send + 'static,
 {
     let slot = std::mem::size_of::<(K, C)>() + 1;
-    let keys = keys.expected();
+    let (sizes, keys) = (&hints.records, hints.keys.expected());
     if keys > 0 && fanout(keys, slot) == 1 {
         let buffer = Parts::new(1, 0);
         return combine_streaming(buffer, Vec::new(), records, create, merge_value, merge);
