@@ -152,6 +152,15 @@ impl Reservation {
         ok
     }
 
+    /// Gives back what the reservation holds past `bytes` (a holder that needed more for a
+    /// while, as a sort does for its room).
+    pub fn shrink_to(&mut self, bytes: u64) {
+        if bytes < self.bytes {
+            self.memory.release(self.bytes - bytes);
+            self.bytes = bytes;
+        }
+    }
+
     /// Gives everything back (after a spill).
     pub fn clear(&mut self) {
         self.memory.release(self.bytes);
@@ -247,6 +256,10 @@ mod tests {
         assert_eq!(m.reserved(), 100);
         drop(a);
         assert_eq!(m.reserved(), 40);
+        b.shrink_to(50);
+        assert_eq!(m.reserved(), 40, "shrinking never grows");
+        b.shrink_to(15);
+        assert_eq!((m.reserved(), b.bytes()), (15, 15));
         b.clear();
         assert_eq!((m.reserved(), m.peak()), (0, 100));
     }
