@@ -133,8 +133,7 @@ where
     let slot = std::mem::size_of::<(K, C)>() + 1;
     let (sizes, keys) = (&hints.records, hints.keys.expected());
     if keys > 0 && fanout(keys, slot) == 1 {
-        let buffer = Parts::new(1, 0);
-        return combine_streaming(buffer, Vec::new(), records, create, merge_value, merge);
+        return combine_spilling(records, create, merge_value, merge);
     }
     // The records split into sub-parts, and the buffer that holds their reservation.
     let (parts, held) = match fanout(sizes.expected(), slot) {
