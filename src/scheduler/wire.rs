@@ -20,8 +20,7 @@ pub(super) fn is_stale(msg: &ToDriver, current: u64) -> bool {
 
 /// Sends `msg` to executor `to`.
 pub(super) fn send(world: &dyn Group, to: ExecutorId, msg: &ToExecutor) -> Result<()> {
-    world.send(to.rank(), TO_EXECUTOR, &messages::encode(msg))?;
-    Ok(())
+    send_all(world, &[to], msg)
 }
 
 /// Sends `msg` to each of `executors`, in turn (encoded once).
