@@ -184,16 +184,17 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             let hints = Arc::new(crate::rdd::partitioned_combine::MapSideHints::default());
             // One hash map while it stays in cache, then a reduce partition at a time
             // (see `partitioned_combine`).
-            self.partition_op("map_side_combine", move |_, records| {
+            self.partition_batches_with("map_side_combine", false, move |_, records| {
                 let (create, merge_value) = (Arc::clone(&create), Arc::clone(&merge_value));
-                crate::rdd::partitioned_combine::map_side_combine(
+                let batches = crate::rdd::partitioned_combine::map_side_batches(
                     records,
                     partitions,
                     Arc::clone(&place),
                     Arc::clone(&hints),
                     move |v| create(v),
                     move |c, v| merge_value(c, v),
-                )
+                );
+                Ok(Box::new(batches.map(Ok)) as crate::plan::batch::BatchIter<(K, C)>)
             })
         } else {
             // Values cross the shuffle as they are and are combined on the reduce side
