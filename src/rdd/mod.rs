@@ -14,6 +14,7 @@ mod combined_parts;
 pub mod distinct;
 mod entry_sort;
 pub mod group;
+mod group_values;
 pub mod join;
 pub mod narrow;
 pub mod pair;

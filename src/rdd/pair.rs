@@ -421,26 +421,33 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// `group_by_key` into the partitions of `partitioner`: no shuffle when this RDD is
     /// already partitioned by it.
     pub fn group_by_key_with(&self, partitioner: Partitioner) -> Rdd<(K, Group<V>)> {
-        // Gathered as vectors, then shared (`Group`): a cached group read again and again
-        // (PageRank's links, every iteration) is cloned as a pointer, not copied.
-        self.combine_by_key_with(
-            |v| vec![v],
-            |mut c, v| {
-                c.push(v);
-                c
-            },
-            |mut a, mut b| {
-                a.append(&mut b);
-                a
-            },
-            partitioner,
-            false,
-        )
-        .map_batches_keeping_keys("group_by_key", |batch| {
-            batch
-                .into_iter()
-                .map(|(k, vs)| (k, Group::from(vs)))
-                .collect()
+        let co_partitioned = self.partitioner().as_ref() == Some(&partitioner);
+        if !co_partitioned && let Some(distinct) = self.distinct_by_key(&partitioner) {
+            // As for `combine_by_key_with`: the distinct's shuffle places the records.
+            return distinct.group_by_key_with(partitioner);
+        }
+        let (placed, name) = if co_partitioned {
+            (self.clone(), "group_by_key (co-partitioned: no shuffle)")
+        } else {
+            // Values cross the shuffle as they are (no map-side combine: a group is as
+            // large as its values), as Spark's `groupByKey`.
+            let (partitioner, place) = placement::<K>(partitioner);
+            let partitions = partitioner.num_partitions();
+            let values = self.shuffle(
+                "group_by_key",
+                partitions,
+                move |(k, _)| place(k),
+                ReduceMode::Plain,
+                Some(partitioner),
+            );
+            (values, "group_values")
+        };
+        // Each group allocated once at its size (`group_values`), then shared (`Group`):
+        // a cached group read again and again (PageRank's links, every iteration) is
+        // cloned as a pointer, not copied.
+        let hints = Arc::new(ReduceHints::default());
+        placed.partition_batches_with(name, true, move |_, mut records| {
+            crate::rdd::group_values::group_values(&mut records, &hints)
         })
     }
 }

@@ -131,12 +131,48 @@ where
     C: Serialize + DeserializeOwned + Send + 'static,
 {
     let slot = std::mem::size_of::<(K, C)>() + 1;
-    let (sizes, keys) = (&hints.records, hints.keys.expected());
+    let keys = hints.keys.expected();
     if keys > 0 && fanout(keys, slot) == 1 {
         return combine_spilling(records, create, merge_value, merge);
     }
-    // The records split into sub-parts, and the buffer that holds their reservation.
-    let (parts, held) = match fanout(sizes.expected(), slot) {
+    match buffer_parts(records, hints, slot) {
+        Buffered::Split(parts, held) => Ok(Box::new(CombinedParts::new(
+            parts,
+            held,
+            create,
+            merge_value,
+            merge,
+        ))),
+        Buffered::Unsplit { buffer, read, .. } => {
+            combine_streaming(buffer, read, records, create, merge_value, merge)
+        }
+    }
+}
+
+/// A reduce partition's records as [`buffer_parts`] left them.
+pub(crate) enum Buffered<K, V> {
+    /// All of them, split into cache-sized sub-parts; the buffer holds their reservation.
+    Split(Vec<Chunks<(K, V)>>, Parts<K, V>),
+    /// Not split: all of them (`whole`) where they fit one cache-sized map, or those read
+    /// before the budget had no room for more (the rest still to read), in chunks; the
+    /// buffer holds their reservation.
+    Unsplit {
+        buffer: Parts<K, V>,
+        read: Vec<Vec<Vec<(K, V)>>>,
+        whole: bool,
+    },
+}
+
+/// Buffers a reduce partition's `records`, split into sub-parts whose maps of `slot`-byte
+/// entries stay in the cache (see the module header): by the most records a partition had
+/// (`hints`), as they are read, once a task has noted them; else counted first, then split.
+pub(crate) fn buffer_parts<K: Key, V: Serialize>(
+    records: &mut impl Iterator<Item = (K, V)>,
+    hints: &ReduceHints,
+    slot: usize,
+) -> Buffered<K, V> {
+    let sizes = &hints.records;
+    match fanout(sizes.expected(), slot) {
         1 => {
             let mut buffer = Parts::new(1, CHUNK);
             let whole = fill(&mut buffer, records);
@@ -144,16 +180,14 @@ where
             sizes.note(len);
             let fanout = fanout(len, slot);
             if !whole || fanout == 1 {
-                return combine_streaming(
+                let read = vec![chunks];
+                return Buffered::Unsplit {
                     buffer,
-                    vec![chunks],
-                    records,
-                    create,
-                    merge_value,
-                    merge,
-                );
+                    read,
+                    whole,
+                };
             }
-            (split(chunks, len, fanout), buffer)
+            Buffered::Split(split(chunks, len, fanout), buffer)
         }
         fanout => {
             let mut buffer = Parts::new(fanout, sizes.expected() / fanout);
@@ -161,19 +195,16 @@ where
             let parts = std::mem::take(&mut buffer.parts);
             if !whole {
                 let read = parts.into_iter().map(|mut p| p.take().1).collect();
-                return combine_streaming(buffer, read, records, create, merge_value, merge);
+                return Buffered::Unsplit {
+                    buffer,
+                    read,
+                    whole,
+                };
             }
             sizes.note(parts.iter().map(Chunks::len).sum());
-            (parts, buffer)
+            Buffered::Split(parts, buffer)
         }
-    };
-    Ok(Box::new(CombinedParts::new(
-        parts,
-        held,
-        create,
-        merge_value,
-        merge,
-    )))
+    }
 }
 
 /// A partition's combined entries, counted as they are handed on: their count, its keys,
