@@ -34,7 +34,8 @@ struct Args {
     /// Iterations of the rank update.
     #[arg(long, default_value_t = 10)]
     iterations: usize,
-    /// Partitions of the links and ranks (default: all executor threads).
+    /// Partitions of the links and ranks (default: the input's splits: one per executor
+    /// thread, more for a large input, none over 32 MiB).
     #[arg(long)]
     partitions: Option<usize>,
     /// Replace an existing output directory.
