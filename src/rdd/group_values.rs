@@ -35,26 +35,42 @@ pub fn group_values<K: Key, V: Data>(
         return by_vectors(records, hints, Vec::new());
     }
     let slot = std::mem::size_of::<(K, u32)>() + 1;
-    match buffer_parts(records, hints, slot) {
+    let (parts, buffer) = match buffer_parts(records, hints, slot) {
         Buffered::Split(parts, held) => {
-            let parts = parts.into_iter().map(|mut p| p.take().1).collect();
-            Ok(Box::new(Grouped::new(parts, held, hints)))
+            let parts: Vec<_> = parts.into_iter().map(|mut p| p.take().1).collect();
+            (parts, held)
         }
         Buffered::Unsplit {
             buffer,
             read,
             whole: true,
-        } => Ok(Box::new(Grouped::new(read, buffer, hints))),
+        } => (read, buffer),
         Buffered::Unsplit { buffer, read, .. } => {
-            // The records read stay reserved until they have been combined.
-            let mut buffer = buffer;
-            let reservation = buffer.take_reservation();
-            let read = read.into_iter().flatten().collect();
-            let groups = by_vectors(records, hints, read);
-            drop(reservation);
-            groups
+            return held_by_vectors(records, hints, buffer, read);
         }
+    };
+    // A sub-part's records are numbered in `u32`: one of more goes through vectors.
+    if parts
+        .iter()
+        .any(|p| p.iter().map(Vec::len).sum::<usize>() > u32::MAX as usize)
+    {
+        return held_by_vectors(records, hints, buffer, parts);
     }
+    Ok(Box::new(Grouped::new(parts, buffer, hints)))
+}
+
+/// [`by_vectors`] of the sub-parts `read` (each in chunks) and the rest of `records`, the
+/// records read staying reserved (by `buffer`) until they have been combined.
+fn held_by_vectors<K: Key, V: Data>(
+    records: &mut impl Iterator<Item = (K, V)>,
+    hints: &Arc<ReduceHints>,
+    mut buffer: Parts<K, V>,
+    read: Vec<Vec<Vec<(K, V)>>>,
+) -> Result<BatchIter<(K, Group<V>)>> {
+    let reservation = buffer.take_reservation();
+    let groups = by_vectors(records, hints, read.into_iter().flatten().collect());
+    drop(reservation);
+    groups
 }
 
 /// The groups of the records `read` so far and the rest of `records`, gathered in vectors
