@@ -103,24 +103,14 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
         for batch in Arc::clone(&self.parent).compute(split, tc)? {
             let batch = batch?;
             out.records += batch.len() as u64;
-            for record in &batch {
+            if let Some(stages) = &mut stages {
+                held += self.stage_batch(&batch, stages, &mut out.buckets, split, budget)?;
+            }
+            for record in batch.iter().filter(|_| stages.is_none()) {
                 let r = match sorter.as_mut().and_then(|s| s.bucket_of(record)) {
                     Some(r) => r,
                     None => (self.partition_of)(record),
                 };
-                if let Some(stages) = &mut stages {
-                    let stage = &mut stages[r];
-                    held += self.encode(raw.as_ref(), stage, record, split, budget)?;
-                    if stage.len() >= STAGE {
-                        append_streaming(&mut out.buckets[r], stage);
-                        stage.clear();
-                        if stage.capacity() > 4 * STAGE {
-                            // A large record grew it: not kept for the rest of the task.
-                            *stage = Vec::with_capacity(2 * STAGE);
-                        }
-                    }
-                    continue;
-                }
                 let bucket = &mut out.buckets[r];
                 let start = bucket.len();
                 held += self.encode(raw.as_ref(), bucket, record, split, budget)?;
@@ -200,6 +190,35 @@ impl<S: serde::Serialize + 'static> ShuffleDependency<S> {
             });
         }
         Ok(bytes)
+    }
+
+    /// Encodes the records of `batch` into their buckets' `stages` (no sorter: in the
+    /// codec's layout), each stage copied to its bucket once full; the bytes encoded. Its
+    /// own loop: in the general one, checks for the sorter and a raw layout ran on every
+    /// record.
+    fn stage_batch(
+        &self,
+        batch: &[S],
+        stages: &mut [Vec<u8>],
+        buckets: &mut [Vec<u8>],
+        split: usize,
+        budget: u64,
+    ) -> Result<u64> {
+        let mut held = 0;
+        for record in batch {
+            let r = (self.partition_of)(record);
+            let stage = &mut stages[r];
+            held += self.encode(None, stage, record, split, budget)?;
+            if stage.len() >= STAGE {
+                append_streaming(&mut buckets[r], stage);
+                stage.clear();
+                if stage.capacity() > 4 * STAGE {
+                    // A large record grew it: not kept for the rest of the task.
+                    *stage = Vec::with_capacity(2 * STAGE);
+                }
+            }
+        }
+        Ok(held)
     }
 
     /// The capacity to start bucket `r` with: a little over the largest seen, within the
