@@ -22,7 +22,9 @@ use crate::plan::batch::{BATCH_SIZE, BatchIter};
 use crate::rdd::Key;
 use crate::rdd::combine_table::TableHasher;
 use crate::rdd::group::Group;
-use crate::rdd::reduce_combine::{Buffered, ReduceHints, buffer_parts, combine_values};
+use crate::rdd::reduce_combine::{
+    Buffered, ReduceHints, buffer_parts, combine_streaming, combine_values,
+};
 use crate::rdd::split_parts::Parts;
 
 /// The groups of one reduce partition's `records` by key, each key once (see the module's
@@ -32,7 +34,8 @@ pub fn group_values<K: Key, V: Data>(
     hints: &Arc<ReduceHints>,
 ) -> Result<BatchIter<(K, Group<V>)>> {
     if std::mem::needs_drop::<V>() {
-        return by_vectors(records, hints, Vec::new());
+        let vectors = combine_values(records, hints, first, push, Arc::new(append))?;
+        return Ok(into_groups(vectors));
     }
     let slot = std::mem::size_of::<(K, u32)>() + 1;
     let (parts, buffer) = match buffer_parts(records, hints, slot) {
@@ -45,54 +48,54 @@ pub fn group_values<K: Key, V: Data>(
             read,
             whole: true,
         } => (read, buffer),
-        Buffered::Unsplit { buffer, read, .. } => {
-            return held_by_vectors(records, hints, buffer, read);
-        }
+        Buffered::Unsplit { buffer, read, .. } => return streamed(records, buffer, read),
     };
     // A sub-part's records are numbered in `u32`: one of more goes through vectors.
     if parts
         .iter()
         .any(|p| p.iter().map(Vec::len).sum::<usize>() > u32::MAX as usize)
     {
-        return held_by_vectors(records, hints, buffer, parts);
+        return streamed(records, buffer, parts);
     }
     Ok(Box::new(Grouped::new(parts, buffer, hints)))
 }
 
-/// [`by_vectors`] of the sub-parts `read` (each in chunks) and the rest of `records`, the
-/// records read staying reserved (by `buffer`) until they have been combined.
-fn held_by_vectors<K: Key, V: Data>(
+/// The groups of the sub-parts `read` (each in chunks) and the rest of `records`,
+/// gathered in vectors as they stream (the combine may spill), the records read staying
+/// reserved (by `buffer`) until they have been combined.
+fn streamed<K: Key, V: Data>(
     records: &mut impl Iterator<Item = (K, V)>,
-    hints: &Arc<ReduceHints>,
-    mut buffer: Parts<K, V>,
+    buffer: Parts<K, V>,
     read: Vec<Vec<Vec<(K, V)>>>,
 ) -> Result<BatchIter<(K, Group<V>)>> {
-    let reservation = buffer.take_reservation();
-    let groups = by_vectors(records, hints, read.into_iter().flatten().collect());
-    drop(reservation);
-    groups
+    let vectors = combine_streaming(buffer, read, records, first, push, Arc::new(append))?;
+    Ok(into_groups(vectors))
 }
 
-/// The groups of the records `read` so far and the rest of `records`, gathered in vectors
-/// by the aggregation's combine (which may spill).
-fn by_vectors<K: Key, V: Data>(
-    records: &mut impl Iterator<Item = (K, V)>,
-    hints: &Arc<ReduceHints>,
-    read: Vec<Vec<(K, V)>>,
-) -> Result<BatchIter<(K, Group<V>)>> {
-    let mut all = read.into_iter().flatten().chain(records);
-    let merge = Arc::new(|mut a: Vec<V>, mut b: Vec<V>| {
-        a.append(&mut b);
-        a
-    });
-    let push = |mut c: Vec<V>, v| {
-        c.push(v);
-        c
-    };
-    let vectors = combine_values(&mut all, hints, |v| vec![v], push, merge)?;
-    Ok(Box::new(vectors.map(|batch| {
-        batch.map(|b| b.into_iter().map(|(k, vs)| (k, Group::from(vs))).collect())
-    })))
+/// A key's first value, gathered in a vector.
+fn first<V>(v: V) -> Vec<V> {
+    vec![v]
+}
+
+/// A further value of the key of `c`.
+fn push<V>(mut c: Vec<V>, v: V) -> Vec<V> {
+    c.push(v);
+    c
+}
+
+/// Two vectors of one key (spilled runs meeting).
+fn append<V>(mut a: Vec<V>, mut b: Vec<V>) -> Vec<V> {
+    a.append(&mut b);
+    a
+}
+
+/// Each gathered vector made a [`Group`].
+fn into_groups<K: Key, V: Data>(vectors: BatchIter<(K, Vec<V>)>) -> BatchIter<(K, Group<V>)> {
+    Box::new(
+        vectors.map(|batch| {
+            batch.map(|b| b.into_iter().map(|(k, vs)| (k, Group::from(vs))).collect())
+        }),
+    )
 }
 
 /// A partition's groups, a sub-part at a time as they are asked for.

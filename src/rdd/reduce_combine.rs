@@ -109,44 +109,25 @@ where
     V: Serialize + 'static,
     C: Serialize + DeserializeOwned + Send + 'static,
 {
-    let combined = combine_planned(records, hints, create, merge_value, merge)?;
+    let slot = std::mem::size_of::<(K, C)>() + 1;
+    let keys = hints.keys.expected();
+    let combined = if keys > 0 && fanout(keys, slot) == 1 {
+        combine_spilling(records, create, merge_value, merge)?
+    } else {
+        match buffer_parts(records, hints, slot) {
+            Buffered::Split(parts, held) => {
+                Box::new(CombinedParts::new(parts, held, create, merge_value, merge))
+            }
+            Buffered::Unsplit { buffer, read, .. } => {
+                combine_streaming(buffer, read, records, create, merge_value, merge)?
+            }
+        }
+    };
     Ok(Box::new(NoteKeys {
         batches: combined,
         keys: 0,
         hints: Arc::clone(hints),
     }))
-}
-
-/// [`combine_values`]' combine: streaming, or buffered and split, as the hints say.
-fn combine_planned<K, V, C>(
-    records: &mut impl Iterator<Item = (K, V)>,
-    hints: &ReduceHints,
-    create: impl Fn(V) -> C + 'static,
-    merge_value: impl Fn(C, V) -> C + 'static,
-    merge: MergeCombiners<C>,
-) -> Result<BatchIter<(K, C)>>
-where
-    K: Key,
-    V: Serialize + 'static,
-    C: Serialize + DeserializeOwned + Send + 'static,
-{
-    let slot = std::mem::size_of::<(K, C)>() + 1;
-    let keys = hints.keys.expected();
-    if keys > 0 && fanout(keys, slot) == 1 {
-        return combine_spilling(records, create, merge_value, merge);
-    }
-    match buffer_parts(records, hints, slot) {
-        Buffered::Split(parts, held) => Ok(Box::new(CombinedParts::new(
-            parts,
-            held,
-            create,
-            merge_value,
-            merge,
-        ))),
-        Buffered::Unsplit { buffer, read, .. } => {
-            combine_streaming(buffer, read, records, create, merge_value, merge)
-        }
-    }
 }
 
 /// A reduce partition's records as [`buffer_parts`] left them.
@@ -232,7 +213,7 @@ impl<K, C> Iterator for NoteKeys<K, C> {
 /// Combines the records `read` so far and the `rest` as they stream (one spilling
 /// combine): a partition that fits one cache-sized map, or one the budget could not hold
 /// in a buffer. `buffer`'s reservation covers what was read until it is combined.
-fn combine_streaming<K, V, C>(
+pub(crate) fn combine_streaming<K, V, C>(
     mut buffer: Parts<K, V>,
     read: Vec<Vec<Vec<(K, V)>>>,
     rest: &mut impl Iterator<Item = (K, V)>,
