@@ -105,17 +105,18 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
             out.records += batch.len() as u64;
             if let Some(stages) = &mut stages {
                 held += self.stage_batch(&batch, stages, &mut out.buckets, split, budget)?;
-            }
-            for record in batch.iter().filter(|_| stages.is_none()) {
-                let r = match sorter.as_mut().and_then(|s| s.bucket_of(record)) {
-                    Some(r) => r,
-                    None => (self.partition_of)(record),
-                };
-                let bucket = &mut out.buckets[r];
-                let start = bucket.len();
-                held += self.encode(raw.as_ref(), bucket, record, split, budget)?;
-                if let Some(sorter) = &mut sorter {
-                    sorter.push(r, record, start..bucket.len());
+            } else {
+                for record in &batch {
+                    let r = match sorter.as_mut().and_then(|s| s.bucket_of(record)) {
+                        Some(r) => r,
+                        None => (self.partition_of)(record),
+                    };
+                    let bucket = &mut out.buckets[r];
+                    let start = bucket.len();
+                    held += self.encode(raw.as_ref(), bucket, record, split, budget)?;
+                    if let Some(sorter) = &mut sorter {
+                        sorter.push(r, record, start..bucket.len());
+                    }
                 }
             }
             let held_now = held + sorter.as_ref().map_or(0, |s| s.held_bytes() as u64);

@@ -285,9 +285,7 @@ where
         let mut batch = Vec::with_capacity(BATCH_SIZE);
         while batch.len() < BATCH_SIZE {
             if let Some(out) = &mut self.out {
-                let before = batch.len();
-                batch.extend(out.by_ref().take(BATCH_SIZE - before));
-                if batch.len() == BATCH_SIZE {
+                if top_up(&mut batch, out) {
                     break;
                 }
                 self.out = None;
@@ -298,13 +296,11 @@ where
                 continue;
             }
             if let Some(parts) = &mut self.split {
-                let before = batch.len();
-                batch.extend(parts.by_ref().take(BATCH_SIZE - before));
-                if batch.len() < BATCH_SIZE {
-                    self.split = None;
-                    break;
+                if top_up(&mut batch, parts) {
+                    continue;
                 }
-                continue;
+                self.split = None;
+                break;
             }
             if !self.step() {
                 break;
@@ -312,6 +308,14 @@ where
         }
         (!batch.is_empty()).then_some(batch)
     }
+}
+
+/// Moves entries of `from` into `batch` until it holds [`BATCH_SIZE`]; true when it is
+/// full (`from` may hold more), false when `from` ran out first.
+fn top_up<T>(batch: &mut Vec<T>, from: &mut dyn Iterator<Item = T>) -> bool {
+    let room = BATCH_SIZE - batch.len();
+    batch.extend(from.take(room));
+    batch.len() == BATCH_SIZE
 }
 
 impl<R, K, V, C, F, G> MapSideCombine<R, K, V, C, F, G>
