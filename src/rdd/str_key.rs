@@ -66,6 +66,56 @@ const INLINE_MARK: u8 = 0xC0;
 /// heap (or static).
 const INLINE_LAST: u8 = INLINE_MARK + 23;
 
+/// Masks keeping the first `len` bytes of three little-endian words, for each `len` up to
+/// 24.
+static KEEP: [[u64; 3]; 25] = {
+    let mut keep = [[0u64; 3]; 25];
+    let mut len = 0;
+    while len <= 24 {
+        let mut i = 0;
+        while i < 3 {
+            let bytes = if len <= 8 * i {
+                0
+            } else if len - 8 * i >= 8 {
+                8
+            } else {
+                len - 8 * i
+            };
+            keep[len][i] = if bytes == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * bytes)) - 1
+            };
+            i += 1;
+        }
+        len += 1;
+    }
+    keep
+};
+
+/// The `Str` of the first `len` bytes at `bytes`, made inline as `compact_str` lays it out
+/// (see the module header): three words loaded and masked to the length, the length in
+/// the last byte. No branch on the length, as `Str::from` takes (the word splitter's).
+///
+/// # Safety
+/// `bytes` is valid for reading 24 bytes, `len` is at most 24 and the first `len` bytes
+/// are UTF-8 text (at 24 bytes, a whole one: its last byte then marks nothing).
+#[inline(always)]
+pub(crate) unsafe fn inline_str(bytes: *const u8, len: usize) -> Str {
+    let keep = &KEEP[len];
+    // SAFETY: 24 bytes are readable at `bytes` (the caller's promise), read unaligned.
+    let word = |i: usize| unsafe { std::ptr::read_unaligned(bytes.add(8 * i).cast::<u64>()) };
+    let mut w = [word(0) & keep[0], word(1) & keep[1], word(2) & keep[2]];
+    if len < 24 {
+        w[2] |= u64::from(INLINE_MARK | len as u8) << 56;
+    }
+    // SAFETY: these are the three words `compact_str` makes for this text inline (its
+    // bytes, zeros, the mark and length in the last byte; at 24 bytes a last byte of
+    // text, below the marks): the layout `words` reads, checked against `Str::from` for
+    // every length by the tests below.
+    unsafe { std::mem::transmute::<[u64; 3], Str>(w) }
+}
+
 /// The hash of a `Str`, however held.
 #[inline(always)]
 fn hash(s: &Str) -> u64 {
@@ -155,6 +205,28 @@ mod tests {
             cut.truncate(len);
             assert_eq!(hash(&cut), hash(&inline), "{len} bytes, cut");
             assert!(keys_eq(&cut, &inline), "{len} bytes, cut");
+        }
+    }
+
+    #[test]
+    fn a_str_made_inline_is_the_str_compact_str_makes() {
+        let text = "abcdefghijklmnopqrstuvwxyz0123456789";
+        for len in 0..=24 {
+            let made = unsafe { inline_str(text.as_ptr(), len) };
+            let reference = Str::from(&text[..len]);
+            assert_eq!(made, reference, "{len} bytes");
+            assert_eq!(made.len(), len);
+            assert!(!made.is_heap_allocated(), "{len} bytes");
+            assert_eq!(
+                words(&made),
+                words(&reference),
+                "{len} bytes: the same words"
+            );
+            assert_eq!(hash(&made), hash(&reference), "{len} bytes");
+            // It behaves as any other: grows onto the heap, keeps its text.
+            let mut grown = made.clone();
+            grown.push_str(&text[len..]);
+            assert_eq!(grown, text, "{len} bytes grown");
         }
     }
 
