@@ -17,7 +17,6 @@
 use std::hash::{BuildHasher, Hash, Hasher};
 
 use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 use rustc_hash::FxHasher;
 
 use crate::rdd::Key;
@@ -147,11 +146,8 @@ impl<K: Key, C> Combiners<K, C> {
         create: &impl Fn(V) -> C,
         merge: &impl Fn(C, V) -> C,
     ) -> Option<&C> {
-        match self
-            .table
-            .entry(hash, |(key, _)| keys_eq(key, &k), |(key, _)| hash_key(key))
-        {
-            Entry::Occupied(mut slot) => {
+        match self.table.find_entry(hash, |(key, _)| keys_eq(key, &k)) {
+            Ok(mut slot) => {
                 // SAFETY: the combiner is read out of its slot and the slot is either
                 // written again (below) or, if `merge` panics, removed by the guard
                 // without dropping the combiner's moved-out bits.
@@ -163,7 +159,11 @@ impl<K: Key, C> Combiners<K, C> {
                 unsafe { std::ptr::write(&mut slot.1, merged) };
                 Some(&slot.1)
             }
-            Entry::Vacant(slot) => Some(&slot.insert((k, create(v))).into_mut().1),
+            Err(absent) => {
+                let table = absent.into_table();
+                let slot = table.insert_unique(hash, (k, create(v)), |(key, _)| hash_key(key));
+                Some(&slot.into_mut().1)
+            }
         }
     }
 
