@@ -191,6 +191,7 @@ impl<K: Key, C> Combiners<K, C> {
         if size < 64 {
             // The next buckets' slots are below it: a match a few buckets on.
             prefetch_line(slot.wrapping_sub(64 - size) as *const u8);
+            prefetch_line(slot.wrapping_sub(3 * size) as *const u8);
         }
         prefetch_line(control as *const u8);
     }
