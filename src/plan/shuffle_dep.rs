@@ -12,12 +12,19 @@ use crate::plan::task::TaskContext;
 use crate::shuffle::append::append_streaming;
 use crate::shuffle::{BucketOrder, MapOutput};
 
+/// Places each record of a batch: [`ShuffleDependency::partition_batch`].
+pub type PartitionBatch<S> = Arc<dyn Fn(&[S], &mut Vec<usize>) + Send + Sync>;
+
 /// A shuffle of records `S`, each sent to reduce partition `partition_of(&record)`.
 pub struct ShuffleDependency<S> {
     pub id: ShuffleId,
     pub parent: Arc<dyn Compute<S>>,
     pub partitions: usize,
     pub partition_of: Arc<dyn Fn(&S) -> usize + Send + Sync>,
+    /// `partition_of` of each record of a batch, into the vector (emptied first): one
+    /// virtual call a batch, the placement inlined into its loop (a map task's staged
+    /// loop made two calls a record: this closure's and a key partitioner's).
+    pub partition_batch: PartitionBatch<S>,
     /// Orders each bucket by key before it is written (the sort shuffle): the reduce side
     /// then merges sorted runs instead of sorting its whole partition.
     pub map_sort: Option<Arc<dyn MapSort<S>>>,
@@ -100,11 +107,15 @@ impl<S: serde::Serialize + 'static> ShuffleDep for ShuffleDependency<S> {
                     .map(|_| Vec::with_capacity(2 * STAGE))
                     .collect()
             });
+        // The reduce partition of each record of a staged batch.
+        let mut placed = Vec::new();
         for batch in Arc::clone(&self.parent).compute(split, tc)? {
             let batch = batch?;
             out.records += batch.len() as u64;
             if let Some(stages) = &mut stages {
-                held += self.stage_batch(&batch, stages, &mut out.buckets, split, budget)?;
+                (self.partition_batch)(&batch, &mut placed);
+                held +=
+                    self.stage_batch(&batch, &placed, stages, &mut out.buckets, split, budget)?;
             } else {
                 for record in &batch {
                     let r = match sorter.as_mut().and_then(|s| s.bucket_of(record)) {
@@ -193,21 +204,22 @@ impl<S: serde::Serialize + 'static> ShuffleDependency<S> {
         Ok(bytes)
     }
 
-    /// Encodes the records of `batch` into their buckets' `stages` (no sorter: in the
-    /// codec's layout), each stage copied to its bucket once full; the bytes encoded. Its
+    /// Encodes the records of `batch` into their buckets' `stages` (`placed`: each
+    /// record's; no sorter: in the codec's layout), each stage copied to its bucket once
+    /// full; the bytes encoded. Its
     /// own loop: in the general one, checks for the sorter and a raw layout ran on every
     /// record.
     fn stage_batch(
         &self,
         batch: &[S],
+        placed: &[usize],
         stages: &mut [Vec<u8>],
         buckets: &mut [Vec<u8>],
         split: usize,
         budget: u64,
     ) -> Result<u64> {
         let mut held = 0;
-        for record in batch {
-            let r = (self.partition_of)(record);
+        for (record, &r) in batch.iter().zip(placed) {
             let stage = &mut stages[r];
             held += self.encode(None, stage, record, split, budget)?;
             if stage.len() >= STAGE {

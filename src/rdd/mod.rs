@@ -754,11 +754,17 @@ impl<T: Data> Rdd<T> {
         partitioner: Option<Partitioner>,
     ) -> Rdd<T> {
         let shuffle = self.rt.new_shuffle_id();
+        let place = Arc::new(partition_of);
+        let each = Arc::clone(&place);
         let dep = Arc::new(ShuffleDependency {
             id: shuffle,
             parent: Arc::clone(&self.node),
             partitions,
-            partition_of: Arc::new(partition_of),
+            partition_of: Arc::new(move |r: &T| each(r)),
+            partition_batch: Arc::new(move |batch: &[T], placed: &mut Vec<usize>| {
+                placed.clear();
+                placed.extend(batch.iter().map(|r| place(r)));
+            }),
             map_sort: match &mode {
                 ReduceMode::Sort(plan) => Some(Arc::clone(plan) as _),
                 _ => None,

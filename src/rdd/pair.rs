@@ -31,6 +31,23 @@ fn placement<K: Key>(partitioner: Partitioner) -> (Partitioner, KeyPartition<K>)
     }
 }
 
+/// The reduce partition of a record by its key: `place(k)`, or where `partitioner` is a
+/// hash partitioner (whose placement `place` then is) that hash placement inline, not
+/// through a call a record.
+fn by_key<K: Key, V>(
+    place: KeyPartition<K>,
+    partitioner: Option<&Partitioner>,
+) -> impl Fn(&(K, V)) -> usize + Send + Sync + 'static {
+    let hashed = match partitioner {
+        Some(Partitioner::Hash { partitions }) => Some(*partitions),
+        _ => None,
+    };
+    move |(k, _)| match hashed {
+        Some(n) => hash_partition(k, n),
+        None => place(k),
+    }
+}
+
 pub use crate::rdd::cogroup::CoGrouped;
 
 impl<K: Key, V: Data> Rdd<(K, V)> {
@@ -204,7 +221,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             let values = self.shuffle(
                 "combine_by_key",
                 partitions,
-                move |(k, _)| place(k),
+                by_key(place, partitioner.as_ref()),
                 ReduceMode::Plain,
                 partitioner.clone(),
             );
@@ -213,7 +230,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         combiners.shuffle(
             "combine_by_key",
             partitions,
-            move |(k, _)| place(k),
+            by_key(place, partitioner.as_ref()),
             ReduceMode::Combine({
                 // The most records and keys a reduce partition had, for the tasks after it.
                 let hints = Arc::new(ReduceHints::default());
@@ -300,7 +317,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         self.shuffle(
             "partition_by",
             partitioner.num_partitions(),
-            move |(k, _)| place(k),
+            by_key(place, Some(&partitioner)),
             ReduceMode::Plain,
             Some(partitioner),
         )
@@ -436,7 +453,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             let values = self.shuffle(
                 "group_by_key",
                 partitions,
-                move |(k, _)| place(k),
+                by_key(place, Some(&partitioner)),
                 ReduceMode::Plain,
                 Some(partitioner),
             );
