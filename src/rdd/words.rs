@@ -66,8 +66,9 @@ impl Words {
     fn load(&mut self, block: usize) -> bool {
         let bytes = self.line.as_bytes();
         debug_assert!(block < bytes.len());
-        let (space, high) = match bytes.get(block..block + BLOCK) {
-            Some(whole) => block_masks(whole.try_into().expect("a block")),
+        let whole = bytes.get(block..).and_then(<[u8]>::first_chunk::<BLOCK>);
+        let (space, high) = match whole {
+            Some(whole) => block_masks(whole),
             None => last_block_masks(bytes, block),
         };
         self.block = block;
@@ -166,17 +167,17 @@ impl Words {
 /// shorter than a block is copied, padded with spaces, once).
 #[inline(never)]
 fn last_block_masks(bytes: &[u8], block: usize) -> (u64, u64) {
-    let len = bytes.len();
-    match len.checked_sub(BLOCK) {
-        Some(from) => {
-            let (space, high) = block_masks(bytes[from..].try_into().expect("a block"));
-            // `block` is past `from` (by 1 to 63 bytes: it starts within the line).
-            let shift = block - from;
+    match bytes.last_chunk::<BLOCK>() {
+        Some(last) => {
+            let (space, high) = block_masks(last);
+            // `block` starts 1 to 63 bytes past the last block's first byte (within the
+            // line, not a whole block before its end).
+            let shift = block - (bytes.len() - BLOCK);
             (space >> shift | !(u64::MAX >> shift), high >> shift)
         }
         None => {
             let mut padded = [b' '; BLOCK];
-            padded[..len - block].copy_from_slice(&bytes[block..]);
+            padded[..bytes.len() - block].copy_from_slice(&bytes[block..]);
             block_masks(&padded)
         }
     }
@@ -223,8 +224,8 @@ fn block_masks_sse2(bytes: &[u8; BLOCK]) -> (u64, u64) {
 fn block_masks_swar(bytes: &[u8; BLOCK]) -> (u64, u64) {
     const HIGH: u64 = lanes(0x80);
     let (mut space, mut high) = (0u64, 0u64);
-    for (i, chunk) in bytes.chunks_exact(8).enumerate() {
-        let chunk = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+    for (i, chunk) in bytes.as_chunks::<8>().0.iter().enumerate() {
+        let chunk = u64::from_le_bytes(*chunk);
         space |= gather(space_bits(chunk & !HIGH)) << (8 * i);
         high |= gather(chunk & HIGH) << (8 * i);
     }
