@@ -203,7 +203,7 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
             // (see `partitioned_combine`).
             self.partition_batches_with("map_side_combine", false, move |_, records| {
                 let (create, merge_value) = (Arc::clone(&create), Arc::clone(&merge_value));
-                let batches = crate::rdd::partitioned_combine::map_side_batches(
+                let batches = crate::rdd::partitioned_combine::MapSideCombine::new(
                     records,
                     partitions,
                     Arc::clone(&place),

@@ -169,56 +169,7 @@ impl<K: Key, C: serde::Serialize> MapSideHints<K, C> {
     }
 }
 
-/// The map-side combine of an aggregation: one hash map for the task while it stays
-/// cache-sized (handed on whenever the budget has no room for it, combining then starting
-/// again), then — once it outgrows [`CACHED_MAP_BYTES`] — what it holds is handed on and
-/// the rest of the records are combined a reduce partition at a time
-/// ([`partitioned_combine`]). Either way a key's combiners add up to the same result.
-/// A task that ends with its one map hands the entries on a batch at a time and leaves
-/// the emptied table to the next task ([`MapSideHints`]). The combiners come out in
-/// batches of up to [`BATCH_SIZE`].
-pub fn map_side_batches<R, K, V, C, F, G>(
-    records: R,
-    partitions: usize,
-    place: KeyPartition<K>,
-    hints: Arc<MapSideHints<K, C>>,
-    create: F,
-    merge_value: G,
-) -> MapSideCombine<R, K, V, C, F, G>
-where
-    R: Records<(K, V)> + 'static,
-    K: Key,
-    V: serde::Serialize + 'static,
-    C: serde::Serialize + 'static,
-    F: Fn(V) -> C + Clone + 'static,
-    G: Fn(C, V) -> C + Clone + 'static,
-{
-    let one_map = !hints.splits();
-    let passing = hints.skips();
-    let probing = hints.decision.load(Ordering::Relaxed) == UNDECIDED;
-    let map = (!passing && (one_map || probing)).then(|| hints.map());
-    MapSideCombine {
-        records: Some(records),
-        partitions,
-        place,
-        hints,
-        create,
-        merge_value,
-        one_map,
-        passing,
-        recent: None,
-        probing,
-        map,
-        out: None,
-        ending: false,
-        keys_at_end: 0,
-        split: None,
-        least_keys: 0,
-        _values: std::marker::PhantomData,
-    }
-}
-
-/// [`map_side_batches`] a combiner at a time.
+/// [`MapSideCombine::new`] a combiner at a time.
 pub fn map_side_combine<K, V, C, F, G>(
     records: impl Records<(K, V)> + 'static,
     partitions: usize,
@@ -234,10 +185,10 @@ where
     F: Fn(V) -> C + Clone + 'static,
     G: Fn(C, V) -> C + Clone + 'static,
 {
-    map_side_batches(records, partitions, place, hints, create, merge_value).flatten()
+    MapSideCombine::new(records, partitions, place, hints, create, merge_value).flatten()
 }
 
-/// The state of one task's map-side combine ([`map_side_batches`]).
+/// The state of one task's map-side combine ([`MapSideCombine::new`]).
 pub struct MapSideCombine<R, K, V, C, F, G> {
     /// The records not yet read; `None` once they ended.
     records: Option<R>,
@@ -327,6 +278,47 @@ where
     F: Fn(V) -> C + Clone + 'static,
     G: Fn(C, V) -> C + Clone + 'static,
 {
+    /// The map-side combine of an aggregation: one hash map for the task while it stays
+    /// cache-sized (handed on whenever the budget has no room for it, combining then starting
+    /// again), then — once it outgrows [`CACHED_MAP_BYTES`] — what it holds is handed on and
+    /// the rest of the records are combined a reduce partition at a time
+    /// ([`partitioned_combine`]). Either way a key's combiners add up to the same result.
+    /// A task that ends with its one map hands the entries on a batch at a time and leaves
+    /// the emptied table to the next task ([`MapSideHints`]). The combiners come out in
+    /// batches of up to [`BATCH_SIZE`].
+    pub fn new(
+        records: R,
+        partitions: usize,
+        place: KeyPartition<K>,
+        hints: Arc<MapSideHints<K, C>>,
+        create: F,
+        merge_value: G,
+    ) -> Self {
+        let one_map = !hints.splits();
+        let passing = hints.skips();
+        let probing = hints.decision.load(Ordering::Relaxed) == UNDECIDED;
+        let map = (!passing && (one_map || probing)).then(|| hints.map());
+        MapSideCombine {
+            records: Some(records),
+            partitions,
+            place,
+            hints,
+            create,
+            merge_value,
+            one_map,
+            passing,
+            recent: None,
+            probing,
+            map,
+            out: None,
+            ending: false,
+            keys_at_end: 0,
+            split: None,
+            least_keys: 0,
+            _values: std::marker::PhantomData,
+        }
+    }
+
     /// Passes records on into `batch` through the table of recent keys until it is full or
     /// they end (then the table's entries follow). The records are handed in as they are
     /// made, straight into the batch: one loop, not a record at a time through an
@@ -852,7 +844,7 @@ mod tests {
             let (records, error) = PartitionIter::expanding(Box::new(fan));
             let place: KeyPartition<u64> = Arc::new(|k: &u64| hash_partition(k, 7));
             let batches: Vec<Sums> =
-                map_side_batches(records, 7, place, hints, |v| v, |c, v| c + v).collect();
+                MapSideCombine::new(records, 7, place, hints, |v| v, |c, v| c + v).collect();
             let case = format!("{n} records, failing at {fail_at:?}");
             assert!(
                 batches
