@@ -206,9 +206,8 @@ impl<S: serde::Serialize + 'static> ShuffleDependency<S> {
 
     /// Encodes the records of `batch` into their buckets' `stages` (`placed`: each
     /// record's; no sorter: in the codec's layout), each stage copied to its bucket once
-    /// full; the bytes encoded. Its
-    /// own loop: in the general one, checks for the sorter and a raw layout ran on every
-    /// record.
+    /// full; the bytes encoded. Its own loop: in the general one, checks for the sorter
+    /// and a raw layout ran on every record.
     fn stage_batch(
         &self,
         batch: &[S],

@@ -755,12 +755,11 @@ impl<T: Data> Rdd<T> {
     ) -> Rdd<T> {
         let shuffle = self.rt.new_shuffle_id();
         let place = Arc::new(partition_of);
-        let each = Arc::clone(&place);
         let dep = Arc::new(ShuffleDependency {
             id: shuffle,
             parent: Arc::clone(&self.node),
             partitions,
-            partition_of: Arc::new(move |r: &T| each(r)),
+            partition_of: Arc::clone(&place) as _,
             partition_batch: Arc::new(move |batch: &[T], placed: &mut Vec<usize>| {
                 placed.clear();
                 placed.extend(batch.iter().map(|r| place(r)));
