@@ -148,15 +148,11 @@ fn long_hash(bytes: &[u8]) -> u64 {
     std::hash::Hasher::finish(&h).rotate_left(32)
 }
 
-/// The hash of the first `len` bytes of `w` (little-endian words) and `len`.
+/// The hash of the first `len` (at most 24) bytes of `w` (little-endian words) and `len`.
 #[inline(always)]
 fn mix(w: [u64; 3], len: usize) -> u64 {
-    let keep = |i: usize| {
-        let bits = (len.saturating_sub(8 * i).min(8) * 8) as u32;
-        // All ones when 64 bits are kept, none when 0.
-        u64::MAX.checked_shr(64 - bits).unwrap_or(0)
-    };
-    let (a, b, c) = (w[0] & keep(0), w[1] & keep(1), w[2] & keep(2));
+    let keep = &KEEP[len];
+    let (a, b, c) = (w[0] & keep[0], w[1] & keep[1], w[2] & keep[2]);
     let h = folded(a ^ SEEDS[0], b ^ SEEDS[1]);
     folded(h ^ c ^ SEEDS[2], len as u64 ^ SEEDS[3])
 }
