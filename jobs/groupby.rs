@@ -31,8 +31,8 @@ struct Args {
     /// the number of keys and the largest sums.
     #[arg(long)]
     output: Option<String>,
-    /// Partitions of the input and of the sums (default: all executor threads, more for
-    /// large inputs).
+    /// Partitions of the input and of the sums (default: splits of 32-128 MiB, four per
+    /// executor thread where the input has them).
     #[arg(long)]
     partitions: Option<usize>,
     /// Skip malformed lines (counted in the log) instead of failing.

