@@ -13,7 +13,7 @@ use crate::memory::estimate::{EntrySizes, heap_size};
 use crate::plan::batch::Records;
 use crate::rdd::Key;
 pub use crate::rdd::combine_table::Combiners;
-use crate::rdd::combine_table::hash_key;
+use crate::rdd::combine_table::{Entries, hash_key};
 
 /// How many records are combined (or buffered) between two looks at the budget.
 pub(crate) const CHECK_EVERY: usize = 4096;
@@ -367,7 +367,7 @@ impl<K: Key, C: serde::Serialize> CombineMap<K, C> {
     }
 
     /// The entries, leaving the map empty and its memory given back.
-    pub fn take(&mut self) -> impl Iterator<Item = (K, C)> + use<K, C> {
+    pub fn take(&mut self) -> Entries<K, C> {
         if let Some(r) = &mut self.reservation {
             r.clear();
         }

@@ -284,9 +284,12 @@ impl<K, C> Combiners<K, C> {
     }
 }
 
+/// A table's (key, combiner) entries, taken out of it.
+pub type Entries<K, C> = hashbrown::hash_table::IntoIter<(K, C)>;
+
 impl<K, C> IntoIterator for Combiners<K, C> {
     type Item = (K, C);
-    type IntoIter = hashbrown::hash_table::IntoIter<(K, C)>;
+    type IntoIter = Entries<K, C>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.table.into_iter()

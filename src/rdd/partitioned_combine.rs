@@ -49,7 +49,7 @@ use crate::memory::estimate::SizeHint;
 use crate::plan::batch::{BATCH_SIZE, Records};
 use crate::rdd::Key;
 use crate::rdd::combine::{CombineMap, Combiners, Merged};
-use crate::rdd::combine_table::hash_key;
+use crate::rdd::combine_table::{Entries, hash_key};
 use crate::rdd::recent_keys::RecentKeys;
 use crate::rdd::split_parts::Parts;
 use crate::shuffle::partitioner::KeyPartition;
@@ -521,86 +521,185 @@ where
     F: Fn(V) -> C,
     G: Fn(C, V) -> C,
 {
-    let mut records = records.fuse();
     let slot = std::mem::size_of::<(K, C)>() + 1;
     let fanout = fanout(hints.keys.expected().max(least_keys), slot);
-    let mut parts = Parts::new(partitions.max(1) * fanout, hints.sizes.expected() / fanout);
-    // Keys per record of the parts combined so far: the next part's map starts that
-    // large, instead of growing by rehashing into fresh memory.
-    let (mut keys, mut combined) = (0usize, 0usize);
-    // The records and keys of the reduce partition being combined, over its sub-parts.
-    let (mut partition_records, mut partition_keys) = (0usize, 0usize);
-    let mut map: CombineMap<K, C> = CombineMap::new();
-    // Entries handed on: an empty map's to start with.
-    let mut out = map.take();
-    // The records of the part being combined, and whether one is.
-    let mut part = Vec::<Vec<(K, V)>>::new().into_iter().flatten();
-    let mut combining = false;
-    // The next part to combine; `parts.len()` while reading.
-    let mut next = parts.parts.len();
-    let mut done = false;
-    std::iter::from_fn(move || {
-        'hand_on: loop {
-            if let Some(entry) = out.next() {
+    let parts = Parts::new(partitions.max(1) * fanout, hints.sizes.expected() / fanout);
+    let mut map = CombineMap::new();
+    PartitionedCombine {
+        records: records.fuse(),
+        place,
+        create,
+        merge_value,
+        fanout,
+        next: parts.parts.len(),
+        parts,
+        // An empty map's entries to start with.
+        out: map.take(),
+        map,
+        part: None,
+        done: false,
+        sizes: Sizes {
+            hints,
+            keys: 0,
+            combined: 0,
+            partition_records: 0,
+            partition_keys: 0,
+        },
+    }
+}
+
+/// [`partitioned_combine`]'s combine: reads records into parts (a part a reduce
+/// partition's sub-part) until they run out or the budget is reached, then combines the
+/// parts in order, handing on each part's map before the next; then reads again.
+struct PartitionedCombine<R, K, V, C, F, G> {
+    records: R,
+    place: KeyPartition<K>,
+    create: F,
+    merge_value: G,
+    /// Sub-parts a reduce partition is split into.
+    fanout: usize,
+    parts: Parts<K, V>,
+    /// The next part to combine; `parts.parts.len()` while reading.
+    next: usize,
+    map: CombineMap<K, C>,
+    /// Entries handed on.
+    out: Entries<K, C>,
+    /// The records of the part being combined, if one is.
+    part: Option<PartRecords<K, V>>,
+    /// The records have run out.
+    done: bool,
+    sizes: Sizes<K, C>,
+}
+
+/// A part's records, out of its chunks.
+type PartRecords<K, V> = std::iter::Flatten<std::vec::IntoIter<Vec<(K, V)>>>;
+
+/// What the parts combined so far held: the next part's map starts as large as its
+/// records should need (instead of growing by rehashing into fresh memory), and each
+/// reduce partition's records and keys inform the next tasks' `hints`.
+struct Sizes<K, C> {
+    hints: Arc<MapSideHints<K, C>>,
+    /// Keys and records of the parts combined so far.
+    keys: usize,
+    combined: usize,
+    /// Records and keys of the reduce partition being combined, over its sub-parts.
+    partition_records: usize,
+    partition_keys: usize,
+}
+
+impl<R, K, V, C, F, G> Iterator for PartitionedCombine<R, K, V, C, F, G>
+where
+    R: Iterator<Item = (K, V)>,
+    K: Key,
+    V: serde::Serialize,
+    C: serde::Serialize,
+    F: Fn(V) -> C,
+    G: Fn(C, V) -> C,
+{
+    type Item = (K, C);
+
+    fn next(&mut self) -> Option<(K, C)> {
+        loop {
+            if let Some(entry) = self.out.next() {
                 return Some(entry);
             }
-            if combining {
-                loop {
-                    match map.merge_some(&mut part, &create, &merge_value) {
-                        Merged::Ended => break,
-                        Merged::More => {}
-                        Merged::OverBudget => {
-                            // Over the budget: what the map holds goes on before the rest.
-                            partition_keys += map.acc.len();
-                            out = map.take();
-                            continue 'hand_on;
-                        }
-                    }
+            if let Some(part) = &mut self.part {
+                if let Some(entries) =
+                    combine_part(&mut self.map, part, &self.create, &self.merge_value)
+                {
+                    // Over the budget: what the map holds goes on before the rest.
+                    self.sizes.partition_keys += entries.len();
+                    self.out = entries;
+                    continue;
                 }
-                combining = false;
-                keys += map.acc.len();
-                partition_keys += map.acc.len();
-                if next.is_multiple_of(fanout) {
-                    // The last sub-part of a reduce partition.
-                    hints.sizes.note(std::mem::take(&mut partition_records));
-                    hints.keys.note(std::mem::take(&mut partition_keys));
+                self.part = None;
+                let keys = self.map.acc.len();
+                self.sizes
+                    .part_combined(keys, self.next.is_multiple_of(self.fanout));
+                self.out = self.map.take();
+            } else if self.next < self.parts.parts.len() {
+                let (len, records) = self.parts.take(self.next);
+                if let Some(expected) = self.sizes.part_started(len) {
+                    self.map.acc.reserve(expected);
                 }
-                out = map.take();
-                continue;
-            }
-            if next < parts.parts.len() {
-                let (len, records) = parts.take(next);
-                partition_records += len;
-                if let Some(expected) = (len * keys).checked_div(combined) {
-                    map.acc.reserve(expected);
-                }
-                combined += len;
-                part = records.into_iter().flatten();
-                combining = true;
-                next += 1;
-                continue;
-            }
-            if done {
+                self.part = Some(records.into_iter().flatten());
+                self.next += 1;
+            } else if self.done {
                 return None;
+            } else {
+                self.read_parts();
             }
-            parts.restart();
-            while !done {
-                match records.next() {
-                    Some((k, v)) => {
-                        let mut r = place(&k) * fanout;
-                        if fanout > 1 {
-                            r += sub_part(hash_key(&k), fanout);
-                        }
-                        if !parts.push(r, (k, v)) {
-                            break;
-                        }
-                    }
-                    None => done = true,
-                }
-            }
-            next = 0;
         }
-    })
+    }
+}
+
+impl<R, K, V, C, F, G> PartitionedCombine<R, K, V, C, F, G>
+where
+    R: Iterator<Item = (K, V)>,
+    K: Key,
+    V: serde::Serialize,
+{
+    /// Reads records into their parts until they run out or the parts are full.
+    fn read_parts(&mut self) {
+        self.parts.restart();
+        while !self.done {
+            let Some((k, v)) = self.records.next() else {
+                self.done = true;
+                break;
+            };
+            let mut r = (self.place)(&k) * self.fanout;
+            if self.fanout > 1 {
+                r += sub_part(hash_key(&k), self.fanout);
+            }
+            if !self.parts.push(r, (k, v)) {
+                break;
+            }
+        }
+        self.next = 0;
+    }
+}
+
+/// Merges `part` into `map` until it ends (`None`), or until the map is over the budget:
+/// then the map's entries, taken out of it.
+fn combine_part<K: Key, V, C: serde::Serialize>(
+    map: &mut CombineMap<K, C>,
+    part: &mut impl Iterator<Item = (K, V)>,
+    create: &impl Fn(V) -> C,
+    merge_value: &impl Fn(C, V) -> C,
+) -> Option<Entries<K, C>> {
+    loop {
+        match map.merge_some(part, create, merge_value) {
+            Merged::Ended => return None,
+            Merged::More => {}
+            Merged::OverBudget => return Some(map.take()),
+        }
+    }
+}
+
+impl<K: Key, C: serde::Serialize> Sizes<K, C> {
+    /// A part of `len` records starts: the keys its map should make room for, by the
+    /// keys per record of the parts before it.
+    fn part_started(&mut self, len: usize) -> Option<usize> {
+        self.partition_records += len;
+        let expected = (len * self.keys).checked_div(self.combined);
+        self.combined += len;
+        expected
+    }
+
+    /// A part was combined into `keys` keys; at the last sub-part of a reduce partition
+    /// the partition's records and keys are noted in the hints.
+    fn part_combined(&mut self, keys: usize, partition_ends: bool) {
+        self.keys += keys;
+        self.partition_keys += keys;
+        if partition_ends {
+            self.hints
+                .sizes
+                .note(std::mem::take(&mut self.partition_records));
+            self.hints
+                .keys
+                .note(std::mem::take(&mut self.partition_keys));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -695,6 +794,34 @@ mod tests {
         );
         // The first task had no hint: one map a reduce partition, not grouped by sub-part.
         assert!(!places(&first).is_sorted());
+    }
+
+    #[test]
+    fn a_map_over_the_budget_within_a_part_is_handed_on_and_the_part_goes_on() {
+        // Combiners far larger than the values (512 bytes against 8): a part whose
+        // records the budget holds makes a map it does not, handed on part-way through.
+        let (n, keys) = (200_000u64, 50_000u64);
+        for budget in [1u64 << 20, 4 << 20] {
+            let _task = enter_task_memory(MemoryManager::new(budget));
+            let place: KeyPartition<u64> = Arc::new(|k: &u64| hash_partition(k, 7));
+            let records = (0..n).map(|i| (i.wrapping_mul(0x9e37_79b9) % keys, i));
+            let out: Vec<(u64, Vec<u64>)> = partitioned_combine(
+                records,
+                7,
+                place,
+                Arc::default(),
+                0,
+                |v| vec![v; 64],
+                |mut c: Vec<u64>, v| {
+                    c[0] += v;
+                    c
+                },
+            )
+            .collect();
+            let total = sum_by_key(out.iter().map(|(k, c)| (*k, c[0])));
+            assert_eq!(total, reference(n, keys), "budget {budget}");
+            assert!(out.len() as u64 > keys, "budget {budget}: never handed on");
+        }
     }
 
     #[test]
