@@ -346,64 +346,93 @@ where
     /// everything has been handed on.
     fn step(&mut self) -> bool {
         if self.ending {
-            let Some(m) = &mut self.map else { return false };
-            let batch = m.drain_some(BATCH_SIZE);
-            if batch.is_empty() {
-                let keys = std::mem::take(&mut self.keys_at_end);
-                if let Some(map) = self.map.take() {
-                    self.hints.give_back(map, keys);
-                }
-                return false;
-            }
-            self.out = Some(Box::new(batch.into_iter()));
-            return true;
+            return self.hand_on_the_rest();
         }
-        let Some(input) = self.records.as_mut() else {
+        if self.records.is_none() {
             return false;
+        }
+        if self.probing && self.map.is_some() {
+            self.probe_some();
+        } else if self.one_map && self.map.is_some() {
+            self.combine_some();
+        } else {
+            self.split_the_rest();
+        }
+        true
+    }
+
+    /// The records have ended: the map's entries go on a batch at a time, and the emptied
+    /// map back to the hints for the next task; false once it is empty.
+    fn hand_on_the_rest(&mut self) -> bool {
+        let Some(m) = &mut self.map else { return false };
+        let batch = m.drain_some(BATCH_SIZE);
+        if batch.is_empty() {
+            let keys = std::mem::take(&mut self.keys_at_end);
+            if let Some(map) = self.map.take() {
+                self.hints.give_back(map, keys);
+            }
+            return false;
+        }
+        self.out = Some(Box::new(batch.into_iter()));
+        true
+    }
+
+    /// Combines the first records to decide whether combining pays ([`probe`]); once
+    /// decided to pass them on (or to split them), the probe's combiners go on and the
+    /// table goes back to the hints.
+    fn probe_some(&mut self) {
+        let (Some(m), Some(input)) = (self.map.as_mut(), self.records.as_mut()) else {
+            return;
         };
-        let (create, merge_value) = (&self.create, &self.merge_value);
-        if let Some(m) = self.map.as_mut().filter(|_| self.probing) {
-            match probe(m, input, create, merge_value, &self.hints) {
-                Probe::Ended => {
-                    self.records = None;
-                    self.keys_at_end = m.acc.len();
-                    self.ending = true;
-                }
-                Probe::OverBudget => self.out = Some(Box::new(m.take())),
-                Probe::Decided { skip } => {
-                    self.probing = false;
-                    self.passing = skip;
-                    if skip || !self.one_map {
-                        // The probe's combiners go on; the table goes back.
-                        let keys = m.acc.len();
-                        self.out = Some(Box::new(m.drain_some(usize::MAX).into_iter()));
-                        if let Some(map) = self.map.take() {
-                            self.hints.give_back(map, keys);
-                        }
+        match probe(m, input, &self.create, &self.merge_value, &self.hints) {
+            Probe::Ended => {
+                self.records = None;
+                self.keys_at_end = m.acc.len();
+                self.ending = true;
+            }
+            Probe::OverBudget => self.out = Some(Box::new(m.take())),
+            Probe::Decided { skip } => {
+                self.probing = false;
+                self.passing = skip;
+                if skip || !self.one_map {
+                    let keys = m.acc.len();
+                    self.out = Some(Box::new(m.drain_some(usize::MAX).into_iter()));
+                    if let Some(map) = self.map.take() {
+                        self.hints.give_back(map, keys);
                     }
                 }
             }
-            return true;
         }
-        if let Some(m) = self.map.as_mut().filter(|_| self.one_map) {
-            match combine_one_map(m, input, create, merge_value) {
-                OneMap::Ended => {
-                    self.records = None;
-                    self.keys_at_end = m.acc.len();
-                    self.ending = true;
-                }
-                OneMap::OverBudget => self.out = Some(Box::new(m.take())),
-                OneMap::OutgrewCache => {
-                    self.hints.split.store(true, Ordering::Relaxed);
-                    self.least_keys = m.acc.len() / self.partitions.max(1);
-                    self.one_map = false;
-                    self.out = Some(Box::new(m.take()));
-                }
+    }
+
+    /// Combines records into the one map until they end, the budget is reached (what it
+    /// holds goes on) or it outgrows the cache (what it holds goes on, and the rest is
+    /// split by reduce partition, as the next tasks' records are from the start).
+    fn combine_some(&mut self) {
+        let (Some(m), Some(input)) = (self.map.as_mut(), self.records.as_mut()) else {
+            return;
+        };
+        match combine_one_map(m, input, &self.create, &self.merge_value) {
+            OneMap::Ended => {
+                self.records = None;
+                self.keys_at_end = m.acc.len();
+                self.ending = true;
             }
-            return true;
+            OneMap::OverBudget => self.out = Some(Box::new(m.take())),
+            OneMap::OutgrewCache => {
+                self.hints.split.store(true, Ordering::Relaxed);
+                self.least_keys = m.acc.len() / self.partitions.max(1);
+                self.one_map = false;
+                self.out = Some(Box::new(m.take()));
+            }
         }
+    }
+
+    /// The rest of the records are combined a reduce partition at a time
+    /// ([`partitioned_combine`]).
+    fn split_the_rest(&mut self) {
         let Some(rest) = self.records.take() else {
-            return false;
+            return;
         };
         let (create, merge_value) = (self.create.clone(), self.merge_value.clone());
         self.split = Some(Box::new(partitioned_combine(
@@ -415,7 +444,6 @@ where
             create,
             merge_value,
         )));
-        true
     }
 }
 
