@@ -102,8 +102,25 @@ start_munge() {
   mkdir -p /run/munge && chown munge:munge /run/munge 2>/dev/null || true
   if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     munged --force
+    touch "$DIR/munged.ours"   # started here: `down` stops it again
     sleep 0.5
   fi
+}
+
+# Stops munged if `up` started it (one that was running before is left alone). It
+# removes its socket as it exits, so no later client waits on a stale one.
+stop_munge() {
+  [ -f "$DIR/munged.ours" ] || return 0
+  local pid
+  pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+  fi
+  rm -f "$DIR/munged.ours"
 }
 
 node_state() { sinfo -h -n "$HOST" -o '%T' 2>/dev/null | head -n 1; }
@@ -112,13 +129,13 @@ up() {
   install_packages
   [ "$(id -u)" -eq 0 ] || { log "must run as root"; exit 1; }
   write_config
-  start_munge
   # Daemons started with another configuration (an older checkout) keep the old node
   # size until restarted.
   if [ "$CONFIG_CHANGED" = 1 ] && { running "$DIR/slurmctld.pid" || running "$DIR/slurmd.pid"; }; then
     log "configuration changed: restarting the daemons"
     down
   fi
+  start_munge
   if ! running "$DIR/slurmctld.pid"; then
     slurmctld -i >/dev/null 2>&1   # daemonises; -i ignores state from an older config
   fi
@@ -143,7 +160,11 @@ down() {
     fi
   done
   for _ in $(seq 1 40); do
-    running "$DIR/slurmd.pid" || running "$DIR/slurmctld.pid" || { log "down"; return 0; }
+    if ! running "$DIR/slurmd.pid" && ! running "$DIR/slurmctld.pid"; then
+      stop_munge
+      log "down"
+      return 0
+    fi
     sleep 0.25
   done
   log "daemons still running after 10 s"

@@ -143,6 +143,7 @@ fn jobs_run_under_a_real_slurm() {
         );
         return;
     }
+    let munged_before = munged_running();
     let up = cluster("up");
     // slurm/local-cluster.sh exits 3 exactly when the packages cannot be installed here;
     // anything else that is not success (installed but not up, a timeout) fails the test.
@@ -164,6 +165,22 @@ fn jobs_run_under_a_real_slurm() {
         std::panic::resume_unwind(panic);
     }
     assert!(down.success(), "{down:#?}");
+    // What `up` started, `down` stops: a munged left running outlives the test.
+    if !munged_before {
+        assert!(
+            !munged_running(),
+            "`down` left the munged `up` started running"
+        );
+    }
+}
+
+/// Whether a munged runs on this machine.
+fn munged_running() -> bool {
+    Command::new("pgrep")
+        .args(["-x", "munged"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn scenarios(root: &Path) {
