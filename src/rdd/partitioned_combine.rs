@@ -386,9 +386,8 @@ where
         };
         match probe(m, input, &self.create, &self.merge_value, &self.hints) {
             Probe::Ended => {
-                self.records = None;
-                self.keys_at_end = m.acc.len();
-                self.ending = true;
+                let keys = m.acc.len();
+                self.records_ended(keys);
             }
             Probe::OverBudget => self.out = Some(Box::new(m.take())),
             Probe::Decided { skip } => {
@@ -414,9 +413,8 @@ where
         };
         match combine_one_map(m, input, &self.create, &self.merge_value) {
             OneMap::Ended => {
-                self.records = None;
-                self.keys_at_end = m.acc.len();
-                self.ending = true;
+                let keys = m.acc.len();
+                self.records_ended(keys);
             }
             OneMap::OverBudget => self.out = Some(Box::new(m.take())),
             OneMap::OutgrewCache => {
@@ -426,6 +424,13 @@ where
                 self.out = Some(Box::new(m.take()));
             }
         }
+    }
+
+    /// The records ended with `keys` in the map: its entries go on from the next step.
+    fn records_ended(&mut self, keys: usize) {
+        self.records = None;
+        self.keys_at_end = keys;
+        self.ending = true;
     }
 
     /// The rest of the records are combined a reduce partition at a time
@@ -636,7 +641,7 @@ where
                     combine_part(&mut self.map, part, &self.create, &self.merge_value)
                 {
                     // Over the budget: what the map holds goes on before the rest.
-                    self.sizes.partition_keys += entries.len();
+                    self.sizes.handed_on(entries.len());
                     self.out = entries;
                     continue;
                 }
@@ -712,6 +717,11 @@ impl<K: Key, C: serde::Serialize> Sizes<K, C> {
         let expected = (len * self.keys).checked_div(self.combined);
         self.combined += len;
         expected
+    }
+
+    /// A map of `keys` keys went on before its part ended (over the budget).
+    fn handed_on(&mut self, keys: usize) {
+        self.partition_keys += keys;
     }
 
     /// A part was combined into `keys` keys; at the last sub-part of a reduce partition
